@@ -1,0 +1,11 @@
+//! Warden's tables as sea-orm entities: one thin module per table.
+//!
+//! Entities are storage rows, not API types: nothing here derives a GraphQL
+//! type, so a column like `password_hash` can never be published by accident.
+//! `Debug` on rows that hold hashes is written by hand and redacts them.
+
+pub mod audit_event;
+pub mod refresh_token;
+pub mod server_key;
+pub mod session;
+pub mod user;

@@ -1,0 +1,29 @@
+//! Warden's schema, as an ordered list of migrations.
+//!
+//! One change per file, named `mYYYYMMDD_NNNNNN_<what>.rs`. Migrations run at
+//! start-up (`warden serve`) and with `warden migrate`; they are written with
+//! sea-query so the same files serve SQLite and Postgres.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_create_users;
+mod m20261123_000002_create_sessions;
+mod m20261123_000003_create_refresh_tokens;
+mod m20261123_000004_create_audit_events;
+mod m20261123_000005_create_server_keys;
+
+/// The list of every migration, in the order they apply.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261123_000001_create_users::Migration),
+            Box::new(m20261123_000002_create_sessions::Migration),
+            Box::new(m20261123_000003_create_refresh_tokens::Migration),
+            Box::new(m20261123_000004_create_audit_events::Migration),
+            Box::new(m20261123_000005_create_server_keys::Migration),
+        ]
+    }
+}

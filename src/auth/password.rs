@@ -1,0 +1,276 @@
+//! Passwords: the policy ([`Password::parse`]) and bcrypt, run on a bounded
+//! pool of blocking threads ([`PasswordHasher`]) so hashing never stalls the
+//! async executor that serves everyone else.
+
+use std::{
+    collections::HashSet,
+    fmt,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, LazyLock,
+    },
+    time::Duration,
+};
+
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::{OnceCell, Semaphore};
+use tracing::Span;
+
+use crate::error::AppError;
+
+/// bcrypt reads at most 72 bytes; longer passwords are refused, never truncated.
+pub const MAX_PASSWORD_BYTES: usize = 72;
+/// NIST SP 800-63B's minimum.
+pub const MIN_PASSWORD_BYTES: usize = 8;
+
+/// Passwords attackers try first; refused at registration.
+static COMMON: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    include_str!("common-passwords.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect()
+});
+
+/// A password that passed the policy. Its `Debug` is redacted.
+#[derive(Clone)]
+pub struct Password(SecretString);
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password([redacted])")
+    }
+}
+
+impl Password {
+    /// Applies the policy: 8 to 72 bytes of UTF-8, no NUL, not a common
+    /// password. No composition rules, no trimming, no case folding: the
+    /// password is exactly what the user typed.
+    pub fn parse(raw: &str, field: &'static str) -> Result<Self, AppError> {
+        if raw.len() < MIN_PASSWORD_BYTES {
+            return Err(AppError::bad_input(
+                field,
+                "password must be at least 8 bytes",
+            ));
+        }
+        if raw.len() > MAX_PASSWORD_BYTES {
+            return Err(AppError::bad_input(
+                field,
+                "password must be at most 72 bytes (bcrypt's limit)",
+            ));
+        }
+        if raw.contains('\0') {
+            return Err(AppError::bad_input(field, "password must not contain NUL"));
+        }
+        if is_common(raw) {
+            return Err(AppError::bad_input(
+                field,
+                "this password is too common; choose another",
+            ));
+        }
+        Ok(Self(SecretString::from(raw.to_owned())))
+    }
+
+    /// The password as typed.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+/// True when `raw` (compared case-insensitively) is on the common list.
+pub fn is_common(raw: &str) -> bool {
+    COMMON.contains(raw) || COMMON.contains(raw.to_lowercase().as_str())
+}
+
+/// Runs bcrypt off the executor, at most `threads` at a time, with a bounded
+/// queue: when the queue is full the caller gets `SERVICE_UNAVAILABLE` at
+/// once instead of waiting behind thousands of hashes.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    cost: u32,
+    permits: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+    max_waiting: usize,
+    /// A hash of a random password at the same cost, verified for unknown
+    /// emails so that "no such user" takes as long as "wrong password".
+    dummy: Arc<OnceCell<String>>,
+}
+
+impl fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordHasher")
+            .field("cost", &self.cost)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long a hash request may wait for a thread before giving up.
+const QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl PasswordHasher {
+    /// A hasher at `cost` on `threads` blocking threads.
+    pub fn new(cost: u32, threads: usize) -> Self {
+        let threads = threads.max(1);
+        Self {
+            cost,
+            permits: Arc::new(Semaphore::new(threads)),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            max_waiting: threads * 64,
+            dummy: Arc::new(OnceCell::new()),
+        }
+    }
+
+    /// Threads as many as the machine has cores.
+    pub fn for_machine(cost: u32) -> Self {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Self::new(cost, threads)
+    }
+
+    /// The configured cost.
+    pub fn cost(&self) -> u32 {
+        self.cost
+    }
+
+    /// Hashes a policy-checked password.
+    #[tracing::instrument(skip_all)]
+    pub async fn hash(&self, password: &Password) -> Result<String, AppError> {
+        let secret = password.0.clone();
+        let cost = self.cost;
+        self.run(move || bcrypt::non_truncating_hash(secret.expose_secret(), cost))
+            .await?
+            .map_err(AppError::internal)
+    }
+
+    /// Checks `candidate` against `hash`. A candidate bcrypt cannot take whole
+    /// (over 72 bytes) is a mismatch, never a truncated match.
+    #[tracing::instrument(skip_all)]
+    pub async fn verify(&self, candidate: &str, hash: &str) -> Result<bool, AppError> {
+        let candidate = SecretString::from(candidate.to_owned());
+        let hash = hash.to_owned();
+        let outcome = self
+            .run(move || bcrypt::non_truncating_verify(candidate.expose_secret(), &hash))
+            .await?;
+        Ok(outcome.unwrap_or(false))
+    }
+
+    /// Spends the same time as a real verification, for an email that has no
+    /// account. Always a mismatch.
+    #[tracing::instrument(skip_all)]
+    pub async fn verify_dummy(&self, candidate: &str) -> Result<(), AppError> {
+        let dummy = self.dummy_hash().await?;
+        self.verify(candidate, &dummy).await.map(|_| ())
+    }
+
+    /// Computes the dummy hash now, so the first unknown-email login is not
+    /// slower than later ones. Safe to call more than once.
+    pub async fn warm_up(&self) -> Result<(), AppError> {
+        self.dummy_hash().await.map(|_| ())
+    }
+
+    async fn dummy_hash(&self) -> Result<String, AppError> {
+        self.dummy
+            .get_or_try_init(|| async {
+                let random = crate::auth::refresh::random_token();
+                let cost = self.cost;
+                self.run(move || bcrypt::non_truncating_hash(random.expose_secret(), cost))
+                    .await?
+                    .map_err(AppError::internal)
+            })
+            .await
+            .cloned()
+    }
+
+    /// Runs `work` on a blocking thread once a permit is free, carrying the
+    /// caller's span so its logs stay attributed to the request.
+    async fn run<T, F>(&self, work: F) -> Result<T, AppError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let queued = self.waiting.fetch_add(1, Ordering::AcqRel);
+        let _leave = Leave(&self.waiting);
+        if queued >= self.max_waiting {
+            return Err(AppError::ServiceUnavailable(
+                "password hashing queue is full".into(),
+            ));
+        }
+        let permit = tokio::time::timeout(QUEUE_TIMEOUT, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| {
+                AppError::ServiceUnavailable("timed out waiting for a hashing thread".into())
+            })?
+            .map_err(AppError::internal)?;
+        drop(_leave);
+        let span = Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            span.in_scope(work)
+        })
+        .await
+        .map_err(AppError::internal)
+    }
+}
+
+/// Decrements the waiting count however the wait ends.
+struct Leave<'a>(&'a AtomicUsize);
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_of(raw: &str) -> Option<&'static str> {
+        Password::parse(raw, "password").err().map(|e| e.code())
+    }
+
+    #[test]
+    fn the_policy_counts_bytes_not_characters() {
+        assert_eq!(code_of("short"), Some("BAD_USER_INPUT"));
+        assert_eq!(code_of(&"é".repeat(36)), None); // 72 bytes
+        assert_eq!(code_of(&"é".repeat(37)), Some("BAD_USER_INPUT")); // 74 bytes
+        assert_eq!(code_of("ééé"), Some("BAD_USER_INPUT")); // 6 bytes
+    }
+
+    #[test]
+    fn nul_and_common_passwords_are_refused_and_spaces_are_kept() {
+        assert_eq!(code_of("abc\0defgh"), Some("BAD_USER_INPUT"));
+        assert_eq!(code_of("password123"), Some("BAD_USER_INPUT"));
+        assert_eq!(code_of("PASSWORD123"), Some("BAD_USER_INPUT"));
+        let spaced = Password::parse("  tide pool lantern  ", "password").ok();
+        assert_eq!(
+            spaced.as_ref().map(Password::expose),
+            Some("  tide pool lantern  ")
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let p = Password::parse("tide pool lantern", "password").ok();
+        assert!(!format!("{p:?}").contains("lantern"));
+    }
+
+    #[tokio::test]
+    async fn hashes_verify_and_oversize_candidates_never_match() {
+        let hasher = PasswordHasher::new(4, 2);
+        let password = Password::parse("tide pool lantern", "password").expect("valid");
+        let hash = hasher.hash(&password).await.expect("hashed");
+        assert!(hasher
+            .verify("tide pool lantern", &hash)
+            .await
+            .expect("ran"));
+        assert!(!hasher
+            .verify("tide pool lanterN", &hash)
+            .await
+            .expect("ran"));
+        let long = format!("tide pool lantern{}", "x".repeat(80));
+        assert!(!hasher.verify(&long, &hash).await.expect("ran"));
+        hasher.verify_dummy("anything at all").await.expect("ran");
+    }
+}

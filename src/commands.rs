@@ -1,0 +1,208 @@
+//! What each subcommand of the `warden` binary does. `main.rs` parses the
+//! command line and calls one of these.
+
+use std::{io::BufRead, path::Path, process::ExitCode};
+
+use crate::{
+    auth::{email::Email, password::Password},
+    clock::Clock,
+    config::Config,
+    db::Db,
+    domain::Role,
+    error::AppError,
+    graphql,
+    meta::RequestMeta,
+    services::accounts::{self, NewAccount},
+    startup::{build_state, App},
+    telemetry,
+};
+
+/// `warden serve`: runs until SIGTERM or Ctrl-C.
+pub async fn serve(config: Config) -> ExitCode {
+    telemetry::init(config.log_format);
+    let store = config.database_display();
+    let app = match App::build(config, Clock::system()).await {
+        Ok(app) => app,
+        Err(err) => {
+            eprintln!("warden: cannot start: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = app.addr();
+    tracing::info!(
+        address = %addr,
+        store = %store,
+        limiter = "memory",
+        graphiql = %format!("http://{addr}/graphql"),
+        "warden is serving"
+    );
+    match app.run_until(shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("warden stopped");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// `warden migrate`.
+pub async fn migrate(config: Config) -> ExitCode {
+    let result = async {
+        let db = Db::connect(&config).await?;
+        db.migrate().await
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            println!("migrations applied to {}", config.database_display());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("warden: migration failed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `warden export-schema [--check]`.
+pub fn export_schema(check: bool, path: &Path) -> ExitCode {
+    let sdl = graphql::sdl();
+    if !check {
+        print!("{sdl}");
+        return ExitCode::SUCCESS;
+    }
+    match std::fs::read_to_string(path) {
+        Ok(committed) if committed == sdl => ExitCode::SUCCESS,
+        Ok(_) => {
+            eprintln!(
+                "warden: {} is stale: regenerate it with `cargo run -- export-schema > {}`",
+                path.display(),
+                path.display()
+            );
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("warden: cannot read {}: {err}", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What `warden admin` does.
+#[derive(Debug, Clone, Copy)]
+pub enum AdminAction {
+    /// Create an administrator, password on standard input.
+    Create,
+    /// Make an existing account an administrator.
+    Promote,
+    /// Make an administrator a normal account.
+    Demote,
+}
+
+/// `warden admin create|promote|demote <email>`.
+pub async fn admin(config: Config, action: AdminAction, email: &str) -> ExitCode {
+    match run_admin(config, action, email).await {
+        Ok(message) => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            let message = match &err {
+                AppError::Internal(source) | AppError::ServiceUnavailable(source) => {
+                    format!("{err}: {}", crate::error::Chain(source.as_ref()))
+                }
+                _ => err.to_string(),
+            };
+            eprintln!("warden: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_admin(
+    config: Config,
+    action: AdminAction,
+    raw_email: &str,
+) -> Result<String, AppError> {
+    let email = Email::parse(raw_email)?;
+    let password = match action {
+        AdminAction::Create => Some(read_password()?),
+        _ => None,
+    };
+    let state = build_state(config, Clock::system())
+        .await
+        .map_err(|e| AppError::internal(e.to_string()))?;
+    let meta = RequestMeta::local("cli");
+    match (action, password) {
+        (AdminAction::Create, Some(password)) => {
+            let account = NewAccount {
+                email: email.clone(),
+                password,
+                username: None,
+            };
+            let user = accounts::create_admin(&state, &meta, account).await?;
+            Ok(format!(
+                "created administrator {} ({})",
+                email.as_str(),
+                user.id
+            ))
+        }
+        (AdminAction::Promote, _) => {
+            let changed = accounts::set_role(&state, &meta, &email, Role::Admin).await?;
+            Ok(role_message(&email, "an administrator", changed))
+        }
+        (AdminAction::Demote, _) => {
+            let changed = accounts::set_role(&state, &meta, &email, Role::User).await?;
+            Ok(role_message(&email, "a normal user", changed))
+        }
+        (AdminAction::Create, None) => Err(AppError::bad_input("password", "no password given")),
+    }
+}
+
+fn role_message(email: &Email, what: &str, changed: bool) -> String {
+    if changed {
+        format!("{} is now {what}", email.as_str())
+    } else {
+        format!("{} was already {what}", email.as_str())
+    }
+}
+
+/// Reads one line from standard input: the password, without its line ending.
+fn read_password() -> Result<Password, AppError> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(AppError::internal)?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    Password::parse(password, "password")
+}

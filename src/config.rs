@@ -1,0 +1,433 @@
+//! One typed [`Config`], read from `WARDEN_*` environment variables and the
+//! matching `--flags`, with defaults that need no configuration at all.
+//!
+//! Parsing is strict on purpose: an auth server that silently ignores a typo
+//! in `WARDEN_ACESS_TOKEN_TTL` runs with settings its operator did not choose.
+//! [`check_unknown_env`] refuses any `WARDEN_*` variable this file does not know.
+
+use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+
+use clap::Args;
+use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
+
+/// Every setting of the server. Secrets are [`SecretString`]s, so `Debug`
+/// never prints them.
+#[derive(Args, Clone, Debug)]
+pub struct Config {
+    /// Address to serve on.
+    #[arg(
+        long,
+        env = "WARDEN_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub listen: SocketAddr,
+
+    /// `sqlite://…` or `postgres://…`; migrations run at start.
+    #[arg(long, env = "WARDEN_DATABASE_URL", default_value = "sqlite://warden.db?mode=rwc", value_parser = parse_secret, hide_default_value = false, global = true)]
+    pub database_url: SecretString,
+
+    /// Redis URL; shares rate limits between instances.
+    #[arg(long, env = "WARDEN_REDIS_URL", value_parser = parse_secret, global = true)]
+    pub redis_url: Option<SecretString>,
+
+    /// HS256 signing key, at least 32 bytes. Unset: generated once and kept in the database.
+    #[arg(long, env = "WARDEN_JWT_SECRET", value_parser = parse_jwt_secret, hide_env_values = true, global = true)]
+    pub jwt_secret: Option<SecretString>,
+
+    /// The `iss` claim of access tokens.
+    #[arg(long, env = "WARDEN_ISSUER", default_value = "warden", global = true)]
+    pub issuer: String,
+
+    /// The `aud` claim of access tokens.
+    #[arg(long, env = "WARDEN_AUDIENCE", default_value = "warden", global = true)]
+    pub audience: String,
+
+    /// Lifetime of an access token.
+    #[arg(long, env = "WARDEN_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = parse_duration, global = true)]
+    pub access_token_ttl: Duration,
+
+    /// Lifetime of a refresh token from its issue.
+    #[arg(long, env = "WARDEN_REFRESH_TOKEN_TTL", default_value = "7d", value_parser = parse_duration, global = true)]
+    pub refresh_token_ttl: Duration,
+
+    /// Absolute lifetime of a session, whatever refreshes happen.
+    #[arg(long, env = "WARDEN_SESSION_MAX_AGE", default_value = "30d", value_parser = parse_duration, global = true)]
+    pub session_max_age: Duration,
+
+    /// How long a rotated refresh token may come back and get the same successor. `0s` turns the grace off.
+    #[arg(long, env = "WARDEN_REFRESH_REUSE_INTERVAL", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub refresh_reuse_interval: Duration,
+
+    /// bcrypt cost, 4 to 31.
+    #[arg(long, env = "WARDEN_BCRYPT_COST", default_value_t = 12, value_parser = clap::value_parser!(u32).range(4..=31), global = true)]
+    pub bcrypt_cost: u32,
+
+    /// Failed logins for one email, within the window, that lock it.
+    #[arg(
+        long,
+        env = "WARDEN_LOCKOUT_THRESHOLD",
+        default_value_t = 10,
+        global = true
+    )]
+    pub lockout_threshold: u32,
+
+    /// Window in which failed logins count towards the lockout.
+    #[arg(long, env = "WARDEN_LOCKOUT_WINDOW", default_value = "15m", value_parser = parse_duration, global = true)]
+    pub lockout_window: Duration,
+
+    /// How long a locked email stays locked.
+    #[arg(long, env = "WARDEN_LOCKOUT_DURATION", default_value = "15m", value_parser = parse_duration, global = true)]
+    pub lockout_duration: Duration,
+
+    /// `on` or `off`: `off` turns every rate limit off (lockout stays).
+    #[arg(long, env = "WARDEN_RATE_LIMITS", default_value = "on", value_parser = parse_switch, global = true)]
+    pub rate_limits: bool,
+
+    /// `login` quota per client IP.
+    #[arg(
+        long,
+        env = "WARDEN_RATE_LOGIN_IP",
+        default_value = "10/min",
+        global = true
+    )]
+    pub rate_login_ip: RateQuota,
+
+    /// `login` quota per client IP and email.
+    #[arg(
+        long,
+        env = "WARDEN_RATE_LOGIN_EMAIL",
+        default_value = "5/min",
+        global = true
+    )]
+    pub rate_login_email: RateQuota,
+
+    /// `register` quota per client IP.
+    #[arg(
+        long,
+        env = "WARDEN_RATE_REGISTER_IP",
+        default_value = "5/min",
+        global = true
+    )]
+    pub rate_register_ip: RateQuota,
+
+    /// `refresh` quota per client IP.
+    #[arg(
+        long,
+        env = "WARDEN_RATE_REFRESH_IP",
+        default_value = "30/min",
+        global = true
+    )]
+    pub rate_refresh_ip: RateQuota,
+
+    /// Comma-separated IPs or CIDRs whose `X-Forwarded-For` is believed.
+    #[arg(long, env = "WARDEN_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net, global = true)]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(
+        long,
+        env = "WARDEN_MAX_BODY_BYTES",
+        default_value_t = 65536,
+        global = true
+    )]
+    pub max_body_bytes: usize,
+
+    /// Operations allowed in one batched request; 1 refuses batches.
+    #[arg(long, env = "WARDEN_MAX_BATCH", default_value_t = 1, global = true)]
+    pub max_batch: usize,
+
+    /// Serve introspection and GraphiQL (`false` also turns field suggestions off).
+    #[arg(long, env = "WARDEN_INTROSPECTION", default_value = "true", value_parser = parse_switch, global = true)]
+    pub introspection: bool,
+
+    /// How often the cleanup task runs.
+    #[arg(long, env = "WARDEN_CLEANUP_INTERVAL", default_value = "1h", value_parser = parse_duration, global = true)]
+    pub cleanup_interval: Duration,
+
+    /// How long revoked and expired sessions are kept before cleanup deletes them.
+    #[arg(long, env = "WARDEN_REVOKED_RETENTION", default_value = "30d", value_parser = parse_duration, global = true)]
+    pub revoked_retention: Duration,
+
+    /// How long audit rows are kept.
+    #[arg(long, env = "WARDEN_AUDIT_RETENTION", default_value = "90d", value_parser = parse_duration, global = true)]
+    pub audit_retention: Duration,
+
+    /// `pretty` or `json` (one JSON object per line).
+    #[arg(
+        long,
+        env = "WARDEN_LOG_FORMAT",
+        default_value = "pretty",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+/// Every variable [`Config`] reads. Kept next to the struct so that adding a
+/// field without listing it fails the unit test below.
+pub const KNOWN_ENV: &[&str] = &[
+    "WARDEN_LISTEN",
+    "WARDEN_DATABASE_URL",
+    "WARDEN_REDIS_URL",
+    "WARDEN_JWT_SECRET",
+    "WARDEN_ISSUER",
+    "WARDEN_AUDIENCE",
+    "WARDEN_ACCESS_TOKEN_TTL",
+    "WARDEN_REFRESH_TOKEN_TTL",
+    "WARDEN_SESSION_MAX_AGE",
+    "WARDEN_REFRESH_REUSE_INTERVAL",
+    "WARDEN_BCRYPT_COST",
+    "WARDEN_LOCKOUT_THRESHOLD",
+    "WARDEN_LOCKOUT_WINDOW",
+    "WARDEN_LOCKOUT_DURATION",
+    "WARDEN_RATE_LIMITS",
+    "WARDEN_RATE_LOGIN_IP",
+    "WARDEN_RATE_LOGIN_EMAIL",
+    "WARDEN_RATE_REGISTER_IP",
+    "WARDEN_RATE_REFRESH_IP",
+    "WARDEN_TRUSTED_PROXIES",
+    "WARDEN_MAX_BODY_BYTES",
+    "WARDEN_MAX_BATCH",
+    "WARDEN_INTROSPECTION",
+    "WARDEN_CLEANUP_INTERVAL",
+    "WARDEN_REVOKED_RETENTION",
+    "WARDEN_AUDIT_RETENTION",
+    "WARDEN_LOG_FORMAT",
+];
+
+/// Variables under this prefix belong to the test suite, not the server.
+const TEST_PREFIX: &str = "WARDEN_TEST_";
+
+/// Refuses a `WARDEN_*` variable that no setting reads: the one-line error
+/// names it, so a typo stops start-up instead of being ignored.
+pub fn check_unknown_env<I>(vars: I) -> Result<(), String>
+where
+    I: IntoIterator<Item = String>,
+{
+    for name in vars {
+        if name.starts_with("WARDEN_")
+            && !name.starts_with(TEST_PREFIX)
+            && !KNOWN_ENV.contains(&name.as_str())
+        {
+            return Err(format!(
+                "unknown environment variable {name}: no Warden setting has that name"
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Config {
+    /// The database URL with any password removed, for start-up lines and logs.
+    pub fn database_display(&self) -> String {
+        redact_url(self.database_url.expose_secret())
+    }
+
+    /// True when the database is SQLite.
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.expose_secret().starts_with("sqlite:")
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user@host/db`.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// A rate-limit quota: `count` requests per `per`, written `N/s`, `N/min` or `N/h`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateQuota {
+    /// Requests allowed per period; at least 1.
+    pub count: u32,
+    /// The period.
+    pub per: Duration,
+}
+
+impl FromStr for RateQuota {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (count, unit) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is not a quota: write N/s, N/min or N/h"))?;
+        let count: u32 = count
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{count}` is not a whole number"))?;
+        if count == 0 {
+            return Err("a quota must allow at least 1 request".into());
+        }
+        let per = match unit.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            other => return Err(format!("unknown quota unit `{other}`: use s, min or h")),
+        };
+        Ok(Self { count, per })
+    }
+}
+
+impl fmt::Display for RateQuota {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit = match self.per.as_secs() {
+            1 => "s",
+            60 => "min",
+            _ => "h",
+        };
+        write!(f, "{}/{unit}", self.count)
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration like 30s, 15m or 7d ({e})"))
+}
+
+fn parse_switch(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        _ => Err(format!("`{s}` is not on/off or true/false")),
+    }
+}
+
+fn parse_secret(s: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(s.to_owned()))
+}
+
+/// Example values that appear in docs and tutorials: a server started with
+/// one of them signs tokens anyone can forge.
+const EXAMPLE_SECRETS: &[&str] = &[
+    "change-me",
+    "changeme",
+    "change_me",
+    "replace-me",
+    "your-secret",
+    "your-256-bit-secret",
+    "example",
+];
+
+fn parse_jwt_secret(s: &str) -> Result<SecretString, String> {
+    if s.len() < 32 {
+        return Err(format!("must be at least 32 bytes, got {}", s.len()));
+    }
+    let lower = s.to_ascii_lowercase();
+    if EXAMPLE_SECRETS
+        .iter()
+        .any(|example| lower.contains(example))
+        || s.bytes().all(|b| b == s.as_bytes()[0])
+    {
+        return Err(
+            "looks like an example value: generate one with `openssl rand -base64 48`".into(),
+        );
+    }
+    Ok(SecretString::from(s.to_owned()))
+}
+
+fn parse_net(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    if let Ok(net) = s.parse::<IpNet>() {
+        return Ok(net);
+    }
+    s.parse::<std::net::IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| format!("`{s}` is not an IP address or CIDR"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    #[test]
+    fn every_setting_has_its_variable_listed() {
+        let cmd = Wrapper::command();
+        let mut from_args: Vec<String> = cmd
+            .get_arguments()
+            .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
+            .collect();
+        from_args.sort();
+        let mut known: Vec<String> = KNOWN_ENV.iter().map(|s| s.to_string()).collect();
+        known.sort();
+        assert_eq!(from_args, known);
+    }
+
+    #[test]
+    fn quotas_parse_in_three_units() {
+        assert_eq!(
+            "10/min"
+                .parse::<RateQuota>()
+                .map(|q| (q.count, q.per.as_secs())),
+            Ok((10, 60))
+        );
+        assert_eq!("3/s".parse::<RateQuota>().map(|q| q.per.as_secs()), Ok(1));
+        assert_eq!(
+            "100/h".parse::<RateQuota>().map(|q| q.per.as_secs()),
+            Ok(3600)
+        );
+        assert!("0/min".parse::<RateQuota>().is_err());
+        assert!("ten/min".parse::<RateQuota>().is_err());
+        assert!("10/day".parse::<RateQuota>().is_err());
+    }
+
+    #[test]
+    fn unknown_warden_variables_are_refused_by_name() {
+        let err = check_unknown_env(["WARDEN_ACESS_TOKEN_TTL".to_string()]);
+        assert!(matches!(err, Err(msg) if msg.contains("WARDEN_ACESS_TOKEN_TTL")));
+        assert!(check_unknown_env([
+            "WARDEN_LISTEN".into(),
+            "WARDEN_TEST_DATABASE_URL".into(),
+            "HOME".into()
+        ])
+        .is_ok());
+    }
+
+    #[test]
+    fn short_and_example_secrets_are_refused() {
+        assert!(parse_jwt_secret("short").is_err());
+        assert!(parse_jwt_secret("your-256-bit-secret-your-256-bit-secret").is_err());
+        assert!(parse_jwt_secret(&"a".repeat(40)).is_err());
+        assert!(parse_jwt_secret("k3P9sVx2qLm8TzR4wYb7NcJ1hFd6GeA5uQo0iXs").is_ok());
+    }
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://warden:hunter2@db:5432/warden"),
+            "postgres://warden@db:5432/warden"
+        );
+        assert_eq!(
+            redact_url("sqlite://warden.db?mode=rwc"),
+            "sqlite://warden.db?mode=rwc"
+        );
+    }
+}

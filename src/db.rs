@@ -1,0 +1,121 @@
+//! Connecting to the store: SQLite (the embedded default) or Postgres.
+//!
+//! SQLite allows one writer at a time. Rather than let several pooled
+//! connections race for the write lock (and surface "database is locked"),
+//! Warden gives SQLite two pools: a single-connection *write* pool, so
+//! writers queue in the application, and a *read* pool for concurrent
+//! readers, which WAL mode lets run alongside the writer. Write transactions
+//! also start with `BEGIN IMMEDIATE`, so another process (say `warden cleanup`
+//! run by hand) is waited for through `busy_timeout` instead of failing a
+//! transaction half-way. On Postgres both handles are the same pool.
+
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use secrecy::ExposeSecret;
+
+use crate::config::Config;
+
+/// How long a query waits for a pooled connection, and SQLite for its lock,
+/// before the operation answers `SERVICE_UNAVAILABLE`.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The store, with separate read and write handles (the same pool on Postgres).
+#[derive(Clone, Debug)]
+pub struct Db {
+    read: DatabaseConnection,
+    write: DatabaseConnection,
+    sqlite: bool,
+}
+
+impl Db {
+    /// Connects to the configured database. Does not run migrations.
+    pub async fn connect(config: &Config) -> Result<Self, DbErr> {
+        let url = config.database_url.expose_secret().to_owned();
+        if config.is_sqlite() {
+            let write = Database::connect(sqlite_options(&url, 1)).await?;
+            let read = Database::connect(sqlite_options(&url, 4)).await?;
+            Ok(Self {
+                read,
+                write,
+                sqlite: true,
+            })
+        } else {
+            let mut options = ConnectOptions::new(url);
+            options
+                .max_connections(16)
+                .min_connections(1)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_timeout(ACQUIRE_TIMEOUT)
+                .sqlx_logging(false);
+            let pool = Database::connect(options).await?;
+            Ok(Self {
+                read: pool.clone(),
+                write: pool,
+                sqlite: false,
+            })
+        }
+    }
+
+    /// For reads that need no transaction.
+    pub fn read(&self) -> &DatabaseConnection {
+        &self.read
+    }
+
+    /// For single-statement writes.
+    pub fn write(&self) -> &DatabaseConnection {
+        &self.write
+    }
+
+    /// True on SQLite.
+    pub fn is_sqlite(&self) -> bool {
+        self.sqlite
+    }
+
+    /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite).
+    pub async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        if self.sqlite {
+            self.write
+                .begin_with_options(TransactionOptions {
+                    isolation_level: None,
+                    access_mode: None,
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                })
+                .await
+        } else {
+            self.write.begin().await
+        }
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        Migrator::up(&self.write, None).await
+    }
+
+    /// A cheap round trip, for readiness.
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.read.execute_unprepared("SELECT 1").await.map(|_| ())
+    }
+}
+
+fn sqlite_options(url: &str, connections: u32) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(connections)
+        .min_connections(1)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|opts| {
+            opts.journal_mode(SqliteJournalMode::Wal)
+                // FULL: a revocation that was acknowledged survives a power cut.
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(ACQUIRE_TIMEOUT)
+                .foreign_keys(true)
+        });
+    options
+}

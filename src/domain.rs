@@ -1,0 +1,185 @@
+//! The small vocabulary shared by storage, services and the API: roles,
+//! audit event kinds and severities. Stored as their wire names, so the
+//! database reads the same as the GraphQL schema.
+
+use async_graphql::Enum;
+use serde::{Deserialize, Serialize};
+
+/// What an account may do.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Role {
+    /// A normal account: sees only its own data. Every `register` creates one.
+    User,
+    /// An administrator: reads the whole audit log. Made only with the `warden admin` CLI.
+    Admin,
+}
+
+impl Role {
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "USER",
+            Self::Admin => "ADMIN",
+        }
+    }
+
+    /// Reads a stored role; anything unknown is the least privileged.
+    pub fn from_stored(raw: &str) -> Self {
+        match raw {
+            "ADMIN" => Self::Admin,
+            _ => Self::User,
+        }
+    }
+}
+
+/// How serious an audit event is, in increasing order.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// Routine: a login, a refresh.
+    Info,
+    /// Worth a look in aggregate: a failed login.
+    Notice,
+    /// Possibly hostile: a lockout, a rate limit, a denied access.
+    Warning,
+    /// An attack in progress: a stolen refresh token was replayed.
+    Critical,
+}
+
+impl Severity {
+    /// The stored number, so `minSeverity` is a comparison in SQL.
+    pub fn level(self) -> i16 {
+        self as i16
+    }
+
+    /// Reads a stored number.
+    pub fn from_level(level: i16) -> Self {
+        match level {
+            i16::MIN..=0 => Self::Info,
+            1 => Self::Notice,
+            2 => Self::Warning,
+            _ => Self::Critical,
+        }
+    }
+}
+
+/// What happened, for the audit log.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
+pub enum AuditEventKind {
+    /// An account was created.
+    UserRegistered,
+    /// A login succeeded and a session began.
+    LoginSucceeded,
+    /// A login failed: unknown email or wrong password.
+    LoginFailed,
+    /// Too many failed logins locked an email.
+    AccountLocked,
+    /// A refresh token was rotated.
+    TokenRefreshed,
+    /// A refresh was refused: unknown, expired or revoked token.
+    RefreshFailed,
+    /// A rotated refresh token came back after the grace interval: the session was revoked.
+    RefreshTokenReuseDetected,
+    /// One session was logged out or revoked.
+    SessionRevoked,
+    /// Every session of a user was revoked.
+    AllSessionsRevoked,
+    /// A request was refused by a rate limit.
+    RateLimited,
+    /// An authenticated caller asked for something it may not have.
+    AccessDenied,
+    /// Someone read the audit log.
+    AuditLogViewed,
+    /// An administrator role was granted or removed.
+    RoleChanged,
+}
+
+impl AuditEventKind {
+    /// Every kind, for parsing stored names.
+    pub const ALL: [Self; 13] = [
+        Self::UserRegistered,
+        Self::LoginSucceeded,
+        Self::LoginFailed,
+        Self::AccountLocked,
+        Self::TokenRefreshed,
+        Self::RefreshFailed,
+        Self::RefreshTokenReuseDetected,
+        Self::SessionRevoked,
+        Self::AllSessionsRevoked,
+        Self::RateLimited,
+        Self::AccessDenied,
+        Self::AuditLogViewed,
+        Self::RoleChanged,
+    ];
+
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UserRegistered => "USER_REGISTERED",
+            Self::LoginSucceeded => "LOGIN_SUCCEEDED",
+            Self::LoginFailed => "LOGIN_FAILED",
+            Self::AccountLocked => "ACCOUNT_LOCKED",
+            Self::TokenRefreshed => "TOKEN_REFRESHED",
+            Self::RefreshFailed => "REFRESH_FAILED",
+            Self::RefreshTokenReuseDetected => "REFRESH_TOKEN_REUSE_DETECTED",
+            Self::SessionRevoked => "SESSION_REVOKED",
+            Self::AllSessionsRevoked => "ALL_SESSIONS_REVOKED",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::AccessDenied => "ACCESS_DENIED",
+            Self::AuditLogViewed => "AUDIT_LOG_VIEWED",
+            Self::RoleChanged => "ROLE_CHANGED",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn from_stored(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == raw)
+    }
+
+    /// The severity every event of this kind is recorded with.
+    pub fn severity(self) -> Severity {
+        match self {
+            Self::UserRegistered
+            | Self::LoginSucceeded
+            | Self::TokenRefreshed
+            | Self::SessionRevoked
+            | Self::AuditLogViewed => Severity::Info,
+            Self::LoginFailed | Self::RefreshFailed | Self::AllSessionsRevoked => Severity::Notice,
+            Self::AccountLocked | Self::RateLimited | Self::AccessDenied | Self::RoleChanged => {
+                Severity::Warning
+            }
+            Self::RefreshTokenReuseDetected => Severity::Critical,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_round_trips_through_its_stored_name() {
+        for kind in AuditEventKind::ALL {
+            assert_eq!(AuditEventKind::from_stored(kind.as_str()), Some(kind));
+        }
+        assert_eq!(AuditEventKind::from_stored("NOPE"), None);
+    }
+
+    #[test]
+    fn severities_order_and_round_trip() {
+        for s in [
+            Severity::Info,
+            Severity::Notice,
+            Severity::Warning,
+            Severity::Critical,
+        ] {
+            assert_eq!(Severity::from_level(s.level()), s);
+        }
+        assert!(Severity::Critical > Severity::Warning);
+        assert_eq!(
+            AuditEventKind::RefreshTokenReuseDetected.severity(),
+            Severity::Critical
+        );
+    }
+}

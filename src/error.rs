@@ -1,0 +1,247 @@
+//! [`AppError`]: the one error type at the GraphQL boundary.
+//!
+//! Every variant documents the `extensions.code` a client sees. Services return
+//! `Result<T, AppError>`; resolvers turn it into a GraphQL error with
+//! [`AppError::into_graphql`], which is the only place an error crosses to the
+//! client. Foreign errors (database, bcrypt, JWT) never reach a client as text:
+//! they become [`AppError::Internal`] or [`AppError::ServiceUnavailable`] and
+//! their detail goes to the log, once, with the request id.
+
+use std::fmt;
+
+use async_graphql::ErrorExtensions;
+use sea_orm::DbErr;
+
+/// Why an access token was not accepted; sent as `extensions.reason`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnauthReason {
+    /// No `Authorization: Bearer` header on an operation that needs one.
+    Missing,
+    /// Malformed, forged, wrong issuer/audience or missing claims.
+    Invalid,
+    /// Past its `exp` (plus leeway): the client should refresh.
+    Expired,
+    /// Well-formed, but its session was logged out, revoked or has ended.
+    Revoked,
+}
+
+impl UnauthReason {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Missing => "MISSING",
+            Self::Invalid => "INVALID",
+            Self::Expired => "EXPIRED",
+            Self::Revoked => "REVOKED",
+        }
+    }
+}
+
+/// Everything that can go wrong in an operation, as the client will see it.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// `BAD_USER_INPUT` with `extensions.field`: validation failed.
+    #[error("{message}")]
+    BadUserInput {
+        /// The input field at fault, e.g. `email`.
+        field: &'static str,
+        /// Says what is wrong, never echoes a secret.
+        message: String,
+    },
+    /// `EMAIL_TAKEN`: register with an email that already has an account.
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    /// `INVALID_CREDENTIALS`: unknown email or wrong password, indistinguishably.
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    /// `ACCOUNT_LOCKED` with `extensions.retryAfter` (seconds).
+    #[error("too many failed logins for this email; try again later")]
+    AccountLocked {
+        /// Seconds until the lock ends, at least 1.
+        retry_after: u64,
+    },
+    /// `RATE_LIMITED` with `extensions.retryAfter` (seconds).
+    #[error("too many requests; try again later")]
+    RateLimited {
+        /// Seconds until the next request would be allowed, at least 1.
+        retry_after: u64,
+    },
+    /// `UNAUTHENTICATED` with `extensions.reason`.
+    #[error("{}", unauth_message(*.0))]
+    Unauthenticated(UnauthReason),
+    /// `INVALID_REFRESH_TOKEN`: unknown, expired or revoked refresh token.
+    #[error("the refresh token is invalid, expired or revoked")]
+    InvalidRefreshToken,
+    /// `REFRESH_TOKEN_REUSED`: a rotated token came back; its session is revoked.
+    #[error("this refresh token was already used; its session has been revoked")]
+    RefreshTokenReused,
+    /// `FORBIDDEN`: authenticated, but not allowed.
+    #[error("you are not allowed to do this")]
+    Forbidden,
+    /// `SERVICE_UNAVAILABLE`: the database is unreachable or busy past its timeout.
+    #[error("the service is temporarily unavailable; try again shortly")]
+    ServiceUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// `INTERNAL` with `extensions.requestId`: a bug. The client sees only
+    /// "internal error"; the cause chain is logged.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+fn unauth_message(reason: UnauthReason) -> &'static str {
+    match reason {
+        UnauthReason::Missing => "this operation requires an access token",
+        UnauthReason::Invalid => "the access token is invalid",
+        UnauthReason::Expired => "the access token has expired",
+        UnauthReason::Revoked => "the session of this access token has ended",
+    }
+}
+
+impl AppError {
+    /// A `BAD_USER_INPUT` for `field`.
+    pub fn bad_input(field: &'static str, message: impl Into<String>) -> Self {
+        Self::BadUserInput {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// Wraps any error as a bug.
+    pub fn internal(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Internal(err.into())
+    }
+
+    /// The `extensions.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadUserInput { .. } => "BAD_USER_INPUT",
+            Self::EmailTaken => "EMAIL_TAKEN",
+            Self::InvalidCredentials => "INVALID_CREDENTIALS",
+            Self::AccountLocked { .. } => "ACCOUNT_LOCKED",
+            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::InvalidRefreshToken => "INVALID_REFRESH_TOKEN",
+            Self::RefreshTokenReused => "REFRESH_TOKEN_REUSED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::ServiceUnavailable(_) => "SERVICE_UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// Seconds to wait, for the errors that carry one.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::AccountLocked { retry_after } | Self::RateLimited { retry_after } => {
+                Some(*retry_after)
+            }
+            _ => None,
+        }
+    }
+
+    /// The GraphQL error a client receives. Internal and unavailable errors
+    /// are logged here with their whole cause chain: this is the one place.
+    pub fn into_graphql(self, request_id: &str) -> async_graphql::Error {
+        match &self {
+            Self::Internal(source) => {
+                tracing::error!(request_id, error = %Chain(source.as_ref()), "internal error");
+            }
+            Self::ServiceUnavailable(source) => {
+                tracing::warn!(request_id, error = %Chain(source.as_ref()), "database unavailable");
+            }
+            _ => {}
+        }
+        let request_id = request_id.to_owned();
+        self.extend_with(|err, ext| match err {
+            Self::BadUserInput { field, .. } => ext.set("field", *field),
+            Self::Unauthenticated(reason) => ext.set("reason", reason.as_str()),
+            Self::Internal(_) => ext.set("requestId", request_id.clone()),
+            _ => {
+                if let Some(secs) = err.retry_after() {
+                    ext.set("retryAfter", secs);
+                }
+            }
+        })
+    }
+}
+
+impl ErrorExtensions for AppError {
+    fn extend(&self) -> async_graphql::Error {
+        async_graphql::Error::new(self.to_string())
+            .extend_with(|_, ext| ext.set("code", self.code()))
+    }
+}
+
+impl From<DbErr> for AppError {
+    /// Pool timeouts, lost connections and a database busy past its timeout
+    /// are the client's `SERVICE_UNAVAILABLE`; anything else is a bug.
+    fn from(err: DbErr) -> Self {
+        if is_unavailable(&err) {
+            Self::ServiceUnavailable(Box::new(err))
+        } else {
+            Self::Internal(Box::new(err))
+        }
+    }
+}
+
+fn is_unavailable(err: &DbErr) -> bool {
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(runtime) | DbErr::Query(runtime) => {
+            let text = runtime.to_string();
+            // SQLITE_BUSY / SQLITE_LOCKED after busy_timeout, and I/O-level failures.
+            text.contains("database is locked")
+                || text.contains("database table is locked")
+                || text.contains("pool timed out")
+                || text.contains("error communicating with database")
+                || text.contains("connection")
+        }
+        _ => false,
+    }
+}
+
+/// Displays an error and all its sources, `a: b: c`.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(err) = source {
+            write!(f, ": {err}")?;
+            source = err.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ext(err: &async_graphql::Error, key: &str) -> Option<String> {
+        err.extensions
+            .as_ref()
+            .and_then(|e| e.get(key))
+            .map(|v| v.to_string())
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause_and_carry_the_request_id() {
+        let err = AppError::internal("UNIQUE constraint failed: users.email").into_graphql("req-1");
+        assert_eq!(err.message, "internal error");
+        assert_eq!(ext(&err, "code").as_deref(), Some("\"INTERNAL\""));
+        assert_eq!(ext(&err, "requestId").as_deref(), Some("\"req-1\""));
+    }
+
+    #[test]
+    fn lock_and_limit_errors_carry_retry_after() {
+        let err = AppError::AccountLocked { retry_after: 42 }.into_graphql("r");
+        assert_eq!(ext(&err, "retryAfter").as_deref(), Some("42"));
+        assert_eq!(ext(&err, "code").as_deref(), Some("\"ACCOUNT_LOCKED\""));
+    }
+
+    #[test]
+    fn unauthenticated_carries_its_reason() {
+        let err = AppError::Unauthenticated(UnauthReason::Expired).into_graphql("r");
+        assert_eq!(ext(&err, "reason").as_deref(), Some("\"EXPIRED\""));
+    }
+}

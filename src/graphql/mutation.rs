@@ -1,0 +1,117 @@
+//! Mutation resolvers: `register`, `login`, `refresh`, `logout`, `logoutAllDevices`.
+
+use async_graphql::{Context, Object};
+
+use crate::{
+    auth::{email::Email, password::Password},
+    error::AppError,
+    graphql::{
+        context::{ContextExt, Respond},
+        types::{AuthPayload, LoginInput, RegisterInput},
+    },
+    services::{
+        accounts::{self, NewAccount},
+        sessions,
+    },
+};
+
+/// Writes.
+pub struct MutationRoot;
+
+#[Object]
+impl MutationRoot {
+    /// Creates an account with the `USER` role and logs it in. Fails with
+    /// `BAD_USER_INPUT` (see `extensions.field`) or `EMAIL_TAKEN`.
+    async fn register(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new account's email, password and optional username.")]
+        input: RegisterInput,
+    ) -> async_graphql::Result<AuthPayload> {
+        async {
+            let account = NewAccount {
+                email: Email::parse(&input.email)?,
+                password: Password::parse(&input.password, "password")?,
+                username: accounts::parse_username(input.username.as_deref())?,
+            };
+            let outcome = accounts::register(ctx.state()?, ctx.meta()?, account).await?;
+            Ok::<_, AppError>(AuthPayload::from(outcome))
+        }
+        .await
+        .respond(ctx)
+    }
+
+    /// Starts a new session. Fails with `INVALID_CREDENTIALS` for an unknown
+    /// email or a wrong password alike.
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Email and password.")] input: LoginInput,
+    ) -> async_graphql::Result<AuthPayload> {
+        async {
+            let outcome =
+                accounts::login(ctx.state()?, ctx.meta()?, &input.email, &input.password).await?;
+            Ok::<_, AppError>(AuthPayload::from(outcome))
+        }
+        .await
+        .respond(ctx)
+    }
+
+    /// Exchanges a refresh token for a new access token and a new refresh
+    /// token; the presented one stops working. Presenting it again within a
+    /// few seconds returns the same new tokens (safe retries); later, it is
+    /// treated as theft: the session ends and `REFRESH_TOKEN_REUSED` is returned.
+    async fn refresh(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The refresh token from the last `register`, `login` or `refresh`.")]
+        refresh_token: Option<String>,
+    ) -> async_graphql::Result<AuthPayload> {
+        async {
+            let outcome =
+                sessions::refresh(ctx.state()?, ctx.meta()?, refresh_token.as_deref()).await?;
+            Ok::<_, AppError>(AuthPayload::from(outcome))
+        }
+        .await
+        .respond(ctx)
+    }
+
+    /// Ends one session. With a refresh token, that token's session; with no
+    /// argument, the session of the bearer access token. Always `true`, also
+    /// for unknown or already-ended sessions.
+    async fn logout(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "A refresh token of the session to end; omit to end the access token's session."
+        )]
+        refresh_token: Option<String>,
+    ) -> async_graphql::Result<bool> {
+        async {
+            let state = ctx.state()?;
+            let meta = ctx.meta()?;
+            match refresh_token {
+                Some(token) => sessions::logout_by_refresh_token(state, meta, &token).await,
+                None => {
+                    let claims = ctx.auth()?.claims()?;
+                    sessions::logout_by_access_token(state, meta, claims).await
+                }
+            }
+        }
+        .await
+        .respond(ctx)
+    }
+
+    /// Ends every session of the caller, this one included, and returns how
+    /// many were ended. Access tokens of those sessions stop working at once.
+    async fn logout_all_devices(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        async {
+            let state = ctx.state()?;
+            let caller = ctx.auth()?.require_user(state).await?;
+            let count = sessions::logout_all(state, ctx.meta()?, caller).await?;
+            Ok::<_, AppError>(i32::try_from(count).unwrap_or(i32::MAX))
+        }
+        .await
+        .respond(ctx)
+    }
+}

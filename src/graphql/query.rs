@@ -1,0 +1,128 @@
+//! Query resolvers: `me` and `auditLog`.
+
+use async_graphql::{Context, Object, ID};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{
+    domain::{AuditEventKind, Role},
+    error::AppError,
+    graphql::{
+        context::{ContextExt, Respond},
+        types::{
+            decode_cursor, encode_cursor, AuditEvent, AuditEventConnection, AuditEventEdge,
+            AuditLogFilter, PageInfo, User,
+        },
+    },
+    services::audit::{self, Event},
+};
+
+/// Largest page `auditLog` returns; larger `first` values are capped.
+pub const MAX_PAGE: i32 = 200;
+
+/// Reads.
+pub struct QueryRoot;
+
+#[Object]
+impl QueryRoot {
+    /// The account of the access token. Fails with `UNAUTHENTICATED` when the
+    /// token is missing, invalid, expired or its session was logged out.
+    async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
+        async {
+            let state = ctx.state()?;
+            let caller = ctx.auth()?.require_user(state).await?;
+            Ok::<_, AppError>(User::from(caller.user.clone()))
+        }
+        .await
+        .respond(ctx)
+    }
+
+    /// Security events, newest first. Administrators see every event; other
+    /// accounts see only their own. Reading the log is itself audited.
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size, 0 to 200 (larger values are capped at 200).",
+            default = 50
+        )]
+        first: i32,
+        #[graphql(desc = "Cursor (`endCursor` of the previous page) to continue after.")]
+        after: Option<String>,
+        #[graphql(desc = "Only events matching every given field.")] filter: Option<AuditLogFilter>,
+    ) -> async_graphql::Result<AuditEventConnection> {
+        audit_log(ctx, first, after, filter.unwrap_or_default())
+            .await
+            .respond(ctx)
+    }
+}
+
+fn parse_id(id: &ID, field: &'static str) -> Result<Uuid, AppError> {
+    Uuid::parse_str(id.as_str()).map_err(|_| AppError::bad_input(field, "not a valid id"))
+}
+
+async fn audit_log(
+    ctx: &Context<'_>,
+    first: i32,
+    after: Option<String>,
+    filter: AuditLogFilter,
+) -> Result<AuditEventConnection, AppError> {
+    let state = ctx.state()?;
+    let meta = ctx.meta()?;
+    let caller = ctx.auth()?.require_user(state).await?;
+    if first < 0 {
+        return Err(AppError::bad_input(
+            "first",
+            "first must be between 0 and 200",
+        ));
+    }
+    let before_id = after.as_deref().map(decode_cursor).transpose()?;
+    let requested_user = filter
+        .user_id
+        .as_ref()
+        .map(|id| parse_id(id, "userId"))
+        .transpose()?;
+    let is_admin = caller.role() == Role::Admin;
+    if !is_admin && requested_user.is_some_and(|u| u != caller.user.id) {
+        let event = Event::new(AuditEventKind::AccessDenied)
+            .user(caller.user.id)
+            .session(caller.session_id)
+            .detail(json!({ "operation": "auditLog", "reason": "other_users_events" }));
+        audit::record(state.db.write(), state.clock.now(), meta, event).await?;
+        return Err(AppError::Forbidden);
+    }
+    let query = audit::Query {
+        kinds: filter.kinds.unwrap_or_default(),
+        user_id: if is_admin {
+            requested_user
+        } else {
+            Some(caller.user.id)
+        },
+        since: filter.since,
+        until: filter.until,
+        min_severity: filter.min_severity,
+        before_id,
+        limit: u64::try_from(first.min(MAX_PAGE)).unwrap_or(0),
+    };
+    let (rows, has_next_page) = audit::page(state.db.read(), &query).await?;
+    let viewed = Event::new(AuditEventKind::AuditLogViewed)
+        .user(caller.user.id)
+        .session(caller.session_id)
+        .detail(json!({ "returned": rows.len(), "scope": if is_admin { "all" } else { "own" } }));
+    audit::record(state.db.write(), state.clock.now(), meta, viewed).await?;
+    let edges = rows
+        .into_iter()
+        .map(|row| {
+            let cursor = encode_cursor(row.id);
+            AuditEvent::try_from(row).map(|node| AuditEventEdge { cursor, node })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let end_cursor = edges.last().map(|e| e.cursor.clone());
+    Ok(AuditEventConnection {
+        edges,
+        page_info: PageInfo {
+            has_next_page,
+            end_cursor,
+        },
+    })
+}

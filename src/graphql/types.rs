@@ -1,0 +1,222 @@
+//! GraphQL object and input types. Separate from the storage entities, so
+//! only what is listed here is ever published. Every doc comment below ships
+//! in `schema.graphql`: it is written for the frontend developer.
+
+use async_graphql::{InputObject, Json, SimpleObject, ID};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use chrono::{DateTime, Utc};
+use entity::{audit_event, user};
+use secrecy::ExposeSecret;
+
+use crate::{
+    domain::{AuditEventKind, Role, Severity},
+    error::AppError,
+    services::AuthOutcome,
+};
+
+/// An account.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct User {
+    /// Stable unique id.
+    pub id: ID,
+    /// Email address, lowercase.
+    pub email: String,
+    /// Optional display name given at registration.
+    pub username: Option<String>,
+    /// What the account may do.
+    pub role: Role,
+    /// When the account was created.
+    pub created_at: DateTime<Utc>,
+    /// When the account last logged in (registration counts), if ever.
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+impl From<user::Model> for User {
+    fn from(u: user::Model) -> Self {
+        Self {
+            id: ID(u.id.to_string()),
+            role: Role::from_stored(&u.role),
+            email: u.email,
+            username: u.username,
+            created_at: u.created_at,
+            last_login_at: u.last_login_at,
+        }
+    }
+}
+
+/// The tokens of a session, returned by `register`, `login` and `refresh`.
+#[derive(SimpleObject, Debug)]
+pub struct AuthPayload {
+    /// A short-lived JWT. Send it as `Authorization: Bearer <accessToken>`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i32,
+    /// When the access token expires.
+    pub access_token_expires_at: DateTime<Utc>,
+    /// An opaque token for `refresh`. Keep it secret; every `refresh` returns a
+    /// new one and the old one stops working.
+    pub refresh_token: String,
+    /// When the refresh token expires (never after the session's absolute end).
+    pub refresh_token_expires_at: DateTime<Utc>,
+    /// The account the tokens belong to.
+    pub user: User,
+    /// The session these tokens belong to; `logout` ends it.
+    pub session_id: ID,
+}
+
+impl From<AuthOutcome> for AuthPayload {
+    fn from(o: AuthOutcome) -> Self {
+        Self {
+            access_token: o.access.token,
+            token_type: "Bearer".to_owned(),
+            expires_in: i32::try_from(o.access.lifetime_secs).unwrap_or(i32::MAX),
+            access_token_expires_at: o.access.expires_at,
+            refresh_token: o.refresh_token.expose_secret().to_owned(),
+            refresh_token_expires_at: o.refresh_expires_at,
+            user: o.user.into(),
+            session_id: ID(o.session_id.to_string()),
+        }
+    }
+}
+
+/// Input of `register`.
+#[derive(InputObject, Debug)]
+pub struct RegisterInput {
+    /// Email address; trimmed and compared case-insensitively; at most 254 bytes.
+    pub email: String,
+    /// 8 to 72 bytes of UTF-8, taken exactly as typed; common passwords are refused.
+    pub password: String,
+    /// Optional display name, at most 64 characters.
+    pub username: Option<String>,
+}
+
+/// Input of `login`.
+#[derive(InputObject, Debug)]
+pub struct LoginInput {
+    /// The email the account was registered with (any case).
+    pub email: String,
+    /// The password, exactly as typed at registration.
+    pub password: String,
+}
+
+/// One security event.
+#[derive(SimpleObject, Debug)]
+pub struct AuditEvent {
+    /// Unique id; larger is newer.
+    pub id: ID,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// What happened.
+    pub kind: AuditEventKind,
+    /// How serious it is.
+    pub severity: Severity,
+    /// The account involved, when known.
+    pub user_id: Option<ID>,
+    /// The session involved, when there is one.
+    pub session_id: Option<ID>,
+    /// Client IP of the request that caused it.
+    pub ip: Option<String>,
+    /// User agent of the request that caused it.
+    pub user_agent: Option<String>,
+    /// Kind-specific context (reasons, counts); never a secret.
+    pub detail: Option<Json<serde_json::Value>>,
+}
+
+impl TryFrom<audit_event::Model> for AuditEvent {
+    type Error = AppError;
+
+    fn try_from(row: audit_event::Model) -> Result<Self, AppError> {
+        let kind = AuditEventKind::from_stored(&row.kind)
+            .ok_or_else(|| AppError::internal(format!("unknown audit kind in row {}", row.id)))?;
+        Ok(Self {
+            id: ID(row.id.to_string()),
+            at: row.at,
+            kind,
+            severity: Severity::from_level(row.severity),
+            user_id: row.user_id.map(|u| ID(u.to_string())),
+            session_id: row.session_id.map(|s| ID(s.to_string())),
+            ip: row.ip,
+            user_agent: row.user_agent,
+            detail: row.detail.map(Json),
+        })
+    }
+}
+
+/// Narrows `auditLog`. Every field is optional; all given ones must match.
+#[derive(InputObject, Debug, Default)]
+pub struct AuditLogFilter {
+    /// Only events of these kinds.
+    pub kinds: Option<Vec<AuditEventKind>>,
+    /// Only events of this account (admins: anyone; users: only themselves).
+    pub user_id: Option<ID>,
+    /// Only events at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only events at or before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Only events at least this severe.
+    pub min_severity: Option<Severity>,
+}
+
+/// A page of audit events, newest first (Relay connection).
+#[derive(SimpleObject, Debug)]
+pub struct AuditEventConnection {
+    /// The events of this page, each with its cursor.
+    pub edges: Vec<AuditEventEdge>,
+    /// Where this page ends and whether another follows.
+    pub page_info: PageInfo,
+}
+
+/// An audit event and its cursor.
+#[derive(SimpleObject, Debug)]
+pub struct AuditEventEdge {
+    /// Pass as `after` to continue from this event.
+    pub cursor: String,
+    /// The event.
+    pub node: AuditEvent,
+}
+
+/// Pagination state of a connection.
+#[derive(SimpleObject, Debug)]
+pub struct PageInfo {
+    /// True when older events follow this page.
+    pub has_next_page: bool,
+    /// Cursor of the last event of this page; pass it as `after`.
+    pub end_cursor: Option<String>,
+}
+
+/// Opaque cursor for an audit row id.
+pub fn encode_cursor(id: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("audit:{id}"))
+}
+
+/// Reads a cursor made by [`encode_cursor`].
+pub fn decode_cursor(cursor: &str) -> Result<i64, AppError> {
+    let bad = || AppError::bad_input("after", "not a cursor returned by auditLog");
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    text.strip_prefix("audit:")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_bad_input() {
+        assert_eq!(decode_cursor(&encode_cursor(42)).ok(), Some(42));
+        assert_eq!(
+            decode_cursor("nope!").err().map(|e| e.code()),
+            Some("BAD_USER_INPUT")
+        );
+        assert_eq!(
+            decode_cursor(&URL_SAFE_NO_PAD.encode("user:1"))
+                .err()
+                .map(|e| e.code()),
+            Some("BAD_USER_INPUT")
+        );
+    }
+}

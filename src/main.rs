@@ -1,0 +1,133 @@
+//! The `warden` binary: parses the command line and hands over to
+//! [`warden::commands`]. Everything else lives in the library.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{
+    error::{ContextKind, ContextValue, ErrorKind},
+    CommandFactory, Parser, Subcommand,
+};
+use warden::{
+    commands::{self, AdminAction},
+    config::{check_unknown_env, Config},
+};
+
+/// Warden: a small, fast authentication server that speaks GraphQL.
+#[derive(Parser)]
+#[command(name = "warden", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: Config,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the GraphQL schema (SDL).
+    ExportSchema {
+        /// Exit non-zero when the committed file differs instead of printing.
+        #[arg(long)]
+        check: bool,
+        /// The committed schema file, for --check.
+        #[arg(long, default_value = "schema.graphql")]
+        path: PathBuf,
+    },
+    /// Manage administrators (audited as ROLE_CHANGED).
+    Admin {
+        #[command(subcommand)]
+        action: Admin,
+    },
+}
+
+#[derive(Subcommand)]
+enum Admin {
+    /// Create an administrator; the password is read from standard input.
+    Create { email: String },
+    /// Make an existing account an administrator.
+    Promote { email: String },
+    /// Make an administrator a normal account.
+    Demote { email: String },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) =>
+        {
+            err.exit()
+        }
+        Err(err) => {
+            eprintln!("warden: {}", one_line(&err));
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(message) = check_unknown_env(std::env::vars().map(|(k, _)| k)) {
+        eprintln!("warden: {message}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("warden: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = cli.config;
+    runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => commands::serve(config).await,
+            Command::Migrate => commands::migrate(config).await,
+            Command::ExportSchema { check, path } => commands::export_schema(check, &path),
+            Command::Admin { action } => match action {
+                Admin::Create { email } => {
+                    commands::admin(config, AdminAction::Create, &email).await
+                }
+                Admin::Promote { email } => {
+                    commands::admin(config, AdminAction::Promote, &email).await
+                }
+                Admin::Demote { email } => {
+                    commands::admin(config, AdminAction::Demote, &email).await
+                }
+            },
+        }
+    })
+}
+
+/// One line naming the variable (and flag) at fault, never its value:
+/// the value may be a secret.
+fn one_line(err: &clap::Error) -> String {
+    if let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg) {
+        let long = arg
+            .split_whitespace()
+            .next()
+            .unwrap_or(arg)
+            .trim_start_matches("--");
+        let env = Cli::command()
+            .get_arguments()
+            .find(|a| a.get_long() == Some(long))
+            .and_then(|a| a.get_env())
+            .map(|e| e.to_string_lossy().into_owned());
+        let reason = std::error::Error::source(err)
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "invalid value".to_owned());
+        return match env {
+            Some(env) => format!("invalid {env} (--{long}): {reason}"),
+            None => format!("invalid --{long}: {reason}"),
+        };
+    }
+    err.to_string()
+        .lines()
+        .next()
+        .unwrap_or("invalid command line")
+        .trim_start_matches("error: ")
+        .to_owned()
+}

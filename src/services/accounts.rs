@@ -1,0 +1,261 @@
+//! Accounts: registration, login, and the role changes the CLI makes.
+
+use entity::user;
+use sea_orm::{sea_query::Expr, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, SqlErr};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{
+    auth::{email::Email, password::Password},
+    domain::{AuditEventKind, Role},
+    error::AppError,
+    meta::RequestMeta,
+    services::{
+        audit::{self, Event},
+        sessions, AuthOutcome,
+    },
+    state::AppState,
+};
+
+/// Longest username, in characters.
+pub const MAX_USERNAME_CHARS: usize = 64;
+/// Longest password read at login, in bytes; longer input is refused
+/// before any work, since no stored password can be that long.
+const MAX_LOGIN_PASSWORD_BYTES: usize = 1024;
+
+/// Trims an optional username; empty means none.
+pub fn parse_username(raw: Option<&str>) -> Result<Option<String>, AppError> {
+    let Some(name) = raw.map(str::trim).filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    if name.chars().count() > MAX_USERNAME_CHARS {
+        return Err(AppError::bad_input(
+            "username",
+            "username must be at most 64 characters",
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(AppError::bad_input(
+            "username",
+            "username must not contain control characters",
+        ));
+    }
+    Ok(Some(name.to_owned()))
+}
+
+/// A validated `register` request.
+#[derive(Debug)]
+pub struct NewAccount {
+    /// Normalized email.
+    pub email: Email,
+    /// Policy-checked password.
+    pub password: Password,
+    /// Optional display name.
+    pub username: Option<String>,
+}
+
+async fn find_by_email(state: &AppState, email: &Email) -> Result<Option<user::Model>, AppError> {
+    Ok(user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(state.db.read())
+        .await?)
+}
+
+/// Inserts a user inside `txn`, mapping the unique index to `EMAIL_TAKEN`.
+async fn insert_user<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    account: &NewAccount,
+    hash: String,
+    role: Role,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<user::Model, AppError> {
+    let model = user::Model {
+        id: Uuid::now_v7(),
+        email: account.email.as_str().to_owned(),
+        username: account.username.clone(),
+        password_hash: hash,
+        role: role.as_str().to_owned(),
+        created_at: now,
+        last_login_at: None,
+    };
+    let active = user::ActiveModel {
+        id: Set(model.id),
+        email: Set(model.email.clone()),
+        username: Set(model.username.clone()),
+        password_hash: Set(model.password_hash.clone()),
+        role: Set(model.role.clone()),
+        created_at: Set(now),
+        last_login_at: Set(None),
+    };
+    match user::Entity::insert(active)
+        .exec_without_returning(conn)
+        .await
+    {
+        Ok(_) => Ok(model),
+        Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            Err(AppError::EmailTaken)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// `register`: creates a `USER` account and logs it in.
+#[tracing::instrument(skip_all)]
+pub async fn register(
+    state: &AppState,
+    meta: &RequestMeta,
+    account: NewAccount,
+) -> Result<AuthOutcome, AppError> {
+    // Cheap early answer; the unique index is what decides under concurrency.
+    if find_by_email(state, &account.email).await?.is_some() {
+        return Err(AppError::EmailTaken);
+    }
+    let hash = state.hasher.hash(&account.password).await?;
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    let mut user = insert_user(&txn, &account, hash, Role::User, now).await?;
+    let started = sessions::start(&txn, state, meta, user.id, now).await?;
+    user::Entity::update_many()
+        .col_expr(user::Column::LastLoginAt, Expr::value(now))
+        .filter(user::Column::Id.eq(user.id))
+        .exec(&txn)
+        .await?;
+    user.last_login_at = Some(now);
+    audit::record(
+        &txn,
+        now,
+        meta,
+        Event::new(AuditEventKind::UserRegistered)
+            .user(user.id)
+            .session(started.session_id),
+    )
+    .await?;
+    txn.commit().await?;
+    let access = state
+        .tokens
+        .mint(user.id, started.session_id, Role::User, now)?;
+    Ok(AuthOutcome {
+        user,
+        session_id: started.session_id,
+        access,
+        refresh_token: started.refresh_token,
+        refresh_expires_at: started.refresh_expires_at,
+    })
+}
+
+/// `login`: checks the password and starts a session.
+///
+/// Unknown email and wrong password give the same error after the same
+/// work: an unknown email is verified against a dummy hash of equal cost.
+#[tracing::instrument(skip_all)]
+pub async fn login(
+    state: &AppState,
+    meta: &RequestMeta,
+    raw_email: &str,
+    password: &str,
+) -> Result<AuthOutcome, AppError> {
+    let email = Email::parse(raw_email)?;
+    if password.len() > MAX_LOGIN_PASSWORD_BYTES {
+        return Err(AppError::bad_input("password", "password is too long"));
+    }
+    let failed = Event::new(AuditEventKind::LoginFailed);
+    let Some(mut user) = find_by_email(state, &email).await? else {
+        state.hasher.verify_dummy(password).await?;
+        let event = failed.detail(json!({ "reason": "unknown_email", "email": email.as_str() }));
+        audit::record(state.db.write(), state.clock.now(), meta, event).await?;
+        return Err(AppError::InvalidCredentials);
+    };
+    if !state.hasher.verify(password, &user.password_hash).await? {
+        let event = failed
+            .user(user.id)
+            .detail(json!({ "reason": "wrong_password" }));
+        audit::record(state.db.write(), state.clock.now(), meta, event).await?;
+        return Err(AppError::InvalidCredentials);
+    }
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    let started = sessions::start(&txn, state, meta, user.id, now).await?;
+    user::Entity::update_many()
+        .col_expr(user::Column::LastLoginAt, Expr::value(now))
+        .filter(user::Column::Id.eq(user.id))
+        .exec(&txn)
+        .await?;
+    user.last_login_at = Some(now);
+    audit::record(
+        &txn,
+        now,
+        meta,
+        Event::new(AuditEventKind::LoginSucceeded)
+            .user(user.id)
+            .session(started.session_id),
+    )
+    .await?;
+    txn.commit().await?;
+    let role = Role::from_stored(&user.role);
+    let access = state.tokens.mint(user.id, started.session_id, role, now)?;
+    Ok(AuthOutcome {
+        user,
+        session_id: started.session_id,
+        access,
+        refresh_token: started.refresh_token,
+        refresh_expires_at: started.refresh_expires_at,
+    })
+}
+
+/// `warden admin create`: a new account with the `ADMIN` role.
+pub async fn create_admin(
+    state: &AppState,
+    meta: &RequestMeta,
+    account: NewAccount,
+) -> Result<user::Model, AppError> {
+    let hash = state.hasher.hash(&account.password).await?;
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    let user = insert_user(&txn, &account, hash, Role::Admin, now).await?;
+    audit::record(
+        &txn,
+        now,
+        meta,
+        Event::new(AuditEventKind::RoleChanged)
+            .user(user.id)
+            .detail(json!({ "from": null, "to": Role::Admin.as_str(), "by": "cli" })),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(user)
+}
+
+/// `warden admin promote|demote`: sets the role of an existing account.
+/// Returns false when the account already had that role.
+pub async fn set_role(
+    state: &AppState,
+    meta: &RequestMeta,
+    email: &Email,
+    role: Role,
+) -> Result<bool, AppError> {
+    let user = find_by_email(state, email)
+        .await?
+        .ok_or_else(|| AppError::bad_input("email", "no account has this email"))?;
+    let from = Role::from_stored(&user.role);
+    if from == role {
+        return Ok(false);
+    }
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    user::Entity::update_many()
+        .col_expr(user::Column::Role, Expr::value(role.as_str()))
+        .filter(user::Column::Id.eq(user.id))
+        .exec(&txn)
+        .await?;
+    audit::record(
+        &txn,
+        now,
+        meta,
+        Event::new(AuditEventKind::RoleChanged)
+            .user(user.id)
+            .detail(json!({ "from": from.as_str(), "to": role.as_str(), "by": "cli" })),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(true)
+}

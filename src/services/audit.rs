@@ -1,0 +1,158 @@
+//! The audit log: recording events (inside the caller's transaction) and
+//! reading them back as pages, newest first.
+//!
+//! Rows hold ids, kinds and reasons — never a password, token or hash.
+
+use chrono::{DateTime, Utc};
+use entity::audit_event;
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{
+    domain::{AuditEventKind, Severity},
+    meta::RequestMeta,
+};
+
+/// One event to record.
+#[derive(Debug)]
+pub struct Event {
+    /// What happened.
+    pub kind: AuditEventKind,
+    /// Whose account, when known.
+    pub user_id: Option<Uuid>,
+    /// Which session, when there is one.
+    pub session_id: Option<Uuid>,
+    /// Non-secret context: reasons, counts, the email of a failed login.
+    pub detail: Option<Value>,
+}
+
+impl Event {
+    /// An event of `kind` with nothing attached yet.
+    pub fn new(kind: AuditEventKind) -> Self {
+        Self {
+            kind,
+            user_id: None,
+            session_id: None,
+            detail: None,
+        }
+    }
+
+    /// Names the user.
+    pub fn user(mut self, id: Uuid) -> Self {
+        self.user_id = Some(id);
+        self
+    }
+
+    /// Names the session.
+    pub fn session(mut self, id: Uuid) -> Self {
+        self.session_id = Some(id);
+        self
+    }
+
+    /// Attaches detail.
+    pub fn detail(mut self, detail: Value) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+}
+
+/// Writes `event` on `conn` — pass the transaction of the change it records —
+/// and logs it.
+pub async fn record<C: ConnectionTrait>(
+    conn: &C,
+    now: DateTime<Utc>,
+    meta: &RequestMeta,
+    event: Event,
+) -> Result<(), DbErr> {
+    let severity = event.kind.severity();
+    let kind = event.kind.as_str();
+    let user_id = event.user_id.map(|u| u.to_string());
+    let session_id = event.session_id.map(|s| s.to_string());
+    let ip = meta.ip_string();
+    match severity {
+        Severity::Info => {
+            tracing::info!(target: "warden::audit", kind, user_id, session_id, ip, request_id = %meta.request_id, "security event")
+        }
+        Severity::Notice => {
+            tracing::info!(target: "warden::audit", kind, user_id, session_id, ip, request_id = %meta.request_id, "security event")
+        }
+        Severity::Warning => {
+            tracing::warn!(target: "warden::audit", kind, user_id, session_id, ip, request_id = %meta.request_id, "security event")
+        }
+        Severity::Critical => {
+            tracing::error!(target: "warden::audit", kind, user_id, session_id, ip, request_id = %meta.request_id, "security event")
+        }
+    }
+    audit_event::Entity::insert(audit_event::ActiveModel {
+        id: NotSet,
+        at: Set(now),
+        kind: Set(kind.to_owned()),
+        severity: Set(severity.level()),
+        user_id: Set(event.user_id),
+        session_id: Set(event.session_id),
+        ip: Set(ip),
+        user_agent: Set(meta.user_agent.clone()),
+        detail: Set(event.detail),
+    })
+    .exec_without_returning(conn)
+    .await
+    .map(|_| ())
+}
+
+/// What to read from the log.
+#[derive(Debug, Default, Clone)]
+pub struct Query {
+    /// Only these kinds (any, when empty).
+    pub kinds: Vec<AuditEventKind>,
+    /// Only this user's events.
+    pub user_id: Option<Uuid>,
+    /// At or after.
+    pub since: Option<DateTime<Utc>>,
+    /// At or before.
+    pub until: Option<DateTime<Utc>>,
+    /// At least this severe.
+    pub min_severity: Option<Severity>,
+    /// Only events older than this id (the cursor).
+    pub before_id: Option<i64>,
+    /// Page size, already capped.
+    pub limit: u64,
+}
+
+/// One page of events, newest first, and whether more follow.
+pub async fn page<C: ConnectionTrait>(
+    conn: &C,
+    query: &Query,
+) -> Result<(Vec<audit_event::Model>, bool), DbErr> {
+    let mut select = audit_event::Entity::find();
+    if !query.kinds.is_empty() {
+        select =
+            select.filter(audit_event::Column::Kind.is_in(query.kinds.iter().map(|k| k.as_str())));
+    }
+    if let Some(user) = query.user_id {
+        select = select.filter(audit_event::Column::UserId.eq(user));
+    }
+    if let Some(since) = query.since {
+        select = select.filter(audit_event::Column::At.gte(since));
+    }
+    if let Some(until) = query.until {
+        select = select.filter(audit_event::Column::At.lte(until));
+    }
+    if let Some(min) = query.min_severity {
+        select = select.filter(audit_event::Column::Severity.gte(min.level()));
+    }
+    if let Some(before) = query.before_id {
+        select = select.filter(audit_event::Column::Id.lt(before));
+    }
+    let mut rows = select
+        .order_by_desc(audit_event::Column::Id)
+        .limit(query.limit + 1)
+        .all(conn)
+        .await?;
+    let has_next = rows.len() as u64 > query.limit;
+    rows.truncate(usize::try_from(query.limit).unwrap_or(usize::MAX));
+    Ok((rows, has_next))
+}

@@ -1,0 +1,27 @@
+//! The use cases, on sea-orm. Each state change is one transaction, and the
+//! audit row that records it is written inside that same transaction.
+
+pub mod accounts;
+pub mod audit;
+pub mod sessions;
+
+use chrono::{DateTime, Utc};
+use entity::user;
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use crate::auth::jwt::Minted;
+
+/// What `register`, `login` and `refresh` hand back to the client.
+pub struct AuthOutcome {
+    /// The account.
+    pub user: user::Model,
+    /// The session the tokens belong to.
+    pub session_id: Uuid,
+    /// A fresh access token.
+    pub access: Minted,
+    /// The refresh token to present next time.
+    pub refresh_token: SecretString,
+    /// When that refresh token stops working.
+    pub refresh_expires_at: DateTime<Utc>,
+}

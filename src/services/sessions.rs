@@ -1,0 +1,468 @@
+//! Sessions and refresh tokens: starting a session, rotating its refresh
+//! token, catching replays, and ending sessions.
+//!
+//! # Rotation and reuse
+//! Each `refresh` *claims* the presented token with one conditional UPDATE
+//! (`… SET used_at = now WHERE id = ? AND used_at IS NULL`). Exactly one
+//! caller can win that update, on SQLite and on Postgres, so concurrent
+//! refreshes never fork a session. A loser finds the token used and decides:
+//! - within the reuse interval of the first use, with the successor still
+//!   unused and the session alive: it gets the *same* successor (derived from
+//!   the token, see [`crate::auth::refresh`]) — a retry or a second tab;
+//! - otherwise the token was stolen or replayed late: the whole session is
+//!   revoked and `REFRESH_TOKEN_REUSE_DETECTED` is written, and that
+//!   transaction is committed before the request fails.
+
+use chrono::{DateTime, Utc};
+use entity::{refresh_token, session, user};
+use sea_orm::{
+    sea_query::Expr, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
+    EntityTrait, QueryFilter,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{
+    auth::{jwt::Claims, refresh},
+    clock::delta,
+    domain::{AuditEventKind, Role},
+    error::{AppError, UnauthReason},
+    meta::RequestMeta,
+    services::{
+        audit::{self, Event},
+        AuthOutcome,
+    },
+    state::AppState,
+};
+
+/// A caller whose access token verified and whose session is alive.
+#[derive(Clone, Debug)]
+pub struct AuthUser {
+    /// The account, as stored now (so a role change applies at once).
+    pub user: user::Model,
+    /// The session of the access token.
+    pub session_id: Uuid,
+}
+
+impl AuthUser {
+    /// The current role.
+    pub fn role(&self) -> Role {
+        Role::from_stored(&self.user.role)
+    }
+}
+
+/// Why a session ended, as stored in `sessions.revoked_reason`.
+#[derive(Clone, Copy, Debug)]
+pub enum RevokeReason {
+    /// `logout`.
+    Logout,
+    /// `logoutAllDevices`.
+    LogoutAll,
+    /// A refresh token was replayed.
+    TokenReuse,
+}
+
+impl RevokeReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Logout => "logout",
+            Self::LogoutAll => "logout_all",
+            Self::TokenReuse => "refresh_token_reuse",
+        }
+    }
+}
+
+/// A new session's first refresh token.
+pub struct Started {
+    /// The session.
+    pub session_id: Uuid,
+    /// Its first refresh token (only ever returned to the client).
+    pub refresh_token: SecretString,
+    /// When that token expires.
+    pub refresh_expires_at: DateTime<Utc>,
+}
+
+/// Creates a session for `user_id` and its first refresh token, inside `txn`.
+pub async fn start(
+    txn: &DatabaseTransaction,
+    state: &AppState,
+    meta: &RequestMeta,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Started, AppError> {
+    let session_id = Uuid::now_v7();
+    let session_expires = now + delta(state.config.session_max_age);
+    session::Entity::insert(session::ActiveModel {
+        id: Set(session_id),
+        user_id: Set(user_id),
+        created_at: Set(now),
+        last_used_at: Set(now),
+        expires_at: Set(session_expires),
+        revoked_at: Set(None),
+        revoked_reason: Set(None),
+        ip: Set(meta.ip_string()),
+        user_agent: Set(meta.user_agent.clone()),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    let token = refresh::random_token();
+    let expires = issue_token(txn, state, session_id, session_expires, None, &token, now).await?;
+    Ok(Started {
+        session_id,
+        refresh_token: token,
+        refresh_expires_at: expires,
+    })
+}
+
+/// Stores the hash of `token`; returns its expiry (never past the session's).
+async fn issue_token(
+    txn: &DatabaseTransaction,
+    state: &AppState,
+    session_id: Uuid,
+    session_expires: DateTime<Utc>,
+    parent: Option<Uuid>,
+    token: &SecretString,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, AppError> {
+    let expires = (now + delta(state.config.refresh_token_ttl)).min(session_expires);
+    refresh_token::Entity::insert(refresh_token::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        session_id: Set(session_id),
+        token_hash: Set(refresh::hash(token.expose_secret())),
+        parent_id: Set(parent),
+        issued_at: Set(now),
+        expires_at: Set(expires),
+        used_at: Set(None),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(expires)
+}
+
+/// Records a refused refresh and returns the error the client sees.
+async fn refuse(state: &AppState, meta: &RequestMeta, event: Event) -> AppError {
+    if let Err(err) = audit::record(state.db.write(), state.clock.now(), meta, event).await {
+        return err.into();
+    }
+    AppError::InvalidRefreshToken
+}
+
+/// Rotates `presented` into its successor. See the module docs.
+#[tracing::instrument(skip_all)]
+pub async fn refresh(
+    state: &AppState,
+    meta: &RequestMeta,
+    presented: Option<&str>,
+) -> Result<AuthOutcome, AppError> {
+    let failed = || Event::new(AuditEventKind::RefreshFailed);
+    let Some(presented) = presented.filter(|t| refresh::looks_valid(t)) else {
+        let reason = if presented.is_some() {
+            "malformed"
+        } else {
+            "missing"
+        };
+        return Err(refuse(state, meta, failed().detail(json!({ "reason": reason }))).await);
+    };
+    let now = state.clock.now();
+    let found = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(refresh::hash(presented)))
+        .find_also_related(session::Entity)
+        .one(state.db.read())
+        .await?;
+    let Some((token, Some(session))) = found else {
+        return Err(refuse(state, meta, failed().detail(json!({ "reason": "unknown" }))).await);
+    };
+    let known = || failed().user(session.user_id).session(session.id);
+    if session.revoked_at.is_some() {
+        return Err(refuse(
+            state,
+            meta,
+            known().detail(json!({ "reason": "session_revoked" })),
+        )
+        .await);
+    }
+    if session.expires_at <= now || token.expires_at <= now {
+        return Err(refuse(state, meta, known().detail(json!({ "reason": "expired" }))).await);
+    }
+
+    let txn = state.db.begin().await?;
+    let claimed = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
+        .filter(refresh_token::Column::Id.eq(token.id))
+        .filter(refresh_token::Column::UsedAt.is_null())
+        .exec(&txn)
+        .await?
+        .rows_affected
+        == 1;
+    let successor = state.successors.successor(presented);
+    let refresh_expires_at = if claimed {
+        rotate(&txn, state, meta, &session, token.id, &successor, now).await?
+    } else {
+        match replay(&txn, state, meta, &session, token.id, now).await? {
+            Replay::Grace { expires_at } => expires_at,
+            Replay::Reused => {
+                // Committed on purpose: the revocation must stand although the request fails.
+                txn.commit().await?;
+                return Err(AppError::RefreshTokenReused);
+            }
+        }
+    };
+    let user = user::Entity::find_by_id(session.user_id)
+        .one(&txn)
+        .await?
+        .ok_or(AppError::InvalidRefreshToken)?;
+    txn.commit().await?;
+    let access = state
+        .tokens
+        .mint(user.id, session.id, Role::from_stored(&user.role), now)?;
+    Ok(AuthOutcome {
+        user,
+        session_id: session.id,
+        access,
+        refresh_token: successor,
+        refresh_expires_at,
+    })
+}
+
+/// The winner of the claim: stores the successor and records the rotation.
+async fn rotate(
+    txn: &DatabaseTransaction,
+    state: &AppState,
+    meta: &RequestMeta,
+    session: &session::Model,
+    parent: Uuid,
+    successor: &SecretString,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, AppError> {
+    // A logout may have committed between our read and our claim.
+    let alive = session::Entity::update_many()
+        .col_expr(session::Column::LastUsedAt, Expr::value(now))
+        .filter(session::Column::Id.eq(session.id))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(txn)
+        .await?
+        .rows_affected
+        == 1;
+    if !alive {
+        return Err(AppError::InvalidRefreshToken);
+    }
+    let expires = issue_token(
+        txn,
+        state,
+        session.id,
+        session.expires_at,
+        Some(parent),
+        successor,
+        now,
+    )
+    .await?;
+    audit::record(
+        txn,
+        now,
+        meta,
+        Event::new(AuditEventKind::TokenRefreshed)
+            .user(session.user_id)
+            .session(session.id),
+    )
+    .await?;
+    Ok(expires)
+}
+
+enum Replay {
+    /// A retry inside the grace interval: answer with the same successor.
+    Grace { expires_at: DateTime<Utc> },
+    /// Theft: the session is now revoked.
+    Reused,
+}
+
+/// A loser of the claim: a grace-period retry, or a replay to punish.
+async fn replay(
+    txn: &DatabaseTransaction,
+    state: &AppState,
+    meta: &RequestMeta,
+    session: &session::Model,
+    token_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Replay, AppError> {
+    let used_at = refresh_token::Entity::find_by_id(token_id)
+        .one(txn)
+        .await?
+        .and_then(|t| t.used_at);
+    let child = refresh_token::Entity::find()
+        .filter(refresh_token::Column::ParentId.eq(token_id))
+        .one(txn)
+        .await?;
+    let live_session = session::Entity::find_by_id(session.id)
+        .filter(session::Column::RevokedAt.is_null())
+        .one(txn)
+        .await?
+        .is_some();
+    let interval = delta(state.config.refresh_reuse_interval);
+    let within = used_at.is_some_and(|used| now < used + interval);
+    if let (true, true, Some(child)) = (within, live_session, &child) {
+        if child.used_at.is_none() {
+            audit::record(
+                txn,
+                now,
+                meta,
+                Event::new(AuditEventKind::TokenRefreshed)
+                    .user(session.user_id)
+                    .session(session.id)
+                    .detail(json!({ "retry": true })),
+            )
+            .await?;
+            return Ok(Replay::Grace {
+                expires_at: child.expires_at,
+            });
+        }
+    }
+    if !live_session {
+        return Err(AppError::InvalidRefreshToken);
+    }
+    revoke(txn, session.id, RevokeReason::TokenReuse, now).await?;
+    audit::record(
+        txn,
+        now,
+        meta,
+        Event::new(AuditEventKind::RefreshTokenReuseDetected)
+            .user(session.user_id)
+            .session(session.id)
+            .detail(json!({ "reason": if within { "successor_already_used" } else { "after_reuse_interval" } })),
+    )
+    .await?;
+    Ok(Replay::Reused)
+}
+
+/// Marks one session revoked; true when it was alive until now.
+async fn revoke<C: ConnectionTrait>(
+    conn: &C,
+    session_id: Uuid,
+    reason: RevokeReason,
+    now: DateTime<Utc>,
+) -> Result<bool, AppError> {
+    let changed = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(now))
+        .col_expr(session::Column::RevokedReason, Expr::value(reason.as_str()))
+        .filter(session::Column::Id.eq(session_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(conn)
+        .await?
+        .rows_affected;
+    Ok(changed == 1)
+}
+
+/// Ends the session `session_id` (if alive) and audits it. Idempotent.
+async fn end_session(
+    state: &AppState,
+    meta: &RequestMeta,
+    session_id: Uuid,
+    user_id: Uuid,
+) -> Result<(), AppError> {
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    if revoke(&txn, session_id, RevokeReason::Logout, now).await? {
+        audit::record(
+            &txn,
+            now,
+            meta,
+            Event::new(AuditEventKind::SessionRevoked)
+                .user(user_id)
+                .session(session_id)
+                .detail(json!({ "reason": "logout" })),
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// `logout(refreshToken)`: ends that token's session. Always `true` for a
+/// well-formed request, known token or not, so it is no oracle.
+#[tracing::instrument(skip_all)]
+pub async fn logout_by_refresh_token(
+    state: &AppState,
+    meta: &RequestMeta,
+    presented: &str,
+) -> Result<bool, AppError> {
+    if !refresh::looks_valid(presented) {
+        return Ok(true);
+    }
+    let found = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(refresh::hash(presented)))
+        .find_also_related(session::Entity)
+        .one(state.db.read())
+        .await?;
+    if let Some((_, Some(session))) = found {
+        end_session(state, meta, session.id, session.user_id).await?;
+    }
+    Ok(true)
+}
+
+/// `logout` with no argument: ends the session of the access token.
+#[tracing::instrument(skip_all)]
+pub async fn logout_by_access_token(
+    state: &AppState,
+    meta: &RequestMeta,
+    claims: &Claims,
+) -> Result<bool, AppError> {
+    end_session(state, meta, claims.sid, claims.sub).await?;
+    Ok(true)
+}
+
+/// `logoutAllDevices`: revokes every live session of the caller, the
+/// current one included, and returns how many.
+#[tracing::instrument(skip_all)]
+pub async fn logout_all(
+    state: &AppState,
+    meta: &RequestMeta,
+    caller: &AuthUser,
+) -> Result<u64, AppError> {
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    let count = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(now))
+        .col_expr(
+            session::Column::RevokedReason,
+            Expr::value(RevokeReason::LogoutAll.as_str()),
+        )
+        .filter(session::Column::UserId.eq(caller.user.id))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    audit::record(
+        &txn,
+        now,
+        meta,
+        Event::new(AuditEventKind::AllSessionsRevoked)
+            .user(caller.user.id)
+            .session(caller.session_id)
+            .detail(json!({ "count": count })),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(count)
+}
+
+/// Checks that the session behind verified `claims` is alive and loads its
+/// user: one query, a join, on every authenticated request.
+pub async fn authenticate(state: &AppState, claims: &Claims) -> Result<AuthUser, AppError> {
+    let now = state.clock.now();
+    let found = user::Entity::find()
+        .inner_join(session::Entity)
+        .filter(session::Column::Id.eq(claims.sid))
+        .filter(session::Column::UserId.eq(claims.sub))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now))
+        .one(state.db.read())
+        .await?;
+    match found {
+        Some(user) => Ok(AuthUser {
+            user,
+            session_id: claims.sid,
+        }),
+        None => Err(AppError::Unauthenticated(UnauthReason::Revoked)),
+    }
+}

@@ -1,0 +1,123 @@
+//! [`App::build`]: connects, migrates, loads keys, binds and wires
+//! everything, exactly as `main` does and as the tests do (on port 0).
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use poem::{listener::TcpAcceptor, Server};
+
+use crate::{
+    auth::{jwt::AccessTokens, keys::ServerKeys, password::PasswordHasher, refresh::SuccessorKey},
+    clock::{delta, Clock},
+    config::Config,
+    db::Db,
+    error::AppError,
+    graphql, http,
+    state::AppState,
+};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database could not be reached or migrated.
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    /// Key material could not be loaded or created.
+    #[error("keys: {0}")]
+    Keys(#[from] AppError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Connects to the database, applies migrations and builds the state.
+pub async fn build_state(config: Config, clock: Clock) -> Result<AppState, StartupError> {
+    let db = Db::connect(&config).await?;
+    db.migrate().await?;
+    let keys = ServerKeys::load(&db, &config, &clock).await?;
+    let tokens = AccessTokens::new(
+        &keys.jwt,
+        &config.issuer,
+        &config.audience,
+        delta(config.access_token_ttl),
+    );
+    let hasher = PasswordHasher::for_machine(config.bcrypt_cost);
+    Ok(AppState {
+        db,
+        config: Arc::new(config),
+        clock,
+        tokens: Arc::new(tokens),
+        successors: SuccessorKey::new(keys.successor),
+        hasher,
+    })
+}
+
+/// A built server, bound and ready to run.
+pub struct App {
+    acceptor: TcpAcceptor,
+    addr: SocketAddr,
+    state: AppState,
+}
+
+impl App {
+    /// Builds everything and binds `config.listen` (port 0 picks a free port).
+    pub async fn build(config: Config, clock: Clock) -> Result<Self, StartupError> {
+        let listen = config.listen;
+        let state = build_state(config, clock).await?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| StartupError::Bind {
+                addr: listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: listen,
+            source,
+        })?;
+        let acceptor = TcpAcceptor::from_tokio(listener).map_err(|source| StartupError::Bind {
+            addr: listen,
+            source,
+        })?;
+        Ok(Self {
+            acceptor,
+            addr,
+            state,
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The state the server runs with.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests
+    /// (for at most 10 s) and returns.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
+        let hasher = self.state.hasher.clone();
+        // The dummy hash is computed in the background so start-up stays fast.
+        tokio::spawn(async move {
+            if let Err(err) = hasher.warm_up().await {
+                tracing::warn!(error = %err, "could not precompute the dummy password hash");
+            }
+        });
+        let schema = graphql::build(self.state.clone());
+        let routes = http::routes(schema, self.state);
+        Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(routes, shutdown, Some(std::time::Duration::from_secs(10)))
+            .await
+    }
+}

@@ -1,0 +1,28 @@
+//! [`AppState`]: everything an operation needs, built once at start-up and
+//! attached to the schema. Cheap to clone (handles and `Arc`s).
+
+use std::sync::Arc;
+
+use crate::{
+    auth::{jwt::AccessTokens, password::PasswordHasher, refresh::SuccessorKey},
+    clock::Clock,
+    config::Config,
+    db::Db,
+};
+
+/// Shared, read-only server state.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The store.
+    pub db: Db,
+    /// The settings the server started with.
+    pub config: Arc<Config>,
+    /// The only source of "now".
+    pub clock: Clock,
+    /// Access-token signer and verifier, keys built once.
+    pub tokens: Arc<AccessTokens>,
+    /// Derives refresh-token successors.
+    pub successors: SuccessorKey,
+    /// bcrypt on a bounded blocking pool.
+    pub hasher: PasswordHasher,
+}
