@@ -219,6 +219,21 @@ where
 }
 
 impl Config {
+    /// The zero-configuration defaults, ignoring the environment: what
+    /// `warden` runs with when nothing is set. Tests start from this.
+    pub fn defaults() -> Result<Self, clap::Error> {
+        use clap::{CommandFactory, FromArgMatches, Parser};
+        #[derive(Parser)]
+        struct Bare {
+            #[command(flatten)]
+            config: Config,
+        }
+        let matches = Bare::command()
+            .mut_args(|arg| arg.env(None))
+            .try_get_matches_from(["warden"])?;
+        Bare::from_arg_matches(&matches).map(|bare| bare.config)
+    }
+
     /// The database URL with any password removed, for start-up lines and logs.
     pub fn database_display(&self) -> String {
         redact_url(self.database_url.expose_secret())
@@ -379,6 +394,21 @@ mod tests {
         let mut known: Vec<String> = KNOWN_ENV.iter().map(|s| s.to_string()).collect();
         known.sort();
         assert_eq!(from_args, known);
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let config = Config::defaults().expect("defaults parse");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            config.database_url.expose_secret(),
+            "sqlite://warden.db?mode=rwc"
+        );
+        assert_eq!(config.access_token_ttl, Duration::from_secs(900));
+        assert_eq!(config.refresh_reuse_interval, Duration::from_secs(10));
+        assert_eq!(config.bcrypt_cost, 12);
+        assert_eq!(config.rate_login_email.to_string(), "5/min");
+        assert!(config.jwt_secret.is_none() && config.introspection && config.rate_limits);
     }
 
     #[test]

@@ -138,21 +138,24 @@ impl PasswordHasher {
     pub async fn hash(&self, password: &Password) -> Result<String, AppError> {
         let secret = password.0.clone();
         let cost = self.cost;
-        self.run(move || bcrypt::non_truncating_hash(secret.expose_secret(), cost))
+        // `Password` is at most 72 bytes, all of which bcrypt uses: nothing is truncated.
+        self.run(move || bcrypt::hash(secret.expose_secret(), cost))
             .await?
             .map_err(AppError::internal)
     }
 
     /// Checks `candidate` against `hash`. A candidate bcrypt cannot take whole
-    /// (over 72 bytes) is a mismatch, never a truncated match.
+    /// (over 72 bytes) is a mismatch, never a truncated match; it still costs
+    /// one verification, so its timing says nothing.
     #[tracing::instrument(skip_all)]
     pub async fn verify(&self, candidate: &str, hash: &str) -> Result<bool, AppError> {
+        let whole = candidate.len() <= MAX_PASSWORD_BYTES;
         let candidate = SecretString::from(candidate.to_owned());
         let hash = hash.to_owned();
         let outcome = self
-            .run(move || bcrypt::non_truncating_verify(candidate.expose_secret(), &hash))
+            .run(move || bcrypt::verify(candidate.expose_secret(), &hash))
             .await?;
-        Ok(outcome.unwrap_or(false))
+        Ok(whole && outcome.unwrap_or(false))
     }
 
     /// Spends the same time as a real verification, for an email that has no
@@ -174,7 +177,7 @@ impl PasswordHasher {
             .get_or_try_init(|| async {
                 let random = crate::auth::refresh::random_token();
                 let cost = self.cost;
-                self.run(move || bcrypt::non_truncating_hash(random.expose_secret(), cost))
+                self.run(move || bcrypt::hash(random.expose_secret(), cost))
                     .await?
                     .map_err(AppError::internal)
             })
@@ -271,6 +274,16 @@ mod tests {
             .expect("ran"));
         let long = format!("tide pool lantern{}", "x".repeat(80));
         assert!(!hasher.verify(&long, &hash).await.expect("ran"));
+        let exact = format!("{}{}", "é".repeat(30), "abcdefghijkl"); // 72 bytes
+        let exact_hash = hasher
+            .hash(&Password::parse(&exact, "password").expect("valid"))
+            .await
+            .expect("hashed");
+        assert!(hasher.verify(&exact, &exact_hash).await.expect("ran"));
+        assert!(!hasher
+            .verify(&format!("{exact}!"), &exact_hash)
+            .await
+            .expect("ran"));
         hasher.verify_dummy("anything at all").await.expect("ran");
     }
 }

@@ -48,3 +48,59 @@ pub fn build(state: AppState) -> WardenSchema {
 pub fn sdl() -> String {
     builder().finish().sdl()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    const INTROSPECT: &str = "{ __schema { types { name description
+        fields { name description args { name description } }
+        inputFields { name description } enumValues { name description } } } }";
+
+    #[tokio::test]
+    async fn every_type_field_argument_and_value_is_documented() {
+        let response = super::builder().finish().execute(INTROSPECT).await;
+        let data = serde_json::to_value(&response.data).unwrap_or_default();
+        let mut missing = Vec::new();
+        let documented = |v: &Value| {
+            v["description"]
+                .as_str()
+                .is_some_and(|d| !d.trim().is_empty())
+        };
+        let types = data["__schema"]["types"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for ty in types
+            .iter()
+            .filter(|t| !t["name"].as_str().unwrap_or("__").starts_with("__"))
+        {
+            let name = ty["name"].as_str().unwrap_or_default();
+            if ["Boolean", "String", "Int", "Float", "ID"].contains(&name) {
+                continue;
+            }
+            if !documented(ty) {
+                missing.push(name.to_owned());
+            }
+            for field in ty["fields"].as_array().into_iter().flatten() {
+                if !documented(field) {
+                    missing.push(format!("{name}.{}", field["name"]));
+                }
+                for arg in field["args"].as_array().into_iter().flatten() {
+                    if !documented(arg) {
+                        missing.push(format!("{name}.{}({})", field["name"], arg["name"]));
+                    }
+                }
+            }
+            for list in ["inputFields", "enumValues"] {
+                for item in ty[list].as_array().into_iter().flatten() {
+                    if !documented(item) {
+                        missing.push(format!("{name}.{}", item["name"]));
+                    }
+                }
+            }
+        }
+        assert!(types.len() > 10, "introspection ran: {data}");
+        assert!(missing.is_empty(), "undocumented: {missing:?}");
+    }
+}

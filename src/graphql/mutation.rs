@@ -18,7 +18,8 @@ use crate::{
 /// Writes.
 pub struct MutationRoot;
 
-#[Object]
+/// Writes: accounts, logins and sessions.
+#[Object(name = "Mutation")]
 impl MutationRoot {
     /// Creates an account with the `USER` role and logs it in. Fails with
     /// `BAD_USER_INPUT` (see `extensions.field`) or `EMAIL_TAKEN`.

@@ -19,11 +19,14 @@ use crate::{
 
 /// Largest page `auditLog` returns; larger `first` values are capped.
 pub const MAX_PAGE: i32 = 200;
+/// Page size when `first` is omitted or null.
+pub const DEFAULT_PAGE: i32 = 50;
 
 /// Reads.
 pub struct QueryRoot;
 
-#[Object]
+/// Reads: the caller's account and the audit log.
+#[Object(name = "Query")]
 impl QueryRoot {
     /// The account of the access token. Fails with `UNAUTHENTICATED` when the
     /// token is missing, invalid, expired or its session was logged out.
@@ -46,14 +49,19 @@ impl QueryRoot {
             desc = "Page size, 0 to 200 (larger values are capped at 200).",
             default = 50
         )]
-        first: i32,
+        first: Option<i32>,
         #[graphql(desc = "Cursor (`endCursor` of the previous page) to continue after.")]
         after: Option<String>,
         #[graphql(desc = "Only events matching every given field.")] filter: Option<AuditLogFilter>,
     ) -> async_graphql::Result<AuditEventConnection> {
-        audit_log(ctx, first, after, filter.unwrap_or_default())
-            .await
-            .respond(ctx)
+        audit_log(
+            ctx,
+            first.unwrap_or(DEFAULT_PAGE),
+            after,
+            filter.unwrap_or_default(),
+        )
+        .await
+        .respond(ctx)
     }
 }
 

@@ -1,1 +1,16 @@
-fn main() {}
+//! Warden's integration tests: one binary, a real server per test on
+//! `127.0.0.1:0` with its own database, spoken to over HTTP.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod access_tokens;
+mod audit_log;
+mod cli;
+mod helpers;
+mod logout;
+mod refresh;
+mod register_login;
+mod restart;
+mod schema;
+mod secrets;
+mod transport;

@@ -1,0 +1,230 @@
+//! `auditLog`: visibility, pagination, filters, and reading it is audited.
+
+use serde_json::{json, Value};
+use warden::{domain::AuditEventKind, services::audit};
+
+use crate::{
+    cli::warden,
+    helpers::{code, email, s, spawn_app, TestApp, PASSWORD},
+};
+
+const LOG: &str = "query($first: Int, $after: String, $filter: AuditLogFilter) {
+  auditLog(first: $first, after: $after, filter: $filter) {
+    edges { cursor node { id at kind severity userId sessionId ip userAgent detail } }
+    pageInfo { hasNextPage endCursor }
+  }
+}";
+
+async fn log(app: &TestApp, token: &str, vars: Value) -> Value {
+    app.gql(Some(token), LOG, vars).await
+}
+
+fn nodes(body: &Value) -> Vec<Value> {
+    body["data"]["auditLog"]["edges"]
+        .as_array()
+        .map(|edges| edges.iter().map(|e| e["node"].clone()).collect())
+        .unwrap_or_default()
+}
+
+async fn admin(app: &TestApp) -> String {
+    let who = email();
+    let out = warden(
+        &app.database_url(),
+        &["admin", "create", &who],
+        &format!("{PASSWORD}\n"),
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s(
+        &app.login(&who, PASSWORD).await["data"]["login"],
+        "accessToken",
+    )
+    .to_owned()
+}
+
+#[tokio::test]
+async fn a_user_sees_only_their_own_events_newest_first() {
+    let app = spawn_app().await;
+    let mine = app.register(&email()).await;
+    let theirs_email = email();
+    app.register(&theirs_email).await;
+    app.login(&theirs_email, "wrong password here").await;
+    let token = s(&mine, "accessToken");
+    app.refresh(s(&mine, "refreshToken")).await;
+
+    let body = log(&app, token, json!({})).await;
+    let events = nodes(&body);
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert_eq!(kinds, ["TOKEN_REFRESHED", "USER_REGISTERED"], "{body}");
+    assert!(events.iter().all(|e| e["userId"] == mine["user"]["id"]));
+    assert_eq!(events[0]["ip"], "127.0.0.1");
+    assert!(events[0]["at"].as_str() >= events[1]["at"].as_str());
+
+    // Reading was audited: the next read shows it.
+    let again = nodes(&log(&app, token, json!({})).await);
+    assert_eq!(again[0]["kind"], "AUDIT_LOG_VIEWED");
+}
+
+#[tokio::test]
+async fn an_admin_sees_everyone_and_can_filter_by_user() {
+    let app = spawn_app().await;
+    let a = app.register(&email()).await;
+    let b = app.register(&email()).await;
+    app.login(&email(), "no such account pw").await;
+    let token = admin(&app).await;
+    let all = nodes(&log(&app, &token, json!({ "first": 200 })).await);
+    let users: Vec<&Value> = all.iter().map(|e| &e["userId"]).collect();
+    assert!(users.contains(&&a["user"]["id"]) && users.contains(&&b["user"]["id"]));
+    assert!(all
+        .iter()
+        .any(|e| e["kind"] == "LOGIN_FAILED" && e["userId"].is_null()));
+
+    let only_b = nodes(
+        &log(
+            &app,
+            &token,
+            json!({ "filter": { "userId": b["user"]["id"] } }),
+        )
+        .await,
+    );
+    assert!(!only_b.is_empty() && only_b.iter().all(|e| e["userId"] == b["user"]["id"]));
+}
+
+#[tokio::test]
+async fn a_user_asking_for_someone_elses_events_is_forbidden_and_audited() {
+    let app = spawn_app().await;
+    let mine = app.register(&email()).await;
+    let theirs = app.register(&email()).await;
+    let body = log(
+        &app,
+        s(&mine, "accessToken"),
+        json!({ "filter": { "userId": theirs["user"]["id"] } }),
+    )
+    .await;
+    assert_eq!(code(&body), Some("FORBIDDEN"));
+    let own = nodes(
+        &log(
+            &app,
+            s(&mine, "accessToken"),
+            json!({ "filter": { "kinds": ["ACCESS_DENIED"] } }),
+        )
+        .await,
+    );
+    assert_eq!(own.len(), 1);
+    assert_eq!(own[0]["severity"], "WARNING");
+}
+
+#[tokio::test]
+async fn pages_follow_cursors_without_gaps_or_repeats() {
+    let app = spawn_app().await;
+    let who = email();
+    let mine = app.register(&who).await;
+    let mut refresh = s(&mine, "refreshToken").to_owned();
+    for _ in 0..4 {
+        let body = app.refresh(&refresh).await;
+        refresh = s(&body["data"]["refresh"], "refreshToken").to_owned();
+    }
+    let token = s(&mine, "accessToken");
+    let filter = json!({ "kinds": ["TOKEN_REFRESHED", "USER_REGISTERED"] });
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let body = log(
+            &app,
+            token,
+            json!({ "first": 2, "after": after, "filter": filter }),
+        )
+        .await;
+        let page = nodes(&body);
+        assert!(page.len() <= 2);
+        seen.extend(page.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+        let info = &body["data"]["auditLog"]["pageInfo"];
+        if info["hasNextPage"] != true {
+            break;
+        }
+        after = info["endCursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    let mut ids: Vec<i64> = seen.iter().map(|id| id.parse().unwrap()).collect();
+    let sorted = {
+        let mut v = ids.clone();
+        v.sort_by(|a, b| b.cmp(a));
+        v
+    };
+    assert_eq!(ids, sorted, "newest first");
+    ids.dedup();
+    assert_eq!(ids.len(), 5, "no repeats");
+}
+
+#[tokio::test]
+async fn severity_and_time_filters_narrow_the_log() {
+    let app = spawn_app().await;
+    let token = admin(&app).await;
+    app.login(&email(), "unknown account pw").await;
+    let notices = nodes(
+        &log(
+            &app,
+            &token,
+            json!({ "filter": { "minSeverity": "NOTICE" } }),
+        )
+        .await,
+    );
+    assert!(!notices.is_empty());
+    assert!(
+        notices.iter().all(|e| e["severity"] != "INFO"),
+        "{notices:?}"
+    );
+    let future = nodes(
+        &log(
+            &app,
+            &token,
+            json!({ "filter": { "since": "2999-01-01T00:00:00Z" } }),
+        )
+        .await,
+    );
+    assert!(future.is_empty());
+    let past = nodes(
+        &log(
+            &app,
+            &token,
+            json!({ "filter": { "until": "2000-01-01T00:00:00Z" } }),
+        )
+        .await,
+    );
+    assert!(past.is_empty());
+}
+
+#[tokio::test]
+async fn bad_page_arguments_are_bad_input_and_large_pages_are_capped() {
+    let app = spawn_app().await;
+    let mine = app.register(&email()).await;
+    let token = s(&mine, "accessToken");
+    let negative = log(&app, token, json!({ "first": -1 })).await;
+    assert_eq!(code(&negative), Some("BAD_USER_INPUT"));
+    assert_eq!(negative["errors"][0]["extensions"]["field"], "first");
+    let cursor = log(&app, token, json!({ "after": "not-a-cursor" })).await;
+    assert_eq!(code(&cursor), Some("BAD_USER_INPUT"));
+    let user: uuid::Uuid = s(&mine["user"], "id").parse().unwrap();
+    let meta = warden::meta::RequestMeta::local("test");
+    for _ in 0..205 {
+        let event = audit::Event::new(AuditEventKind::TokenRefreshed).user(user);
+        audit::record(app.state.db.write(), app.clock.now(), &meta, event)
+            .await
+            .unwrap();
+    }
+    let big = log(&app, token, json!({ "first": 100000 })).await;
+    assert!(big["errors"].is_null(), "{big}");
+    assert_eq!(nodes(&big).len(), 200, "capped at 200");
+    assert_eq!(big["data"]["auditLog"]["pageInfo"]["hasNextPage"], true);
+}
+
+#[tokio::test]
+async fn the_audit_log_needs_a_token() {
+    let app = spawn_app().await;
+    let body = app.gql(None, LOG, json!({})).await;
+    assert_eq!(code(&body), Some("UNAUTHENTICATED"));
+}

@@ -1,0 +1,206 @@
+//! The `warden` binary: admin commands, migrate, export-schema, bad config.
+
+use std::{
+    io::Write,
+    process::{Command, Output, Stdio},
+};
+
+use sea_orm::EntityTrait;
+
+use crate::helpers::{code, email, s, spawn_app, PASSWORD};
+
+/// Runs the real binary with `args`, `stdin` on standard input and the test
+/// database; no other `WARDEN_*` settings leak in.
+pub fn warden(
+    database_url: &str,
+    args: &[&str],
+    stdin: &str,
+    extra_env: &[(&str, &str)],
+) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("WARDEN_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.args(args)
+        .env("WARDEN_DATABASE_URL", database_url)
+        .env("WARDEN_BCRYPT_COST", "4")
+        .envs(extra_env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("warden binary runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("stdin written");
+    child.wait_with_output().expect("warden exits")
+}
+
+#[tokio::test]
+async fn admin_create_makes_an_administrator_who_can_log_in() {
+    let app = spawn_app().await;
+    let who = email();
+    let out = warden(
+        &app.database_url(),
+        &["admin", "create", &who],
+        &format!("{PASSWORD}\n"),
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let login = app.login(&who, PASSWORD).await;
+    let me = app
+        .gql(
+            Some(s(&login["data"]["login"], "accessToken")),
+            "{ me { role } }",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(me["data"]["me"]["role"], "ADMIN");
+}
+
+#[tokio::test]
+async fn admin_create_applies_the_password_policy() {
+    let app = spawn_app().await;
+    let out = warden(
+        &app.database_url(),
+        &["admin", "create", &email()],
+        "short\n",
+        &[],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8 bytes"));
+}
+
+#[tokio::test]
+async fn promote_and_demote_change_the_role_and_are_audited() {
+    let app = spawn_app().await;
+    let who = email();
+    let registered = app.register(&who).await;
+    let access = s(&registered, "accessToken").to_owned();
+    let out = warden(&app.database_url(), &["admin", "promote", &who], "", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The role is read from the database on every request, so it applies at once.
+    let me = app
+        .gql(Some(&access), "{ me { role } }", serde_json::json!({}))
+        .await;
+    assert_eq!(me["data"]["me"]["role"], "ADMIN");
+    let out = warden(&app.database_url(), &["admin", "demote", &who], "", &[]);
+    assert!(out.status.success());
+    let me = app
+        .gql(Some(&access), "{ me { role } }", serde_json::json!({}))
+        .await;
+    assert_eq!(me["data"]["me"]["role"], "USER");
+    let log = app
+        .gql(Some(&access), "{ auditLog(filter: { kinds: [ROLE_CHANGED] }) { edges { node { kind severity detail } } } }", serde_json::json!({}))
+        .await;
+    let edges = log["data"]["auditLog"]["edges"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(edges.len(), 2, "{log}");
+    assert_eq!(edges[0]["node"]["detail"]["to"], "USER");
+    assert_eq!(edges[1]["node"]["detail"]["to"], "ADMIN");
+    let unknown = warden(
+        &app.database_url(),
+        &["admin", "promote", &email()],
+        "",
+        &[],
+    );
+    assert!(!unknown.status.success());
+}
+
+#[tokio::test]
+async fn register_can_never_create_an_admin() {
+    let app = spawn_app().await;
+    let response = app
+        .post(
+            None,
+            "mutation { register(input: { email: \"x@example.com\", password: \"correct horse battery staple\", role: ADMIN }) { accessToken } }",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(
+        response.status(),
+        reqwest::StatusCode::BAD_REQUEST,
+        "RegisterInput has no role"
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body["data"].is_null() && code(&body).is_none(), "{body}");
+    let users = entity::user::Entity::find()
+        .all(app.state.db.read())
+        .await
+        .unwrap();
+    assert!(users.is_empty());
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
+    let cases = [
+        ("WARDEN_ACCESS_TOKEN_TTL", "fifteen"),
+        ("WARDEN_JWT_SECRET", "too-short"),
+        ("WARDEN_BCRYPT_COST", "99"),
+        ("WARDEN_RATE_LOGIN_IP", "10/fortnight"),
+        ("WARDEN_ACESS_TOKEN_TTL", "15m"),
+    ];
+    for (key, value) in cases {
+        let out = warden("sqlite::memory:", &["migrate"], "", &[(key, value)]);
+        assert!(!out.status.success(), "{key}={value} must stop start-up");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(key), "names {key}: {stderr}");
+        if key == "WARDEN_JWT_SECRET" {
+            assert!(!stderr.contains(value), "never echoes a secret: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn migrate_creates_the_schema_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
+    for _ in 0..2 {
+        let out = warden(&url, &["migrate"], "", &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn export_schema_check_fails_on_a_stale_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let stale = dir.path().join("schema.graphql");
+    std::fs::write(&stale, "type Query { stale: Int }\n").unwrap();
+    let path = stale.display().to_string();
+    let out = warden(
+        "sqlite::memory:",
+        &["export-schema", "--check", "--path", &path],
+        "",
+        &[],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("export-schema"));
+    let printed = warden("sqlite::memory:", &["export-schema"], "", &[]);
+    std::fs::write(&stale, &printed.stdout).unwrap();
+    let out = warden(
+        "sqlite::memory:",
+        &["export-schema", "--check", "--path", &path],
+        "",
+        &[],
+    );
+    assert!(out.status.success());
+}

@@ -1,0 +1,245 @@
+//! `spawn_app()` and `TestApp`: a real Warden on `127.0.0.1:0` with its own
+//! SQLite file, driven over HTTP with reqwest.
+
+use std::{
+    io::Write,
+    sync::{Mutex, OnceLock},
+    time::Duration,
+};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::{sync::oneshot, task::JoinHandle};
+use warden::{clock::Clock, config::Config, startup::App, state::AppState};
+
+/// A password that passes the policy.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Everything every test's server logged, at DEBUG, for the secrets check.
+static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+
+struct Capture;
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(logs) = LOGS.get() {
+            if let Ok(mut logs) = logs.lock() {
+                logs.extend_from_slice(buf);
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logs() {
+    LOGS.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                "debug,hyper=info,h2=info,reqwest=info,rustls=info,tokio_postgres=info",
+            )
+            .with_writer(|| Capture)
+            .with_ansi(false)
+            .try_init();
+        Mutex::new(Vec::new())
+    });
+}
+
+/// All log output captured so far, from every test in this binary.
+pub fn captured_logs() -> String {
+    LOGS.get()
+        .and_then(|l| {
+            l.lock()
+                .ok()
+                .map(|l| String::from_utf8_lossy(&l).into_owned())
+        })
+        .unwrap_or_default()
+}
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// The server's state (database handle, config, keys).
+    pub state: AppState,
+    /// The server's clock: `clock.advance(..)` moves its time.
+    pub clock: Clock,
+    /// The config the server runs with, for restarts.
+    pub config: Config,
+    pub client: reqwest::Client,
+    dir: Option<TempDir>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// A server with the test defaults: its own SQLite file, bcrypt cost 4.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// A server with the test defaults changed by `tweak`.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    init_logs();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::defaults().expect("default config");
+    config.listen = "127.0.0.1:0".parse().expect("addr");
+    config.database_url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("warden.db").display()
+    )
+    .into();
+    config.bcrypt_cost = 4;
+    tweak(&mut config);
+    start(config, Clock::system(), Some(dir)).await
+}
+
+async fn start(config: Config, clock: Clock, dir: Option<TempDir>) -> TestApp {
+    let app = App::build(config.clone(), clock.clone())
+        .await
+        .expect("app builds");
+    let address = format!("http://{}", app.addr());
+    let state = app.state().clone();
+    let (tx, rx) = oneshot::channel();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        address,
+        state,
+        clock,
+        config,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
+        dir,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    /// Stops the server and starts a new one on the same database, config and clock.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await;
+        let mut config = self.config.clone();
+        config.listen = "127.0.0.1:0".parse().expect("addr");
+        start(config, self.clock.clone(), self.dir.take()).await
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+
+    /// The SQLite file, for running the CLI against the same database.
+    pub fn database_url(&self) -> String {
+        use secrecy::ExposeSecret;
+        self.config.database_url.expose_secret().to_owned()
+    }
+
+    /// POSTs a GraphQL document and returns the HTTP response.
+    pub async fn post(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    /// POSTs a GraphQL document, expects 200, returns the JSON body.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let response = self.post(token, query, variables).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "GraphQL over HTTP should answer 200"
+        );
+        response.json().await.expect("JSON body")
+    }
+
+    /// `register` with `email` and [`PASSWORD`]; returns the payload.
+    pub async fn register(&self, email: &str) -> Value {
+        let body = self
+            .gql(
+                None,
+                "mutation($i: RegisterInput!) { register(input: $i) { accessToken refreshToken sessionId user { id email role } } }",
+                json!({ "i": { "email": email, "password": PASSWORD } }),
+            )
+            .await;
+        assert!(body["errors"].is_null(), "register failed: {body}");
+        body["data"]["register"].clone()
+    }
+
+    /// `login` and return the whole body.
+    pub async fn login(&self, email: &str, password: &str) -> Value {
+        self.gql(
+            None,
+            "mutation($i: LoginInput!) { login(input: $i) { accessToken refreshToken sessionId user { id email } } }",
+            json!({ "i": { "email": email, "password": password } }),
+        )
+        .await
+    }
+
+    /// `refresh` and return the whole body.
+    pub async fn refresh(&self, refresh_token: &str) -> Value {
+        self.gql(
+            None,
+            "mutation($t: String) { refresh(refreshToken: $t) { accessToken refreshToken refreshTokenExpiresAt sessionId } }",
+            json!({ "t": refresh_token }),
+        )
+        .await
+    }
+
+    /// `me` with `token`, whole body.
+    pub async fn me(&self, token: Option<&str>) -> Value {
+        self.gql(token, "{ me { id email role } }", json!({})).await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A fresh, unique email.
+pub fn email() -> String {
+    format!("user-{}@example.com", uuid::Uuid::new_v4().simple())
+}
+
+/// The `extensions.code` of the first error, if any.
+pub fn code(body: &Value) -> Option<&str> {
+    body["errors"][0]["extensions"]["code"].as_str()
+}
+
+/// The `extensions.reason` of the first error, if any.
+pub fn reason(body: &Value) -> Option<&str> {
+    body["errors"][0]["extensions"]["reason"].as_str()
+}
+
+/// A string field of a payload.
+pub fn s<'a>(payload: &'a Value, field: &str) -> &'a str {
+    payload[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string {field} in {payload}"))
+}
