@@ -1,7 +1,11 @@
 //! Accounts: registration, login, and the role changes the CLI makes.
 
+use chrono::{DateTime, Utc};
 use entity::user;
-use sea_orm::{sea_query::Expr, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, SqlErr};
+use sea_orm::{
+    sea_query::Expr, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    SqlErr,
+};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -67,7 +71,7 @@ async fn insert_user<C: sea_orm::ConnectionTrait>(
     account: &NewAccount,
     hash: String,
     role: Role,
-    now: chrono::DateTime<chrono::Utc>,
+    now: DateTime<Utc>,
 ) -> Result<user::Model, AppError> {
     let model = user::Model {
         id: Uuid::now_v7(),
@@ -113,7 +117,20 @@ pub async fn register(
     let hash = state.hasher.hash(&account.password).await?;
     let now = state.clock.now();
     let txn = state.db.begin().await?;
-    let mut user = insert_user(&txn, &account, hash, Role::User, now).await?;
+    let user = insert_user(&txn, &account, hash, Role::User, now).await?;
+    open_session(state, meta, txn, user, AuditEventKind::UserRegistered, now).await
+}
+
+/// Starts a session for `user` inside `txn`, stamps `last_login_at`,
+/// records `kind`, commits, and mints the access token.
+async fn open_session(
+    state: &AppState,
+    meta: &RequestMeta,
+    txn: DatabaseTransaction,
+    mut user: user::Model,
+    kind: AuditEventKind,
+    now: DateTime<Utc>,
+) -> Result<AuthOutcome, AppError> {
     let started = sessions::start(&txn, state, meta, user.id, now).await?;
     user::Entity::update_many()
         .col_expr(user::Column::LastLoginAt, Expr::value(now))
@@ -121,19 +138,11 @@ pub async fn register(
         .exec(&txn)
         .await?;
     user.last_login_at = Some(now);
-    audit::record(
-        &txn,
-        now,
-        meta,
-        Event::new(AuditEventKind::UserRegistered)
-            .user(user.id)
-            .session(started.session_id),
-    )
-    .await?;
+    let event = Event::new(kind).user(user.id).session(started.session_id);
+    audit::record(&txn, now, meta, event).await?;
     txn.commit().await?;
-    let access = state
-        .tokens
-        .mint(user.id, started.session_id, Role::User, now)?;
+    let role = Role::from_stored(&user.role);
+    let access = state.tokens.mint(user.id, started.session_id, role, now)?;
     Ok(AuthOutcome {
         user,
         session_id: started.session_id,
@@ -159,7 +168,7 @@ pub async fn login(
         return Err(AppError::bad_input("password", "password is too long"));
     }
     let failed = Event::new(AuditEventKind::LoginFailed);
-    let Some(mut user) = find_by_email(state, &email).await? else {
+    let Some(user) = find_by_email(state, &email).await? else {
         state.hasher.verify_dummy(password).await?;
         let event = failed.detail(json!({ "reason": "unknown_email", "email": email.as_str() }));
         audit::record(state.db.write(), state.clock.now(), meta, event).await?;
@@ -174,32 +183,7 @@ pub async fn login(
     }
     let now = state.clock.now();
     let txn = state.db.begin().await?;
-    let started = sessions::start(&txn, state, meta, user.id, now).await?;
-    user::Entity::update_many()
-        .col_expr(user::Column::LastLoginAt, Expr::value(now))
-        .filter(user::Column::Id.eq(user.id))
-        .exec(&txn)
-        .await?;
-    user.last_login_at = Some(now);
-    audit::record(
-        &txn,
-        now,
-        meta,
-        Event::new(AuditEventKind::LoginSucceeded)
-            .user(user.id)
-            .session(started.session_id),
-    )
-    .await?;
-    txn.commit().await?;
-    let role = Role::from_stored(&user.role);
-    let access = state.tokens.mint(user.id, started.session_id, role, now)?;
-    Ok(AuthOutcome {
-        user,
-        session_id: started.session_id,
-        access,
-        refresh_token: started.refresh_token,
-        refresh_expires_at: started.refresh_expires_at,
-    })
+    open_session(state, meta, txn, user, AuditEventKind::LoginSucceeded, now).await
 }
 
 /// `warden admin create`: a new account with the `ADMIN` role.

@@ -3,10 +3,7 @@
 use serde_json::{json, Value};
 use warden::{domain::AuditEventKind, services::audit};
 
-use crate::{
-    cli::warden,
-    helpers::{code, email, s, spawn_app, TestApp, PASSWORD},
-};
+use crate::helpers::{code, email, s, spawn_app, TestApp};
 
 const LOG: &str = "query($first: Int, $after: String, $filter: AuditLogFilter) {
   auditLog(first: $first, after: $after, filter: $filter) {
@@ -24,26 +21,6 @@ fn nodes(body: &Value) -> Vec<Value> {
         .as_array()
         .map(|edges| edges.iter().map(|e| e["node"].clone()).collect())
         .unwrap_or_default()
-}
-
-async fn admin(app: &TestApp) -> String {
-    let who = email();
-    let out = warden(
-        &app.database_url(),
-        &["admin", "create", &who],
-        &format!("{PASSWORD}\n"),
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    s(
-        &app.login(&who, PASSWORD).await["data"]["login"],
-        "accessToken",
-    )
-    .to_owned()
 }
 
 #[tokio::test]
@@ -75,7 +52,7 @@ async fn an_admin_sees_everyone_and_can_filter_by_user() {
     let a = app.register(&email()).await;
     let b = app.register(&email()).await;
     app.login(&email(), "no such account pw").await;
-    let token = admin(&app).await;
+    let token = app.admin_token().await;
     let all = nodes(&log(&app, &token, json!({ "first": 200 })).await);
     let users: Vec<&Value> = all.iter().map(|e| &e["userId"]).collect();
     assert!(users.contains(&&a["user"]["id"]) && users.contains(&&b["user"]["id"]));
@@ -163,7 +140,7 @@ async fn pages_follow_cursors_without_gaps_or_repeats() {
 #[tokio::test]
 async fn severity_and_time_filters_narrow_the_log() {
     let app = spawn_app().await;
-    let token = admin(&app).await;
+    let token = app.admin_token().await;
     app.login(&email(), "unknown account pw").await;
     let notices = nodes(
         &log(

@@ -7,7 +7,7 @@ use std::{
 
 use sea_orm::EntityTrait;
 
-use crate::helpers::{code, email, s, spawn_app, PASSWORD};
+use crate::helpers::{code, email, s, spawn_app};
 
 /// Runs the real binary with `args`, `stdin` on standard input and the test
 /// database; no other `WARDEN_*` settings leak in.
@@ -43,25 +43,9 @@ pub fn warden(
 #[tokio::test]
 async fn admin_create_makes_an_administrator_who_can_log_in() {
     let app = spawn_app().await;
-    let who = email();
-    let out = warden(
-        &app.database_url(),
-        &["admin", "create", &who],
-        &format!("{PASSWORD}\n"),
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let login = app.login(&who, PASSWORD).await;
+    let token = app.admin_token().await;
     let me = app
-        .gql(
-            Some(s(&login["data"]["login"], "accessToken")),
-            "{ me { role } }",
-            serde_json::json!({}),
-        )
+        .gql(Some(&token), "{ me { role } }", serde_json::json!({}))
         .await;
     assert_eq!(me["data"]["me"]["role"], "ADMIN");
 }

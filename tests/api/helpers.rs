@@ -208,6 +208,28 @@ impl TestApp {
         .await
     }
 
+    /// Creates an administrator with the real `warden admin create` and
+    /// returns an access token of theirs.
+    pub async fn admin_token(&self) -> String {
+        let who = email();
+        let out = crate::cli::warden(
+            &self.database_url(),
+            &["admin", "create", &who],
+            &format!("{PASSWORD}\n"),
+            &[],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        s(
+            &self.login(&who, PASSWORD).await["data"]["login"],
+            "accessToken",
+        )
+        .to_owned()
+    }
+
     /// `me` with `token`, whole body.
     pub async fn me(&self, token: Option<&str>) -> Value {
         self.gql(token, "{ me { id email role } }", json!({})).await
