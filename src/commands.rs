@@ -32,7 +32,7 @@ pub async fn serve(config: Config) -> ExitCode {
     tracing::info!(
         address = %addr,
         store = %store,
-        limiter = "memory",
+        limiter = app.state().limits.backend(),
         graphiql = %format!("http://{addr}/graphql"),
         "warden is serving"
     );

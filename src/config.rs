@@ -25,11 +25,11 @@ pub struct Config {
     pub listen: SocketAddr,
 
     /// `sqlite://…` or `postgres://…`; migrations run at start.
-    #[arg(long, env = "WARDEN_DATABASE_URL", default_value = "sqlite://warden.db?mode=rwc", value_parser = parse_secret, hide_default_value = false, global = true)]
+    #[arg(long, env = "WARDEN_DATABASE_URL", default_value = "sqlite://warden.db?mode=rwc", value_parser = parse_database_url, hide_env_values = true, global = true)]
     pub database_url: SecretString,
 
     /// Redis URL; shares rate limits between instances.
-    #[arg(long, env = "WARDEN_REDIS_URL", value_parser = parse_secret, global = true)]
+    #[arg(long, env = "WARDEN_REDIS_URL", value_parser = parse_secret, hide_env_values = true, global = true)]
     pub redis_url: Option<SecretString>,
 
     /// HS256 signing key, at least 32 bytes. Unset: generated once and kept in the database.
@@ -37,23 +37,23 @@ pub struct Config {
     pub jwt_secret: Option<SecretString>,
 
     /// The `iss` claim of access tokens.
-    #[arg(long, env = "WARDEN_ISSUER", default_value = "warden", global = true)]
+    #[arg(long, env = "WARDEN_ISSUER", default_value = "warden", value_parser = parse_non_empty, global = true)]
     pub issuer: String,
 
     /// The `aud` claim of access tokens.
-    #[arg(long, env = "WARDEN_AUDIENCE", default_value = "warden", global = true)]
+    #[arg(long, env = "WARDEN_AUDIENCE", default_value = "warden", value_parser = parse_non_empty, global = true)]
     pub audience: String,
 
     /// Lifetime of an access token.
-    #[arg(long, env = "WARDEN_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "WARDEN_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = parse_positive_duration, global = true)]
     pub access_token_ttl: Duration,
 
     /// Lifetime of a refresh token from its issue.
-    #[arg(long, env = "WARDEN_REFRESH_TOKEN_TTL", default_value = "7d", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "WARDEN_REFRESH_TOKEN_TTL", default_value = "7d", value_parser = parse_positive_duration, global = true)]
     pub refresh_token_ttl: Duration,
 
     /// Absolute lifetime of a session, whatever refreshes happen.
-    #[arg(long, env = "WARDEN_SESSION_MAX_AGE", default_value = "30d", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "WARDEN_SESSION_MAX_AGE", default_value = "30d", value_parser = parse_positive_duration, global = true)]
     pub session_max_age: Duration,
 
     /// How long a rotated refresh token may come back and get the same successor. `0s` turns the grace off.
@@ -69,16 +69,17 @@ pub struct Config {
         long,
         env = "WARDEN_LOCKOUT_THRESHOLD",
         default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..),
         global = true
     )]
     pub lockout_threshold: u32,
 
     /// Window in which failed logins count towards the lockout.
-    #[arg(long, env = "WARDEN_LOCKOUT_WINDOW", default_value = "15m", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "WARDEN_LOCKOUT_WINDOW", default_value = "15m", value_parser = parse_positive_duration, global = true)]
     pub lockout_window: Duration,
 
     /// How long a locked email stays locked.
-    #[arg(long, env = "WARDEN_LOCKOUT_DURATION", default_value = "15m", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "WARDEN_LOCKOUT_DURATION", default_value = "15m", value_parser = parse_positive_duration, global = true)]
     pub lockout_duration: Duration,
 
     /// `on` or `off`: `off` turns every rate limit off (lockout stays).
@@ -130,12 +131,13 @@ pub struct Config {
         long,
         env = "WARDEN_MAX_BODY_BYTES",
         default_value_t = 65536,
+        value_parser = parse_body_limit,
         global = true
     )]
     pub max_body_bytes: usize,
 
     /// Operations allowed in one batched request; 1 refuses batches.
-    #[arg(long, env = "WARDEN_MAX_BATCH", default_value_t = 1, global = true)]
+    #[arg(long, env = "WARDEN_MAX_BATCH", default_value_t = 1, value_parser = parse_batch, global = true)]
     pub max_batch: usize,
 
     /// Serve introspection and GraphiQL (`false` also turns field suggestions off).
@@ -143,7 +145,7 @@ pub struct Config {
     pub introspection: bool,
 
     /// How often the cleanup task runs.
-    #[arg(long, env = "WARDEN_CLEANUP_INTERVAL", default_value = "1h", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "WARDEN_CLEANUP_INTERVAL", default_value = "1h", value_parser = parse_positive_duration, global = true)]
     pub cleanup_interval: Duration,
 
     /// How long revoked and expired sessions are kept before cleanup deletes them.
@@ -196,9 +198,6 @@ pub const KNOWN_ENV: &[&str] = &[
     "WARDEN_LOG_FORMAT",
 ];
 
-/// Variables under this prefix belong to the test suite, not the server.
-const TEST_PREFIX: &str = "WARDEN_TEST_";
-
 /// Refuses a `WARDEN_*` variable that no setting reads: the one-line error
 /// names it, so a typo stops start-up instead of being ignored.
 pub fn check_unknown_env<I>(vars: I) -> Result<(), String>
@@ -206,10 +205,7 @@ where
     I: IntoIterator<Item = String>,
 {
     for name in vars {
-        if name.starts_with("WARDEN_")
-            && !name.starts_with(TEST_PREFIX)
-            && !KNOWN_ENV.contains(&name.as_str())
-        {
+        if name.starts_with("WARDEN_") && !KNOWN_ENV.contains(&name.as_str()) {
             return Err(format!(
                 "unknown environment variable {name}: no Warden setting has that name"
             ));
@@ -245,8 +241,12 @@ impl Config {
     }
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user@host/db`.
+/// `postgres://user:secret@host/db?password=x` → `postgres://user@host/db`.
 fn redact_url(url: &str) -> String {
+    let url = match url.split_once('?') {
+        Some((base, query)) if query.to_ascii_lowercase().contains("password") => base,
+        _ => url,
+    };
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -319,6 +319,55 @@ pub enum LogFormat {
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("`{s}` is not a duration like 30s, 15m or 7d ({e})"))
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("must be longer than 0s".into());
+    }
+    Ok(d)
+}
+
+fn parse_non_empty(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(s.to_owned())
+}
+
+fn parse_body_limit(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of bytes"))?;
+    if n < 1024 {
+        return Err("must be at least 1024 bytes".into());
+    }
+    Ok(n)
+}
+
+fn parse_batch(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a whole number"))?;
+    if n == 0 {
+        return Err("must be at least 1".into());
+    }
+    Ok(n)
+}
+
+/// Accepts `sqlite://<file>` and `postgres://…`. An in-memory SQLite
+/// database is refused: each pool would get its own empty database.
+fn parse_database_url(s: &str) -> Result<SecretString, String> {
+    let lower = s.to_ascii_lowercase();
+    if lower.starts_with("sqlite:") {
+        if lower.contains(":memory:") || lower.contains("mode=memory") {
+            return Err("an in-memory SQLite database is not supported: use a file, like sqlite://warden.db?mode=rwc".into());
+        }
+    } else if !(lower.starts_with("postgres://") || lower.starts_with("postgresql://")) {
+        return Err("must start with sqlite:// or postgres://".into());
+    }
+    Ok(SecretString::from(s.to_owned()))
 }
 
 fn parse_switch(s: &str) -> Result<bool, String> {
@@ -433,12 +482,8 @@ mod tests {
     fn unknown_warden_variables_are_refused_by_name() {
         let err = check_unknown_env(["WARDEN_ACESS_TOKEN_TTL".to_string()]);
         assert!(matches!(err, Err(msg) if msg.contains("WARDEN_ACESS_TOKEN_TTL")));
-        assert!(check_unknown_env([
-            "WARDEN_LISTEN".into(),
-            "WARDEN_TEST_DATABASE_URL".into(),
-            "HOME".into()
-        ])
-        .is_ok());
+        assert!(check_unknown_env(["WARDEN_LISTEN".into(), "HOME".into()]).is_ok());
+        assert!(check_unknown_env(["WARDEN_TEST_DATABASE_URL".into()]).is_err());
     }
 
     #[test]
@@ -459,5 +504,26 @@ mod tests {
             redact_url("sqlite://warden.db?mode=rwc"),
             "sqlite://warden.db?mode=rwc"
         );
+        assert_eq!(
+            redact_url("postgres://db/warden?user=w&password=hunter2"),
+            "postgres://db/warden"
+        );
+    }
+
+    #[test]
+    fn database_urls_must_be_a_sqlite_file_or_postgres() {
+        assert!(parse_database_url("sqlite://warden.db?mode=rwc").is_ok());
+        assert!(parse_database_url("postgres://u:p@localhost/warden").is_ok());
+        assert!(parse_database_url("sqlite::memory:").is_err());
+        assert!(parse_database_url("mysql://localhost/warden").is_err());
+    }
+
+    #[test]
+    fn zero_durations_and_empty_names_are_refused() {
+        assert!(parse_positive_duration("0s").is_err());
+        assert!(parse_positive_duration("15m").is_ok());
+        assert!(parse_non_empty("  ").is_err());
+        assert!(parse_body_limit("10").is_err());
+        assert!(parse_batch("0").is_err());
     }
 }

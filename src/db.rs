@@ -97,9 +97,14 @@ impl Db {
         Migrator::up(&self.write, None).await
     }
 
-    /// A cheap round trip, for readiness.
+    /// A cheap round trip on each pool, for readiness: a stuck writer makes
+    /// the instance unready even while reads still work.
     pub async fn ping(&self) -> Result<(), DbErr> {
-        self.read.execute_unprepared("SELECT 1").await.map(|_| ())
+        self.read.execute_unprepared("SELECT 1").await?;
+        if self.sqlite {
+            self.write.execute_unprepared("SELECT 1").await?;
+        }
+        Ok(())
     }
 }
 

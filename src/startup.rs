@@ -6,7 +6,10 @@ use std::{future::Future, net::SocketAddr, sync::Arc};
 use poem::{listener::TcpAcceptor, Server};
 
 use crate::{
-    auth::{jwt::AccessTokens, keys::ServerKeys, password::PasswordHasher, refresh::SuccessorKey},
+    auth::{
+        jwt::AccessTokens, keys::ServerKeys, limiter::Limits, password::PasswordHasher,
+        refresh::SuccessorKey,
+    },
     clock::{delta, Clock},
     config::Config,
     db::Db,
@@ -46,7 +49,9 @@ pub async fn build_state(config: Config, clock: Clock) -> Result<AppState, Start
         delta(config.access_token_ttl),
     );
     let hasher = PasswordHasher::for_machine(config.bcrypt_cost);
+    let limits = Limits::from_config(&config);
     Ok(AppState {
+        limits,
         db,
         config: Arc::new(config),
         clock,
@@ -114,10 +119,20 @@ impl App {
                 tracing::warn!(error = %err, "could not precompute the dummy password hash");
             }
         });
+        let limits = self.state.limits.clone();
+        let housekeeping = tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                limits.housekeeping();
+            }
+        });
         let schema = graphql::build(self.state.clone());
         let routes = http::routes(schema, self.state);
-        Server::new_with_acceptor(self.acceptor)
+        let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(routes, shutdown, Some(std::time::Duration::from_secs(10)))
-            .await
+            .await;
+        housekeeping.abort();
+        served
     }
 }

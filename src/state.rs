@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::{
-    auth::{jwt::AccessTokens, password::PasswordHasher, refresh::SuccessorKey},
+    auth::{jwt::AccessTokens, limiter::Limits, password::PasswordHasher, refresh::SuccessorKey},
     clock::Clock,
     config::Config,
     db::Db,
@@ -25,4 +25,6 @@ pub struct AppState {
     pub successors: SuccessorKey,
     /// bcrypt on a bounded blocking pool.
     pub hasher: PasswordHasher,
+    /// Rate limits per operation.
+    pub limits: Limits,
 }

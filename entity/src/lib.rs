@@ -5,6 +5,7 @@
 //! `Debug` on rows that hold hashes is written by hand and redacts them.
 
 pub mod audit_event;
+pub mod login_attempt;
 pub mod refresh_token;
 pub mod server_key;
 pub mod session;

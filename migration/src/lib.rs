@@ -11,6 +11,7 @@ mod m20261123_000002_create_sessions;
 mod m20261123_000003_create_refresh_tokens;
 mod m20261123_000004_create_audit_events;
 mod m20261123_000005_create_server_keys;
+mod m20261123_000006_create_login_attempts;
 
 /// The list of every migration, in the order they apply.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_create_refresh_tokens::Migration),
             Box::new(m20261123_000004_create_audit_events::Migration),
             Box::new(m20261123_000005_create_server_keys::Migration),
+            Box::new(m20261123_000006_create_login_attempts::Migration),
         ]
     }
 }

@@ -6,5 +6,6 @@
 pub mod email;
 pub mod jwt;
 pub mod keys;
+pub mod limiter;
 pub mod password;
 pub mod refresh;

@@ -6,7 +6,7 @@ use std::{
     collections::HashSet,
     fmt,
     sync::{
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc, LazyLock,
     },
     time::Duration,
@@ -91,6 +91,7 @@ pub struct PasswordHasher {
     permits: Arc<Semaphore>,
     waiting: Arc<AtomicUsize>,
     max_waiting: usize,
+    verifications: Arc<AtomicU64>,
     /// A hash of a random password at the same cost, verified for unknown
     /// emails so that "no such user" takes as long as "wrong password".
     dummy: Arc<OnceCell<String>>,
@@ -116,6 +117,7 @@ impl PasswordHasher {
             permits: Arc::new(Semaphore::new(threads)),
             waiting: Arc::new(AtomicUsize::new(0)),
             max_waiting: threads * 64,
+            verifications: Arc::new(AtomicU64::new(0)),
             dummy: Arc::new(OnceCell::new()),
         }
     }
@@ -155,7 +157,21 @@ impl PasswordHasher {
         let outcome = self
             .run(move || bcrypt::verify(candidate.expose_secret(), &hash))
             .await?;
-        Ok(whole && outcome.unwrap_or(false))
+        self.verifications.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Ok(matched) => Ok(whole && matched),
+            Err(err) => {
+                // A stored hash bcrypt cannot read: nobody can log in to this
+                // account until it is fixed, so say so loudly (without the hash).
+                tracing::error!(error = %err, "stored password hash is unreadable");
+                Ok(false)
+            }
+        }
+    }
+
+    /// How many verifications (real or dummy) have run since start-up.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
     }
 
     /// Spends the same time as a real verification, for an email that has no

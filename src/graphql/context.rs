@@ -6,8 +6,9 @@
 //! learns `UNAUTHENTICATED` and refreshes instead of being silently
 //! anonymous), and a verified token whose session is then checked.
 
+use std::sync::Mutex;
+
 use async_graphql::Context;
-use tokio::sync::OnceCell;
 
 use crate::{
     auth::jwt::Claims,
@@ -24,16 +25,19 @@ pub enum Viewer {
     Anonymous,
     /// A token that verified; its session is not checked yet.
     Token(Claims),
+    /// A genuine token past its expiry: refused everywhere except `logout`.
+    Expired(Claims),
     /// A header or token that did not verify.
     Rejected(UnauthReason),
 }
 
 /// The per-request authentication state: the viewer and, once checked, the
-/// caller whose session is alive (checked at most once per request).
+/// caller whose session is alive (one database check serves every field of
+/// the request until a field ends the session).
 #[derive(Debug)]
 pub struct RequestAuth {
     viewer: Viewer,
-    checked: OnceCell<AuthUser>,
+    checked: Mutex<Option<AuthUser>>,
 }
 
 impl RequestAuth {
@@ -41,25 +45,51 @@ impl RequestAuth {
     pub fn new(viewer: Viewer) -> Self {
         Self {
             viewer,
-            checked: OnceCell::new(),
+            checked: Mutex::new(None),
         }
     }
 
-    /// The verified claims, or why there are none.
+    /// The verified, unexpired claims, or why there are none.
     pub fn claims(&self) -> Result<&Claims, AppError> {
         match &self.viewer {
             Viewer::Token(claims) => Ok(claims),
+            Viewer::Expired(_) => Err(AppError::Unauthenticated(UnauthReason::Expired)),
             Viewer::Anonymous => Err(AppError::Unauthenticated(UnauthReason::Missing)),
             Viewer::Rejected(reason) => Err(AppError::Unauthenticated(*reason)),
         }
     }
 
+    /// Claims good enough to end their own session: genuine, possibly
+    /// expired. Logging out must work for a client whose token just lapsed.
+    pub fn claims_for_logout(&self) -> Result<&Claims, AppError> {
+        match &self.viewer {
+            Viewer::Expired(claims) => Ok(claims),
+            _ => self.claims(),
+        }
+    }
+
     /// The caller, proven: a valid token whose session is still alive.
-    pub async fn require_user(&self, state: &AppState) -> Result<&AuthUser, AppError> {
-        let claims = self.claims()?;
-        self.checked
-            .get_or_try_init(|| sessions::authenticate(state, claims))
-            .await
+    pub async fn require_user(&self, state: &AppState) -> Result<AuthUser, AppError> {
+        if let Some(user) = self.cached() {
+            return Ok(user);
+        }
+        let user = sessions::authenticate(state, self.claims()?).await?;
+        if let Ok(mut slot) = self.checked.lock() {
+            *slot = Some(user.clone());
+        }
+        Ok(user)
+    }
+
+    /// Drops the cached check after a field ended sessions, so later fields
+    /// of the same request see the revocation.
+    pub fn forget(&self) {
+        if let Ok(mut slot) = self.checked.lock() {
+            *slot = None;
+        }
+    }
+
+    fn cached(&self) -> Option<AuthUser> {
+        self.checked.lock().ok().and_then(|slot| slot.clone())
     }
 }
 

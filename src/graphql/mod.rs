@@ -4,6 +4,7 @@
 //! its [`AppError`](crate::error::AppError) into a client error with
 //! [`context::Respond::respond`].
 
+pub mod aliases;
 pub mod context;
 pub mod mutation;
 pub mod query;
@@ -25,6 +26,7 @@ const MAX_DEPTH: usize = 12;
 const MAX_COMPLEXITY: usize = 500;
 const MAX_RECURSIVE_DEPTH: usize = 32;
 const MAX_DIRECTIVES: usize = 16;
+const MAX_ALIASES: usize = 32;
 
 fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
     Schema::build(QueryRoot, MutationRoot, EmptySubscription)
@@ -32,6 +34,7 @@ fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(MAX_RECURSIVE_DEPTH)
         .limit_directives(MAX_DIRECTIVES)
+        .extension(aliases::AliasLimit { max: MAX_ALIASES })
 }
 
 /// Builds the schema once, with the state every resolver reads.

@@ -3,7 +3,7 @@
 use async_graphql::{Context, Object};
 
 use crate::{
-    auth::{email::Email, password::Password},
+    auth::{email::Email, limiter::Rule, password::Password},
     error::AppError,
     graphql::{
         context::{ContextExt, Respond},
@@ -11,18 +11,23 @@ use crate::{
     },
     services::{
         accounts::{self, NewAccount},
-        sessions,
+        limits, sessions,
     },
 };
 
 /// Writes.
 pub struct MutationRoot;
 
+/// Complexity of a field that hashes a password or writes a session: with
+/// the schema's limit of 500, one document holds at most 12 of them.
+const COSTLY: usize = 40;
+
 /// Writes: accounts, logins and sessions.
 #[Object(name = "Mutation")]
 impl MutationRoot {
     /// Creates an account with the `USER` role and logs it in. Fails with
     /// `BAD_USER_INPUT` (see `extensions.field`) or `EMAIL_TAKEN`.
+    #[graphql(complexity = "COSTLY")]
     async fn register(
         &self,
         ctx: &Context<'_>,
@@ -30,12 +35,15 @@ impl MutationRoot {
         input: RegisterInput,
     ) -> async_graphql::Result<AuthPayload> {
         async {
+            let (state, meta) = (ctx.state()?, ctx.meta()?);
+            // Spent before the input is even read: malformed attempts count too.
+            limits::enforce(state, meta, Rule::RegisterIp, &limits::ip_key(meta)).await?;
             let account = NewAccount {
                 email: Email::parse(&input.email)?,
                 password: Password::parse(&input.password, "password")?,
                 username: accounts::parse_username(input.username.as_deref())?,
             };
-            let outcome = accounts::register(ctx.state()?, ctx.meta()?, account).await?;
+            let outcome = accounts::register(state, meta, account).await?;
             Ok::<_, AppError>(AuthPayload::from(outcome))
         }
         .await
@@ -44,6 +52,7 @@ impl MutationRoot {
 
     /// Starts a new session. Fails with `INVALID_CREDENTIALS` for an unknown
     /// email or a wrong password alike.
+    #[graphql(complexity = "COSTLY")]
     async fn login(
         &self,
         ctx: &Context<'_>,
@@ -60,8 +69,10 @@ impl MutationRoot {
 
     /// Exchanges a refresh token for a new access token and a new refresh
     /// token; the presented one stops working. Presenting it again within a
-    /// few seconds returns the same new tokens (safe retries); later, it is
-    /// treated as theft: the session ends and `REFRESH_TOKEN_REUSED` is returned.
+    /// few seconds returns the same new refresh token (with a fresh access
+    /// token), so retries and a second tab are safe; later, it is treated as
+    /// theft: the session ends and `REFRESH_TOKEN_REUSED` is returned.
+    #[graphql(complexity = "COSTLY")]
     async fn refresh(
         &self,
         ctx: &Context<'_>,
@@ -94,8 +105,12 @@ impl MutationRoot {
             match refresh_token {
                 Some(token) => sessions::logout_by_refresh_token(state, meta, &token).await,
                 None => {
-                    let claims = ctx.auth()?.claims()?;
-                    sessions::logout_by_access_token(state, meta, claims).await
+                    let auth = ctx.auth()?;
+                    let ended =
+                        sessions::logout_by_access_token(state, meta, auth.claims_for_logout()?)
+                            .await;
+                    auth.forget();
+                    ended
                 }
             }
         }
@@ -109,7 +124,8 @@ impl MutationRoot {
         async {
             let state = ctx.state()?;
             let caller = ctx.auth()?.require_user(state).await?;
-            let count = sessions::logout_all(state, ctx.meta()?, caller).await?;
+            let count = sessions::logout_all(state, ctx.meta()?, &caller).await?;
+            ctx.auth()?.forget();
             Ok::<_, AppError>(i32::try_from(count).unwrap_or(i32::MAX))
         }
         .await

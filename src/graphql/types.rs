@@ -45,7 +45,7 @@ impl From<user::Model> for User {
 }
 
 /// The tokens of a session, returned by `register`, `login` and `refresh`.
-#[derive(SimpleObject, Debug)]
+#[derive(SimpleObject)]
 pub struct AuthPayload {
     /// A short-lived JWT. Send it as `Authorization: Bearer <accessToken>`.
     pub access_token: String,
@@ -82,7 +82,7 @@ impl From<AuthOutcome> for AuthPayload {
 }
 
 /// Input of `register`.
-#[derive(InputObject, Debug)]
+#[derive(InputObject)]
 pub struct RegisterInput {
     /// Email address; trimmed and compared case-insensitively; at most 254 bytes.
     pub email: String,
@@ -93,13 +93,33 @@ pub struct RegisterInput {
 }
 
 /// Input of `login`.
-#[derive(InputObject, Debug)]
+#[derive(InputObject)]
 pub struct LoginInput {
     /// The email the account was registered with (any case).
     pub email: String,
     /// The password, exactly as typed at registration.
     pub password: String,
 }
+
+/// `Debug` for types that hold a password or a token: only what is safe.
+macro_rules! redacted_debug {
+    ($ty:ty, $name:literal, $($field:ident),*) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct($name)$(.field(stringify!($field), &self.$field))*.finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+redacted_debug!(
+    AuthPayload,
+    "AuthPayload",
+    session_id,
+    access_token_expires_at
+);
+redacted_debug!(RegisterInput, "RegisterInput", email, username);
+redacted_debug!(LoginInput, "LoginInput", email);
 
 /// One security event.
 #[derive(SimpleObject, Debug)]

@@ -16,7 +16,8 @@ pub fn client_ip<'a>(
     forwarded_for: impl Iterator<Item = &'a str>,
     trusted: &[IpNet],
 ) -> Option<IpAddr> {
-    let peer = peer?;
+    // `::ffff:10.0.0.1` on a dual-stack socket is the IPv4 peer 10.0.0.1.
+    let peer = peer?.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return Some(peer);
@@ -27,7 +28,7 @@ pub fn client_ip<'a>(
         .collect();
     let mut client = peer;
     for hop in hops.iter().rev() {
-        match hop.parse::<IpAddr>() {
+        match hop.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
             Ok(ip) if is_trusted(&ip) => client = ip,
             Ok(ip) => return Some(ip),
             // Garbage in the chain: stop at the last address we could vouch for.
@@ -66,6 +67,16 @@ mod tests {
             Some(ip("10.0.0.1")),
             ["6.6.6.6, 198.51.100.7, 10.0.0.2"].into_iter(),
             &trusted,
+        );
+        assert_eq!(got, Some(ip("198.51.100.7")));
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_are_treated_as_ipv4() {
+        let got = client_ip(
+            Some(ip("::ffff:10.0.0.1")),
+            ["::ffff:198.51.100.7"].into_iter(),
+            &nets(&["10.0.0.0/8"]),
         );
         assert_eq!(got, Some(ip("198.51.100.7")));
     }

@@ -227,6 +227,10 @@ fn viewer(headers: &HeaderMap, http: &HttpState) -> Viewer {
         None => Viewer::Rejected(UnauthReason::Invalid),
         Some(token) => match http.app.tokens.verify(token, http.app.clock.now()) {
             Ok(claims) => Viewer::Token(claims),
+            Err(UnauthReason::Expired) => match http.app.tokens.verify_ignoring_expiry(token) {
+                Ok(claims) => Viewer::Expired(claims),
+                Err(reason) => Viewer::Rejected(reason),
+            },
             Err(reason) => Viewer::Rejected(reason),
         },
     }

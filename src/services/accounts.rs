@@ -10,12 +10,14 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
-    auth::{email::Email, password::Password},
+    auth::{email::Email, limiter::Rule, password::Password},
     domain::{AuditEventKind, Role},
     error::AppError,
     meta::RequestMeta,
     services::{
         audit::{self, Event},
+        limits,
+        lockout::{self, Verdict},
         sessions, AuthOutcome,
     },
     state::AppState,
@@ -103,7 +105,8 @@ async fn insert_user<C: sea_orm::ConnectionTrait>(
     }
 }
 
-/// `register`: creates a `USER` account and logs it in.
+/// `register`: creates a `USER` account and logs it in. The caller has
+/// spent the `register` rate limit before parsing the input.
 #[tracing::instrument(skip_all)]
 pub async fn register(
     state: &AppState,
@@ -163,27 +166,81 @@ pub async fn login(
     raw_email: &str,
     password: &str,
 ) -> Result<AuthOutcome, AppError> {
+    limits::enforce(state, meta, Rule::LoginIp, &limits::ip_key(meta)).await?;
     let email = Email::parse(raw_email)?;
+    limits::enforce(
+        state,
+        meta,
+        Rule::LoginEmail,
+        &limits::ip_email_key(meta, &email),
+    )
+    .await?;
     if password.len() > MAX_LOGIN_PASSWORD_BYTES {
         return Err(AppError::bad_input("password", "password is too long"));
     }
-    let failed = Event::new(AuditEventKind::LoginFailed);
-    let Some(user) = find_by_email(state, &email).await? else {
-        state.hasher.verify_dummy(password).await?;
-        let event = failed.detail(json!({ "reason": "unknown_email", "email": email.as_str() }));
-        audit::record(state.db.write(), state.clock.now(), meta, event).await?;
-        return Err(AppError::InvalidCredentials);
+    // Before any lookup, so a locked email answers the same whether or not
+    // an account has it, and before any hashing.
+    let arms_lock = match lockout::reserve_attempt(state, &email).await? {
+        Verdict::Locked { until } => {
+            let retry_after = lockout::seconds_until(until, state.clock.now());
+            return Err(AppError::AccountLocked { retry_after });
+        }
+        Verdict::Proceed { arms_lock } => arms_lock,
     };
-    if !state.hasher.verify(password, &user.password_hash).await? {
-        let event = failed
-            .user(user.id)
-            .detail(json!({ "reason": "wrong_password" }));
-        audit::record(state.db.write(), state.clock.now(), meta, event).await?;
-        return Err(AppError::InvalidCredentials);
+    let user = find_by_email(state, &email).await?;
+    let verified = match &user {
+        Some(user) => state.hasher.verify(password, &user.password_hash).await?,
+        None => {
+            state.hasher.verify_dummy(password).await?;
+            false
+        }
+    };
+    match user {
+        Some(user) if verified => {
+            lockout::clear(state, &email).await?;
+            let now = state.clock.now();
+            let txn = state.db.begin().await?;
+            open_session(state, meta, txn, user, AuditEventKind::LoginSucceeded, now).await
+        }
+        user => {
+            record_failure(state, meta, &email, user.map(|u| u.id), arms_lock).await?;
+            Err(AppError::InvalidCredentials)
+        }
     }
+}
+
+/// Audits a failed login and, when it armed the lock, the lockout.
+async fn record_failure(
+    state: &AppState,
+    meta: &RequestMeta,
+    email: &Email,
+    user_id: Option<Uuid>,
+    arms_lock: bool,
+) -> Result<(), AppError> {
     let now = state.clock.now();
     let txn = state.db.begin().await?;
-    open_session(state, meta, txn, user, AuditEventKind::LoginSucceeded, now).await
+    let (failed, reason) = match user_id {
+        Some(id) => (
+            Event::new(AuditEventKind::LoginFailed).user(id),
+            "wrong_password",
+        ),
+        None => (Event::new(AuditEventKind::LoginFailed), "unknown_email"),
+    };
+    let detail = match user_id {
+        Some(_) => json!({ "reason": reason }),
+        None => json!({ "reason": reason, "email": email.as_str() }),
+    };
+    audit::record(&txn, now, meta, failed.detail(detail)).await?;
+    if arms_lock {
+        let mut locked =
+            Event::new(AuditEventKind::AccountLocked).detail(json!({ "email": email.as_str() }));
+        if let Some(id) = user_id {
+            locked = locked.user(id);
+        }
+        audit::record(&txn, now, meta, locked).await?;
+    }
+    txn.commit().await?;
+    Ok(())
 }
 
 /// `warden admin create`: a new account with the `ADMIN` role.

@@ -3,6 +3,8 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod limits;
+pub mod lockout;
 pub mod sessions;
 
 use chrono::{DateTime, Utc};

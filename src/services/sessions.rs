@@ -24,14 +24,14 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
-    auth::{jwt::Claims, refresh},
+    auth::{jwt::Claims, limiter::Rule, refresh},
     clock::delta,
     domain::{AuditEventKind, Role},
     error::{AppError, UnauthReason},
     meta::RequestMeta,
     services::{
         audit::{self, Event},
-        AuthOutcome,
+        limits, AuthOutcome,
     },
     state::AppState,
 };
@@ -155,6 +155,7 @@ pub async fn refresh(
     meta: &RequestMeta,
     presented: Option<&str>,
 ) -> Result<AuthOutcome, AppError> {
+    limits::enforce(state, meta, Rule::RefreshIp, &limits::ip_key(meta)).await?;
     let failed = || Event::new(AuditEventKind::RefreshFailed);
     let Some(presented) = presented.filter(|t| refresh::looks_valid(t)) else {
         let reason = if presented.is_some() {
@@ -182,7 +183,9 @@ pub async fn refresh(
         )
         .await);
     }
-    if session.expires_at <= now || token.expires_at <= now {
+    // A spent token goes on to reuse detection even once expired: a stolen
+    // token replayed late is still theft while its session lives.
+    if session.expires_at <= now || (token.used_at.is_none() && token.expires_at <= now) {
         return Err(refuse(state, meta, known().detail(json!({ "reason": "expired" }))).await);
     }
 

@@ -154,3 +154,15 @@ async fn forged_tokens_are_unauthenticated_invalid() {
         "a non-Bearer scheme is rejected, not anonymous"
     );
 }
+
+#[tokio::test]
+async fn a_token_issued_in_the_future_is_invalid() {
+    let app = spawn_app_with(|c| c.jwt_secret = Some(SECRET.to_owned().into())).await;
+    let payload = app.register(&email()).await;
+    let mut claims = claims_of(s(&payload, "accessToken"));
+    let later = claims["iat"].as_i64().unwrap() + 3600;
+    claims["iat"] = json!(later);
+    claims["exp"] = json!(later + 900);
+    let body = app.me(Some(&sign(Algorithm::HS256, &claims))).await;
+    assert_eq!(reason(&body), Some("INVALID"));
+}

@@ -205,3 +205,31 @@ async fn the_audit_log_needs_a_token() {
     let body = app.gql(None, LOG, json!({})).await;
     assert_eq!(code(&body), Some("UNAUTHENTICATED"));
 }
+
+#[tokio::test]
+async fn an_admin_reading_the_log_is_audited_too() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    log(&app, &token, json!({})).await;
+    let again = nodes(
+        &log(
+            &app,
+            &token,
+            json!({ "filter": { "kinds": ["AUDIT_LOG_VIEWED"] } }),
+        )
+        .await,
+    );
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0]["detail"]["scope"], "all");
+}
+
+#[tokio::test]
+async fn an_empty_page_and_the_last_page_say_there_is_no_next() {
+    let app = spawn_app().await;
+    let mine = app.register(&email()).await;
+    let token = s(&mine, "accessToken");
+    let empty = log(&app, token, json!({ "first": 0 })).await;
+    assert!(nodes(&empty).is_empty(), "{empty}");
+    let all = log(&app, token, json!({ "first": 200 })).await;
+    assert_eq!(all["data"]["auditLog"]["pageInfo"]["hasNextPage"], false);
+}

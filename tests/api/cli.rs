@@ -40,6 +40,16 @@ pub fn warden(
     child.wait_with_output().expect("warden exits")
 }
 
+/// A database URL in a fresh temporary directory, removed with the guard.
+fn scratch() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("scratch.db").display()
+    );
+    (dir, url)
+}
+
 #[tokio::test]
 async fn admin_create_makes_an_administrator_who_can_log_in() {
     let app = spawn_app().await;
@@ -131,6 +141,7 @@ async fn register_can_never_create_an_admin() {
 
 #[test]
 fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
+    let (_dir, url) = scratch();
     let cases = [
         ("WARDEN_ACCESS_TOKEN_TTL", "fifteen"),
         ("WARDEN_JWT_SECRET", "too-short"),
@@ -139,7 +150,7 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("WARDEN_ACESS_TOKEN_TTL", "15m"),
     ];
     for (key, value) in cases {
-        let out = warden("sqlite::memory:", &["migrate"], "", &[(key, value)]);
+        let out = warden(&url, &["migrate"], "", &[(key, value)]);
         assert!(!out.status.success(), "{key}={value} must stop start-up");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
@@ -166,22 +177,23 @@ fn migrate_creates_the_schema_and_is_idempotent() {
 
 #[test]
 fn export_schema_check_fails_on_a_stale_file() {
+    let (_dir, url) = scratch();
     let dir = tempfile::tempdir().unwrap();
     let stale = dir.path().join("schema.graphql");
     std::fs::write(&stale, "type Query { stale: Int }\n").unwrap();
     let path = stale.display().to_string();
     let out = warden(
-        "sqlite::memory:",
+        &url,
         &["export-schema", "--check", "--path", &path],
         "",
         &[],
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("export-schema"));
-    let printed = warden("sqlite::memory:", &["export-schema"], "", &[]);
+    let printed = warden(&url, &["export-schema"], "", &[]);
     std::fs::write(&stale, &printed.stdout).unwrap();
     let out = warden(
-        "sqlite::memory:",
+        &url,
         &["export-schema", "--check", "--path", &path],
         "",
         &[],

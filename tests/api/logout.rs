@@ -130,3 +130,54 @@ async fn logout_all_devices_needs_a_token() {
         .await;
     assert_eq!(code(&body), Some("UNAUTHENTICATED"));
 }
+
+#[tokio::test]
+async fn logout_works_with_a_lapsed_access_token() {
+    let app = spawn_app().await;
+    let first = app.register(&email()).await;
+    app.clock.advance(std::time::Duration::from_secs(3600));
+    let access = s(&first, "accessToken");
+    assert_eq!(reason(&app.me(Some(access)).await), Some("EXPIRED"));
+    let body = app
+        .gql(Some(access), "mutation { logout }", json!({}))
+        .await;
+    assert_eq!(body["data"]["logout"], true, "{body}");
+    assert_eq!(
+        code(&app.refresh(s(&first, "refreshToken")).await),
+        Some("INVALID_REFRESH_TOKEN")
+    );
+}
+
+#[tokio::test]
+async fn logout_all_devices_is_audited_with_its_count() {
+    let app = spawn_app().await;
+    let who = email();
+    let first = app.register(&who).await;
+    app.login(&who, PASSWORD).await;
+    let access = s(&first, "accessToken");
+    let body = app
+        .gql(
+            Some(access),
+            "mutation { a: logoutAllDevices b: logoutAllDevices }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["data"]["a"], 2, "{body}");
+    assert_eq!(
+        body["errors"][0]["path"],
+        json!(["b"]),
+        "the second field sees the revocation"
+    );
+    assert_eq!(reason(&body), Some("REVOKED"));
+    let query = audit::Query {
+        kinds: vec![AuditEventKind::AllSessionsRevoked],
+        limit: 10,
+        ..Default::default()
+    };
+    let events = audit::page(app.state.db.read(), &query).await.unwrap().0;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].detail.as_ref().map(|d| d["count"].clone()),
+        Some(json!(2))
+    );
+}

@@ -226,3 +226,23 @@ async fn sixteen_concurrent_refreshes_of_one_token_never_fork_the_session() {
     assert_eq!(chain.len(), 2, "the original and exactly one successor");
     assert!(app.refresh(successors[0]).await["errors"].is_null());
 }
+
+#[tokio::test]
+async fn a_spent_token_replayed_after_its_own_expiry_is_still_reuse() {
+    let app = spawn_app_with(|c| c.refresh_token_ttl = Duration::from_secs(3600)).await;
+    let first = app.register(&email()).await;
+    let token = s(&first, "refreshToken");
+    let rotated = app.refresh(token).await;
+    assert!(rotated["errors"].is_null());
+    app.clock.advance(Duration::from_secs(2 * 3600));
+    assert_eq!(
+        code(&app.refresh(token).await),
+        Some("REFRESH_TOKEN_REUSED")
+    );
+    assert_eq!(
+        kinds(&app, AuditEventKind::RefreshTokenReuseDetected)
+            .await
+            .len(),
+        1
+    );
+}

@@ -200,3 +200,51 @@ async fn login_refuses_a_malformed_email_as_bad_input() {
 }
 
 use sea_orm::EntityTrait;
+
+#[tokio::test]
+async fn an_unknown_email_costs_one_password_verification_like_a_wrong_password() {
+    let app = spawn_app().await;
+    let who = email();
+    app.register(&who).await;
+    let before = app.state.hasher.verifications();
+    app.login(&email(), "not the password at all").await;
+    let after_unknown = app.state.hasher.verifications();
+    app.login(&who, "not the password at all").await;
+    let after_wrong = app.state.hasher.verifications();
+    assert_eq!(after_unknown - before, 1, "the dummy hash was verified");
+    assert_eq!(after_wrong - after_unknown, 1);
+}
+
+#[tokio::test]
+async fn a_database_locked_past_its_timeout_answers_service_unavailable_then_recovers() {
+    use sea_orm::{ConnectionTrait, Database};
+    let app = spawn_app().await;
+    // Another process (here: another connection) holds the write lock.
+    let intruder = Database::connect(app.database_url()).await.unwrap();
+    intruder
+        .execute_unprepared("BEGIN IMMEDIATE")
+        .await
+        .unwrap();
+    let body = app
+        .gql(
+            None,
+            REGISTER,
+            json!({ "i": { "email": email(), "password": PASSWORD } }),
+        )
+        .await;
+    assert_eq!(code(&body), Some("SERVICE_UNAVAILABLE"), "{body}");
+    let text = body.to_string();
+    assert!(
+        !text.contains("locked") && !text.contains("SQL"),
+        "no database detail: {text}"
+    );
+    intruder.execute_unprepared("ROLLBACK").await.unwrap();
+    let body = app
+        .gql(
+            None,
+            REGISTER,
+            json!({ "i": { "email": email(), "password": PASSWORD } }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+}

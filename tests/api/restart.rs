@@ -45,6 +45,10 @@ async fn a_replay_inside_the_interval_gets_the_same_successor_after_a_restart() 
     let before = app.refresh(&token).await;
     let app = app.restart().await;
     let after = app.refresh(&token).await;
+    assert!(
+        before["errors"].is_null() && after["errors"].is_null(),
+        "{before} {after}"
+    );
     assert_eq!(
         before["data"]["refresh"]["refreshToken"], after["data"]["refresh"]["refreshToken"],
         "the successor key is stored, not per process"

@@ -1,0 +1,49 @@
+//! Enforcing rate limits inside the operations, before any costly work.
+//!
+//! Limits are spent per executed field: an alias or a batched operation is
+//! one more call here, so neither multiplies an attacker's attempts.
+
+use serde_json::json;
+
+use crate::{
+    auth::{
+        email::Email,
+        limiter::{retry_after_secs, Decision, Rule},
+    },
+    domain::AuditEventKind,
+    error::AppError,
+    meta::RequestMeta,
+    services::audit::{self, Event},
+    state::AppState,
+};
+
+/// The bucket key of a client: its IP.
+pub fn ip_key(meta: &RequestMeta) -> String {
+    meta.ip
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}
+
+/// The bucket key of a client and an email.
+pub fn ip_email_key(meta: &RequestMeta, email: &Email) -> String {
+    format!("{}|{}", ip_key(meta), email.as_str())
+}
+
+/// Spends one unit of `rule` for `key`, or refuses with `RATE_LIMITED`.
+/// A refusal is audited (at most once a minute per rule and key).
+pub async fn enforce(
+    state: &AppState,
+    meta: &RequestMeta,
+    rule: Rule,
+    key: &str,
+) -> Result<(), AppError> {
+    let Decision::Deny { retry_after } = state.limits.check(rule, key).await else {
+        return Ok(());
+    };
+    let retry_after = retry_after_secs(retry_after);
+    tracing::debug!(rule = rule.name(), retry_after, "rate limited");
+    if state.limits.should_audit(rule, key) {
+        let event = Event::new(AuditEventKind::RateLimited).detail(json!({ "rule": rule.name() }));
+        audit::record(state.db.write(), state.clock.now(), meta, event).await?;
+    }
+    Err(AppError::RateLimited { retry_after })
+}

@@ -1,0 +1,159 @@
+//! The per-email lockout: atomic, indistinguishable for unknown emails, durable.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{code, email, spawn_app_with, PASSWORD};
+
+#[tokio::test]
+async fn the_threshold_locks_and_no_password_is_checked_while_locked() {
+    let app = spawn_app_with(|c| c.lockout_threshold = 3).await;
+    let who = email();
+    app.register(&who).await;
+    for _ in 0..3 {
+        assert_eq!(
+            code(&app.login(&who, "wrong password guess").await),
+            Some("INVALID_CREDENTIALS")
+        );
+    }
+    let locked = app.login(&who, PASSWORD).await;
+    assert_eq!(
+        code(&locked),
+        Some("ACCOUNT_LOCKED"),
+        "even the right password: {locked}"
+    );
+    let retry = locked["errors"][0]["extensions"]["retryAfter"]
+        .as_u64()
+        .unwrap();
+    assert!((899..=900).contains(&retry), "{retry}");
+
+    app.clock.advance(Duration::from_secs(15 * 60));
+    let after = app.login(&who, PASSWORD).await;
+    assert!(after["errors"].is_null(), "the lock ends: {after}");
+}
+
+#[tokio::test]
+async fn a_locked_answer_carries_retry_after_in_the_http_header() {
+    let app = spawn_app_with(|c| c.lockout_threshold = 1).await;
+    let who = email();
+    app.login(&who, "wrong password guess").await;
+    let response = app
+        .post(None, "mutation($e: String!) { login(input: { email: $e, password: \"x\" }) { accessToken } }", json!({ "e": who }))
+        .await;
+    let header = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    assert_eq!(header.as_deref(), Some("900"));
+}
+
+#[tokio::test]
+async fn a_success_resets_the_count() {
+    let app = spawn_app_with(|c| c.lockout_threshold = 3).await;
+    let who = email();
+    app.register(&who).await;
+    for _ in 0..2 {
+        app.login(&who, "wrong password guess").await;
+    }
+    assert!(app.login(&who, PASSWORD).await["errors"].is_null());
+    for _ in 0..2 {
+        assert_eq!(
+            code(&app.login(&who, "wrong password guess").await),
+            Some("INVALID_CREDENTIALS")
+        );
+    }
+    assert!(
+        app.login(&who, PASSWORD).await["errors"].is_null(),
+        "two failures after a reset do not lock"
+    );
+}
+
+#[tokio::test]
+async fn a_lockout_for_an_unknown_email_is_byte_for_byte_the_same_answer() {
+    let app = spawn_app_with(|c| c.lockout_threshold = 2).await;
+    let real = email();
+    let ghost = email();
+    app.register(&real).await;
+    for who in [&real, &ghost] {
+        for _ in 0..2 {
+            assert_eq!(
+                code(&app.login(who, "wrong password guess").await),
+                Some("INVALID_CREDENTIALS")
+            );
+        }
+    }
+    let query = "mutation($i: LoginInput!) { login(input: $i) { accessToken } }";
+    let real_body = app
+        .post(
+            None,
+            query,
+            json!({ "i": { "email": real, "password": PASSWORD } }),
+        )
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let ghost_body = app
+        .post(
+            None,
+            query,
+            json!({ "i": { "email": ghost, "password": PASSWORD } }),
+        )
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        real_body,
+        ghost_body,
+        "{}",
+        String::from_utf8_lossy(&real_body)
+    );
+    assert!(String::from_utf8_lossy(&real_body).contains("ACCOUNT_LOCKED"));
+}
+
+#[tokio::test]
+async fn fifty_concurrent_wrong_passwords_lock_at_exactly_the_threshold() {
+    let app = spawn_app_with(|c| c.lockout_threshold = 10).await;
+    let who = email();
+    app.register(&who).await;
+    let bodies =
+        futures::future::join_all((0..50).map(|_| app.login(&who, "wrong password guess"))).await;
+    let invalid = bodies
+        .iter()
+        .filter(|b| code(b) == Some("INVALID_CREDENTIALS"))
+        .count();
+    let locked = bodies
+        .iter()
+        .filter(|b| code(b) == Some("ACCOUNT_LOCKED"))
+        .count();
+    assert_eq!((invalid, locked), (10, 40), "exactly 10 passwords checked");
+    let log = app
+        .gql(Some(&app.admin_token().await), "{ auditLog(filter: { kinds: [LOGIN_FAILED, ACCOUNT_LOCKED] }, first: 200) { edges { node { kind } } } }", json!({}))
+        .await;
+    let kinds: Vec<&str> = log["data"]["auditLog"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["node"]["kind"].as_str())
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "LOGIN_FAILED").count(), 10);
+    assert_eq!(kinds.iter().filter(|k| **k == "ACCOUNT_LOCKED").count(), 1);
+}
+
+#[tokio::test]
+async fn a_lockout_survives_a_restart() {
+    let app = spawn_app_with(|c| c.lockout_threshold = 2).await;
+    let who = email();
+    app.register(&who).await;
+    for _ in 0..2 {
+        app.login(&who, "wrong password guess").await;
+    }
+    let app = app.restart().await;
+    assert_eq!(
+        code(&app.login(&who, PASSWORD).await),
+        Some("ACCOUNT_LOCKED")
+    );
+}
