@@ -157,3 +157,148 @@ async fn health_and_readiness_answer() {
         assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
 }
+
+/// Sends `query` and expects a refusal before execution.
+async fn assert_refused(app: &crate::helpers::TestApp, query: &str, what: &str) {
+    let started = std::time::Instant::now();
+    let response = app.post(None, query, json!({})).await;
+    let elapsed = started.elapsed();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{what}");
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["data"].is_null() && body["errors"][0]["message"].is_string(),
+        "{what}: {body}"
+    );
+    // A hang guard, not a speed target (benchmarks measure speed).
+    assert!(
+        elapsed < std::time::Duration::from_secs(5),
+        "{what} took {elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn deep_wide_aliased_and_directive_heavy_documents_are_refused() {
+    let app = spawn_app().await;
+    let deep = format!(
+        "{{ __schema {{ types {{ fields {{ type {{ {} name {} }} }} }} }} }}",
+        "ofType { ".repeat(12),
+        "} ".repeat(12)
+    );
+    assert_refused(&app, &deep, "deep").await;
+    let wide = format!("{{ me {{ {} }} }}", "id ".repeat(1000));
+    assert_refused(&app, &wide, "wide").await;
+    let aliased = format!(
+        "{{ {} }}",
+        (0..40)
+            .map(|i| format!("a{i}: me {{ id }}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    assert_refused(&app, &aliased, "aliased").await;
+    let directives = format!("{{ me {} {{ id }} }}", "@include(if: true) ".repeat(40));
+    assert_refused(&app, &directives, "directives").await;
+    let many_logins = format!(
+        "mutation {{ {} }}",
+        (0..13)
+            .map(|i| format!("l{i}: login(input: {{ email: \"a@example.com\", password: \"x\" }}) {{ accessToken }}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    assert_refused(&app, &many_logins, "thirteen logins").await;
+    let fragments = "query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }";
+    assert_refused(&app, fragments, "fragment cycle").await;
+}
+
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_gets_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!("POST /graphql HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = "x".repeat(8192);
+    let _ = stream.write_all(b"2\r\n{\"\r\n").await;
+    for _ in 0..10 {
+        if stream
+            .write_all(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes())
+            .await
+            .is_err()
+        {
+            break; // the server may stop reading once it has refused
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut answer = vec![0u8; 64];
+    let n = stream.read(&mut answer).await.unwrap();
+    let status_line = String::from_utf8_lossy(&answer[..n]);
+    assert!(status_line.starts_with("HTTP/1.1 413"), "{status_line}");
+}
+
+#[tokio::test]
+async fn introspection_off_hides_the_schema_graphiql_and_suggestions() {
+    let app = crate::helpers::spawn_app_with(|c| c.introspection = false).await;
+    let response = app
+        .post(None, "{ __schema { types { name } } }", json!({}))
+        .await;
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["data"]["__schema"].is_null(),
+        "no schema is revealed: {body}"
+    );
+    let typo: Value = app
+        .post(None, "{ auditLo { edges { cursor } } }", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let message = typo["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(!message.contains("Did you mean"), "{message}");
+    let page = app
+        .client
+        .get(format!("{}/graphql", app.address))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(page.status(), StatusCode::OK);
+    // With introspection on, the same requests reveal the schema and suggest:
+    // the checks above can fail.
+    let open = spawn_app().await;
+    let body: Value = open
+        .post(None, "{ __schema { types { name } } }", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(body["data"]["__schema"]["types"].is_array());
+    let typo: Value = open
+        .post(None, "{ auditLo { edges { cursor } } }", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(typo["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("Did you mean"));
+}
+
+#[tokio::test]
+async fn a_common_password_is_refused_at_registration() {
+    let app = spawn_app().await;
+    for common in ["password1", "iloveyou", "qwertyuiop", "Baseball1"] {
+        let body = app
+            .gql(
+                None,
+                "mutation($i: RegisterInput!) { register(input: $i) { accessToken } }",
+                json!({ "i": { "email": "c@example.com", "password": common } }),
+            )
+            .await;
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{common}: {body}"
+        );
+        assert_eq!(body["errors"][0]["extensions"]["field"], "password");
+    }
+}
