@@ -73,6 +73,47 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
+/// `warden healthcheck`: asks the server on `WARDEN_LISTEN` for `/readyz`
+/// and exits 0 when it answers 200. For container healthchecks, where no
+/// HTTP client is installed.
+pub async fn healthcheck(config: Config) -> ExitCode {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut addr = config.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(b"GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&answer).into_owned())
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(3), probe).await {
+        Ok(Ok(answer))
+            if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") =>
+        {
+            println!("ready");
+            ExitCode::SUCCESS
+        }
+        Ok(Ok(answer)) => {
+            let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+            eprintln!("warden: not ready: {}", body.trim());
+            ExitCode::FAILURE
+        }
+        Ok(Err(err)) => {
+            eprintln!("warden: cannot reach {addr}: {err}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("warden: {addr} did not answer within 3 s");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// `warden migrate`.
 pub async fn migrate(config: Config) -> ExitCode {
     let result = async {

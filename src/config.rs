@@ -164,6 +164,18 @@ pub struct Config {
         global = true
     )]
     pub log_format: LogFormat,
+
+    /// Largest number of database connections (Postgres; SQLite uses one writer and four readers).
+    #[arg(long, env = "WARDEN_DATABASE_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    pub database_max_connections: u32,
+
+    /// How long an operation waits for a database connection (or SQLite's lock) before answering `SERVICE_UNAVAILABLE`.
+    #[arg(long, env = "WARDEN_DATABASE_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = parse_positive_duration, global = true)]
+    pub database_acquire_timeout: Duration,
+
+    /// Prefix of every Redis key, so deployments (and tests) can share one Redis.
+    #[arg(long, env = "WARDEN_REDIS_PREFIX", default_value = "warden", value_parser = parse_non_empty, global = true)]
+    pub redis_prefix: String,
 }
 
 /// Every variable [`Config`] reads. Kept next to the struct so that adding a
@@ -196,6 +208,9 @@ pub const KNOWN_ENV: &[&str] = &[
     "WARDEN_REVOKED_RETENTION",
     "WARDEN_AUDIT_RETENTION",
     "WARDEN_LOG_FORMAT",
+    "WARDEN_DATABASE_MAX_CONNECTIONS",
+    "WARDEN_DATABASE_ACQUIRE_TIMEOUT",
+    "WARDEN_REDIS_PREFIX",
 ];
 
 /// Refuses a `WARDEN_*` variable that no setting reads: the one-line error

@@ -21,10 +21,6 @@ use secrecy::ExposeSecret;
 
 use crate::config::Config;
 
-/// How long a query waits for a pooled connection, and SQLite for its lock,
-/// before the operation answers `SERVICE_UNAVAILABLE`.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// The store, with separate read and write handles (the same pool on Postgres).
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -37,9 +33,10 @@ impl Db {
     /// Connects to the configured database. Does not run migrations.
     pub async fn connect(config: &Config) -> Result<Self, DbErr> {
         let url = config.database_url.expose_secret().to_owned();
+        let timeout = config.database_acquire_timeout;
         if config.is_sqlite() {
-            let write = Database::connect(sqlite_options(&url, 1)).await?;
-            let read = Database::connect(sqlite_options(&url, 4)).await?;
+            let write = Database::connect(sqlite_options(&url, 1, timeout)).await?;
+            let read = Database::connect(sqlite_options(&url, 4, timeout)).await?;
             Ok(Self {
                 read,
                 write,
@@ -48,10 +45,10 @@ impl Db {
         } else {
             let mut options = ConnectOptions::new(url);
             options
-                .max_connections(16)
+                .max_connections(config.database_max_connections)
                 .min_connections(1)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect_timeout(ACQUIRE_TIMEOUT)
+                .acquire_timeout(timeout)
+                .connect_timeout(timeout)
                 .sqlx_logging(false);
             let pool = Database::connect(options).await?;
             Ok(Self {
@@ -108,18 +105,20 @@ impl Db {
     }
 }
 
-fn sqlite_options(url: &str, connections: u32) -> ConnectOptions {
+/// `timeout` bounds both the wait for a pooled connection and SQLite's
+/// wait for its write lock (`busy_timeout`).
+fn sqlite_options(url: &str, connections: u32, timeout: Duration) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .max_connections(connections)
         .min_connections(1)
-        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .acquire_timeout(timeout)
         .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(|opts| {
+        .map_sqlx_sqlite_opts(move |opts| {
             opts.journal_mode(SqliteJournalMode::Wal)
                 // FULL: a revocation that was acknowledged survives a power cut.
                 .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(ACQUIRE_TIMEOUT)
+                .busy_timeout(timeout)
                 .foreign_keys(true)
         });
     options

@@ -10,6 +10,7 @@
 //! - [`error`]: `AppError`, the one error type at the GraphQL boundary.
 //! - [`domain`]: roles, audit kinds and severities.
 //! - [`meta`]: `RequestMeta`, who is asking.
+//! - [`metrics`]: Prometheus counters and histograms, one registry per server.
 //! - [`http`]: poem routes, the GraphQL transport, client IP, health.
 //! - [`graphql`]: schema, request context, resolvers and types.
 //! - [`auth`]: email and password rules, bcrypt pool, JWTs, refresh tokens, keys.
@@ -26,6 +27,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod meta;
+pub mod metrics;
 pub mod services;
 pub mod startup;
 pub mod state;

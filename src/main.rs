@@ -28,6 +28,8 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Exit 0 when the server on WARDEN_LISTEN is ready (for container healthchecks).
+    Healthcheck,
     /// Print the GraphQL schema (SDL).
     ExportSchema {
         /// Exit non-zero when the committed file differs instead of printing.
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => commands::serve(config).await,
             Command::Migrate => commands::migrate(config).await,
+            Command::Healthcheck => commands::healthcheck(config).await,
             Command::ExportSchema { check, path } => commands::export_schema(check, &path),
             Command::Admin { action } => match action {
                 Admin::Create { email } => {

@@ -15,6 +15,7 @@ use crate::{
     db::Db,
     error::AppError,
     graphql, http,
+    metrics::Metrics,
     state::AppState,
 };
 
@@ -49,9 +50,11 @@ pub async fn build_state(config: Config, clock: Clock) -> Result<AppState, Start
         delta(config.access_token_ttl),
     );
     let hasher = PasswordHasher::for_machine(config.bcrypt_cost);
-    let limits = Limits::from_config(&config);
+    let metrics = Arc::new(Metrics::new().map_err(|e| AppError::internal(e.to_string()))?);
+    let limits = Limits::build(&config, metrics.clone()).await;
     Ok(AppState {
         limits,
+        metrics,
         db,
         config: Arc::new(config),
         clock,

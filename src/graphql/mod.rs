@@ -7,6 +7,7 @@
 pub mod aliases;
 pub mod context;
 pub mod mutation;
+pub mod observe;
 pub mod query;
 pub mod types;
 
@@ -40,7 +41,8 @@ fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
 /// Builds the schema once, with the state every resolver reads.
 pub fn build(state: AppState) -> WardenSchema {
     let introspection = state.config.introspection;
-    let mut schema = builder().data(state);
+    let observe = observe::Observe(state.metrics.clone());
+    let mut schema = builder().extension(observe).data(state);
     if !introspection {
         schema = schema.disable_introspection().disable_suggestions();
     }

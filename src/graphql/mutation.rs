@@ -59,9 +59,18 @@ impl MutationRoot {
         #[graphql(desc = "Email and password.")] input: LoginInput,
     ) -> async_graphql::Result<AuthPayload> {
         async {
-            let outcome =
-                accounts::login(ctx.state()?, ctx.meta()?, &input.email, &input.password).await?;
-            Ok::<_, AppError>(AuthPayload::from(outcome))
+            let state = ctx.state()?;
+            let result = accounts::login(state, ctx.meta()?, &input.email, &input.password).await;
+            let outcome = match &result {
+                Ok(_) => "success".to_owned(),
+                Err(err) => err.code().to_ascii_lowercase(),
+            };
+            state
+                .metrics
+                .logins
+                .with_label_values(&[outcome.as_str()])
+                .inc();
+            Ok::<_, AppError>(AuthPayload::from(result?))
         }
         .await
         .respond(ctx)

@@ -1,4 +1,5 @@
-//! `/healthz` (the process serves) and `/readyz` (its dependencies answer).
+//! `/healthz` (the process serves), `/readyz` (its dependencies answer) and
+//! `/metrics` (Prometheus text).
 
 use std::{sync::Arc, time::Duration};
 
@@ -9,21 +10,44 @@ use super::HttpState;
 /// How long readiness waits for the database.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Prometheus text exposition.
+#[handler]
+pub async fn metrics(Data(http): Data<&Arc<HttpState>>) -> Response {
+    Response::builder()
+        .content_type("text/plain; version=0.0.4")
+        .body(http.app.metrics.render())
+}
+
 /// 200 while the process serves.
 #[handler]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// 200 when the database answers in time, else 503 naming what failed.
+/// 200 when the database (and Redis, when configured) answer in time, else
+/// 503 naming what failed.
 #[handler]
 pub async fn readyz(Data(http): Data<&Arc<HttpState>>) -> Response {
-    match tokio::time::timeout(READY_TIMEOUT, http.app.db.ping()).await {
-        Ok(Ok(())) => "ready".into_response(),
+    let database = match tokio::time::timeout(READY_TIMEOUT, http.app.db.ping()).await {
+        Ok(Ok(())) => None,
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness: database check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+            Some("database unavailable")
         }
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database timed out").into_response(),
+        Err(_) => Some("database timed out"),
+    };
+    let redis = match tokio::time::timeout(READY_TIMEOUT, http.app.limits.ready()).await {
+        Ok(None | Some(Ok(()))) => None,
+        Ok(Some(Err(err))) => {
+            tracing::warn!(error = %err, "readiness: redis check failed");
+            Some("redis unavailable")
+        }
+        Err(_) => Some("redis timed out"),
+    };
+    let failures: Vec<&str> = database.into_iter().chain(redis).collect();
+    if failures.is_empty() {
+        "ready".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, failures.join("; ")).into_response()
     }
 }

@@ -31,5 +31,6 @@ pub fn routes(schema: WardenSchema, app: AppState) -> impl poem::Endpoint {
         .at("/graphql", get(graphql::get).post(graphql::post))
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
+        .at("/metrics", get(health::metrics))
         .data(state)
 }

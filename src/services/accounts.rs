@@ -121,7 +121,9 @@ pub async fn register(
     let now = state.clock.now();
     let txn = state.db.begin().await?;
     let user = insert_user(&txn, &account, hash, Role::User, now).await?;
-    open_session(state, meta, txn, user, AuditEventKind::UserRegistered, now).await
+    let outcome = open_session(state, meta, txn, user, AuditEventKind::UserRegistered, now).await?;
+    state.metrics.registrations.inc();
+    Ok(outcome)
 }
 
 /// Starts a session for `user` inside `txn`, stamps `last_login_at`,
@@ -240,6 +242,9 @@ async fn record_failure(
         audit::record(&txn, now, meta, locked).await?;
     }
     txn.commit().await?;
+    if arms_lock {
+        state.metrics.lockouts.inc();
+    }
     Ok(())
 }
 

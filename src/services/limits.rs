@@ -40,6 +40,11 @@ pub async fn enforce(
         return Ok(());
     };
     let retry_after = retry_after_secs(retry_after);
+    state
+        .metrics
+        .rate_limited
+        .with_label_values(&[rule.name()])
+        .inc();
     tracing::debug!(rule = rule.name(), retry_after, "rate limited");
     if state.limits.should_audit(rule, key) {
         let event = Event::new(AuditEventKind::RateLimited).detail(json!({ "rule": rule.name() }));

@@ -199,14 +199,21 @@ pub async fn refresh(
         .rows_affected
         == 1;
     let successor = state.successors.successor(presented);
-    let refresh_expires_at = if claimed {
-        rotate(&txn, state, meta, &session, token.id, &successor, now).await?
+    let (refresh_expires_at, outcome) = if claimed {
+        let expires_at = rotate(&txn, state, meta, &session, token.id, &successor, now).await?;
+        (expires_at, "rotated")
     } else {
         match replay(&txn, state, meta, &session, token.id, now).await? {
-            Replay::Grace { expires_at } => expires_at,
+            Replay::Grace { expires_at } => (expires_at, "retry"),
             Replay::Reused => {
                 // Committed on purpose: the revocation must stand although the request fails.
                 txn.commit().await?;
+                state.metrics.reuse_detections.inc();
+                state
+                    .metrics
+                    .sessions_revoked
+                    .with_label_values(&[RevokeReason::TokenReuse.as_str()])
+                    .inc();
                 return Err(AppError::RefreshTokenReused);
             }
         }
@@ -216,6 +223,7 @@ pub async fn refresh(
         .await?
         .ok_or(AppError::InvalidRefreshToken)?;
     txn.commit().await?;
+    state.metrics.refreshes.with_label_values(&[outcome]).inc();
     let access = state
         .tokens
         .mint(user.id, session.id, Role::from_stored(&user.role), now)?;
@@ -364,7 +372,8 @@ async fn end_session(
 ) -> Result<(), AppError> {
     let now = state.clock.now();
     let txn = state.db.begin().await?;
-    if revoke(&txn, session_id, RevokeReason::Logout, now).await? {
+    let revoked = revoke(&txn, session_id, RevokeReason::Logout, now).await?;
+    if revoked {
         audit::record(
             &txn,
             now,
@@ -377,6 +386,13 @@ async fn end_session(
         .await?;
     }
     txn.commit().await?;
+    if revoked {
+        state
+            .metrics
+            .sessions_revoked
+            .with_label_values(&[RevokeReason::Logout.as_str()])
+            .inc();
+    }
     Ok(())
 }
 
@@ -446,6 +462,11 @@ pub async fn logout_all(
     )
     .await?;
     txn.commit().await?;
+    state
+        .metrics
+        .sessions_revoked
+        .with_label_values(&[RevokeReason::LogoutAll.as_str()])
+        .inc_by(count);
     Ok(count)
 }
 

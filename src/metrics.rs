@@ -1,0 +1,151 @@
+//! Prometheus metrics, served as text on `GET /metrics`.
+//!
+//! Each server owns its registry (no process-global state), so two servers
+//! in one process, as in the tests, count separately. Label values come
+//! from small fixed sets (operation names, outcomes, rule names), never from
+//! user input, so the number of series stays bounded.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+/// Every metric Warden exports.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// GraphQL root fields executed, by `operation` and `outcome` (`ok` or an error code).
+    pub operations: IntCounterVec,
+    /// Seconds per GraphQL root field, by `operation`.
+    pub operation_seconds: HistogramVec,
+    /// `login` attempts by `outcome`.
+    pub logins: IntCounterVec,
+    /// Accounts created.
+    pub registrations: IntCounter,
+    /// Refresh tokens rotated, by `outcome` (`rotated`, `retry`).
+    pub refreshes: IntCounterVec,
+    /// Replays of spent refresh tokens caught.
+    pub reuse_detections: IntCounter,
+    /// Sessions ended, by `reason`.
+    pub sessions_revoked: IntCounterVec,
+    /// Emails locked by the lockout.
+    pub lockouts: IntCounter,
+    /// Requests refused by a rate limit, by `rule`.
+    pub rate_limited: IntCounterVec,
+    /// Checks answered by the in-memory limiter because the shared store failed.
+    pub limiter_fallbacks: IntCounter,
+    /// Rows deleted by cleanup, by `kind`.
+    pub cleanup_removed: IntCounterVec,
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("warden".into()), None)?;
+        let counter = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
+            let c = IntCounter::new(name, help)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let counter_vec =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+                let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(c.clone()))?;
+                Ok(c)
+            };
+        let operation_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "graphql_operation_seconds",
+                "Seconds per GraphQL root field.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["operation"],
+        )?;
+        registry.register(Box::new(operation_seconds.clone()))?;
+        Ok(Self {
+            operations: counter_vec(
+                "graphql_operations_total",
+                "GraphQL root fields executed.",
+                &["operation", "outcome"],
+            )?,
+            operation_seconds,
+            logins: counter_vec("logins_total", "Login attempts by outcome.", &["outcome"])?,
+            registrations: counter("registrations_total", "Accounts created.")?,
+            refreshes: counter_vec(
+                "refreshes_total",
+                "Refresh tokens rotated or retried.",
+                &["outcome"],
+            )?,
+            reuse_detections: counter(
+                "refresh_token_reuse_detected_total",
+                "Replays of spent refresh tokens caught.",
+            )?,
+            sessions_revoked: counter_vec(
+                "sessions_revoked_total",
+                "Sessions ended, by reason.",
+                &["reason"],
+            )?,
+            lockouts: counter(
+                "lockouts_total",
+                "Emails locked after too many failed logins.",
+            )?,
+            rate_limited: counter_vec(
+                "rate_limited_total",
+                "Requests refused by a rate limit.",
+                &["rule"],
+            )?,
+            limiter_fallbacks: counter(
+                "limiter_fallbacks_total",
+                "Checks answered in memory because the shared limiter failed.",
+            )?,
+            cleanup_removed: counter_vec(
+                "cleanup_removed_total",
+                "Rows removed by cleanup.",
+                &["kind"],
+            )?,
+            registry,
+        })
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        let encoder = TextEncoder::new();
+        if let Err(err) = encoder.encode(&self.registry.gather(), &mut buffer) {
+            tracing::warn!(error = %err, "could not encode metrics");
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_show_up_in_the_text_format() {
+        let metrics = Metrics::new().expect("registry");
+        metrics.logins.with_label_values(&["success"]).inc();
+        metrics
+            .rate_limited
+            .with_label_values(&["login_ip"])
+            .inc_by(2);
+        let text = metrics.render();
+        assert!(
+            text.contains("warden_logins_total{outcome=\"success\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("warden_rate_limited_total{rule=\"login_ip\"} 2"));
+        assert!(text.contains("# TYPE warden_registrations_total counter"));
+    }
+
+    #[test]
+    fn two_servers_count_separately() {
+        let a = Metrics::new().expect("registry");
+        let b = Metrics::new().expect("registry");
+        a.registrations.inc();
+        assert_eq!(a.registrations.get(), 1);
+        assert_eq!(b.registrations.get(), 0);
+    }
+}
