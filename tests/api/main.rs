@@ -10,6 +10,7 @@ mod helpers;
 mod lockout;
 mod logout;
 mod rate_limits;
+mod redis_limiter;
 mod refresh;
 mod register_login;
 mod restart;
