@@ -44,6 +44,13 @@ impl Db {
             })
         } else {
             let mut options = ConnectOptions::new(url);
+            // A statement stuck behind a lock fails after the same bound as a
+            // pool wait, and becomes SERVICE_UNAVAILABLE instead of a hang.
+            let millis = timeout.as_millis().to_string();
+            options.map_sqlx_postgres_opts(move |opts| {
+                opts.options([("statement_timeout", millis.as_str()), ("lock_timeout", millis.as_str())])
+                    .application_name("warden")
+            });
             options
                 .max_connections(config.database_max_connections)
                 .min_connections(1)

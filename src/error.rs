@@ -10,7 +10,7 @@
 use std::fmt;
 
 use async_graphql::ErrorExtensions;
-use sea_orm::DbErr;
+use sea_orm::{DbErr, RuntimeErr};
 
 /// Why an access token was not accepted; sent as `extensions.reason`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,18 +185,42 @@ impl From<DbErr> for AppError {
 fn is_unavailable(err: &DbErr) -> bool {
     match err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
-        DbErr::Exec(runtime) | DbErr::Query(runtime) => {
-            let text = runtime.to_string();
-            // SQLITE_BUSY / SQLITE_LOCKED after busy_timeout, and I/O-level failures.
-            text.contains("database is locked")
-                || text.contains("database table is locked")
-                || text.contains("pool timed out")
-                || text.contains("error communicating with database")
-                || text.contains("connection")
+        DbErr::Exec(RuntimeErr::SqlxError(sqlx)) | DbErr::Query(RuntimeErr::SqlxError(sqlx)) => {
+            sqlx_unavailable(sqlx)
         }
         _ => false,
     }
 }
+
+/// Errors that say "the database is not answering", as opposed to "this
+/// statement is wrong": the pool, the network, and the server's own codes
+/// for timeouts, shutdown and overload.
+fn sqlx_unavailable(err: &sea_orm::sqlx::Error) -> bool {
+    use sea_orm::sqlx::Error;
+    match err {
+        Error::PoolTimedOut
+        | Error::PoolClosed
+        | Error::WorkerCrashed
+        | Error::Io(_)
+        | Error::Tls(_)
+        | Error::Protocol(_)
+        | Error::BeginFailed => true,
+        Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            UNAVAILABLE_CODES.contains(&code.as_ref())
+                // Postgres connection exceptions (class 08) and shutdown (57P0x).
+                || code.starts_with("08")
+                || code.starts_with("57P0")
+        }
+        _ => false,
+    }
+}
+
+/// SQLite BUSY (5, and its extended codes) and LOCKED (6) after the busy
+/// timeout; Postgres query_canceled by statement_timeout (57014),
+/// lock_not_available (55P03), too_many_connections (53300),
+/// cannot_connect_now (57P03).
+const UNAVAILABLE_CODES: &[&str] = &["5", "261", "517", "773", "6", "262", "57014", "55P03", "53300", "57P03"];
 
 /// Displays an error and all its sources, `a: b: c`.
 pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));

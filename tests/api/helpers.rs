@@ -87,11 +87,11 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::defaults().expect("default config");
     config.listen = "127.0.0.1:0".parse().expect("addr");
-    config.database_url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("warden.db").display()
-    )
-    .into();
+    config.database_url = test_database(&dir).await.into();
+    if let Ok(redis) = std::env::var("WARDEN_TEST_REDIS_URL") {
+        config.redis_url = Some(redis.into());
+        config.redis_prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+    }
     config.bcrypt_cost = 4;
     // Tests raise the limits; the abuse tests set their own.
     let generous: warden::config::RateQuota = "100000/s".parse().expect("quota");
@@ -102,6 +102,48 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     config.lockout_threshold = 1000;
     tweak(&mut config);
     start(config, Clock::system(), Some(dir)).await
+}
+
+/// A fresh, empty database for one test: a new Postgres database when
+/// `WARDEN_TEST_DATABASE_URL` names a server, else a SQLite file in `dir`.
+pub async fn test_database(dir: &TempDir) -> String {
+    match std::env::var("WARDEN_TEST_DATABASE_URL") {
+        Ok(admin) if admin.starts_with("postgres") => {
+            use sea_orm::{ConnectionTrait, Database};
+            let name = format!("warden_test_{}", uuid::Uuid::new_v4().simple());
+            let server = Database::connect(admin.clone())
+                .await
+                .expect("test Postgres reachable");
+            server
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("test database created");
+            server.close().await.ok();
+            with_database_name(&admin, &name)
+        }
+        _ => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("warden.db").display()
+        ),
+    }
+}
+
+/// True when the suite runs on Postgres.
+pub fn on_postgres() -> bool {
+    std::env::var("WARDEN_TEST_DATABASE_URL").is_ok_and(|u| u.starts_with("postgres"))
+}
+
+/// `postgres://u@h:p/old?x` → `postgres://u@h:p/name?x`.
+fn with_database_name(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let (scheme, rest) = base.split_once("://").expect("URL with a scheme");
+    let authority = rest.split('/').next().unwrap_or(rest);
+    match query {
+        Some(q) => format!("{scheme}://{authority}/{name}?{q}"),
+        None => format!("{scheme}://{authority}/{name}"),
+    }
 }
 
 async fn start(config: Config, clock: Clock, dir: Option<TempDir>) -> TestApp {
