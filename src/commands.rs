@@ -114,6 +114,26 @@ pub async fn healthcheck(config: Config) -> ExitCode {
     }
 }
 
+/// `warden cleanup`: one pass, counts printed, exit.
+pub async fn cleanup(config: Config) -> ExitCode {
+    let result = async {
+        let db = Db::connect(&config).await?;
+        db.migrate().await?;
+        crate::cleanup::run_once(&db, &config, Clock::system().now()).await
+    }
+    .await;
+    match result {
+        Ok(removed) => {
+            println!("cleanup: {removed}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("warden: cleanup failed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// `warden migrate`.
 pub async fn migrate(config: Config) -> ExitCode {
     let result = async {

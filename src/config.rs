@@ -245,6 +245,36 @@ impl Config {
         Bare::from_arg_matches(&matches).map(|bare| bare.config)
     }
 
+    /// A config from `WARDEN_*` name/value pairs, as if they were the whole
+    /// environment: for checking deployment files (docker-compose) against
+    /// the real parser.
+    pub fn from_vars<'a>(
+        vars: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, String> {
+        use clap::{CommandFactory, FromArgMatches, Parser};
+        #[derive(Parser)]
+        struct Bare {
+            #[command(flatten)]
+            config: Config,
+        }
+        let command = Bare::command().mut_args(|arg| arg.env(None));
+        let mut args = vec!["warden".to_owned()];
+        for (name, value) in vars {
+            let flag = Bare::command()
+                .get_arguments()
+                .find(|a| a.get_env().is_some_and(|e| e == name))
+                .and_then(|a| a.get_long().map(str::to_owned))
+                .ok_or_else(|| format!("unknown environment variable {name}"))?;
+            args.push(format!("--{flag}={value}"));
+        }
+        let matches = command
+            .try_get_matches_from(args)
+            .map_err(|e| e.to_string())?;
+        Bare::from_arg_matches(&matches)
+            .map(|bare| bare.config)
+            .map_err(|e| e.to_string())
+    }
+
     /// The database URL with any password removed, for start-up lines and logs.
     pub fn database_display(&self) -> String {
         redact_url(self.database_url.expose_secret())

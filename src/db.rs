@@ -21,6 +21,9 @@ use secrecy::ExposeSecret;
 
 use crate::config::Config;
 
+/// Advisory lock key held while migrating ("warden" in ASCII).
+const MIGRATION_LOCK: i64 = 0x7761_7264_656e;
+
 /// The store, with separate read and write handles (the same pool on Postgres).
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -48,8 +51,11 @@ impl Db {
             // pool wait, and becomes SERVICE_UNAVAILABLE instead of a hang.
             let millis = timeout.as_millis().to_string();
             options.map_sqlx_postgres_opts(move |opts| {
-                opts.options([("statement_timeout", millis.as_str()), ("lock_timeout", millis.as_str())])
-                    .application_name("warden")
+                opts.options([
+                    ("statement_timeout", millis.as_str()),
+                    ("lock_timeout", millis.as_str()),
+                ])
+                .application_name("warden")
             });
             options
                 .max_connections(config.database_max_connections)
@@ -97,8 +103,20 @@ impl Db {
     }
 
     /// Applies every pending migration.
+    ///
+    /// Several instances may start at once: the migrations run in one write
+    /// transaction (holding SQLite's write lock, or a Postgres advisory
+    /// lock), so one instance migrates and the others wait, then find
+    /// nothing left to do. DDL is transactional on both, so a failed
+    /// migration leaves nothing half-applied.
     pub async fn migrate(&self) -> Result<(), DbErr> {
-        Migrator::up(&self.write, None).await
+        let txn = self.begin().await?;
+        if !self.sqlite {
+            txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+                .await?;
+        }
+        Migrator::up(&txn, None).await?;
+        txn.commit().await
     }
 
     /// A cheap round trip on each pool, for readiness: a stuck writer makes

@@ -220,7 +220,9 @@ fn sqlx_unavailable(err: &sea_orm::sqlx::Error) -> bool {
 /// timeout; Postgres query_canceled by statement_timeout (57014),
 /// lock_not_available (55P03), too_many_connections (53300),
 /// cannot_connect_now (57P03).
-const UNAVAILABLE_CODES: &[&str] = &["5", "261", "517", "773", "6", "262", "57014", "55P03", "53300", "57P03"];
+const UNAVAILABLE_CODES: &[&str] = &[
+    "5", "261", "517", "773", "6", "262", "57014", "55P03", "53300", "57P03",
+];
 
 /// Displays an error and all its sources, `a: b: c`.
 pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));

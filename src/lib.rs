@@ -14,10 +14,12 @@
 //! - [`http`]: poem routes, the GraphQL transport, client IP, health.
 //! - [`graphql`]: schema, request context, resolvers and types.
 //! - [`auth`]: email and password rules, bcrypt pool, JWTs, refresh tokens, keys.
-//! - [`services`]: accounts, sessions and the audit log on sea-orm.
+//! - [`services`]: accounts, sessions, lockout, limits and the audit log on sea-orm.
+//! - [`cleanup`]: the in-process task that deletes dead sessions and old rows.
 //! - [`telemetry`]: tracing subscriber set-up.
 
 pub mod auth;
+pub mod cleanup;
 pub mod clock;
 pub mod commands;
 pub mod config;

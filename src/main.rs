@@ -30,6 +30,8 @@ enum Command {
     Migrate,
     /// Exit 0 when the server on WARDEN_LISTEN is ready (for container healthchecks).
     Healthcheck,
+    /// Run one cleanup pass, print what it removed, and exit.
+    Cleanup,
     /// Print the GraphQL schema (SDL).
     ExportSchema {
         /// Exit non-zero when the committed file differs instead of printing.
@@ -89,6 +91,7 @@ fn main() -> ExitCode {
             Command::Serve => commands::serve(config).await,
             Command::Migrate => commands::migrate(config).await,
             Command::Healthcheck => commands::healthcheck(config).await,
+            Command::Cleanup => commands::cleanup(config).await,
             Command::ExportSchema { check, path } => commands::export_schema(check, &path),
             Command::Admin { action } => match action {
                 Admin::Create { email } => {

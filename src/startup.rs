@@ -130,12 +130,14 @@ impl App {
                 limits.housekeeping();
             }
         });
+        let cleanup = tokio::spawn(crate::cleanup::run_every(self.state.clone()));
         let schema = graphql::build(self.state.clone());
         let routes = http::routes(schema, self.state);
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(routes, shutdown, Some(std::time::Duration::from_secs(10)))
             .await;
         housekeeping.abort();
+        cleanup.abort();
         served
     }
 }

@@ -180,6 +180,14 @@ impl TestApp {
         start(config, self.clock.clone(), self.dir.take()).await
     }
 
+    /// A second server on the same database (and Redis), with its own port
+    /// and the same clock: another instance behind the load balancer.
+    pub async fn sibling(&self) -> TestApp {
+        let mut config = self.config.clone();
+        config.listen = "127.0.0.1:0".parse().expect("addr");
+        start(config, self.clock.clone(), None).await
+    }
+
     /// Stops the server and waits for it to finish.
     pub async fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {

@@ -5,8 +5,11 @@
 
 mod access_tokens;
 mod audit_log;
+mod cleanup;
 mod cli;
+mod deploy;
 mod helpers;
+mod instances;
 mod lockout;
 mod logout;
 mod rate_limits;

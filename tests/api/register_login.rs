@@ -220,12 +220,15 @@ async fn a_database_locked_past_its_timeout_answers_service_unavailable_then_rec
     use sea_orm::{
         ConnectionTrait, Database, SqliteTransactionMode, TransactionOptions, TransactionTrait,
     };
-    let app = spawn_app_with(|c| c.database_acquire_timeout = std::time::Duration::from_secs(2)).await;
+    let app =
+        spawn_app_with(|c| c.database_acquire_timeout = std::time::Duration::from_secs(2)).await;
     // Another process (here: another connection) holds the lock Warden needs.
     let intruder = Database::connect(app.database_url()).await.unwrap();
     let lock = if crate::helpers::on_postgres() {
         let txn = intruder.begin().await.unwrap();
-        txn.execute_unprepared("LOCK TABLE users IN ACCESS EXCLUSIVE MODE").await.unwrap();
+        txn.execute_unprepared("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+            .await
+            .unwrap();
         txn
     } else {
         let immediate = TransactionOptions {
@@ -236,14 +239,25 @@ async fn a_database_locked_past_its_timeout_answers_service_unavailable_then_rec
         intruder.begin_with_options(immediate).await.unwrap()
     };
     let body = app
-        .gql(None, REGISTER, json!({ "i": { "email": email(), "password": PASSWORD } }))
+        .gql(
+            None,
+            REGISTER,
+            json!({ "i": { "email": email(), "password": PASSWORD } }),
+        )
         .await;
     assert_eq!(code(&body), Some("SERVICE_UNAVAILABLE"), "{body}");
     let text = body.to_string().to_lowercase();
-    assert!(!text.contains("lock") && !text.contains("sql") && !text.contains("users"), "no database detail: {text}");
+    assert!(
+        !text.contains("lock") && !text.contains("sql") && !text.contains("users"),
+        "no database detail: {text}"
+    );
     lock.rollback().await.unwrap();
     let body = app
-        .gql(None, REGISTER, json!({ "i": { "email": email(), "password": PASSWORD } }))
+        .gql(
+            None,
+            REGISTER,
+            json!({ "i": { "email": email(), "password": PASSWORD } }),
+        )
         .await;
     assert!(body["errors"].is_null(), "{body}");
 }

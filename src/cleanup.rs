@@ -1,0 +1,268 @@
+//! Cleanup: removes what no longer protects anyone, in small batches.
+//!
+//! - sessions that can no longer be used (absolute lifetime over, or no
+//!   unexpired refresh token left), with their refresh tokens;
+//! - sessions revoked more than `WARDEN_REVOKED_RETENTION` ago;
+//! - audit rows older than `WARDEN_AUDIT_RETENTION`;
+//! - lockout counters whose window and lock are both over.
+//!
+//! It never touches a live session: the token chain that reuse detection
+//! needs is deleted only with its session, once that session is dead.
+//! Each batch (at most [`BATCH`] rows) is its own short transaction, so a
+//! pass never holds locks that a login or a refresh would wait on for long.
+//! On Postgres a pass holds an advisory lock, so with several instances only
+//! one cleans at a time. [`run_once`] is the single pass that tests and
+//! `warden cleanup` call; [`run_every`] is the loop the server runs.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use entity::{audit_event, login_attempt, refresh_token, session};
+use sea_orm::{
+    sea_query::{Expr, ExprTrait, Query},
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use crate::{clock::delta, config::Config, db::Db, metrics::Metrics, state::AppState};
+
+/// Rows per statement.
+pub const BATCH: u64 = 1000;
+
+/// Advisory lock key held during a pass on Postgres ("cleanup").
+const CLEANUP_LOCK: i64 = 0x636c_6561_6e75;
+
+/// What one pass removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// Sessions past their lifetime or without a usable refresh token.
+    pub expired_sessions: u64,
+    /// Sessions revoked longer ago than the retention.
+    pub revoked_sessions: u64,
+    /// Refresh tokens of those sessions.
+    pub refresh_tokens: u64,
+    /// Audit rows past their retention.
+    pub audit_events: u64,
+    /// Lockout counters that no longer count.
+    pub login_attempts: u64,
+    /// True when another instance held the lock and this pass did nothing.
+    pub skipped: bool,
+}
+
+impl std::fmt::Display for Removed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.skipped {
+            return f.write_str("skipped: another instance is cleaning");
+        }
+        write!(
+            f,
+            "expired sessions {}, revoked sessions {}, refresh tokens {}, audit events {}, lockout counters {}",
+            self.expired_sessions, self.revoked_sessions, self.refresh_tokens, self.audit_events, self.login_attempts
+        )
+    }
+}
+
+/// One cleanup pass as of `now`.
+pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Removed, DbErr> {
+    // On Postgres, hold a transaction-scoped advisory lock for the whole pass
+    // on its own connection; the batches run on others.
+    let guard = if db.is_sqlite() {
+        None
+    } else {
+        let txn = db.begin().await?;
+        let row = txn
+            .query_one_raw(sea_orm::Statement::from_string(
+                txn.get_database_backend(),
+                format!("SELECT pg_try_advisory_xact_lock({CLEANUP_LOCK}) AS locked"),
+            ))
+            .await?;
+        let locked = row
+            .map(|r| r.try_get::<bool>("", "locked"))
+            .transpose()?
+            .unwrap_or(false);
+        if !locked {
+            return Ok(Removed {
+                skipped: true,
+                ..Removed::default()
+            });
+        }
+        Some(txn)
+    };
+    let mut removed = Removed::default();
+
+    let retention_cutoff = now - delta(config.revoked_retention);
+    loop {
+        let ids: Vec<Uuid> = session::Entity::find()
+            .select_only()
+            .column(session::Column::Id)
+            .filter(session::Column::RevokedAt.is_not_null())
+            .filter(session::Column::RevokedAt.lt(retention_cutoff))
+            .limit(BATCH)
+            .into_tuple()
+            .all(db.read())
+            .await?;
+        let (sessions, tokens) = delete_sessions(db, &ids).await?;
+        removed.revoked_sessions += sessions;
+        removed.refresh_tokens += tokens;
+        if (ids.len() as u64) < BATCH {
+            break;
+        }
+    }
+
+    loop {
+        // Live (unrevoked) sessions that can no longer be used: past their
+        // absolute end, or with no unused, unexpired refresh token.
+        let usable = Query::select()
+            .expr(Expr::val(1))
+            .from(refresh_token::Entity)
+            .and_where(
+                Expr::col((refresh_token::Entity, refresh_token::Column::SessionId))
+                    .equals((session::Entity, session::Column::Id)),
+            )
+            .and_where(Expr::col((refresh_token::Entity, refresh_token::Column::UsedAt)).is_null())
+            .and_where(Expr::col((refresh_token::Entity, refresh_token::Column::ExpiresAt)).gt(now))
+            .to_owned();
+        let ids: Vec<Uuid> = session::Entity::find()
+            .select_only()
+            .column(session::Column::Id)
+            .filter(session::Column::RevokedAt.is_null())
+            .filter(
+                sea_orm::Condition::any()
+                    .add(session::Column::ExpiresAt.lte(now))
+                    .add(Expr::exists(usable).not()),
+            )
+            .limit(BATCH)
+            .into_tuple()
+            .all(db.read())
+            .await?;
+        let (sessions, tokens) = delete_sessions(db, &ids).await?;
+        removed.expired_sessions += sessions;
+        removed.refresh_tokens += tokens;
+        if (ids.len() as u64) < BATCH {
+            break;
+        }
+    }
+
+    let audit_cutoff = now - delta(config.audit_retention);
+    loop {
+        let ids: Vec<i64> = audit_event::Entity::find()
+            .select_only()
+            .column(audit_event::Column::Id)
+            .filter(audit_event::Column::At.lt(audit_cutoff))
+            .order_by_asc(audit_event::Column::Id)
+            .limit(BATCH)
+            .into_tuple()
+            .all(db.read())
+            .await?;
+        if !ids.is_empty() {
+            removed.audit_events += audit_event::Entity::delete_many()
+                .filter(audit_event::Column::Id.is_in(ids.clone()))
+                .exec(db.write())
+                .await?
+                .rows_affected;
+        }
+        if (ids.len() as u64) < BATCH {
+            break;
+        }
+    }
+
+    let window_cutoff = now - delta(config.lockout_window);
+    loop {
+        let emails: Vec<String> = login_attempt::Entity::find()
+            .select_only()
+            .column(login_attempt::Column::Email)
+            .filter(login_attempt::Column::WindowStartedAt.lt(window_cutoff))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(login_attempt::Column::LockedUntil.is_null())
+                    .add(login_attempt::Column::LockedUntil.lt(now)),
+            )
+            .limit(BATCH)
+            .into_tuple()
+            .all(db.read())
+            .await?;
+        if !emails.is_empty() {
+            // Re-checked in the DELETE: a login may have touched the row since.
+            removed.login_attempts += login_attempt::Entity::delete_many()
+                .filter(login_attempt::Column::Email.is_in(emails.clone()))
+                .filter(login_attempt::Column::WindowStartedAt.lt(window_cutoff))
+                .filter(
+                    sea_orm::Condition::any()
+                        .add(login_attempt::Column::LockedUntil.is_null())
+                        .add(login_attempt::Column::LockedUntil.lt(now)),
+                )
+                .exec(db.write())
+                .await?
+                .rows_affected;
+        }
+        if (emails.len() as u64) < BATCH {
+            break;
+        }
+    }
+
+    if let Some(guard) = guard {
+        guard.commit().await?;
+    }
+    Ok(removed)
+}
+
+/// Deletes `ids` and their refresh tokens in one short transaction.
+async fn delete_sessions(db: &Db, ids: &[Uuid]) -> Result<(u64, u64), DbErr> {
+    if ids.is_empty() {
+        return Ok((0, 0));
+    }
+    let txn = db.begin().await?;
+    let tokens = refresh_token::Entity::delete_many()
+        .filter(refresh_token::Column::SessionId.is_in(ids.iter().copied()))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    let sessions = session::Entity::delete_many()
+        .filter(session::Column::Id.is_in(ids.iter().copied()))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    txn.commit().await?;
+    Ok((sessions, tokens))
+}
+
+/// Records a pass in the log and the metrics.
+pub fn report(metrics: &Metrics, removed: &Removed) {
+    for (kind, count) in [
+        ("expired_sessions", removed.expired_sessions),
+        ("revoked_sessions", removed.revoked_sessions),
+        ("refresh_tokens", removed.refresh_tokens),
+        ("audit_events", removed.audit_events),
+        ("login_attempts", removed.login_attempts),
+    ] {
+        metrics
+            .cleanup_removed
+            .with_label_values(&[kind])
+            .inc_by(count);
+    }
+    tracing::info!(
+        expired_sessions = removed.expired_sessions,
+        revoked_sessions = removed.revoked_sessions,
+        refresh_tokens = removed.refresh_tokens,
+        audit_events = removed.audit_events,
+        login_attempts = removed.login_attempts,
+        skipped = removed.skipped,
+        "cleanup pass"
+    );
+}
+
+/// Runs a pass every `WARDEN_CLEANUP_INTERVAL`, the first one interval after
+/// start (start-up stays fast, and tests stay in control). Runs until the
+/// task is aborted; an abort between batches leaves nothing half-done.
+pub async fn run_every(state: AppState) {
+    let every: Duration = state.config.cleanup_interval;
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match run_once(&state.db, &state.config, state.clock.now()).await {
+            Ok(removed) => report(&state.metrics, &removed),
+            Err(err) => tracing::warn!(error = %err, "cleanup pass failed; retrying next interval"),
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Cleanup: removes exactly the dead, keeps every live chain.
+
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use entity::{audit_event, login_attempt, refresh_token, session};
+use sea_orm::{EntityTrait, PaginatorTrait};
+use serde_json::json;
+use warden::cleanup::{run_once, Removed};
+
+use crate::helpers::{code, email, on_postgres, s, spawn_app_with, TestApp};
+
+async fn count<E: EntityTrait>(app: &TestApp) -> u64
+where
+    E::Model: Sync,
+{
+    E::find().count(app.state.db.read()).await.unwrap()
+}
+
+#[tokio::test]
+async fn cleanup_removes_exactly_what_it_should_and_replays_are_still_caught() {
+    let app = spawn_app_with(|c| {
+        c.revoked_retention = Duration::from_secs(3600);
+        c.audit_retention = Duration::from_secs(24 * 3600);
+    })
+    .await;
+    let t0 = app.clock.now();
+    let live = app.register(&email()).await;
+    let chained = app.register(&email()).await;
+    let first_token = s(&chained, "refreshToken").to_owned();
+    let second = app.refresh(&first_token).await;
+    let third = app
+        .refresh(s(&second["data"]["refresh"], "refreshToken"))
+        .await;
+    assert!(third["errors"].is_null());
+    let revoked = app.register(&email()).await;
+    app.gql(
+        Some(s(&revoked, "accessToken")),
+        "mutation { logout }",
+        json!({}),
+    )
+    .await;
+    app.login(&email(), "no such account pw").await; // a lockout counter
+    assert_eq!(count::<session::Entity>(&app).await, 3);
+    assert_eq!(count::<refresh_token::Entity>(&app).await, 5);
+    let audit_rows = count::<audit_event::Entity>(&app).await;
+
+    // Nothing is old enough yet.
+    let nothing = run_once(&app.state.db, &app.config, t0 + TimeDelta::minutes(5))
+        .await
+        .unwrap();
+    assert_eq!(nothing, Removed::default());
+
+    // Two hours on: the revoked session and the stale lockout counter go;
+    // both live sessions, with their whole chains, stay.
+    let later = run_once(&app.state.db, &app.config, t0 + TimeDelta::hours(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        later,
+        Removed {
+            revoked_sessions: 1,
+            refresh_tokens: 1,
+            login_attempts: 1,
+            ..Removed::default()
+        }
+    );
+    assert_eq!(count::<session::Entity>(&app).await, 2);
+    assert_eq!(count::<refresh_token::Entity>(&app).await, 4);
+    assert_eq!(count::<login_attempt::Entity>(&app).await, 0);
+    assert!(app.me(Some(s(&live, "accessToken"))).await["errors"].is_null());
+
+    // The live chain is intact: replaying its first token is still theft.
+    app.clock.advance(Duration::from_secs(11));
+    assert_eq!(
+        code(&app.refresh(&first_token).await),
+        Some("REFRESH_TOKEN_REUSED")
+    );
+
+    // Eight days on, every refresh token has expired: the sessions are dead.
+    let week = run_once(&app.state.db, &app.config, t0 + TimeDelta::days(8))
+        .await
+        .unwrap();
+    assert_eq!(week.expired_sessions + week.revoked_sessions, 2, "{week:?}");
+    assert!(week.audit_events >= audit_rows, "{week:?}");
+    assert_eq!(count::<session::Entity>(&app).await, 0);
+    assert_eq!(count::<refresh_token::Entity>(&app).await, 0);
+}
+
+#[tokio::test]
+async fn concurrent_passes_do_not_double_process_or_deadlock_with_a_refresh_storm() {
+    let app = spawn_app_with(|c| c.revoked_retention = Duration::from_secs(60)).await;
+    let t0 = app.clock.now();
+    let mut dead = 0;
+    for _ in 0..6 {
+        let payload = app.register(&email()).await;
+        app.gql(
+            Some(s(&payload, "accessToken")),
+            "mutation { logout }",
+            json!({}),
+        )
+        .await;
+        dead += 1;
+    }
+    let live: Vec<String> = {
+        let mut tokens = Vec::new();
+        for _ in 0..8 {
+            tokens.push(s(&app.register(&email()).await, "refreshToken").to_owned());
+        }
+        tokens
+    };
+    let storm = futures::future::join_all(live.iter().map(|t| app.refresh(t)));
+    let when = t0 + TimeDelta::minutes(5);
+    let (a, b, refreshed) = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::join!(
+            run_once(&app.state.db, &app.config, when),
+            run_once(&app.state.db, &app.config, when),
+            storm
+        )
+    })
+    .await
+    .expect("no deadlock");
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(
+        refreshed.iter().all(|r| r["errors"].is_null()),
+        "{refreshed:?}"
+    );
+    assert_eq!(a.revoked_sessions + b.revoked_sessions, dead, "{a:?} {b:?}");
+    assert_eq!(a.refresh_tokens + b.refresh_tokens, dead);
+    if on_postgres() {
+        assert!(
+            a.skipped != b.skipped,
+            "one pass runs, the other sees the advisory lock: {a:?} {b:?}"
+        );
+    }
+    assert_eq!(count::<session::Entity>(&app).await, 8);
+}
+
+#[tokio::test]
+async fn the_cleanup_command_runs_one_pass_and_prints_its_counts() {
+    let app = spawn_app_with(|_| {}).await;
+    let out = crate::cli::warden(&app.database_url(), &["cleanup"], "", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("expired sessions 0") && stdout.contains("audit events 0"),
+        "{stdout}"
+    );
+}
