@@ -29,11 +29,16 @@ pub async fn serve(config: Config) -> ExitCode {
         }
     };
     let addr = app.addr();
+    let graphiql = if app.state().config.introspection {
+        format!("http://{addr}/graphql")
+    } else {
+        "disabled (WARDEN_INTROSPECTION=false)".to_owned()
+    };
     tracing::info!(
         address = %addr,
         store = %store,
         limiter = app.state().limits.backend(),
-        graphiql = %format!("http://{addr}/graphql"),
+        graphiql = %graphiql,
         "warden is serving"
     );
     match app.run_until(shutdown_signal()).await {

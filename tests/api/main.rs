@@ -12,6 +12,8 @@ mod helpers;
 mod instances;
 mod lockout;
 mod logout;
+mod metrics;
+mod ops;
 mod rate_limits;
 mod redis_limiter;
 mod refresh;
