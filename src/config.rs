@@ -29,7 +29,7 @@ pub struct Config {
     pub database_url: SecretString,
 
     /// Redis URL; shares rate limits between instances.
-    #[arg(long, env = "WARDEN_REDIS_URL", value_parser = parse_secret, hide_env_values = true, global = true)]
+    #[arg(long, env = "WARDEN_REDIS_URL", value_parser = parse_redis_url, hide_env_values = true, global = true)]
     pub redis_url: Option<SecretString>,
 
     /// HS256 signing key, at least 32 bytes. Unset: generated once and kept in the database.
@@ -423,8 +423,12 @@ fn parse_switch(s: &str) -> Result<bool, String> {
     }
 }
 
-fn parse_secret(s: &str) -> Result<SecretString, String> {
-    Ok(SecretString::from(s.to_owned()))
+/// A Redis URL the client can use; the message never repeats it (it may
+/// hold a password).
+fn parse_redis_url(s: &str) -> Result<SecretString, String> {
+    redis::Client::open(s)
+        .map(|_| SecretString::from(s.to_owned()))
+        .map_err(|_| "not a usable redis:// URL".into())
 }
 
 /// Example values that appear in docs and tutorials: a server started with

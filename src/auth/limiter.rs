@@ -4,6 +4,11 @@
 //! can implement it; [`MemoryLimiter`] is the default, governor's keyed GCRA
 //! in this process. [`Limits`] is what the services call: it knows the
 //! quotas, the on/off switch, and which refusals are worth an audit row.
+//!
+//! With `WARDEN_REDIS_URL`, [`Limits::build`] puts the [`RedisLimiter`]
+//! behind a [`Failover`]: while Redis fails, each instance answers from its
+//! own memory with the same quotas, so limits loosen (per instance instead
+//! of shared) but never vanish, and logins never fail because of Redis.
 
 use std::{fmt, num::NonZeroU32, sync::Arc, time::Duration};
 
@@ -15,6 +20,10 @@ use governor::{
     Quota, RateLimiter,
 };
 
+use super::{
+    failover::{Failover, RETRY_SHARED_AFTER},
+    redis_limiter::RedisLimiter,
+};
 use crate::{
     config::{Config, RateQuota},
     metrics::Metrics,
@@ -67,6 +76,11 @@ impl Rule {
 pub struct Quotas([RateQuota; 4]);
 
 impl Quotas {
+    /// The same quota for every rule.
+    pub fn uniform(quota: RateQuota) -> Self {
+        Self([quota; 4])
+    }
+
     /// The quotas configured with `WARDEN_RATE_*`.
     pub fn from_config(config: &Config) -> Self {
         Self([
@@ -209,6 +223,9 @@ pub struct Limits {
     /// attacker hammering a spent bucket must not turn each refusal into a
     /// database write.
     audit_gate: Arc<RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>>,
+    /// The Redis behind `store`, for readiness: `None` when not configured,
+    /// `Err` when its URL could not be used.
+    redis: Option<Result<Arc<RedisLimiter>, String>>,
 }
 
 impl fmt::Debug for Limits {
@@ -227,6 +244,7 @@ impl Limits {
             store,
             enabled,
             audit_gate: Arc::new(RateLimiter::keyed(Quota::per_minute(NonZeroU32::MIN))),
+            redis: None,
         }
     }
 
@@ -239,18 +257,53 @@ impl Limits {
     }
 
     /// The limits of a server: in memory, or shared through Redis when
-    /// `WARDEN_REDIS_URL` is set.
-    pub async fn build(config: &Config, _metrics: Arc<Metrics>) -> Self {
-        Self::from_config(config)
+    /// `WARDEN_REDIS_URL` is set. Never fails: a Redis that is down at
+    /// start-up must not keep Warden down too, so it starts limiting in
+    /// memory and switches to Redis once it answers. With rate limits off,
+    /// Redis is neither used nor part of readiness.
+    pub async fn build(config: &Config, metrics: Arc<Metrics>) -> Self {
+        let Some(url) = config.redis_url.as_ref().filter(|_| config.rate_limits) else {
+            return Self::from_config(config);
+        };
+        let quotas = Quotas::from_config(config);
+        let redis = match RedisLimiter::connect(url, &config.redis_prefix, quotas).await {
+            Ok(redis) => Arc::new(redis),
+            Err(err) => {
+                tracing::error!(error = %err, "rate limits stay in memory: WARDEN_REDIS_URL is unusable");
+                let mut limits = Self::from_config(config);
+                limits.redis = Some(Err(err.to_string()));
+                return limits;
+            }
+        };
+        let failover = Failover::new(
+            redis.clone(),
+            MemoryLimiter::new(quotas),
+            metrics,
+            RETRY_SHARED_AFTER,
+        );
+        let failover = if redis.is_connected() {
+            failover
+        } else {
+            tracing::warn!("redis is not reachable at start-up; limiting in memory until it is");
+            failover.starting_down()
+        };
+        let mut limits = Self::new(Arc::new(failover), config.rate_limits);
+        limits.redis = Some(Ok(redis));
+        limits
     }
 
     /// Whether the shared store answers; `None` when there is none.
     pub async fn ready(&self) -> Option<Result<(), String>> {
-        None
+        match self.redis.as_ref()? {
+            Ok(redis) => Some(redis.ping().await.map_err(|err| err.to_string())),
+            Err(err) => Some(Err(err.clone())),
+        }
     }
 
-    /// Spends one unit of `rule` for `key`. A store that fails allows the
-    /// request (logged): a limiter outage must not lock everyone out.
+    /// Spends one unit of `rule` for `key`. Redis failures never get here
+    /// ([`Failover`] answers them from memory); a custom store that fails
+    /// allows the request (logged): a limiter outage must not lock everyone
+    /// out.
     pub async fn check(&self, rule: Rule, key: &str) -> Decision {
         if !self.enabled {
             return Decision::Allow;
@@ -303,7 +356,7 @@ mod tests {
             count: 1,
             per: Duration::from_secs(60),
         });
-        Quotas([q; 4])
+        Quotas::uniform(q)
     }
 
     #[test]
@@ -359,5 +412,38 @@ mod tests {
         assert!(!limits.should_audit(Rule::LoginIp, "k"));
         assert!(limits.should_audit(Rule::LoginIp, "other"));
         assert!(limits.should_audit(Rule::RefreshIp, "k"));
+    }
+
+    #[tokio::test]
+    async fn without_redis_there_is_no_readiness_check() {
+        let limits = Limits::new(Arc::new(MemoryLimiter::new(quotas("1/h"))), true);
+        assert!(limits.ready().await.is_none());
+        assert_eq!(limits.backend(), "memory");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_neither_fails_start_up_nor_allows_everything() {
+        let mut config = Config::defaults().unwrap();
+        config.redis_url = Some("redis://127.0.0.1:1/".to_owned().into());
+        config.rate_login_ip = "1/h".parse().unwrap();
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let limits = Limits::build(&config, metrics.clone()).await;
+        assert_eq!(limits.backend(), "redis");
+        assert!(matches!(limits.ready().await, Some(Err(_))));
+        assert_eq!(limits.check(Rule::LoginIp, "k").await, Decision::Allow);
+        assert!(matches!(
+            limits.check(Rule::LoginIp, "k").await,
+            Decision::Deny { .. }
+        ));
+        assert_eq!(metrics.limiter_fallbacks.get(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_unusable_redis_url_shows_in_readiness() {
+        let mut config = Config::defaults().unwrap();
+        config.redis_url = Some("nonsense://x".to_owned().into());
+        let limits = Limits::build(&config, Arc::new(Metrics::new().unwrap())).await;
+        assert!(matches!(limits.ready().await, Some(Err(_))));
+        assert_eq!(limits.check(Rule::LoginIp, "k").await, Decision::Allow);
     }
 }

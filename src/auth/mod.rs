@@ -1,11 +1,14 @@
-//! Credentials and tokens: the pure, CPU-side half of authentication.
+//! Credentials, tokens and rate limits: the mechanisms of authentication.
 //!
-//! Nothing here touches the database except [`keys`], which loads or creates
-//! the server's key material once at start-up.
+//! Nothing here touches the SQL database except [`keys`], which loads or
+//! creates the server's key material once at start-up; [`redis_limiter`]
+//! talks to Redis.
 
 pub mod email;
+pub mod failover;
 pub mod jwt;
 pub mod keys;
 pub mod limiter;
 pub mod password;
+pub mod redis_limiter;
 pub mod refresh;

@@ -148,6 +148,8 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("WARDEN_BCRYPT_COST", "99"),
         ("WARDEN_RATE_LOGIN_IP", "10/fortnight"),
         ("WARDEN_ACESS_TOKEN_TTL", "15m"),
+        ("WARDEN_REDIS_URL", "http://user:hunter2@cache"),
+        ("WARDEN_DATABASE_URL", "sqlite::memory:"),
     ];
     for (key, value) in cases {
         let out = warden(&url, &["migrate"], "", &[(key, value)]);
@@ -155,7 +157,7 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
         assert!(stderr.contains(key), "names {key}: {stderr}");
-        if key == "WARDEN_JWT_SECRET" {
+        if key == "WARDEN_JWT_SECRET" || key == "WARDEN_REDIS_URL" {
             assert!(!stderr.contains(value), "never echoes a secret: {stderr}");
         }
     }

@@ -1,2 +1,391 @@
 //! The Redis rate-limit store: same decisions as governor, shared, and a
 //! fallback to memory while Redis is away.
+//!
+//! Against a real Redis: `WARDEN_TEST_REDIS_URL` when set, else a
+//! `redis-server` child per test. Tests that stop and restart Redis always
+//! run their own child, since they cannot stop a shared server.
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use redis::AsyncCommands;
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use tempfile::TempDir;
+use warden::{
+    auth::{
+        limiter::{Decision, MemoryLimiter, Quotas, RateLimitStore, Rule},
+        redis_limiter::RedisLimiter,
+    },
+    config::Config,
+};
+
+use crate::helpers::{captured_logs, code, email, spawn_app_with, TestApp};
+
+/// A `redis-server` child on its own port, killed on drop.
+struct RedisChild {
+    port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl RedisChild {
+    /// Starts `redis-server` on a free loopback port, without persistence.
+    async fn start() -> Self {
+        let mut server = Self {
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        server.spawn().await;
+        server
+    }
+
+    async fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (install redis-server or set WARDEN_TEST_REDIS_URL)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while ping(&self.url()).await.is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port, empty.
+    async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+}
+
+impl Drop for RedisChild {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The Redis a test talks to, and the child behind it if it started one.
+struct TestRedis {
+    url: String,
+    _child: Option<RedisChild>,
+}
+
+impl TestRedis {
+    async fn get() -> Self {
+        match std::env::var("WARDEN_TEST_REDIS_URL") {
+            Ok(url) if !url.is_empty() => Self { url, _child: None },
+            _ => {
+                let child = RedisChild::start().await;
+                Self {
+                    url: child.url(),
+                    _child: Some(child),
+                }
+            }
+        }
+    }
+}
+
+/// A loopback port nothing listens on (right now).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn connection(url: &str) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await
+}
+
+async fn ping(url: &str) -> redis::RedisResult<()> {
+    let mut conn = connection(url).await?;
+    redis::cmd("PING").query_async::<String>(&mut conn).await?;
+    Ok(())
+}
+
+/// A key prefix no other test uses.
+fn prefix() -> String {
+    format!("test-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn quotas(tweak: impl FnOnce(&mut Config)) -> Quotas {
+    let mut config = Config::defaults().unwrap();
+    tweak(&mut config);
+    Quotas::from_config(&config)
+}
+
+async fn redis_limiter(url: &str, prefix: &str, quotas: Quotas) -> RedisLimiter {
+    let limiter = RedisLimiter::connect(&SecretString::from(url.to_owned()), prefix, quotas)
+        .await
+        .unwrap();
+    assert!(limiter.is_connected(), "connected to the test redis");
+    limiter
+}
+
+/// One check on both stores; asserts they agree and returns the decision.
+async fn both(memory: &MemoryLimiter, redis: &RedisLimiter, rule: Rule, key: &str) -> char {
+    let from_memory = memory.check_now(rule, key);
+    let from_redis = redis.check(rule, key).await.unwrap();
+    match (from_memory, from_redis) {
+        (Decision::Allow, Decision::Allow) => 'A',
+        (Decision::Deny { retry_after: m }, Decision::Deny { retry_after: r }) => {
+            let gap = m.abs_diff(r);
+            assert!(
+                gap <= Duration::from_millis(50),
+                "{rule:?}: retry after {m:?} in memory, {r:?} in redis"
+            );
+            'D'
+        }
+        (m, r) => panic!("{rule:?}: memory says {m:?}, redis says {r:?}"),
+    }
+}
+
+async fn run(
+    memory: &MemoryLimiter,
+    redis: &RedisLimiter,
+    rule: Rule,
+    key: &str,
+    n: usize,
+) -> String {
+    let mut out = String::new();
+    for _ in 0..n {
+        out.push(both(memory, redis, rule, key).await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn redis_and_governor_make_the_same_decision_at_every_step() {
+    let redis_server = TestRedis::get().await;
+    // 5/s: a burst of 5, one back every 200 ms. 2/s: a burst of 2, one back every 500 ms.
+    let quotas = quotas(|c| {
+        c.rate_login_ip = "5/s".parse().unwrap();
+        c.rate_login_email = "2/s".parse().unwrap();
+    });
+    let memory = MemoryLimiter::new(quotas);
+    let redis = redis_limiter(&redis_server.url, &prefix(), quotas).await;
+    let (ip, mail) = ("10.0.0.1", "10.0.0.1|someone@example.com");
+    let mut seen = Vec::new();
+
+    // t = 0: both bursts are spent, then refused.
+    seen.push(run(&memory, &redis, Rule::LoginIp, ip, 7).await);
+    seen.push(run(&memory, &redis, Rule::LoginEmail, mail, 3).await);
+    seen.push(run(&memory, &redis, Rule::LoginIp, "10.0.0.2", 1).await);
+    // t ≈ 300 ms: one 200 ms unit is back; no 500 ms unit yet.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    seen.push(run(&memory, &redis, Rule::LoginIp, ip, 2).await);
+    seen.push(run(&memory, &redis, Rule::LoginEmail, mail, 1).await);
+    // t ≈ 700 ms: two more 200 ms units, one 500 ms unit.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    seen.push(run(&memory, &redis, Rule::LoginIp, ip, 3).await);
+    seen.push(run(&memory, &redis, Rule::LoginEmail, mail, 2).await);
+    // t ≈ 1300 ms: three more 200 ms units.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    seen.push(run(&memory, &redis, Rule::LoginIp, ip, 4).await);
+
+    assert_eq!(
+        seen,
+        ["AAAAADD", "AAD", "A", "AD", "D", "AAD", "AD", "AAAD"],
+        "both stores follow governor's quota"
+    );
+}
+
+#[tokio::test]
+async fn every_bucket_written_to_redis_expires_when_it_is_full_again() {
+    let redis_server = TestRedis::get().await;
+    let prefix = prefix();
+    let quotas = quotas(|c| {
+        c.rate_login_ip = "5/s".parse().unwrap();
+        c.rate_register_ip = "3/min".parse().unwrap();
+    });
+    let redis = redis_limiter(&redis_server.url, &prefix, quotas).await;
+    for _ in 0..3 {
+        redis.check(Rule::LoginIp, "10.0.0.1").await.unwrap();
+    }
+    for _ in 0..4 {
+        redis.check(Rule::RegisterIp, "10.0.0.1").await.unwrap();
+    }
+    redis.check(Rule::RefreshIp, "10.0.0.2").await.unwrap();
+
+    let mut conn = connection(&redis_server.url).await.unwrap();
+    let mut keys: Vec<String> = conn.keys(format!("{prefix}:*")).await.unwrap();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            format!("{prefix}:rl:login_ip:10.0.0.1"),
+            format!("{prefix}:rl:refresh_ip:10.0.0.2"),
+            format!("{prefix}:rl:register_ip:10.0.0.1"),
+        ]
+    );
+    for key in &keys {
+        let ttl: i64 = conn.pttl(key).await.unwrap();
+        assert!(ttl > 0, "{key} has no TTL ({ttl})");
+    }
+    // Three units of 200 ms: full again in 600 ms.
+    let ttl: i64 = conn.pttl(&keys[0]).await.unwrap();
+    assert!((400..=600).contains(&ttl), "login_ip TTL {ttl} ms");
+    // Three units of 20 s (the refused fourth writes nothing): full in 60 s.
+    let ttl: i64 = conn.pttl(&keys[2]).await.unwrap();
+    assert!((58_000..=60_000).contains(&ttl), "register_ip TTL {ttl} ms");
+}
+
+async fn shared_app(url: &str, prefix: &str) -> TestApp {
+    let (url, prefix) = (url.to_owned(), prefix.to_owned());
+    spawn_app_with(move |c| {
+        c.redis_url = Some(url.into());
+        c.redis_prefix = prefix;
+        c.rate_login_ip = "3/min".parse().unwrap();
+    })
+    .await
+}
+
+async fn failed_login(app: &TestApp) -> Option<String> {
+    code(&app.login(&email(), "wrong password guess").await).map(str::to_owned)
+}
+
+async fn get(app: &TestApp, path: &str) -> (StatusCode, String) {
+    let response = app
+        .client
+        .get(format!("{}{path}", app.address))
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+async fn fallbacks(app: &TestApp) -> u64 {
+    let (_, text) = get(app, "/metrics").await;
+    text.lines()
+        .find_map(|l| l.strip_prefix("warden_limiter_fallbacks_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no fallback counter in {text}"))
+}
+
+const INVALID: Option<&str> = Some("INVALID_CREDENTIALS");
+const LIMITED: Option<&str> = Some("RATE_LIMITED");
+
+#[tokio::test]
+async fn two_servers_share_the_login_quota_through_redis() {
+    let redis_server = TestRedis::get().await;
+    let prefix = prefix();
+    let a = shared_app(&redis_server.url, &prefix).await;
+    let b = shared_app(&redis_server.url, &prefix).await;
+    assert_eq!(a.state.limits.backend(), "redis");
+    for _ in 0..3 {
+        assert_eq!(failed_login(&a).await.as_deref(), INVALID);
+    }
+    assert_eq!(
+        failed_login(&b).await.as_deref(),
+        LIMITED,
+        "the other server sees the spent bucket"
+    );
+    assert_eq!(get(&b, "/readyz").await.0, StatusCode::OK);
+    assert_eq!(fallbacks(&a).await + fallbacks(&b).await, 0);
+    let mut conn = connection(&redis_server.url).await.unwrap();
+    let exists: bool = conn
+        .exists(format!("{prefix}:rl:login_ip:127.0.0.1"))
+        .await
+        .unwrap();
+    assert!(exists, "the bucket lives in redis under the prefix");
+}
+
+#[tokio::test]
+async fn with_redis_unreachable_logins_still_work_and_are_limited_in_memory() {
+    let password = format!("pw-{}", uuid::Uuid::new_v4().simple());
+    let url = format!("redis://:{password}@127.0.0.1:{}/", free_port());
+    let app = shared_app(&url, &prefix()).await;
+    assert_eq!(app.state.limits.backend(), "redis");
+    for _ in 0..3 {
+        assert_eq!(failed_login(&app).await.as_deref(), INVALID);
+    }
+    assert_eq!(failed_login(&app).await.as_deref(), LIMITED);
+    assert!(fallbacks(&app).await >= 4);
+    let (status, body) = get(&app, "/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("redis"), "{body}");
+    assert!(
+        !captured_logs().contains(&password),
+        "the redis URL's password reached the log"
+    );
+}
+
+#[tokio::test]
+async fn when_redis_dies_and_returns_sharing_resumes_without_a_restart() {
+    let mut redis_server = RedisChild::start().await;
+    let prefix = prefix();
+    let a = shared_app(&redis_server.url(), &prefix).await;
+    let b = shared_app(&redis_server.url(), &prefix).await;
+    for _ in 0..3 {
+        assert_eq!(failed_login(&a).await.as_deref(), INVALID);
+    }
+    assert_eq!(failed_login(&b).await.as_deref(), LIMITED);
+
+    redis_server.kill();
+    // A's memory has a bucket of its own: logins work, and stop at the quota.
+    for _ in 0..3 {
+        assert_eq!(failed_login(&a).await.as_deref(), INVALID);
+    }
+    assert_eq!(failed_login(&a).await.as_deref(), LIMITED);
+    assert!(fallbacks(&a).await >= 4);
+    let (status, body) = get(&a, "/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("redis"), "{body}");
+
+    // Back, empty.
+    redis_server.restart().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for app in [&a, &b] {
+        while get(app, "/readyz").await.0 != StatusCode::OK {
+            assert!(Instant::now() < deadline, "readiness never recovered");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // Past the window in which a failed store is left alone.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let fallbacks_before = fallbacks(&a).await;
+    // A's memory bucket is spent, so these are answered by redis.
+    for _ in 0..3 {
+        assert_eq!(failed_login(&a).await.as_deref(), INVALID);
+    }
+    assert_eq!(
+        failed_login(&b).await.as_deref(),
+        LIMITED,
+        "the buckets are shared again"
+    );
+    assert_eq!(fallbacks(&a).await, fallbacks_before);
+    let logs = captured_logs();
+    assert!(
+        logs.contains("limiting in memory until it is back"),
+        "the outage is logged"
+    );
+    assert!(
+        logs.contains("buckets are shared again"),
+        "so is the recovery"
+    );
+}
