@@ -14,6 +14,7 @@ mod lockout;
 mod logout;
 mod metrics;
 mod ops;
+mod outage;
 mod rate_limits;
 mod redis_limiter;
 mod refresh;
