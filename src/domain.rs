@@ -93,11 +93,13 @@ pub enum AuditEventKind {
     AuditLogViewed,
     /// An administrator role was granted or removed.
     RoleChanged,
+    /// A password was changed (and the account's other sessions ended).
+    PasswordChanged,
 }
 
 impl AuditEventKind {
     /// Every kind, for parsing stored names.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -111,6 +113,7 @@ impl AuditEventKind {
         Self::AccessDenied,
         Self::AuditLogViewed,
         Self::RoleChanged,
+        Self::PasswordChanged,
     ];
 
     /// The stored and wire name.
@@ -129,6 +132,7 @@ impl AuditEventKind {
             Self::AccessDenied => "ACCESS_DENIED",
             Self::AuditLogViewed => "AUDIT_LOG_VIEWED",
             Self::RoleChanged => "ROLE_CHANGED",
+            Self::PasswordChanged => "PASSWORD_CHANGED",
         }
     }
 
@@ -145,7 +149,10 @@ impl AuditEventKind {
             | Self::TokenRefreshed
             | Self::SessionRevoked
             | Self::AuditLogViewed => Severity::Info,
-            Self::LoginFailed | Self::RefreshFailed | Self::AllSessionsRevoked => Severity::Notice,
+            Self::LoginFailed
+            | Self::RefreshFailed
+            | Self::AllSessionsRevoked
+            | Self::PasswordChanged => Severity::Notice,
             Self::AccountLocked | Self::RateLimited | Self::AccessDenied | Self::RoleChanged => {
                 Severity::Warning
             }

@@ -1,6 +1,7 @@
 //! Mutation resolvers: `register`, `login`, `refresh`, `logout`, `logoutAllDevices`.
 
-use async_graphql::{Context, Object};
+use async_graphql::{Context, Object, ID};
+use uuid::Uuid;
 
 use crate::{
     auth::{email::Email, limiter::Rule, password::Password},
@@ -11,7 +12,8 @@ use crate::{
     },
     services::{
         accounts::{self, NewAccount},
-        limits, sessions,
+        devices, limits,
+        sessions::{self, Scope},
     },
 };
 
@@ -133,9 +135,76 @@ impl MutationRoot {
         async {
             let state = ctx.state()?;
             let caller = ctx.auth()?.require_user(state).await?;
-            let count = sessions::logout_all(state, ctx.meta()?, &caller).await?;
+            let count = sessions::logout_many(state, ctx.meta()?, &caller, Scope::All).await?;
             ctx.auth()?.forget();
             Ok::<_, AppError>(i32::try_from(count).unwrap_or(i32::MAX))
+        }
+        .await
+        .respond(ctx)
+    }
+
+    /// Ends every session of the caller except this one and returns how many
+    /// were ended: "log out everywhere else".
+    async fn logout_other_devices(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        async {
+            let state = ctx.state()?;
+            let caller = ctx.auth()?.require_user(state).await?;
+            let count = sessions::logout_many(state, ctx.meta()?, &caller, Scope::Others).await?;
+            Ok::<_, AppError>(i32::try_from(count).unwrap_or(i32::MAX))
+        }
+        .await
+        .respond(ctx)
+    }
+
+    /// Ends one of the caller's own sessions (see `sessions`). `true` when a
+    /// live session of the caller was ended; `false` for an unknown id, an
+    /// ended session, or a session of another account (indistinguishably).
+    async fn revoke_session(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The `id` of one of the caller's sessions.")] id: ID,
+    ) -> async_graphql::Result<bool> {
+        async {
+            let state = ctx.state()?;
+            let caller = ctx.auth()?.require_user(state).await?;
+            let Ok(session_id) = Uuid::parse_str(id.as_str()) else {
+                return Ok(false);
+            };
+            let revoked = devices::revoke(state, ctx.meta()?, &caller, session_id).await?;
+            if revoked && session_id == caller.session_id {
+                ctx.auth()?.forget();
+            }
+            Ok::<_, AppError>(revoked)
+        }
+        .await
+        .respond(ctx)
+    }
+
+    /// Changes the caller's password after checking the current one, and
+    /// ends every other session of the account (this one stays logged in).
+    /// Fails with `INVALID_CREDENTIALS` for a wrong current password and
+    /// `BAD_USER_INPUT` (field `newPassword`) when the new one breaks the
+    /// password policy. Limited and locked out like `login`.
+    #[graphql(complexity = "COSTLY")]
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The password the account has now.")] current_password: String,
+        #[graphql(desc = "The new password: 8 to 72 bytes, not a common password.")]
+        new_password: String,
+    ) -> async_graphql::Result<bool> {
+        async {
+            let state = ctx.state()?;
+            let caller = ctx.auth()?.require_user(state).await?;
+            accounts::change_password(
+                state,
+                ctx.meta()?,
+                &caller,
+                &current_password,
+                &new_password,
+            )
+            .await?;
+            Ok::<_, AppError>(true)
         }
         .await
         .respond(ctx)

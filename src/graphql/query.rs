@@ -1,4 +1,4 @@
-//! Query resolvers: `me` and `auditLog`.
+//! Query resolvers: `me`, `sessions` and `auditLog`.
 
 use async_graphql::{Context, Object, ID};
 use serde_json::json;
@@ -11,10 +11,13 @@ use crate::{
         context::{ContextExt, Respond},
         types::{
             decode_cursor, encode_cursor, AuditEvent, AuditEventConnection, AuditEventEdge,
-            AuditLogFilter, PageInfo, User,
+            AuditLogFilter, PageInfo, Session, User,
         },
     },
-    services::audit::{self, Event},
+    services::{
+        audit::{self, Event},
+        devices,
+    },
 };
 
 /// Largest page `auditLog` returns; larger `first` values are capped.
@@ -35,6 +38,23 @@ impl QueryRoot {
             let state = ctx.state()?;
             let caller = ctx.auth()?.require_user(state).await?;
             Ok::<_, AppError>(User::from(caller.user.clone()))
+        }
+        .await
+        .respond(ctx)
+    }
+
+    /// The caller's live sessions (one per login, on each device), most
+    /// recently used first, for a "where you're logged in" page.
+    async fn sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Session>> {
+        async {
+            let state = ctx.state()?;
+            let caller = ctx.auth()?.require_user(state).await?;
+            let rows = devices::list(state, &caller).await?;
+            Ok::<_, AppError>(
+                rows.into_iter()
+                    .map(|row| Session::new(row, caller.session_id))
+                    .collect(),
+            )
         }
         .await
         .respond(ctx)

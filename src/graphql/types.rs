@@ -44,6 +44,40 @@ impl From<user::Model> for User {
     }
 }
 
+/// One login on one device: a session and its chain of refresh tokens.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Session {
+    /// Pass to `revokeSession` to end it.
+    pub id: ID,
+    /// When the login happened.
+    pub created_at: DateTime<Utc>,
+    /// When its refresh token was last used (or the login, if never).
+    pub last_used_at: DateTime<Utc>,
+    /// When it ends at the latest, whatever the refreshes.
+    pub expires_at: DateTime<Utc>,
+    /// Client IP of the login.
+    pub ip: Option<String>,
+    /// User agent of the login.
+    pub user_agent: Option<String>,
+    /// True for the session of the access token making this request.
+    pub current: bool,
+}
+
+impl Session {
+    /// From a stored row; `current` is the caller's session id.
+    pub fn new(row: entity::session::Model, current: uuid::Uuid) -> Self {
+        Self {
+            id: ID(row.id.to_string()),
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+            expires_at: row.expires_at,
+            ip: row.ip,
+            user_agent: row.user_agent,
+            current: row.id == current,
+        }
+    }
+}
+
 /// The tokens of a session, returned by `register`, `login` and `refresh`.
 #[derive(SimpleObject)]
 pub struct AuthPayload {

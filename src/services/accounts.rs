@@ -18,7 +18,8 @@ use crate::{
         audit::{self, Event},
         limits,
         lockout::{self, Verdict},
-        sessions, AuthOutcome,
+        sessions::{self, AuthUser, RevokeReason},
+        AuthOutcome,
     },
     state::AppState,
 };
@@ -246,6 +247,82 @@ async fn record_failure(
         state.metrics.lockouts.inc();
     }
     Ok(())
+}
+
+/// `changePassword`: re-verifies the current password (with the same rate
+/// limits and lockout as `login`, since it is a password guess too), applies
+/// the policy to the new one, and in one transaction stores it, ends every
+/// other session of the account and records `PASSWORD_CHANGED`.
+#[tracing::instrument(skip_all)]
+pub async fn change_password(
+    state: &AppState,
+    meta: &RequestMeta,
+    caller: &AuthUser,
+    current: &str,
+    new: &str,
+) -> Result<u64, AppError> {
+    let email = Email::parse(&caller.user.email)?;
+    limits::enforce(state, meta, Rule::LoginIp, &limits::ip_key(meta)).await?;
+    limits::enforce(
+        state,
+        meta,
+        Rule::LoginEmail,
+        &limits::ip_email_key(meta, &email),
+    )
+    .await?;
+    let new = Password::parse(new, "newPassword")?;
+    if new.expose() == current {
+        return Err(AppError::bad_input(
+            "newPassword",
+            "the new password must differ from the current one",
+        ));
+    }
+    if let Verdict::Locked { until } = lockout::reserve_attempt(state, &email).await? {
+        let retry_after = lockout::seconds_until(until, state.clock.now());
+        return Err(AppError::AccountLocked { retry_after });
+    }
+    if current.len() > MAX_LOGIN_PASSWORD_BYTES
+        || !state
+            .hasher
+            .verify(current, &caller.user.password_hash)
+            .await?
+    {
+        let event = Event::new(AuditEventKind::AccessDenied)
+            .user(caller.user.id)
+            .session(caller.session_id)
+            .detail(json!({ "operation": "changePassword", "reason": "wrong_password" }));
+        audit::record(state.db.write(), state.clock.now(), meta, event).await?;
+        return Err(AppError::InvalidCredentials);
+    }
+    lockout::clear(state, &email).await?;
+    let hash = state.hasher.hash(&new).await?;
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    user::Entity::update_many()
+        .col_expr(user::Column::PasswordHash, Expr::value(hash))
+        .filter(user::Column::Id.eq(caller.user.id))
+        .exec(&txn)
+        .await?;
+    let ended = sessions::revoke_user_sessions(
+        &txn,
+        caller.user.id,
+        Some(caller.session_id),
+        RevokeReason::PasswordChange,
+        now,
+    )
+    .await?;
+    let event = Event::new(AuditEventKind::PasswordChanged)
+        .user(caller.user.id)
+        .session(caller.session_id)
+        .detail(json!({ "other_sessions_ended": ended }));
+    audit::record(&txn, now, meta, event).await?;
+    txn.commit().await?;
+    state
+        .metrics
+        .sessions_revoked
+        .with_label_values(&[RevokeReason::PasswordChange.as_str()])
+        .inc_by(ended);
+    Ok(ended)
 }
 
 /// `warden admin create`: a new account with the `ADMIN` role.

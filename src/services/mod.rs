@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod devices;
 pub mod limits;
 pub mod lockout;
 pub mod sessions;

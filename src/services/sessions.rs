@@ -59,15 +59,25 @@ pub enum RevokeReason {
     Logout,
     /// `logoutAllDevices`.
     LogoutAll,
+    /// `logoutOtherDevices`.
+    LogoutOthers,
+    /// `revokeSession`.
+    Revoked,
+    /// `changePassword` ended the other sessions.
+    PasswordChange,
     /// A refresh token was replayed.
     TokenReuse,
 }
 
 impl RevokeReason {
-    fn as_str(self) -> &'static str {
+    /// The stored name, also the metric label.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Logout => "logout",
             Self::LogoutAll => "logout_all",
+            Self::LogoutOthers => "logout_others",
+            Self::Revoked => "revoke_session",
+            Self::PasswordChange => "password_change",
             Self::TokenReuse => "refresh_token_reuse",
         }
     }
@@ -429,28 +439,33 @@ pub async fn logout_by_access_token(
     Ok(true)
 }
 
-/// `logoutAllDevices`: revokes every live session of the caller, the
-/// current one included, and returns how many.
+/// Which of the caller's sessions a mass revocation ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every session, the current one included (`logoutAllDevices`).
+    All,
+    /// Every session but the current one (`logoutOtherDevices`).
+    Others,
+}
+
+/// `logoutAllDevices` and `logoutOtherDevices`: revokes the caller's live
+/// sessions in `scope` and returns how many.
 #[tracing::instrument(skip_all)]
-pub async fn logout_all(
+pub async fn logout_many(
     state: &AppState,
     meta: &RequestMeta,
     caller: &AuthUser,
+    scope: Scope,
 ) -> Result<u64, AppError> {
     let now = state.clock.now();
     let txn = state.db.begin().await?;
-    let count = session::Entity::update_many()
-        .col_expr(session::Column::RevokedAt, Expr::value(now))
-        .col_expr(
-            session::Column::RevokedReason,
-            Expr::value(RevokeReason::LogoutAll.as_str()),
-        )
-        .filter(session::Column::UserId.eq(caller.user.id))
-        .filter(session::Column::RevokedAt.is_null())
-        .filter(session::Column::ExpiresAt.gt(now))
-        .exec(&txn)
-        .await?
-        .rows_affected;
+    let reason = match scope {
+        Scope::All => RevokeReason::LogoutAll,
+        Scope::Others => RevokeReason::LogoutOthers,
+    };
+    let keep = (scope == Scope::Others).then_some(caller.session_id);
+    let count = revoke_user_sessions(&txn, caller.user.id, keep, reason, now).await?;
+    let scope_name = if keep.is_some() { "others" } else { "all" };
     audit::record(
         &txn,
         now,
@@ -458,16 +473,37 @@ pub async fn logout_all(
         Event::new(AuditEventKind::AllSessionsRevoked)
             .user(caller.user.id)
             .session(caller.session_id)
-            .detail(json!({ "count": count })),
+            .detail(json!({ "count": count, "scope": scope_name })),
     )
     .await?;
     txn.commit().await?;
     state
         .metrics
         .sessions_revoked
-        .with_label_values(&[RevokeReason::LogoutAll.as_str()])
+        .with_label_values(&[reason.as_str()])
         .inc_by(count);
     Ok(count)
+}
+
+/// Revokes every live session of `user_id` except `keep`, inside the
+/// caller's transaction; returns how many.
+pub async fn revoke_user_sessions<C: ConnectionTrait>(
+    conn: &C,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+    reason: RevokeReason,
+    now: DateTime<Utc>,
+) -> Result<u64, AppError> {
+    let mut update = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(now))
+        .col_expr(session::Column::RevokedReason, Expr::value(reason.as_str()))
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now));
+    if let Some(keep) = keep {
+        update = update.filter(session::Column::Id.ne(keep));
+    }
+    Ok(update.exec(conn).await?.rows_affected)
 }
 
 /// Checks that the session behind verified `claims` is alive and loads its

@@ -22,4 +22,5 @@ mod register_login;
 mod restart;
 mod schema;
 mod secrets;
+mod sessions;
 mod transport;
