@@ -173,6 +173,18 @@ pub struct Config {
     #[arg(long, env = "WARDEN_DATABASE_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = parse_positive_duration, global = true)]
     pub database_acquire_timeout: Duration,
 
+    /// Also hand the refresh token to browsers as an HttpOnly cookie, and read it back.
+    #[arg(long, env = "WARDEN_REFRESH_COOKIE", default_value = "false", value_parser = parse_switch, global = true)]
+    pub refresh_cookie: bool,
+
+    /// Mark the refresh cookie Secure (HTTPS only); `false` only for local development over HTTP.
+    #[arg(long, env = "WARDEN_COOKIE_SECURE", default_value = "true", value_parser = parse_switch, global = true)]
+    pub cookie_secure: bool,
+
+    /// Comma-separated origins (like https://app.example.com) allowed to call Warden from a browser, with credentials.
+    #[arg(long, env = "WARDEN_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin, global = true)]
+    pub cors_origins: Vec<String>,
+
     /// Prefix of every Redis key, so deployments (and tests) can share one Redis.
     #[arg(long, env = "WARDEN_REDIS_PREFIX", default_value = "warden", value_parser = parse_non_empty, global = true)]
     pub redis_prefix: String,
@@ -211,6 +223,9 @@ pub const KNOWN_ENV: &[&str] = &[
     "WARDEN_DATABASE_MAX_CONNECTIONS",
     "WARDEN_DATABASE_ACQUIRE_TIMEOUT",
     "WARDEN_REDIS_PREFIX",
+    "WARDEN_REFRESH_COOKIE",
+    "WARDEN_COOKIE_SECURE",
+    "WARDEN_CORS_ORIGINS",
 ];
 
 /// Refuses a `WARDEN_*` variable that no setting reads: the one-line error
@@ -413,6 +428,24 @@ fn parse_database_url(s: &str) -> Result<SecretString, String> {
         return Err("must start with sqlite:// or postgres://".into());
     }
     Ok(SecretString::from(s.to_owned()))
+}
+
+/// An exact origin: `scheme://host[:port]`, nothing else. A wildcard is
+/// refused: with credentials it would hand sessions to any site.
+fn parse_origin(s: &str) -> Result<String, String> {
+    let origin = s.trim().trim_end_matches('/');
+    let Some((scheme, host)) = origin.split_once("://") else {
+        return Err(format!(
+            "`{origin}` is not an origin like https://app.example.com"
+        ));
+    };
+    let host_ok = !host.is_empty() && !host.contains(['/', '*', '?', '#', ' ']);
+    if !matches!(scheme, "http" | "https") || !host_ok {
+        return Err(format!(
+            "`{origin}` is not an origin like https://app.example.com (no wildcards, no paths)"
+        ));
+    }
+    Ok(origin.to_owned())
 }
 
 fn parse_switch(s: &str) -> Result<bool, String> {

@@ -13,10 +13,15 @@ use async_graphql::Context;
 use crate::{
     auth::jwt::Claims,
     error::{AppError, UnauthReason},
+    http::cookie,
     meta::RequestMeta,
     services::sessions::{self, AuthUser},
     state::AppState,
 };
+
+/// The refresh token from the cookie, in cookie mode (`None` otherwise).
+#[derive(Clone, Debug, Default)]
+pub struct RefreshCookie(pub Option<String>);
 
 /// What the `Authorization` header said, after signature and claim checks.
 #[derive(Clone, Debug)]
@@ -101,6 +106,10 @@ pub trait ContextExt {
     fn meta(&self) -> Result<&RequestMeta, AppError>;
     /// The authentication state.
     fn auth(&self) -> Result<&RequestAuth, AppError>;
+    /// The refresh cookie, in cookie mode.
+    fn refresh_cookie(&self) -> Option<&str>;
+    /// In cookie mode, sets (or with `None` clears) the refresh cookie.
+    fn set_refresh_cookie(&self, token: Option<(&str, i64)>);
 }
 
 impl ContextExt for Context<'_> {
@@ -117,6 +126,25 @@ impl ContextExt for Context<'_> {
     fn auth(&self) -> Result<&RequestAuth, AppError> {
         self.data::<RequestAuth>()
             .map_err(|_| AppError::internal("RequestAuth missing from request data"))
+    }
+
+    fn refresh_cookie(&self) -> Option<&str> {
+        self.data::<RefreshCookie>()
+            .ok()
+            .and_then(|c| c.0.as_deref())
+    }
+
+    fn set_refresh_cookie(&self, token: Option<(&str, i64)>) {
+        let Ok(state) = self.state() else { return };
+        if !state.config.refresh_cookie {
+            return;
+        }
+        let secure = state.config.cookie_secure;
+        let value = match token {
+            Some((token, max_age)) => cookie::set(token, max_age, secure),
+            None => cookie::clear(secure),
+        };
+        self.append_http_header(poem::http::header::SET_COOKIE, value);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Mutation resolvers: `register`, `login`, `refresh`, `logout`, `logoutAllDevices`.
 
 use async_graphql::{Context, Object, ID};
+use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use crate::{
@@ -19,6 +20,17 @@ use crate::{
 
 /// Writes.
 pub struct MutationRoot;
+
+/// The payload for the client, and in cookie mode the refresh cookie too.
+fn deliver(ctx: &Context<'_>, outcome: crate::services::AuthOutcome) -> AuthPayload {
+    if let Ok(state) = ctx.state() {
+        // Rounded up to whole seconds: the cookie lives as long as the token.
+        let millis = (outcome.refresh_expires_at - state.clock.now()).num_milliseconds();
+        let max_age = (millis + 999).div_euclid(1000);
+        ctx.set_refresh_cookie(Some((outcome.refresh_token.expose_secret(), max_age)));
+    }
+    AuthPayload::from(outcome)
+}
 
 /// Complexity of a field that hashes a password or writes a session: with
 /// the schema's limit of 500, one document holds at most 12 of them.
@@ -46,7 +58,7 @@ impl MutationRoot {
                 username: accounts::parse_username(input.username.as_deref())?,
             };
             let outcome = accounts::register(state, meta, account).await?;
-            Ok::<_, AppError>(AuthPayload::from(outcome))
+            Ok::<_, AppError>(deliver(ctx, outcome))
         }
         .await
         .respond(ctx)
@@ -72,7 +84,7 @@ impl MutationRoot {
                 .logins
                 .with_label_values(&[outcome.as_str()])
                 .inc();
-            Ok::<_, AppError>(AuthPayload::from(result?))
+            Ok::<_, AppError>(deliver(ctx, result?))
         }
         .await
         .respond(ctx)
@@ -87,34 +99,49 @@ impl MutationRoot {
     async fn refresh(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The refresh token from the last `register`, `login` or `refresh`.")]
+        #[graphql(
+            desc = "The refresh token from the last `register`, `login` or `refresh`. Omit it in cookie mode: the refresh cookie is used."
+        )]
         refresh_token: Option<String>,
     ) -> async_graphql::Result<AuthPayload> {
         async {
-            let outcome =
-                sessions::refresh(ctx.state()?, ctx.meta()?, refresh_token.as_deref()).await?;
-            Ok::<_, AppError>(AuthPayload::from(outcome))
+            let presented = refresh_token.as_deref().or(ctx.refresh_cookie());
+            match sessions::refresh(ctx.state()?, ctx.meta()?, presented).await {
+                Ok(outcome) => Ok(deliver(ctx, outcome)),
+                Err(err) => {
+                    if matches!(
+                        err,
+                        AppError::InvalidRefreshToken | AppError::RefreshTokenReused
+                    ) {
+                        ctx.set_refresh_cookie(None);
+                    }
+                    Err(err)
+                }
+            }
         }
         .await
         .respond(ctx)
     }
 
     /// Ends one session. With a refresh token, that token's session; with no
-    /// argument, the session of the bearer access token. Always `true`, also
-    /// for unknown or already-ended sessions.
+    /// argument, the session of the refresh cookie (cookie mode) or else of
+    /// the bearer access token. Always `true`, also for unknown or
+    /// already-ended sessions. In cookie mode it also clears the cookie.
     async fn logout(
         &self,
         ctx: &Context<'_>,
         #[graphql(
-            desc = "A refresh token of the session to end; omit to end the access token's session."
+            desc = "A refresh token of the session to end; omit to end the cookie's or the access token's session."
         )]
         refresh_token: Option<String>,
     ) -> async_graphql::Result<bool> {
         async {
             let state = ctx.state()?;
             let meta = ctx.meta()?;
-            match refresh_token {
-                Some(token) => sessions::logout_by_refresh_token(state, meta, &token).await,
+            // In cookie mode the cookie goes whatever happens next.
+            ctx.set_refresh_cookie(None);
+            match refresh_token.as_deref().or(ctx.refresh_cookie()) {
+                Some(token) => sessions::logout_by_refresh_token(state, meta, token).await,
                 None => {
                     let auth = ctx.auth()?;
                     let ended =

@@ -22,10 +22,10 @@ use serde_json::json;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::{client_ip, HttpState};
+use super::{client_ip, cookie, HttpState};
 use crate::{
     error::UnauthReason,
-    graphql::context::{RequestAuth, Viewer},
+    graphql::context::{RefreshCookie, RequestAuth, Viewer},
     meta::RequestMeta,
 };
 
@@ -145,10 +145,20 @@ async fn execute(
     let started = Instant::now();
     let viewer = viewer(req.headers(), http);
     let request_id = meta.request_id.clone();
+    // The cookie is read only in cookie mode: otherwise a browser's stray
+    // cookie must not stand in for a missing argument.
+    let cookie = RefreshCookie(
+        http.app
+            .config
+            .refresh_cookie
+            .then(|| cookie::read(req.headers()))
+            .flatten(),
+    );
     let attach = |request: async_graphql::Request| {
         request
             .data(meta.clone())
             .data(RequestAuth::new(viewer.clone()))
+            .data(cookie.clone())
     };
     let batch = match batch {
         BatchRequest::Single(request) => BatchRequest::Single(attach(request)),
@@ -188,6 +198,14 @@ async fn execute(
         .status(status)
         .content_type("application/json")
         .header("X-Request-Id", request_id);
+    // Headers resolvers set (the refresh cookie), from every operation.
+    let set_by_resolvers: Vec<_> = match &response {
+        BatchResponse::Single(r) => r.http_headers.iter().collect(),
+        BatchResponse::Batch(rs) => rs.iter().flat_map(|r| r.http_headers.iter()).collect(),
+    };
+    for (name, value) in set_by_resolvers {
+        builder = builder.header(name.clone(), value.clone());
+    }
     if let Some(secs) = retry_after {
         builder = builder.header(header::RETRY_AFTER, secs.to_string());
     }

@@ -5,6 +5,8 @@
 //! the bearer header and the client IP.
 
 mod client_ip;
+pub mod cookie;
+mod cors;
 mod graphql;
 mod health;
 
@@ -26,6 +28,7 @@ pub struct HttpState {
 
 /// The routes of a Warden server.
 pub fn routes(schema: WardenSchema, app: AppState) -> impl poem::Endpoint {
+    let cors = cors::Cors::new(app.config.cors_origins.clone());
     let state = Arc::new(HttpState { schema, app });
     Route::new()
         .at("/graphql", get(graphql::get).post(graphql::post))
@@ -33,4 +36,8 @@ pub fn routes(schema: WardenSchema, app: AppState) -> impl poem::Endpoint {
         .at("/readyz", get(health::readyz))
         .at("/metrics", get(health::metrics))
         .data(state)
+        .around(move |ep, req| {
+            let cors = cors.clone();
+            async move { cors.handle(&ep, req).await }
+        })
 }

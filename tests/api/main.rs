@@ -5,6 +5,7 @@
 
 mod access_tokens;
 mod audit_log;
+mod browser;
 mod cleanup;
 mod cli;
 mod deploy;
