@@ -139,6 +139,38 @@ pub async fn cleanup(config: Config) -> ExitCode {
     }
 }
 
+/// `warden keys rotate`: a new signing key of `WARDEN_JWT_ALGORITHM`; the
+/// old one keeps verifying until its tokens have expired.
+pub async fn rotate_keys(config: Config) -> ExitCode {
+    let result = async {
+        let db = Db::connect(&config).await?;
+        db.migrate().await?;
+        let grace = crate::clock::delta(config.access_token_ttl)
+            + chrono::TimeDelta::seconds(2 * crate::auth::jwt::LEEWAY_SECS);
+        crate::auth::signing::rotate(&db, config.jwt_algorithm, Clock::system().now(), grace).await
+    }
+    .await;
+    match result {
+        Ok(kid) => {
+            println!(
+                "new {} signing key {kid}; running servers pick it up within 30 s",
+                config.jwt_algorithm.name()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            let detail = match &err {
+                AppError::Internal(source) | AppError::ServiceUnavailable(source) => {
+                    crate::error::Chain(source.as_ref()).to_string()
+                }
+                other => other.to_string(),
+            };
+            eprintln!("warden: key rotation failed: {detail}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// `warden migrate`.
 pub async fn migrate(config: Config) -> ExitCode {
     let result = async {

@@ -8,6 +8,8 @@
 use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
 
 use clap::Args;
+
+use crate::auth::signing::JwtAlgorithm;
 use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -31,6 +33,15 @@ pub struct Config {
     /// Redis URL; shares rate limits between instances.
     #[arg(long, env = "WARDEN_REDIS_URL", value_parser = parse_redis_url, hide_env_values = true, global = true)]
     pub redis_url: Option<SecretString>,
+
+    /// Access-token algorithm: `HS256` (default) or `EdDSA` (Ed25519, public keys on /.well-known/jwks.json).
+    #[arg(
+        long,
+        env = "WARDEN_JWT_ALGORITHM",
+        default_value = "HS256",
+        global = true
+    )]
+    pub jwt_algorithm: JwtAlgorithm,
 
     /// HS256 signing key, at least 32 bytes. Unset: generated once and kept in the database.
     #[arg(long, env = "WARDEN_JWT_SECRET", value_parser = parse_jwt_secret, hide_env_values = true, global = true)]
@@ -197,6 +208,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "WARDEN_DATABASE_URL",
     "WARDEN_REDIS_URL",
     "WARDEN_JWT_SECRET",
+    "WARDEN_JWT_ALGORITHM",
     "WARDEN_ISSUER",
     "WARDEN_AUDIENCE",
     "WARDEN_ACCESS_TOKEN_TTL",

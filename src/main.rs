@@ -32,6 +32,11 @@ enum Command {
     Healthcheck,
     /// Run one cleanup pass, print what it removed, and exit.
     Cleanup,
+    /// Manage access-token signing keys.
+    Keys {
+        #[command(subcommand)]
+        action: Keys,
+    },
     /// Print the GraphQL schema (SDL).
     ExportSchema {
         /// Exit non-zero when the committed file differs instead of printing.
@@ -46,6 +51,12 @@ enum Command {
         #[command(subcommand)]
         action: Admin,
     },
+}
+
+#[derive(Subcommand)]
+enum Keys {
+    /// Add a new signing key; the old one verifies until its tokens expire.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -92,6 +103,9 @@ fn main() -> ExitCode {
             Command::Migrate => commands::migrate(config).await,
             Command::Healthcheck => commands::healthcheck(config).await,
             Command::Cleanup => commands::cleanup(config).await,
+            Command::Keys {
+                action: Keys::Rotate,
+            } => commands::rotate_keys(config).await,
             Command::ExportSchema { check, path } => commands::export_schema(check, &path),
             Command::Admin { action } => match action {
                 Admin::Create { email } => {

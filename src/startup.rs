@@ -8,7 +8,7 @@ use poem::{listener::TcpAcceptor, Server};
 use crate::{
     auth::{
         jwt::AccessTokens, keys::ServerKeys, limiter::Limits, password::PasswordHasher,
-        refresh::SuccessorKey,
+        refresh::SuccessorKey, signing,
     },
     clock::{delta, Clock},
     config::Config,
@@ -42,9 +42,10 @@ pub enum StartupError {
 pub async fn build_state(config: Config, clock: Clock) -> Result<AppState, StartupError> {
     let db = Db::connect(&config).await?;
     db.migrate().await?;
-    let keys = ServerKeys::load(&db, &config, &clock).await?;
+    let keys = ServerKeys::load(&db, &clock).await?;
+    let ring = signing::load_ring(&db, &config, clock.now()).await?;
     let tokens = AccessTokens::new(
-        &keys.jwt,
+        ring,
         &config.issuer,
         &config.audience,
         delta(config.access_token_ttl),
@@ -122,12 +123,22 @@ impl App {
                 tracing::warn!(error = %err, "could not precompute the dummy password hash");
             }
         });
-        let limits = self.state.limits.clone();
+        let chores = self.state.clone();
         let housekeeping = tokio::spawn(async move {
-            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            // Every 30 s: drop idle limiter state, and pick up signing keys
+            // another process rotated (so this instance signs with the new
+            // key well before the old one retires).
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(30));
+            every.tick().await;
             loop {
                 every.tick().await;
-                limits.housekeeping();
+                chores.limits.housekeeping();
+                let now = chores.clock.now();
+                if let Err(err) =
+                    signing::reload(&chores.db, &chores.config, &chores.tokens, now).await
+                {
+                    tracing::warn!(error = %err, "could not reload signing keys");
+                }
             }
         });
         let cleanup = tokio::spawn(crate::cleanup::run_every(self.state.clone()));

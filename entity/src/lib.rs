@@ -9,4 +9,5 @@ pub mod login_attempt;
 pub mod refresh_token;
 pub mod server_key;
 pub mod session;
+pub mod signing_key;
 pub mod user;

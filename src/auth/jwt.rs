@@ -1,25 +1,36 @@
-//! Access tokens: short-lived HS256 JWTs.
+//! Access tokens: short-lived JWTs, HS256 by default or EdDSA.
 //!
-//! Verification is strict on purpose. The algorithm is pinned to HS256 (a
-//! token that says `none`, or another HMAC size, is refused before any
-//! signature check); `exp`, `iss`, `aud`, `sub` and `sid` are required; expiry
-//! is checked against the injected clock with a 30 s leeway (the contract
-//! allows at most 60 s). The session behind `sid` is checked by the caller on
-//! every request, so a logout takes effect immediately.
+//! Verification is strict on purpose. The token's `kid` picks the key and
+//! the key pins the algorithm (a token that says `none`, or another
+//! algorithm than its key's, is refused before any signature check); `exp`,
+//! `iss`, `aud`, `sub` and `sid` are required; expiry is checked against the
+//! injected clock with a 30 s leeway (the contract allows at most 60 s). The
+//! session behind `sid` is checked by the caller on every request, so a
+//! logout takes effect immediately. Keys are built once per key-ring load,
+//! never per request.
+
+use std::{
+    sync::{Arc, Mutex, PoisonError, RwLock},
+    time::{Duration, Instant},
+};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use secrecy::{ExposeSecret, SecretSlice};
+use jsonwebtoken::{decode, decode_header, encode, Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
+    auth::signing::KeyRing,
     domain::Role,
     error::{AppError, UnauthReason},
 };
 
 /// Clock skew tolerated on `exp` and `iat`, in seconds.
 pub const LEEWAY_SECS: i64 = 30;
+
+/// How often an unknown `kid` may trigger a reload of the keys (another
+/// instance may have rotated them a moment ago).
+const RELOAD_AT_MOST_EVERY: Duration = Duration::from_secs(1);
 
 /// The claims of a Warden access token.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -42,13 +53,21 @@ pub struct Claims {
     pub jti: Uuid,
 }
 
-/// Mints and verifies access tokens. Keys are built once, not per request.
-#[derive(Clone)]
+/// Why a token did not verify, before it becomes a client-facing reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerifyError {
+    /// Refused for this reason.
+    Refused(UnauthReason),
+    /// Signed with a key this server does not know (yet): worth reloading.
+    UnknownKid,
+}
+
+/// Mints and verifies access tokens with the current [`KeyRing`].
 pub struct AccessTokens {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    header: Header,
-    validation: Validation,
+    ring: RwLock<Arc<KeyRing>>,
+    last_reload: Mutex<Option<Instant>>,
+    hs256: Validation,
+    eddsa: Validation,
     issuer: String,
     audience: String,
     ttl: TimeDelta,
@@ -73,25 +92,65 @@ pub struct Minted {
     pub lifetime_secs: i64,
 }
 
+fn validation(algorithm: Algorithm, issuer: &str, audience: &str) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    // Expiry is checked against the injected clock in `verify`.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation
+}
+
 impl AccessTokens {
-    /// Builds the signer and verifier for `secret`.
-    pub fn new(secret: &SecretSlice<u8>, issuer: &str, audience: &str, ttl: TimeDelta) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(&[audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        // Expiry is checked against the injected clock in `verify`.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
+    /// A minter and verifier over `ring`.
+    pub fn new(ring: KeyRing, issuer: &str, audience: &str, ttl: TimeDelta) -> Self {
         Self {
-            encoding: EncodingKey::from_secret(secret.expose_secret()),
-            decoding: DecodingKey::from_secret(secret.expose_secret()),
-            header: Header::new(Algorithm::HS256),
-            validation,
+            ring: RwLock::new(Arc::new(ring)),
+            last_reload: Mutex::new(None),
+            hs256: validation(Algorithm::HS256, issuer, audience),
+            eddsa: validation(Algorithm::EdDSA, issuer, audience),
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             ttl,
         }
+    }
+
+    fn ring(&self) -> Arc<KeyRing> {
+        self.ring
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Swaps in freshly loaded keys.
+    pub fn replace(&self, ring: KeyRing) {
+        *self.ring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(ring);
+    }
+
+    /// True at most once per second: whether an unknown `kid` may reload.
+    pub fn may_reload(&self) -> bool {
+        let mut last = self
+            .last_reload
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < RELOAD_AT_MOST_EVERY) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
+    /// The JWKS document of the keys that verify now.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.ring().jwks.clone()
+    }
+
+    /// The `kid` new tokens are signed with.
+    pub fn active_kid(&self) -> String {
+        self.ring().active.kid.clone()
     }
 
     /// How long a minted token lives.
@@ -107,6 +166,7 @@ impl AccessTokens {
         role: Role,
         now: DateTime<Utc>,
     ) -> Result<Minted, AppError> {
+        let ring = self.ring();
         let expires_at = now + self.ttl;
         let claims = Claims {
             iss: self.issuer.clone(),
@@ -118,7 +178,9 @@ impl AccessTokens {
             exp: expires_at.timestamp(),
             jti: Uuid::new_v4(),
         };
-        let token = encode(&self.header, &claims, &self.encoding).map_err(AppError::internal)?;
+        let mut header = Header::new(ring.active.algorithm);
+        header.kid = Some(ring.active.kid.clone());
+        let token = encode(&header, &claims, &ring.active.key).map_err(AppError::internal)?;
         Ok(Minted {
             token,
             expires_at,
@@ -126,25 +188,41 @@ impl AccessTokens {
         })
     }
 
+    /// Signature, `kid`, algorithm and claims; not expiry.
+    pub fn check(&self, token: &str) -> Result<Claims, VerifyError> {
+        let invalid = VerifyError::Refused(UnauthReason::Invalid);
+        let header = decode_header(token).map_err(|_| invalid)?;
+        let kid = header.kid.ok_or(invalid)?;
+        let ring = self.ring();
+        let key = ring.verifying.get(&kid).ok_or(VerifyError::UnknownKid)?;
+        // The key's algorithm, not the header's: decode refuses any mismatch.
+        let validation = match key.algorithm {
+            Algorithm::EdDSA => &self.eddsa,
+            _ => &self.hs256,
+        };
+        decode::<Claims>(token, &key.key, validation)
+            .map(|data| data.claims)
+            .map_err(|_| invalid)
+    }
+
     /// Checks everything but expiry: for `logout` with a lapsed token.
     pub fn verify_ignoring_expiry(&self, token: &str) -> Result<Claims, UnauthReason> {
-        decode::<Claims>(token, &self.decoding, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|_| UnauthReason::Invalid)
+        self.check(token).map_err(|e| match e {
+            VerifyError::Refused(reason) => reason,
+            VerifyError::UnknownKid => UnauthReason::Invalid,
+        })
     }
 
     /// Checks signature, algorithm, claims and expiry. Says why a token is
     /// refused, so the client knows whether refreshing can help.
-    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, UnauthReason> {
-        let claims = decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|_| UnauthReason::Invalid)?
-            .claims;
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, VerifyError> {
+        let claims = self.check(token)?;
         let now = now.timestamp();
         if claims.iat > now + LEEWAY_SECS {
-            return Err(UnauthReason::Invalid);
+            return Err(VerifyError::Refused(UnauthReason::Invalid));
         }
         if claims.exp + LEEWAY_SECS < now {
-            return Err(UnauthReason::Expired);
+            return Err(VerifyError::Refused(UnauthReason::Expired));
         }
         Ok(claims)
     }
@@ -155,13 +233,15 @@ mod tests {
     use super::*;
     use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 
-    fn tokens(secret: &[u8]) -> AccessTokens {
-        AccessTokens::new(
-            &SecretSlice::from(secret.to_vec()),
-            "warden",
-            "warden",
-            TimeDelta::minutes(15),
+    fn tokens(secret: &str) -> AccessTokens {
+        let secret = secrecy::SecretString::from(secret.to_owned());
+        let ring = KeyRing::build(
+            &[],
+            Some(&secret),
+            crate::auth::signing::JwtAlgorithm::Hs256,
         )
+        .expect("ring");
+        AccessTokens::new(ring, "warden", "warden", TimeDelta::minutes(15))
     }
 
     fn now() -> DateTime<Utc> {
@@ -170,7 +250,7 @@ mod tests {
 
     #[test]
     fn a_minted_token_verifies_with_all_its_claims() {
-        let t = tokens(&[7; 32]);
+        let t = tokens("seven-seven-seven-seven-seven-77");
         let (user, session) = (Uuid::new_v4(), Uuid::new_v4());
         let minted = t.mint(user, session, Role::Admin, now()).expect("minted");
         let claims = t.verify(&minted.token, now()).expect("valid");
@@ -183,7 +263,7 @@ mod tests {
 
     #[test]
     fn expiry_follows_the_injected_clock_with_leeway() {
-        let t = tokens(&[7; 32]);
+        let t = tokens("seven-seven-seven-seven-seven-77");
         let minted = t
             .mint(Uuid::new_v4(), Uuid::new_v4(), Role::User, now())
             .expect("minted");
@@ -192,25 +272,28 @@ mod tests {
             .is_ok());
         assert_eq!(
             t.verify(&minted.token, now() + TimeDelta::seconds(901 + LEEWAY_SECS)),
-            Err(UnauthReason::Expired)
+            Err(VerifyError::Refused(UnauthReason::Expired))
         );
     }
 
     #[test]
     fn another_key_or_a_none_algorithm_is_invalid() {
-        let t = tokens(&[7; 32]);
+        let t = tokens("seven-seven-seven-seven-seven-77");
         let minted = t
             .mint(Uuid::new_v4(), Uuid::new_v4(), Role::User, now())
             .expect("minted");
         assert_eq!(
-            tokens(&[8; 32]).verify(&minted.token, now()),
-            Err(UnauthReason::Invalid)
+            tokens("eight-eight-eight-eight-eight-88").verify(&minted.token, now()),
+            Err(VerifyError::UnknownKid)
         );
         let payload = minted.token.split('.').nth(1).unwrap_or_default();
         let none = format!(
             "{}.{payload}.",
             URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#)
         );
-        assert_eq!(t.verify(&none, now()), Err(UnauthReason::Invalid));
+        assert_eq!(
+            t.verify(&none, now()),
+            Err(VerifyError::Refused(UnauthReason::Invalid))
+        );
     }
 }

@@ -1,45 +1,29 @@
-//! Server key material, loaded once at start-up.
+//! Server key material other than token-signing keys (see
+//! [`crate::auth::signing`]), loaded once at start-up.
 //!
-//! With `WARDEN_JWT_SECRET` unset, a random 512-bit signing key is generated
-//! the first time Warden starts and stored in `server_keys`, so restarts and
-//! other instances on the same database keep accepting the tokens already
-//! issued. The refresh-successor key is always kept there: it must be the
-//! same on every instance for a replay to get the same successor anywhere.
-//! Creation is `INSERT … ON CONFLICT DO NOTHING` then read back, so two
-//! instances starting together agree on one key.
+//! The refresh-successor key is generated once and kept in `server_keys`:
+//! it must be the same on every instance, and across restarts, for a replay
+//! to get the same successor anywhere. Creation is `INSERT … ON CONFLICT DO
+//! NOTHING` then read back, so two instances starting together agree.
 
 use entity::server_key;
 use sea_orm::{sea_query::OnConflict, ActiveValue::Set, EntityTrait};
-use secrecy::{ExposeSecret, SecretSlice};
 
-use crate::{auth::refresh::random_bytes, clock::Clock, config::Config, db::Db, error::AppError};
+use crate::{auth::refresh::random_bytes, clock::Clock, db::Db, error::AppError};
 
-const JWT_PURPOSE: &str = "jwt-hs256";
 const SUCCESSOR_PURPOSE: &str = "refresh-successor";
 
-/// The key material a running server needs.
+/// The key material a running server needs besides its signing keys.
 pub struct ServerKeys {
-    /// HS256 signing and verification key.
-    pub jwt: SecretSlice<u8>,
     /// Key that derives refresh-token successors.
     pub successor: Vec<u8>,
-    /// True when the JWT key came from the database rather than the environment.
-    pub jwt_generated: bool,
 }
 
 impl ServerKeys {
-    /// Reads `WARDEN_JWT_SECRET`, or loads (creating on first start) the stored keys.
-    pub async fn load(db: &Db, config: &Config, clock: &Clock) -> Result<Self, AppError> {
+    /// Loads (creating on first start) the stored keys.
+    pub async fn load(db: &Db, clock: &Clock) -> Result<Self, AppError> {
         let successor = load_or_create(db, clock, SUCCESSOR_PURPOSE, 32).await?;
-        let (jwt, jwt_generated) = match &config.jwt_secret {
-            Some(secret) => (secret.expose_secret().as_bytes().to_vec(), false),
-            None => (load_or_create(db, clock, JWT_PURPOSE, 64).await?, true),
-        };
-        Ok(Self {
-            jwt: SecretSlice::from(jwt),
-            successor,
-            jwt_generated,
-        })
+        Ok(Self { successor })
     }
 }
 

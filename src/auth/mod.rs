@@ -12,3 +12,4 @@ pub mod limiter;
 pub mod password;
 pub mod redis_limiter;
 pub mod refresh;
+pub mod signing;

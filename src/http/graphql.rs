@@ -23,6 +23,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{client_ip, cookie, HttpState};
+use crate::auth::{jwt::VerifyError, signing};
 use crate::{
     error::UnauthReason,
     graphql::context::{RefreshCookie, RequestAuth, Viewer},
@@ -143,7 +144,7 @@ async fn execute(
     meta: RequestMeta,
 ) -> Response {
     let started = Instant::now();
-    let viewer = viewer(req.headers(), http);
+    let viewer = viewer(req.headers(), http).await;
     let request_id = meta.request_id.clone();
     // The cookie is read only in cookie mode: otherwise a browser's stray
     // cookie must not stand in for a missing argument.
@@ -228,7 +229,7 @@ fn retry_after_of(err: &ServerError) -> Option<u64> {
 
 /// Verifies the bearer token, if any. Only the `Authorization` header is
 /// read: a token in the URL or the body is ignored.
-fn viewer(headers: &HeaderMap, http: &HttpState) -> Viewer {
+async fn viewer(headers: &HeaderMap, http: &HttpState) -> Viewer {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Viewer::Anonymous;
     };
@@ -241,16 +242,30 @@ fn viewer(headers: &HeaderMap, http: &HttpState) -> Viewer {
         })
         .map(str::trim)
         .filter(|t| !t.is_empty());
-    match token {
-        None => Viewer::Rejected(UnauthReason::Invalid),
-        Some(token) => match http.app.tokens.verify(token, http.app.clock.now()) {
-            Ok(claims) => Viewer::Token(claims),
-            Err(UnauthReason::Expired) => match http.app.tokens.verify_ignoring_expiry(token) {
+    let Some(token) = token else {
+        return Viewer::Rejected(UnauthReason::Invalid);
+    };
+    let tokens = &http.app.tokens;
+    let mut verdict = tokens.verify(token, http.app.clock.now());
+    // A kid we do not know may be a key another instance just rotated in:
+    // reload the keys (at most once a second) and try once more.
+    if verdict == Err(VerifyError::UnknownKid) && tokens.may_reload() {
+        let app = &http.app;
+        match signing::reload(&app.db, &app.config, tokens, app.clock.now()).await {
+            Ok(()) => verdict = tokens.verify(token, app.clock.now()),
+            Err(err) => tracing::warn!(error = %err, "could not reload signing keys"),
+        }
+    }
+    match verdict {
+        Ok(claims) => Viewer::Token(claims),
+        Err(VerifyError::Refused(UnauthReason::Expired)) => {
+            match tokens.verify_ignoring_expiry(token) {
                 Ok(claims) => Viewer::Expired(claims),
                 Err(reason) => Viewer::Rejected(reason),
-            },
-            Err(reason) => Viewer::Rejected(reason),
-        },
+            }
+        }
+        Err(VerifyError::Refused(reason)) => Viewer::Rejected(reason),
+        Err(VerifyError::UnknownKid) => Viewer::Rejected(UnauthReason::Invalid),
     }
 }
 

@@ -10,6 +10,16 @@ use super::HttpState;
 /// How long readiness waits for the database.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The public keys that verify access tokens (RFC 7517). Empty with HS256:
+/// a shared secret is never published.
+#[handler]
+pub async fn jwks(Data(http): Data<&Arc<HttpState>>) -> Response {
+    Response::builder()
+        .content_type("application/json")
+        .header("Cache-Control", "public, max-age=300")
+        .body(http.app.tokens.jwks().to_string())
+}
+
 /// Prometheus text exposition.
 #[handler]
 pub async fn metrics(Data(http): Data<&Arc<HttpState>>) -> Response {

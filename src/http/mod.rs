@@ -35,6 +35,7 @@ pub fn routes(schema: WardenSchema, app: AppState) -> impl poem::Endpoint {
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
         .at("/metrics", get(health::metrics))
+        .at("/.well-known/jwks.json", get(health::jwks))
         .data(state)
         .around(move |ep, req| {
             let cors = cors.clone();

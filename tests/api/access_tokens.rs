@@ -13,13 +13,25 @@ fn claims_of(token: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
-fn sign(alg: Algorithm, claims: &Value) -> String {
+/// Signs `claims` with the server's own secret under `kid`, so only what
+/// the test changes (algorithm or claims) can make the token fail.
+fn sign(alg: Algorithm, kid: &str, claims: &Value) -> String {
+    let mut header = Header::new(alg);
+    header.kid = Some(kid.to_owned());
     encode(
-        &Header::new(alg),
+        &header,
         claims,
         &EncodingKey::from_secret(SECRET.as_bytes()),
     )
     .unwrap()
+}
+
+/// The `kid` in a token's header.
+fn kid_of(token: &str) -> String {
+    jsonwebtoken::decode_header(token)
+        .unwrap()
+        .kid
+        .expect("every token has a kid")
 }
 
 #[tokio::test]
@@ -83,6 +95,7 @@ async fn forged_tokens_are_unauthenticated_invalid() {
     let app = spawn_app_with(|c| c.jwt_secret = Some(SECRET.to_owned().into())).await;
     let payload = app.register(&email()).await;
     let good = s(&payload, "accessToken").to_owned();
+    let kid = kid_of(&good);
     let claims = claims_of(&good);
     assert!(
         app.me(Some(&good)).await["errors"].is_null(),
@@ -98,8 +111,14 @@ async fn forged_tokens_are_unauthenticated_invalid() {
             URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#)
         ),
     ));
-    forged.push(("HS384 with the real key", sign(Algorithm::HS384, &claims)));
-    forged.push(("HS512 with the real key", sign(Algorithm::HS512, &claims)));
+    forged.push((
+        "HS384 with the real key",
+        sign(Algorithm::HS384, &kid, &claims),
+    ));
+    forged.push((
+        "HS512 with the real key",
+        sign(Algorithm::HS512, &kid, &claims),
+    ));
     let mut admin = claims.clone();
     admin["role"] = json!("ADMIN");
     let tampered_body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&admin).unwrap());
@@ -114,24 +133,41 @@ async fn forged_tokens_are_unauthenticated_invalid() {
     ] {
         let mut c = claims.clone();
         c[field] = value;
-        forged.push((what, sign(Algorithm::HS256, &c)));
+        forged.push((what, sign(Algorithm::HS256, &kid, &c)));
     }
     let mut no_sid = claims.clone();
     no_sid.as_object_mut().unwrap().remove("sid");
-    forged.push(("missing sid", sign(Algorithm::HS256, &no_sid)));
+    forged.push(("missing sid", sign(Algorithm::HS256, &kid, &no_sid)));
     let mut no_exp = claims.clone();
     no_exp.as_object_mut().unwrap().remove("exp");
-    forged.push(("missing exp", sign(Algorithm::HS256, &no_exp)));
+    forged.push(("missing exp", sign(Algorithm::HS256, &kid, &no_exp)));
     forged.push(("garbage", "not.a.jwt".to_owned()));
     forged.push((
         "signed with another key",
         encode(
-            &Header::new(Algorithm::HS256),
+            &Header {
+                kid: Some(kid.clone()),
+                ..Header::new(Algorithm::HS256)
+            },
             &claims,
             &EncodingKey::from_secret(b"another-key-of-at-least-32-bytes!!"),
         )
         .unwrap(),
     ));
+    forged.push((
+        "no kid",
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap(),
+    ));
+    let control = sign(Algorithm::HS256, &kid, &claims);
+    assert!(
+        app.me(Some(&control)).await["errors"].is_null(),
+        "the test's own signing is right"
+    );
 
     for (what, token) in forged {
         let body = app.me(Some(&token)).await;
@@ -159,10 +195,11 @@ async fn forged_tokens_are_unauthenticated_invalid() {
 async fn a_token_issued_in_the_future_is_invalid() {
     let app = spawn_app_with(|c| c.jwt_secret = Some(SECRET.to_owned().into())).await;
     let payload = app.register(&email()).await;
+    let kid = kid_of(s(&payload, "accessToken"));
     let mut claims = claims_of(s(&payload, "accessToken"));
     let later = claims["iat"].as_i64().unwrap() + 3600;
     claims["iat"] = json!(later);
     claims["exp"] = json!(later + 900);
-    let body = app.me(Some(&sign(Algorithm::HS256, &claims))).await;
+    let body = app.me(Some(&sign(Algorithm::HS256, &kid, &claims))).await;
     assert_eq!(reason(&body), Some("INVALID"));
 }

@@ -11,6 +11,7 @@ mod cli;
 mod deploy;
 mod helpers;
 mod instances;
+mod keys;
 mod lockout;
 mod logout;
 mod metrics;
