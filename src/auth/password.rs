@@ -82,15 +82,21 @@ pub fn is_common(raw: &str) -> bool {
     COMMON.contains(raw) || COMMON.contains(raw.to_lowercase().as_str())
 }
 
-/// Runs bcrypt off the executor, at most `threads` at a time, with a bounded
-/// queue: when the queue is full the caller gets `SERVICE_UNAVAILABLE` at
-/// once instead of waiting behind thousands of hashes.
+/// Runs bcrypt off the executor, at most `threads` at a time, with a queue
+/// bounded in *time*: a request that would wait longer than
+/// [`MAX_QUEUE_WAIT`] behind the hashes already queued (estimated from how
+/// long recent hashes took) gets `SERVICE_UNAVAILABLE` at once. Under a
+/// login flood the excess is refused in microseconds instead of piling up
+/// memory and latency; at a low cost (tests) the queue is long, at cost 12
+/// it is a handful of requests.
 #[derive(Clone)]
 pub struct PasswordHasher {
     cost: u32,
     permits: Arc<Semaphore>,
     waiting: Arc<AtomicUsize>,
-    max_waiting: usize,
+    threads: usize,
+    /// Moving average of one bcrypt run, in microseconds (0 until measured).
+    average_micros: Arc<AtomicU64>,
     verifications: Arc<AtomicU64>,
     /// A hash of a random password at the same cost, verified for unknown
     /// emails so that "no such user" takes as long as "wrong password".
@@ -105,8 +111,12 @@ impl fmt::Debug for PasswordHasher {
     }
 }
 
-/// How long a hash request may wait for a thread before giving up.
+/// The longest a hash request may expect to wait for a thread.
+pub const MAX_QUEUE_WAIT: Duration = Duration::from_secs(1);
+
+/// Hard limits whatever the estimate says.
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_WAITING_PER_THREAD: usize = 256;
 
 impl PasswordHasher {
     /// A hasher at `cost` on `threads` blocking threads.
@@ -116,7 +126,8 @@ impl PasswordHasher {
             cost,
             permits: Arc::new(Semaphore::new(threads)),
             waiting: Arc::new(AtomicUsize::new(0)),
-            max_waiting: threads * 64,
+            threads,
+            average_micros: Arc::new(AtomicU64::new(0)),
             verifications: Arc::new(AtomicU64::new(0)),
             dummy: Arc::new(OnceCell::new()),
         }
@@ -210,7 +221,10 @@ impl PasswordHasher {
     {
         let queued = self.waiting.fetch_add(1, Ordering::AcqRel);
         let _leave = Leave(&self.waiting);
-        if queued >= self.max_waiting {
+        let per_hash = self.average_micros.load(Ordering::Relaxed);
+        let expected_wait =
+            Duration::from_micros(per_hash.saturating_mul(queued as u64) / self.threads as u64);
+        if expected_wait > MAX_QUEUE_WAIT || queued >= self.threads * MAX_WAITING_PER_THREAD {
             return Err(AppError::ServiceUnavailable(
                 "password hashing queue is full".into(),
             ));
@@ -223,9 +237,22 @@ impl PasswordHasher {
             .map_err(AppError::internal)?;
         drop(_leave);
         let span = Span::current();
+        let average = self.average_micros.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            span.in_scope(work)
+            let started = std::time::Instant::now();
+            let out = span.in_scope(work);
+            let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            // An exponential moving average (1/8 weight): steady, yet it
+            // follows a change of machine load within a few hashes.
+            let old = average.load(Ordering::Relaxed);
+            let new = if old == 0 {
+                took
+            } else {
+                old - old / 8 + took / 8
+            };
+            average.store(new, Ordering::Relaxed);
+            out
         })
         .await
         .map_err(AppError::internal)
@@ -273,6 +300,35 @@ mod tests {
     fn debug_never_shows_the_password() {
         let p = Password::parse("tide pool lantern", "password").ok();
         assert!(!format!("{p:?}").contains("lantern"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_is_refused_at_once_beyond_a_second_of_queued_work() {
+        let hasher = PasswordHasher::new(10, 1);
+        hasher.warm_up().await.expect("dummy hash");
+        let per_hash = hasher.average_micros.load(Ordering::Relaxed);
+        assert!(per_hash > 0, "the first hash was timed");
+        let hash = hasher.dummy_hash().await.expect("hash");
+        let flood = (0..400).map(|_| {
+            let (hasher, hash) = (hasher.clone(), hash.clone());
+            tokio::spawn(async move { hasher.verify("guess guess guess", &hash).await })
+        });
+        let results = futures::future::join_all(flood).await;
+        let refused = results
+            .iter()
+            .filter(|r| matches!(r, Ok(Err(AppError::ServiceUnavailable(_)))))
+            .count();
+        let served = results
+            .iter()
+            .filter(|r| matches!(r, Ok(Ok(false))))
+            .count();
+        assert_eq!(refused + served, 400);
+        assert!(refused > 0, "a full queue refuses");
+        let queue_limit = (MAX_QUEUE_WAIT.as_micros() as usize / per_hash as usize).max(1);
+        assert!(
+            served <= queue_limit * 2 + 2,
+            "served {served}, limit about {queue_limit}"
+        );
     }
 
     #[tokio::test]
