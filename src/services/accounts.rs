@@ -171,25 +171,12 @@ pub async fn login(
 ) -> Result<AuthOutcome, AppError> {
     limits::enforce(state, meta, Rule::LoginIp, &limits::ip_key(meta)).await?;
     let email = Email::parse(raw_email)?;
-    limits::enforce(
-        state,
-        meta,
-        Rule::LoginEmail,
-        &limits::ip_email_key(meta, &email),
-    )
-    .await?;
     if password.len() > MAX_LOGIN_PASSWORD_BYTES {
         return Err(AppError::bad_input("password", "password is too long"));
     }
     // Before any lookup, so a locked email answers the same whether or not
     // an account has it, and before any hashing.
-    let arms_lock = match lockout::reserve_attempt(state, &email).await? {
-        Verdict::Locked { until } => {
-            let retry_after = lockout::seconds_until(until, state.clock.now());
-            return Err(AppError::AccountLocked { retry_after });
-        }
-        Verdict::Proceed { arms_lock } => arms_lock,
-    };
+    let arms_lock = admit_password_check(state, meta, &email).await?;
     let user = find_by_email(state, &email).await?;
     let verified = match &user {
         Some(user) => state.hasher.verify(password, &user.password_hash).await?,
@@ -209,6 +196,30 @@ pub async fn login(
             record_failure(state, meta, &email, user.map(|u| u.id), arms_lock).await?;
             Err(AppError::InvalidCredentials)
         }
+    }
+}
+
+/// The gate in front of every password check for `email`: the per-IP-and-
+/// email rate limit, then a lockout reservation. `Ok(true)` when this
+/// attempt armed the lock (it locks unless the password is right).
+async fn admit_password_check(
+    state: &AppState,
+    meta: &RequestMeta,
+    email: &Email,
+) -> Result<bool, AppError> {
+    limits::enforce(
+        state,
+        meta,
+        Rule::LoginEmail,
+        &limits::ip_email_key(meta, email),
+    )
+    .await?;
+    match lockout::reserve_attempt(state, email).await? {
+        Verdict::Locked { until } => {
+            let retry_after = lockout::seconds_until(until, state.clock.now());
+            Err(AppError::AccountLocked { retry_after })
+        }
+        Verdict::Proceed { arms_lock } => Ok(arms_lock),
     }
 }
 
@@ -263,13 +274,6 @@ pub async fn change_password(
 ) -> Result<u64, AppError> {
     let email = Email::parse(&caller.user.email)?;
     limits::enforce(state, meta, Rule::LoginIp, &limits::ip_key(meta)).await?;
-    limits::enforce(
-        state,
-        meta,
-        Rule::LoginEmail,
-        &limits::ip_email_key(meta, &email),
-    )
-    .await?;
     let new = Password::parse(new, "newPassword")?;
     if new.expose() == current {
         return Err(AppError::bad_input(
@@ -277,10 +281,7 @@ pub async fn change_password(
             "the new password must differ from the current one",
         ));
     }
-    if let Verdict::Locked { until } = lockout::reserve_attempt(state, &email).await? {
-        let retry_after = lockout::seconds_until(until, state.clock.now());
-        return Err(AppError::AccountLocked { retry_after });
-    }
+    admit_password_check(state, meta, &email).await?;
     if current.len() > MAX_LOGIN_PASSWORD_BYTES
         || !state
             .hasher
