@@ -187,9 +187,9 @@ pub async fn login(
     };
     match user {
         Some(user) if verified => {
-            lockout::clear(state, &email).await?;
             let now = state.clock.now();
             let txn = state.db.begin().await?;
+            lockout::clear(&txn, &email).await?;
             open_session(state, meta, txn, user, AuditEventKind::LoginSucceeded, now).await
         }
         user => {
@@ -295,10 +295,10 @@ pub async fn change_password(
         audit::record(state.db.write(), state.clock.now(), meta, event).await?;
         return Err(AppError::InvalidCredentials);
     }
-    lockout::clear(state, &email).await?;
     let hash = state.hasher.hash(&new).await?;
     let now = state.clock.now();
     let txn = state.db.begin().await?;
+    lockout::clear(&txn, &email).await?;
     user::Entity::update_many()
         .col_expr(user::Column::PasswordHash, Expr::value(hash))
         .filter(user::Column::Id.eq(caller.user.id))
