@@ -62,6 +62,9 @@ impl Db {
                 .min_connections(1)
                 .acquire_timeout(timeout)
                 .connect_timeout(timeout)
+                // A ping only for connections idle long enough to have been
+                // cut; a busy connection is not pinged before every query.
+                .test_before_acquire_if_idle_for(Duration::from_secs(10))
                 .sqlx_logging(false);
             let pool = Database::connect(options).await?;
             Ok(Self {
@@ -138,6 +141,8 @@ fn sqlite_options(url: &str, connections: u32, timeout: Duration) -> ConnectOpti
         .max_connections(connections)
         .min_connections(1)
         .acquire_timeout(timeout)
+        // A local file has no network to lose: no ping before each query.
+        .test_before_acquire(false)
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(move |opts| {
             opts.journal_mode(SqliteJournalMode::Wal)
