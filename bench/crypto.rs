@@ -1,2 +1,86 @@
-//! Placeholder; the benchmark harness lands with the benchmarks issue.
-fn main() {}
+//! Micro-benchmarks of the per-request crypto, the limits of BENCHMARKS.md:
+//! - `jwt/verify_hs256`: `AccessTokens::verify` of a token Warden minted
+//!   (HS256 decode, claim checks): the "JWT verify" limit;
+//! - `jwt/mint_hs256`: minting one, for context;
+//! - `bcrypt/verify_cost12` (and `cost10`): one password verification, the
+//!   "password hash" limit that W4's goal is computed from;
+//! - `refresh/sha256_hash` and `refresh/successor_hmac`: the hashing a
+//!   refresh does per request.
+//!
+//! `cargo bench --bench crypto` (add `-- --warm-up-time 1 --measurement-time 3`
+//! for a short run). `bench/run` reads the estimates criterion writes under
+//! `$CARGO_TARGET_DIR/criterion/`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{hint::black_box, time::Duration};
+
+use chrono::TimeDelta;
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+use warden::{
+    auth::{
+        jwt::AccessTokens,
+        refresh::{self, SuccessorKey},
+        signing::{JwtAlgorithm, KeyRing},
+    },
+    clock::Clock,
+    domain::Role,
+};
+
+fn jwt(c: &mut Criterion) {
+    // As Warden builds it from WARDEN_JWT_SECRET: HS256, with a `kid`.
+    let secret = SecretString::from(refresh::random_token().expose_secret().repeat(2));
+    let ring = KeyRing::build(&[], Some(&secret), JwtAlgorithm::Hs256).expect("key ring");
+    let tokens = AccessTokens::new(ring, "warden", "warden", TimeDelta::minutes(15));
+    let clock = Clock::system();
+    let now = clock.now();
+    let minted = tokens
+        .mint(Uuid::now_v7(), Uuid::now_v7(), Role::User, now)
+        .expect("mint");
+    assert!(tokens.verify(&minted.token, now).is_ok());
+
+    let mut group = c.benchmark_group("jwt");
+    group.bench_function("verify_hs256", |b| {
+        b.iter(|| tokens.verify(black_box(&minted.token), now))
+    });
+    group.bench_function("mint_hs256", |b| {
+        b.iter(|| tokens.mint(Uuid::now_v7(), Uuid::now_v7(), Role::User, black_box(now)))
+    });
+    group.finish();
+}
+
+fn bcrypt_verify(c: &mut Criterion) {
+    let password = "tide pool lantern";
+    let mut group = c.benchmark_group("bcrypt");
+    // Hundreds of ms per iteration: ten flat samples of one iteration each.
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(500));
+    for cost in [12u32, 10] {
+        let hash = bcrypt::hash(password, cost).expect("hash");
+        group.bench_function(format!("verify_cost{cost}"), |b| {
+            b.iter(|| bcrypt::verify(black_box(password), &hash).expect("verify"))
+        });
+    }
+    group.finish();
+}
+
+fn refresh_tokens(c: &mut Criterion) {
+    let key = SuccessorKey::new(refresh::random_bytes(32));
+    let token = refresh::random_token();
+    let token = token.expose_secret();
+    let mut group = c.benchmark_group("refresh");
+    group.bench_function("sha256_hash", |b| {
+        b.iter(|| refresh::hash(black_box(token)))
+    });
+    group.bench_function("successor_hmac", |b| {
+        b.iter(|| key.successor(black_box(token)))
+    });
+    group.bench_function("random_token", |b| b.iter(refresh::random_token));
+    group.finish();
+}
+
+criterion_group!(benches, jwt, bcrypt_verify, refresh_tokens);
+criterion_main!(benches);

@@ -144,8 +144,10 @@ impl AppError {
             Self::Internal(source) => {
                 tracing::error!(request_id, error = %Chain(source.as_ref()), "internal error");
             }
-            Self::ServiceUnavailable(source) => {
-                tracing::warn!(request_id, error = %Chain(source.as_ref()), "database unavailable");
+            // At most one line a second: an outage or a flood must not turn
+            // into a flood of identical log lines.
+            Self::ServiceUnavailable(source) if unavailable_log_allowed() => {
+                tracing::warn!(request_id, error = %Chain(source.as_ref()), "service unavailable (further ones this second not logged)");
             }
             _ => {}
         }
@@ -223,6 +225,17 @@ fn sqlx_unavailable(err: &sea_orm::sqlx::Error) -> bool {
 const UNAVAILABLE_CODES: &[&str] = &[
     "5", "261", "517", "773", "6", "262", "57014", "55P03", "53300", "57P03",
 ];
+
+/// True at most once per second, across threads.
+fn unavailable_log_allowed() -> bool {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(u64::MAX);
+    let second = crate::clock::Clock::system()
+        .now()
+        .timestamp()
+        .unsigned_abs();
+    LAST.swap(second, Ordering::Relaxed) != second
+}
 
 /// Displays an error and all its sources, `a: b: c`.
 pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));

@@ -134,11 +134,26 @@ impl PasswordHasher {
     }
 
     /// Threads as many as the machine has cores.
+    ///
+    /// One core fewer than the process may use (at least one): bcrypt is a
+    /// tight loop, and a hashing thread on every core would leave the async
+    /// executor, which serves every other request, waiting for CPU.
     pub fn for_machine(cost: u32) -> Self {
-        let threads = std::thread::available_parallelism()
+        let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        Self::new(cost, threads)
+        Self::new(cost, cores.saturating_sub(1).max(1))
+    }
+
+    /// Whether a request arriving now would be queued rather than refused.
+    /// Checked before a login spends a lockout attempt, so an overload
+    /// refusal never counts against the account.
+    pub fn has_room(&self) -> bool {
+        let queued = self.waiting.load(Ordering::Acquire);
+        let per_hash = self.average_micros.load(Ordering::Relaxed);
+        let expected_wait =
+            Duration::from_micros(per_hash.saturating_mul(queued as u64) / self.threads as u64);
+        expected_wait <= MAX_QUEUE_WAIT && queued < self.threads * MAX_WAITING_PER_THREAD
     }
 
     /// The configured cost.
@@ -219,12 +234,10 @@ impl PasswordHasher {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let queued = self.waiting.fetch_add(1, Ordering::AcqRel);
+        let admitted = self.has_room();
+        self.waiting.fetch_add(1, Ordering::AcqRel);
         let _leave = Leave(&self.waiting);
-        let per_hash = self.average_micros.load(Ordering::Relaxed);
-        let expected_wait =
-            Duration::from_micros(per_hash.saturating_mul(queued as u64) / self.threads as u64);
-        if expected_wait > MAX_QUEUE_WAIT || queued >= self.threads * MAX_WAITING_PER_THREAD {
+        if !admitted {
             return Err(AppError::ServiceUnavailable(
                 "password hashing queue is full".into(),
             ));

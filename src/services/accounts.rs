@@ -174,6 +174,13 @@ pub async fn login(
     if password.len() > MAX_LOGIN_PASSWORD_BYTES {
         return Err(AppError::bad_input("password", "password is too long"));
     }
+    // An overloaded hasher refuses before the lockout counts the attempt:
+    // overload must never lock a real user out.
+    if !state.hasher.has_room() {
+        return Err(AppError::ServiceUnavailable(
+            "password hashing queue is full".into(),
+        ));
+    }
     // Before any lookup, so a locked email answers the same whether or not
     // an account has it, and before any hashing.
     let arms_lock = admit_password_check(state, meta, &email).await?;
