@@ -2,6 +2,8 @@
 //! - `jwt/verify_hs256`: `AccessTokens::verify` of a token Warden minted
 //!   (HS256 decode, claim checks): the "JWT verify" limit;
 //! - `jwt/mint_hs256`: minting one, for context;
+//! - `jwt/verify_eddsa`, `jwt/mint_eddsa`: the same with Ed25519, to decide
+//!   the default algorithm (HS256 stays unless EdDSA is within 2x);
 //! - `bcrypt/verify_cost12` (and `cost10`): one password verification, the
 //!   "password hash" limit that W4's goal is computed from;
 //! - `refresh/sha256_hash` and `refresh/successor_hmac`: the hashing a
@@ -22,7 +24,7 @@ use warden::{
     auth::{
         jwt::AccessTokens,
         refresh::{self, SuccessorKey},
-        signing::{JwtAlgorithm, KeyRing},
+        signing::{self, JwtAlgorithm, KeyRing},
     },
     clock::Clock,
     domain::Role,
@@ -46,6 +48,24 @@ fn jwt(c: &mut Criterion) {
     });
     group.bench_function("mint_hs256", |b| {
         b.iter(|| tokens.mint(Uuid::now_v7(), Uuid::now_v7(), Role::User, black_box(now)))
+    });
+    // The same with Ed25519 (WARDEN_JWT_ALGORITHM=EdDSA): HS256 stays the
+    // default unless EdDSA is within 2x of it.
+    let ed = AccessTokens::new(
+        signing::ephemeral(JwtAlgorithm::EdDsa, now).expect("ed25519 key"),
+        "warden",
+        "warden",
+        TimeDelta::minutes(15),
+    );
+    let ed_token = ed
+        .mint(Uuid::now_v7(), Uuid::now_v7(), Role::User, now)
+        .expect("mint");
+    assert!(ed.verify(&ed_token.token, now).is_ok());
+    group.bench_function("verify_eddsa", |b| {
+        b.iter(|| ed.verify(black_box(&ed_token.token), now))
+    });
+    group.bench_function("mint_eddsa", |b| {
+        b.iter(|| ed.mint(Uuid::now_v7(), Uuid::now_v7(), Role::User, black_box(now)))
     });
     group.finish();
 }

@@ -217,6 +217,22 @@ pub async fn reload(
     Ok(())
 }
 
+/// A ring with one freshly generated key of `algorithm`, kept nowhere: for
+/// benchmarks and tests that need keys without a database.
+pub fn ephemeral(algorithm: JwtAlgorithm, now: DateTime<Utc>) -> Result<KeyRing, AppError> {
+    let (private_key, public_key) = generate(algorithm)?;
+    let row = signing_key::Model {
+        kid: new_kid(algorithm),
+        algorithm: algorithm.name().to_owned(),
+        private_key,
+        public_key,
+        active: true,
+        created_at: now,
+        retire_after: None,
+    };
+    KeyRing::build(&[row], None, algorithm)
+}
+
 /// Generates key material for `algorithm`: (private, public).
 fn generate(algorithm: JwtAlgorithm) -> Result<(Vec<u8>, Vec<u8>), AppError> {
     match algorithm {
