@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::session;
-use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -15,7 +15,7 @@ use crate::{
     meta::RequestMeta,
     services::{
         audit::{self, Event},
-        sessions::{AuthUser, RevokeReason},
+        sessions::{self, AuthUser, RevokeReason},
     },
     state::AppState,
 };
@@ -44,19 +44,8 @@ pub async fn revoke(
 ) -> Result<bool, AppError> {
     let now = state.clock.now();
     let txn = state.db.begin().await?;
-    let revoked = session::Entity::update_many()
-        .col_expr(session::Column::RevokedAt, Expr::value(now))
-        .col_expr(
-            session::Column::RevokedReason,
-            Expr::value(RevokeReason::Revoked.as_str()),
-        )
-        .filter(session::Column::Id.eq(session_id))
-        .filter(session::Column::UserId.eq(caller.user.id))
-        .filter(session::Column::RevokedAt.is_null())
-        .exec(&txn)
-        .await?
-        .rows_affected
-        == 1;
+    let owner = Some(caller.user.id);
+    let revoked = sessions::revoke(&txn, session_id, owner, RevokeReason::Revoked, now).await?;
     if revoked {
         let event = Event::new(AuditEventKind::SessionRevoked)
             .user(caller.user.id)

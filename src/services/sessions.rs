@@ -341,7 +341,7 @@ async fn replay(
     if !live_session {
         return Err(AppError::InvalidRefreshToken);
     }
-    revoke(txn, session.id, RevokeReason::TokenReuse, now).await?;
+    revoke(txn, session.id, None, RevokeReason::TokenReuse, now).await?;
     audit::record(
         txn,
         now,
@@ -356,21 +356,24 @@ async fn replay(
 }
 
 /// Marks one session revoked; true when it was alive until now.
-async fn revoke<C: ConnectionTrait>(
+/// With `owner`, only a session of that user is touched: another user's
+/// session id then behaves exactly like an unknown one.
+pub async fn revoke<C: ConnectionTrait>(
     conn: &C,
     session_id: Uuid,
+    owner: Option<Uuid>,
     reason: RevokeReason,
     now: DateTime<Utc>,
 ) -> Result<bool, AppError> {
-    let changed = session::Entity::update_many()
+    let mut update = session::Entity::update_many()
         .col_expr(session::Column::RevokedAt, Expr::value(now))
         .col_expr(session::Column::RevokedReason, Expr::value(reason.as_str()))
         .filter(session::Column::Id.eq(session_id))
-        .filter(session::Column::RevokedAt.is_null())
-        .exec(conn)
-        .await?
-        .rows_affected;
-    Ok(changed == 1)
+        .filter(session::Column::RevokedAt.is_null());
+    if let Some(owner) = owner {
+        update = update.filter(session::Column::UserId.eq(owner));
+    }
+    Ok(update.exec(conn).await?.rows_affected == 1)
 }
 
 /// Ends the session `session_id` (if alive) and audits it. Idempotent.
@@ -382,7 +385,7 @@ async fn end_session(
 ) -> Result<(), AppError> {
     let now = state.clock.now();
     let txn = state.db.begin().await?;
-    let revoked = revoke(&txn, session_id, RevokeReason::Logout, now).await?;
+    let revoked = revoke(&txn, session_id, None, RevokeReason::Logout, now).await?;
     if revoked {
         audit::record(
             &txn,

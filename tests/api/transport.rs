@@ -176,6 +176,11 @@ async fn assert_refused(app: &crate::helpers::TestApp, query: &str, what: &str) 
     );
 }
 
+/// `n` selections made by `field`, space-separated.
+fn fields(n: usize, field: impl Fn(usize) -> String) -> String {
+    (0..n).map(field).collect::<Vec<_>>().join(" ")
+}
+
 #[tokio::test]
 async fn deep_wide_aliased_and_directive_heavy_documents_are_refused() {
     let app = spawn_app().await;
@@ -187,22 +192,15 @@ async fn deep_wide_aliased_and_directive_heavy_documents_are_refused() {
     assert_refused(&app, &deep, "deep").await;
     let wide = format!("{{ me {{ {} }} }}", "id ".repeat(1000));
     assert_refused(&app, &wide, "wide").await;
-    let aliased = format!(
-        "{{ {} }}",
-        (0..40)
-            .map(|i| format!("a{i}: me {{ id }}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    let aliased = format!("{{ {} }}", fields(40, |i| format!("a{i}: me {{ id }}")));
     assert_refused(&app, &aliased, "aliased").await;
     let directives = format!("{{ me {} {{ id }} }}", "@include(if: true) ".repeat(40));
     assert_refused(&app, &directives, "directives").await;
     let many_logins = format!(
         "mutation {{ {} }}",
-        (0..13)
-            .map(|i| format!("l{i}: login(input: {{ email: \"a@example.com\", password: \"x\" }}) {{ accessToken }}"))
-            .collect::<Vec<_>>()
-            .join(" ")
+        fields(13, |i| format!(
+            "l{i}: login(input: {{ email: \"a@example.com\", password: \"x\" }}) {{ accessToken }}"
+        ))
     );
     assert_refused(&app, &many_logins, "thirteen logins").await;
     let fragments = "query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }";
