@@ -7,7 +7,7 @@
 //! they become [`AppError::Internal`] or [`AppError::ServiceUnavailable`] and
 //! their detail goes to the log, once, with the request id.
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 use async_graphql::ErrorExtensions;
 use sea_orm::{DbErr, RuntimeErr};
@@ -181,6 +181,35 @@ impl From<DbErr> for AppError {
         } else {
             Self::Internal(Box::new(err))
         }
+    }
+}
+
+impl AppError {
+    /// One database error reported to several callers (a batched query
+    /// answered them all), classified like [`From<DbErr>`].
+    pub fn from_shared_db(err: &Arc<DbErr>) -> Self {
+        let shared = Box::new(SharedDbErr(Arc::clone(err)));
+        if is_unavailable(err) {
+            Self::ServiceUnavailable(shared)
+        } else {
+            Self::Internal(shared)
+        }
+    }
+}
+
+/// A [`DbErr`] behind an `Arc`, so each caller gets an error of its own.
+#[derive(Debug)]
+struct SharedDbErr(Arc<DbErr>);
+
+impl fmt::Display for SharedDbErr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedDbErr {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
     }
 }
 

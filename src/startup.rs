@@ -16,6 +16,7 @@ use crate::{
     error::AppError,
     graphql, http,
     metrics::Metrics,
+    services::liveness::SessionChecks,
     state::AppState,
 };
 
@@ -56,6 +57,7 @@ pub async fn build_state(config: Config, clock: Clock) -> Result<AppState, Start
     Ok(AppState {
         limits,
         metrics,
+        session_checks: SessionChecks::start(db.clone(), clock.clone()),
         db,
         config: Arc::new(config),
         clock,

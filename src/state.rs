@@ -9,6 +9,7 @@ use crate::{
     config::Config,
     db::Db,
     metrics::Metrics,
+    services::liveness::SessionChecks,
 };
 
 /// Shared, read-only server state.
@@ -30,4 +31,6 @@ pub struct AppState {
     pub limits: Limits,
     /// Prometheus metrics of this server.
     pub metrics: Arc<Metrics>,
+    /// Answers "is this session alive?", batching concurrent checks.
+    pub session_checks: SessionChecks,
 }

@@ -9,7 +9,12 @@
 use entity::server_key;
 use sea_orm::{sea_query::OnConflict, ActiveValue::Set, EntityTrait};
 
-use crate::{auth::refresh::random_bytes, clock::Clock, db::Db, error::AppError};
+use crate::{
+    auth::refresh::random_bytes,
+    clock::Clock,
+    db::{Db, FetchUnique},
+    error::AppError,
+};
 
 const SUCCESSOR_PURPOSE: &str = "refresh-successor";
 
@@ -47,7 +52,7 @@ async fn load_or_create(
         .exec_without_returning(db.write())
         .await?;
     let stored = server_key::Entity::find_by_id(purpose.to_owned())
-        .one(db.write())
+        .unique(db.write())
         .await?
         .ok_or_else(|| AppError::internal(format!("server key {purpose} missing after insert")))?;
     Ok(stored.secret)

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::{
     auth::{email::Email, limiter::Rule, password::Password},
+    db::FetchUnique,
     domain::{AuditEventKind, Role},
     error::AppError,
     meta::RequestMeta,
@@ -64,7 +65,7 @@ pub struct NewAccount {
 async fn find_by_email(state: &AppState, email: &Email) -> Result<Option<user::Model>, AppError> {
     Ok(user::Entity::find()
         .filter(user::Column::Email.eq(email.as_str()))
-        .one(state.db.read())
+        .unique(state.db.read())
         .await?)
 }
 

@@ -15,7 +15,10 @@ use sea_orm::{
     sea_query::OnConflict, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect,
 };
 
-use crate::{auth::email::Email, clock::delta, config::Config, error::AppError, state::AppState};
+use crate::{
+    auth::email::Email, clock::delta, config::Config, db::FetchUnique, error::AppError,
+    state::AppState,
+};
 
 /// Threshold, window and duration from `WARDEN_LOCKOUT_*`.
 #[derive(Clone, Copy, Debug)]
@@ -117,7 +120,7 @@ pub async fn reserve_attempt(state: &AppState, email: &Email) -> Result<Verdict,
         select = select.lock_exclusive();
     }
     let row = select
-        .one(&txn)
+        .unique(&txn)
         .await?
         .ok_or_else(|| AppError::internal("login_attempts row missing after insert"))?;
     let current = Counter {

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod audit;
 pub mod devices;
 pub mod limits;
+pub mod liveness;
 pub mod lockout;
 pub mod sessions;
 

@@ -26,6 +26,7 @@ use uuid::Uuid;
 use crate::{
     auth::{jwt::Claims, limiter::Rule, refresh},
     clock::delta,
+    db::FetchUnique,
     domain::{AuditEventKind, Role},
     error::{AppError, UnauthReason},
     meta::RequestMeta,
@@ -179,7 +180,7 @@ pub async fn refresh(
     let found = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(refresh::hash(presented)))
         .find_also_related(session::Entity)
-        .one(state.db.read())
+        .unique(state.db.read())
         .await?;
     let Some((token, Some(session))) = found else {
         return Err(refuse(state, meta, failed().detail(json!({ "reason": "unknown" }))).await);
@@ -229,7 +230,7 @@ pub async fn refresh(
         }
     };
     let user = user::Entity::find_by_id(session.user_id)
-        .one(&txn)
+        .unique(&txn)
         .await?
         .ok_or(AppError::InvalidRefreshToken)?;
     txn.commit().await?;
@@ -307,7 +308,7 @@ async fn replay(
     now: DateTime<Utc>,
 ) -> Result<Replay, AppError> {
     let used_at = refresh_token::Entity::find_by_id(token_id)
-        .one(txn)
+        .unique(txn)
         .await?
         .and_then(|t| t.used_at);
     let child = refresh_token::Entity::find()
@@ -316,7 +317,7 @@ async fn replay(
         .await?;
     let live_session = session::Entity::find_by_id(session.id)
         .filter(session::Column::RevokedAt.is_null())
-        .one(txn)
+        .unique(txn)
         .await?
         .is_some();
     let interval = delta(state.config.refresh_reuse_interval);
@@ -423,7 +424,7 @@ pub async fn logout_by_refresh_token(
     let found = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(refresh::hash(presented)))
         .find_also_related(session::Entity)
-        .one(state.db.read())
+        .unique(state.db.read())
         .await?;
     if let Some((_, Some(session))) = found {
         end_session(state, meta, session.id, session.user_id).await?;
@@ -510,18 +511,10 @@ pub async fn revoke_user_sessions<C: ConnectionTrait>(
 }
 
 /// Checks that the session behind verified `claims` is alive and loads its
-/// user: one query, a join, on every authenticated request.
+/// user, on every authenticated request (batched with concurrent checks:
+/// see [`crate::services::liveness`]).
 pub async fn authenticate(state: &AppState, claims: &Claims) -> Result<AuthUser, AppError> {
-    let now = state.clock.now();
-    let found = user::Entity::find()
-        .inner_join(session::Entity)
-        .filter(session::Column::Id.eq(claims.sid))
-        .filter(session::Column::UserId.eq(claims.sub))
-        .filter(session::Column::RevokedAt.is_null())
-        .filter(session::Column::ExpiresAt.gt(now))
-        .one(state.db.read())
-        .await?;
-    match found {
+    match state.session_checks.owner(claims.sid, claims.sub).await? {
         Some(user) => Ok(AuthUser {
             user,
             session_id: claims.sid,

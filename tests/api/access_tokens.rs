@@ -203,3 +203,55 @@ async fn a_token_issued_in_the_future_is_invalid() {
     let body = app.me(Some(&sign(Algorithm::HS256, &kid, &claims))).await;
     assert_eq!(reason(&body), Some("INVALID"));
 }
+
+/// Session checks of concurrent requests share database queries
+/// (`services::liveness`); each request must still get its own answer.
+/// Live, logged-out and cross-wired sessions are mixed in one burst.
+#[tokio::test]
+async fn concurrent_session_checks_each_get_their_own_answer() {
+    let app = spawn_app_with(|c| c.jwt_secret = Some(SECRET.to_owned().into())).await;
+    let mut accounts = Vec::new();
+    for _ in 0..12 {
+        let who = email();
+        let payload = app.register(&who).await;
+        accounts.push((who, payload));
+    }
+    // Every third account logs out: its token must read REVOKED.
+    for (_, payload) in accounts.iter().step_by(3) {
+        let out = app
+            .gql(
+                None,
+                "mutation($t: String) { logout(refreshToken: $t) }",
+                json!({ "t": s(payload, "refreshToken") }),
+            )
+            .await;
+        assert_eq!(out["data"]["logout"], true, "{out}");
+    }
+    // A genuine signature over one user's id and another's live session.
+    let first = s(&accounts[1].1, "accessToken");
+    let mut crossed = claims_of(first);
+    crossed["sid"] = json!(s(&accounts[2].1, "sessionId"));
+    let crossed = sign(Algorithm::HS256, &kid_of(first), &crossed);
+
+    let mut expected = Vec::new();
+    for round in 0..8 {
+        for (i, (who, payload)) in accounts.iter().enumerate() {
+            let alive = i % 3 != 0;
+            expected.push((
+                s(payload, "accessToken").to_owned(),
+                alive.then(|| who.clone()),
+            ));
+        }
+        if round % 2 == 0 {
+            expected.push((crossed.clone(), None));
+        }
+    }
+    let answers =
+        futures::future::join_all(expected.iter().map(|(token, _)| app.me(Some(token)))).await;
+    for ((_, want), body) in expected.iter().zip(&answers) {
+        match want {
+            Some(who) => assert_eq!(body["data"]["me"]["email"], json!(who), "{body}"),
+            None => assert_eq!(reason(body), Some("REVOKED"), "{body}"),
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Session checks, batched: is the session behind an access token still
+//! alive, and who owns it?
+//!
+//! Every authenticated request needs this answer from the database, so that
+//! `logout` takes effect on the very next request on every instance. One
+//! query per request made that query the cost of a `me` (on SQLite each one
+//! is a hand-off to the connection's worker thread and back). Instead,
+//! requests queue their check and a small dispatcher answers whatever has
+//! queued with one `WHERE sessions.id IN (...)` query.
+//!
+//! Nothing is cached and nothing waits for company: a check that arrives
+//! when the dispatcher is idle runs at once, alone. Checks only share a query
+//! when they queued while earlier queries were running, and every query
+//! starts after each of its checks was queued, so it sees every revocation
+//! committed before the request asked. Under load, batches grow by
+//! themselves.
+
+use std::{collections::HashMap, fmt, sync::Arc};
+
+use entity::{session, user};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use uuid::Uuid;
+
+use crate::{clock::Clock, db::Db, error::AppError};
+
+/// At most this many checks share one query.
+const MAX_BATCH: usize = 64;
+/// Queries in flight at once. Two keep a check from waiting behind a whole
+/// query at light load while leaving batches large when the store is busy.
+const MAX_IN_FLIGHT: usize = 2;
+
+/// One queued check and where its answer goes.
+struct Check {
+    session: Uuid,
+    user: Uuid,
+    reply: oneshot::Sender<Result<Option<user::Model>, AppError>>,
+}
+
+/// The handle requests use; the dispatcher lives as long as a handle does.
+#[derive(Clone)]
+pub struct SessionChecks {
+    queue: mpsc::UnboundedSender<Check>,
+}
+
+impl fmt::Debug for SessionChecks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionChecks").finish_non_exhaustive()
+    }
+}
+
+impl SessionChecks {
+    /// Starts the dispatcher on the current Tokio runtime.
+    pub fn start(db: Db, clock: Clock) -> Self {
+        let (queue, rx) = mpsc::unbounded_channel();
+        tokio::spawn(dispatch(db, clock, rx));
+        Self { queue }
+    }
+
+    /// The owner of `session` if the session is alive (not revoked, not
+    /// expired) and belongs to `user`; `None` otherwise.
+    pub async fn owner(&self, session: Uuid, user: Uuid) -> Result<Option<user::Model>, AppError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Check {
+                session,
+                user,
+                reply,
+            })
+            .map_err(|_| AppError::internal("the session-check dispatcher has stopped"))?;
+        answer
+            .await
+            .map_err(|_| AppError::internal("a session check was dropped unanswered"))?
+    }
+}
+
+/// Takes whatever has queued (up to [`MAX_BATCH`]) whenever a query slot is
+/// free, and answers it with one query.
+async fn dispatch(db: Db, clock: Clock, mut rx: mpsc::UnboundedReceiver<Check>) {
+    let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = rx.recv().await else {
+            return;
+        };
+        // Let the tasks that are ready run first: requests being parsed right
+        // now queue their checks and share this query. With nothing else
+        // ready this returns at once; there is no timer.
+        tokio::task::yield_now().await;
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(check) => batch.push(check),
+                Err(_) => break,
+            }
+        }
+        let (db, clock) = (db.clone(), clock.clone());
+        tokio::spawn(async move {
+            answer(&db, &clock, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn answer(db: &Db, clock: &Clock, batch: Vec<Check>) {
+    match live_owners(db, clock, &batch).await {
+        Ok(alive) => {
+            for check in batch {
+                let owner = alive
+                    .get(&check.session)
+                    .filter(|owner| owner.id == check.user)
+                    .cloned();
+                // A receiver that is gone belongs to a request that ended.
+                let _ = check.reply.send(Ok(owner));
+            }
+        }
+        Err(err) => {
+            let err = Arc::new(err);
+            for check in batch {
+                let _ = check.reply.send(Err(AppError::from_shared_db(&err)));
+            }
+        }
+    }
+}
+
+/// The live sessions among the batch's, each with its owner. The id list is
+/// padded to a power of two so that SQLite and Postgres see a handful of
+/// statement shapes and reuse their prepared statements.
+async fn live_owners(
+    db: &Db,
+    clock: &Clock,
+    batch: &[Check],
+) -> Result<HashMap<Uuid, user::Model>, DbErr> {
+    let mut ids: Vec<Uuid> = batch.iter().map(|c| c.session).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if let Some(&last) = ids.last() {
+        ids.resize(ids.len().next_power_of_two(), last);
+    }
+    let now = clock.now();
+    let rows = user::Entity::find()
+        .find_also_related(session::Entity)
+        .filter(session::Column::Id.is_in(ids))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now))
+        .all(db.read())
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(user, session)| session.map(|s| (s.id, user)))
+        .collect())
+}
