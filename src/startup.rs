@@ -37,6 +37,9 @@ pub enum StartupError {
         /// Why.
         source: std::io::Error,
     },
+    /// The password hashing threads could not be started.
+    #[error("cannot start the password hashing threads: {0}")]
+    Threads(std::io::Error),
 }
 
 /// Connects to the database, applies migrations and builds the state.
@@ -51,7 +54,7 @@ pub async fn build_state(config: Config, clock: Clock) -> Result<AppState, Start
         &config.audience,
         delta(config.access_token_ttl),
     );
-    let hasher = PasswordHasher::for_machine(config.bcrypt_cost);
+    let hasher = PasswordHasher::for_machine(config.bcrypt_cost).map_err(StartupError::Threads)?;
     let metrics = Arc::new(Metrics::new().map_err(|e| AppError::internal(e.to_string()))?);
     let limits = Limits::build(&config, metrics.clone()).await;
     Ok(AppState {

@@ -6,6 +6,7 @@
 
 pub mod email;
 pub mod failover;
+pub mod hash_threads;
 pub mod jwt;
 pub mod keys;
 pub mod limiter;

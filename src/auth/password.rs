@@ -1,6 +1,6 @@
-//! Passwords: the policy ([`Password::parse`]) and bcrypt, run on a bounded
-//! pool of blocking threads ([`PasswordHasher`]) so hashing never stalls the
-//! async executor that serves everyone else.
+//! Passwords: the policy ([`Password::parse`]) and bcrypt, run on a few
+//! dedicated low-priority threads ([`PasswordHasher`], [`HashThreads`]) so
+//! hashing never stalls the async executor that serves everyone else.
 
 use std::{
     collections::HashSet,
@@ -16,7 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{OnceCell, Semaphore};
 use tracing::Span;
 
-use crate::error::AppError;
+use crate::{auth::hash_threads::HashThreads, error::AppError};
 
 /// bcrypt reads at most 72 bytes; longer passwords are refused, never truncated.
 pub const MAX_PASSWORD_BYTES: usize = 72;
@@ -101,6 +101,8 @@ pub struct PasswordHasher {
     /// A hash of a random password at the same cost, verified for unknown
     /// emails so that "no such user" takes as long as "wrong password".
     dummy: Arc<OnceCell<String>>,
+    /// Where bcrypt runs: `threads` dedicated low-priority threads.
+    workers: HashThreads,
 }
 
 impl fmt::Debug for PasswordHasher {
@@ -119,10 +121,11 @@ const QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_WAITING_PER_THREAD: usize = 256;
 
 impl PasswordHasher {
-    /// A hasher at `cost` on `threads` blocking threads.
-    pub fn new(cost: u32, threads: usize) -> Self {
+    /// A hasher at `cost` on `threads` dedicated threads.
+    pub fn new(cost: u32, threads: usize) -> Result<Self, std::io::Error> {
         let threads = threads.max(1);
-        Self {
+        Ok(Self {
+            workers: HashThreads::start(threads)?,
             cost,
             permits: Arc::new(Semaphore::new(threads)),
             waiting: Arc::new(AtomicUsize::new(0)),
@@ -130,7 +133,7 @@ impl PasswordHasher {
             average_micros: Arc::new(AtomicU64::new(0)),
             verifications: Arc::new(AtomicU64::new(0)),
             dummy: Arc::new(OnceCell::new()),
-        }
+        })
     }
 
     /// Threads as many as the machine has cores.
@@ -138,7 +141,7 @@ impl PasswordHasher {
     /// One core fewer than the process may use (at least one): bcrypt is a
     /// tight loop, and a hashing thread on every core would leave the async
     /// executor, which serves every other request, waiting for CPU.
-    pub fn for_machine(cost: u32) -> Self {
+    pub fn for_machine(cost: u32) -> Result<Self, std::io::Error> {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
@@ -251,24 +254,25 @@ impl PasswordHasher {
         drop(_leave);
         let span = Span::current();
         let average = self.average_micros.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let started = std::time::Instant::now();
-            let out = span.in_scope(work);
-            let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-            // An exponential moving average (1/8 weight): steady, yet it
-            // follows a change of machine load within a few hashes.
-            let old = average.load(Ordering::Relaxed);
-            let new = if old == 0 {
-                took
-            } else {
-                old - old / 8 + took / 8
-            };
-            average.store(new, Ordering::Relaxed);
-            out
-        })
-        .await
-        .map_err(AppError::internal)
+        self.workers
+            .run(move || {
+                let _permit = permit;
+                let started = std::time::Instant::now();
+                let out = span.in_scope(work);
+                let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                // An exponential moving average (1/8 weight): steady, yet it
+                // follows a change of machine load within a few hashes.
+                let old = average.load(Ordering::Relaxed);
+                let new = if old == 0 {
+                    took
+                } else {
+                    old - old / 8 + took / 8
+                };
+                average.store(new, Ordering::Relaxed);
+                out
+            })
+            .await
+            .map_err(AppError::internal)
     }
 }
 
@@ -317,7 +321,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_flood_is_refused_at_once_beyond_a_second_of_queued_work() {
-        let hasher = PasswordHasher::new(10, 1);
+        let hasher = PasswordHasher::new(10, 1).unwrap();
         hasher.warm_up().await.expect("dummy hash");
         let per_hash = hasher.average_micros.load(Ordering::Relaxed);
         assert!(per_hash > 0, "the first hash was timed");
@@ -346,7 +350,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_oversize_candidates_never_match() {
-        let hasher = PasswordHasher::new(4, 2);
+        let hasher = PasswordHasher::new(4, 2).unwrap();
         let password = Password::parse("tide pool lantern", "password").expect("valid");
         let hash = hasher.hash(&password).await.expect("hashed");
         assert!(hasher
