@@ -15,7 +15,8 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
-    EntityTrait, Select, SelectTwo, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    EntityTrait, Select, SelectThree, SelectTwo, SqliteTransactionMode, Topology,
+    TransactionOptions, TransactionTrait,
 };
 use secrecy::ExposeSecret;
 
@@ -181,6 +182,23 @@ where
     type Row = E::Model;
 
     async fn unique<C: ConnectionTrait>(self, conn: &C) -> Result<Option<E::Model>, DbErr> {
+        Ok(self.all(conn).await?.into_iter().next())
+    }
+}
+
+impl<E, F, G, T> FetchUnique for SelectThree<E, F, G, T>
+where
+    E: EntityTrait,
+    F: EntityTrait,
+    G: EntityTrait,
+    T: Topology + Send,
+    E::Model: Send + Sync,
+    F::Model: Send + Sync,
+    G::Model: Send + Sync,
+{
+    type Row = (E::Model, Option<F::Model>, Option<G::Model>);
+
+    async fn unique<C: ConnectionTrait>(self, conn: &C) -> Result<Option<Self::Row>, DbErr> {
         Ok(self.all(conn).await?.into_iter().next())
     }
 }

@@ -177,12 +177,15 @@ pub async fn refresh(
         return Err(refuse(state, meta, failed().detail(json!({ "reason": reason }))).await);
     };
     let now = state.clock.now();
+    // Token, session and owner in one read: every round trip counts in a
+    // rotation (W3 in bench/).
     let found = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(refresh::hash(presented)))
         .find_also_related(session::Entity)
+        .and_also_related(user::Entity)
         .unique(state.db.read())
         .await?;
-    let Some((token, Some(session))) = found else {
+    let Some((token, Some(session), Some(user))) = found else {
         return Err(refuse(state, meta, failed().detail(json!({ "reason": "unknown" }))).await);
     };
     let known = || failed().user(session.user_id).session(session.id);
@@ -229,10 +232,6 @@ pub async fn refresh(
             }
         }
     };
-    let user = user::Entity::find_by_id(session.user_id)
-        .unique(&txn)
-        .await?
-        .ok_or(AppError::InvalidRefreshToken)?;
     txn.commit().await?;
     state.metrics.refreshes.with_label_values(&[outcome]).inc();
     let access = state
