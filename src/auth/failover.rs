@@ -130,6 +130,39 @@ impl Failover {
         self.metrics.limiter_fallbacks.inc();
         self.memory.check_now(rule, key)
     }
+
+    /// [`decide`](Self::decide) for several buckets in order.
+    async fn decide_in_order(&self, checks: &[(Rule, &str)]) -> Option<(usize, Duration)> {
+        if self.health().should_try(Instant::now(), self.retry_after) {
+            match self.shared.check_in_order(checks).await {
+                Ok(refusal) => {
+                    if self.health().succeeded() {
+                        tracing::info!(
+                            backend = self.shared.backend(),
+                            "shared rate limiter is back; buckets are shared again"
+                        );
+                    }
+                    return refusal;
+                }
+                Err(err) => {
+                    if self.health().failed(Instant::now(), self.retry_after) {
+                        tracing::warn!(
+                            backend = self.shared.backend(),
+                            error = %err,
+                            "shared rate limiter failed; limiting in memory until it is back"
+                        );
+                    }
+                }
+            }
+        }
+        self.metrics.limiter_fallbacks.inc();
+        checks.iter().enumerate().find_map(|(index, (rule, key))| {
+            match self.memory.check_now(*rule, key) {
+                Decision::Deny { retry_after } => Some((index, retry_after)),
+                Decision::Allow => None,
+            }
+        })
+    }
 }
 
 impl RateLimitStore for Failover {
@@ -139,6 +172,13 @@ impl RateLimitStore for Failover {
         key: &'a str,
     ) -> BoxFuture<'a, Result<Decision, LimiterError>> {
         Box::pin(async move { Ok(self.decide(rule, key).await) })
+    }
+
+    fn check_in_order<'a>(
+        &'a self,
+        checks: &'a [(Rule, &'a str)],
+    ) -> BoxFuture<'a, Result<Option<(usize, Duration)>, LimiterError>> {
+        Box::pin(async move { Ok(self.decide_in_order(checks).await) })
     }
 
     fn housekeeping(&self) {

@@ -132,6 +132,23 @@ pub trait RateLimitStore: Send + Sync + 'static {
         rule: Rule,
         key: &'a str,
     ) -> BoxFuture<'a, Result<Decision, LimiterError>>;
+    /// Spends one unit of each check in order and stops at the first
+    /// refusal, whose index and wait it returns (`None`: all spent). A
+    /// later bucket is never spent when an earlier one refuses. Shared
+    /// stores override it to answer in one round trip.
+    fn check_in_order<'a>(
+        &'a self,
+        checks: &'a [(Rule, &'a str)],
+    ) -> BoxFuture<'a, Result<Option<(usize, Duration)>, LimiterError>> {
+        Box::pin(async move {
+            for (index, (rule, key)) in checks.iter().enumerate() {
+                if let Decision::Deny { retry_after } = self.check(*rule, key).await? {
+                    return Ok(Some((index, retry_after)));
+                }
+            }
+            Ok(None)
+        })
+    }
     /// Drops state that no longer limits anything (memory stores).
     fn housekeeping(&self) {}
     /// For the start-up line and logs.
@@ -313,6 +330,21 @@ impl Limits {
             Err(err) => {
                 tracing::warn!(rule = rule.name(), error = %err, "rate limiter failed; allowing");
                 Decision::Allow
+            }
+        }
+    }
+
+    /// [`check`](Self::check) for several buckets in order, in one round
+    /// trip to a shared store: the first refusal's index and wait, if any.
+    pub async fn check_in_order(&self, checks: &[(Rule, &str)]) -> Option<(usize, Duration)> {
+        if !self.enabled {
+            return None;
+        }
+        match self.store.check_in_order(checks).await {
+            Ok(refusal) => refusal,
+            Err(err) => {
+                tracing::warn!(error = %err, "rate limiter failed; allowing");
+                None
             }
         }
     }

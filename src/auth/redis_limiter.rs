@@ -49,33 +49,40 @@ const CONNECT_RETRY: Duration = Duration::from_secs(1);
 /// - allowed otherwise, TAT becomes `max(TAT, now) + t`, and the key expires
 ///   when that TAT passes: the bucket is full again then, which is exactly
 ///   what a missing key means.
+///
+/// Key `i` is spent with `ARGV[2i-1]` (t) and `ARGV[2i]` (tau), in order; the
+/// first refusal ends the script, so later keys are not spent. The reply is
+/// `{index, wait}` of that refusal (1-based), or `{0, 0}` when all were
+/// spent. Login checks two buckets in one round trip this way.
 const GCRA_SCRIPT: &str = r"
 if redis.replicate_commands then redis.replicate_commands() end
-local t = tonumber(ARGV[1])
-local tau = tonumber(ARGV[2])
 local now = redis.call('TIME')
 local now_s = tonumber(now[1])
 local now_ns = tonumber(now[2]) * 1000
-local d = 0
-local stored = redis.call('GET', KEYS[1])
-if stored then
-  local s, ns = string.match(stored, '^(%d+):(%d+)$')
-  if s then
-    d = (tonumber(s) - now_s) * 1000000000 + (tonumber(ns) - now_ns)
+for i, key in ipairs(KEYS) do
+  local t = tonumber(ARGV[2 * i - 1])
+  local tau = tonumber(ARGV[2 * i])
+  local d = 0
+  local stored = redis.call('GET', key)
+  if stored then
+    local s, ns = string.match(stored, '^(%d+):(%d+)$')
+    if s then
+      d = (tonumber(s) - now_s) * 1000000000 + (tonumber(ns) - now_ns)
+    end
   end
+  local wait = d - tau
+  if wait > 0 then
+    return {i, wait}
+  end
+  local next_d = math.max(d, 0) + t
+  local abs_ns = now_ns + next_d
+  local tat_s = now_s + math.floor(abs_ns / 1000000000)
+  local tat_ns = abs_ns % 1000000000
+  local ttl_ms = math.max(1, math.ceil(next_d / 1000000))
+  redis.call('SET', key, string.format('%d:%d', tat_s, tat_ns),
+    'PX', string.format('%d', ttl_ms))
 end
-local wait = d - tau
-if wait > 0 then
-  return {0, wait}
-end
-local next_d = math.max(d, 0) + t
-local abs_ns = now_ns + next_d
-local tat_s = now_s + math.floor(abs_ns / 1000000000)
-local tat_ns = abs_ns % 1000000000
-local ttl_ms = math.max(1, math.ceil(next_d / 1000000))
-redis.call('SET', KEYS[1], string.format('%d:%d', tat_s, tat_ns),
-  'PX', string.format('%d', ttl_ms))
-return {1, 0}
+return {0, 0}
 ";
 
 /// governor's GCRA constants for one quota, in nanoseconds.
@@ -99,15 +106,14 @@ impl GcraParams {
     }
 }
 
-/// The script's reply, `{allowed, wait_ns}`, as a decision.
-fn decision(allowed: i64, wait_ns: i64) -> Decision {
-    if allowed == 1 {
-        Decision::Allow
-    } else {
-        Decision::Deny {
-            retry_after: Duration::from_nanos(u64::try_from(wait_ns).unwrap_or(0)),
-        }
-    }
+/// The script's reply, `{index, wait_ns}` (1-based, 0 when every bucket
+/// was spent), as the 0-based index of the refusal and its wait.
+fn refusal(index: i64, wait_ns: i64) -> Option<(usize, Duration)> {
+    let index = usize::try_from(index).ok()?.checked_sub(1)?;
+    Some((
+        index,
+        Duration::from_nanos(u64::try_from(wait_ns).unwrap_or(0)),
+    ))
 }
 
 /// A description of a Redis error that is safe to log: Redis error texts
@@ -239,21 +245,26 @@ impl RedisLimiter {
             .ok_or_else(|| LimiterError("redis not connected".into()))
     }
 
-    async fn spend(&self, rule: Rule, key: &str) -> Result<Decision, LimiterError> {
+    async fn spend(
+        &self,
+        checks: &[(Rule, &str)],
+    ) -> Result<Option<(usize, Duration)>, LimiterError> {
         let mut conn = self.connection()?;
-        let params = GcraParams::of(self.inner.quotas.get(rule));
         let mut invocation = self.inner.script.prepare_invoke();
-        invocation
-            .key(self.key(rule, key))
-            .arg(params.t_ns)
-            .arg(params.tau_ns);
+        for (rule, key) in checks {
+            let params = GcraParams::of(self.inner.quotas.get(*rule));
+            invocation
+                .key(self.key(*rule, key))
+                .arg(params.t_ns)
+                .arg(params.tau_ns);
+        }
         // `invoke_async` sends EVALSHA and, on NOSCRIPT (a restarted or
         // flushed Redis), loads the script and sends it again.
         let call = invocation.invoke_async::<(i64, i64)>(&mut conn);
         match tokio::time::timeout(REDIS_TIMEOUT, call).await {
-            Ok(Ok((allowed, wait_ns))) => Ok(decision(allowed, wait_ns)),
+            Ok(Ok((index, wait_ns))) => Ok(refusal(index, wait_ns)),
             Ok(Err(err)) => {
-                tracing::debug!(rule = rule.name(), error = %describe(&err), "redis check failed");
+                tracing::debug!(error = %describe(&err), "redis check failed");
                 Err(LimiterError(describe(&err)))
             }
             Err(_) => Err(LimiterError("redis timed out".into())),
@@ -288,7 +299,19 @@ impl RateLimitStore for RedisLimiter {
         rule: Rule,
         key: &'a str,
     ) -> BoxFuture<'a, Result<Decision, LimiterError>> {
-        Box::pin(self.spend(rule, key))
+        Box::pin(async move {
+            Ok(match self.spend(&[(rule, key)]).await? {
+                Some((_, retry_after)) => Decision::Deny { retry_after },
+                None => Decision::Allow,
+            })
+        })
+    }
+
+    fn check_in_order<'a>(
+        &'a self,
+        checks: &'a [(Rule, &'a str)],
+    ) -> BoxFuture<'a, Result<Option<(usize, Duration)>, LimiterError>> {
+        Box::pin(self.spend(checks))
     }
 
     fn backend(&self) -> &'static str {
@@ -335,20 +358,13 @@ mod tests {
     }
 
     #[test]
-    fn replies_become_decisions() {
-        assert_eq!(decision(1, 0), Decision::Allow);
+    fn replies_become_refusals() {
+        assert_eq!(refusal(0, 0), None);
         assert_eq!(
-            decision(0, 1_500_000_000),
-            Decision::Deny {
-                retry_after: Duration::from_millis(1500)
-            }
+            refusal(2, 1_500_000_000),
+            Some((1, Duration::from_millis(1500)))
         );
-        assert_eq!(
-            decision(0, -5),
-            Decision::Deny {
-                retry_after: Duration::ZERO
-            }
-        );
+        assert_eq!(refusal(1, -5), Some((0, Duration::ZERO)));
     }
 
     #[test]

@@ -170,21 +170,36 @@ pub async fn login(
     raw_email: &str,
     password: &str,
 ) -> Result<AuthOutcome, AppError> {
-    limits::enforce(state, meta, Rule::LoginIp, &limits::ip_key(meta)).await?;
-    let email = Email::parse(raw_email)?;
-    if password.len() > MAX_LOGIN_PASSWORD_BYTES {
-        return Err(AppError::bad_input("password", "password is too long"));
-    }
+    let ip_key = limits::ip_key(meta);
+    let email = Email::parse(raw_email);
+    let too_long = password.len() > MAX_LOGIN_PASSWORD_BYTES;
     // An overloaded hasher refuses before the lockout counts the attempt:
     // overload must never lock a real user out.
-    if !state.hasher.has_room() {
+    let room = state.hasher.has_room();
+    // The per-IP limit, then the per-IP-and-email limit, in one round trip
+    // to a shared store. The email's bucket is spent only by an attempt that
+    // goes on to a password check.
+    let email_key = match &email {
+        Ok(email) if !too_long && room => Some(limits::ip_email_key(meta, email)),
+        _ => None,
+    };
+    let mut checks = vec![(Rule::LoginIp, ip_key.as_str())];
+    if let Some(key) = &email_key {
+        checks.push((Rule::LoginEmail, key.as_str()));
+    }
+    limits::enforce_in_order(state, meta, &checks).await?;
+    let email = email?;
+    if too_long {
+        return Err(AppError::bad_input("password", "password is too long"));
+    }
+    if !room {
         return Err(AppError::ServiceUnavailable(
             "password hashing queue is full".into(),
         ));
     }
     // Before any lookup, so a locked email answers the same whether or not
     // an account has it, and before any hashing.
-    let arms_lock = admit_password_check(state, meta, &email).await?;
+    let arms_lock = reserve_password_check(state, &email).await?;
     let user = find_by_email(state, &email).await?;
     let verified = match &user {
         Some(user) => state.hasher.verify(password, &user.password_hash).await?,
@@ -222,6 +237,12 @@ async fn admit_password_check(
         &limits::ip_email_key(meta, email),
     )
     .await?;
+    reserve_password_check(state, email).await
+}
+
+/// The lockout reservation in front of a password check for `email`.
+/// `Ok(true)` when this attempt armed the lock.
+async fn reserve_password_check(state: &AppState, email: &Email) -> Result<bool, AppError> {
     match lockout::reserve_attempt(state, email).await? {
         Verdict::Locked { until } => {
             let retry_after = lockout::seconds_until(until, state.clock.now());

@@ -36,9 +36,39 @@ pub async fn enforce(
     rule: Rule,
     key: &str,
 ) -> Result<(), AppError> {
-    let Decision::Deny { retry_after } = state.limits.check(rule, key).await else {
+    match state.limits.check(rule, key).await {
+        Decision::Allow => Ok(()),
+        Decision::Deny { retry_after } => Err(refuse(state, meta, rule, key, retry_after).await),
+    }
+}
+
+/// [`enforce`] for several buckets in order, in one round trip to Redis:
+/// the first bucket that refuses answers, and the ones after it are not
+/// spent.
+pub async fn enforce_in_order(
+    state: &AppState,
+    meta: &RequestMeta,
+    checks: &[(Rule, &str)],
+) -> Result<(), AppError> {
+    let Some((index, retry_after)) = state.limits.check_in_order(checks).await else {
         return Ok(());
     };
+    let Some(&(rule, key)) = checks.get(index) else {
+        return Err(AppError::internal(
+            "rate limiter named a check that does not exist",
+        ));
+    };
+    Err(refuse(state, meta, rule, key, retry_after).await)
+}
+
+/// Counts, logs and (once a minute per rule and key) audits a refusal.
+async fn refuse(
+    state: &AppState,
+    meta: &RequestMeta,
+    rule: Rule,
+    key: &str,
+    retry_after: std::time::Duration,
+) -> AppError {
     let retry_after = retry_after_secs(retry_after);
     state
         .metrics
@@ -48,7 +78,9 @@ pub async fn enforce(
     tracing::debug!(rule = rule.name(), retry_after, "rate limited");
     if state.limits.should_audit(rule, key) {
         let event = Event::new(AuditEventKind::RateLimited).detail(json!({ "rule": rule.name() }));
-        audit::record(state.db.write(), state.clock.now(), meta, event).await?;
+        if let Err(err) = audit::record(state.db.write(), state.clock.now(), meta, event).await {
+            return err.into();
+        }
     }
-    Err(AppError::RateLimited { retry_after })
+    AppError::RateLimited { retry_after }
 }

@@ -215,6 +215,63 @@ async fn redis_and_governor_make_the_same_decision_at_every_step() {
     );
 }
 
+/// What login relies on: buckets checked in order, in one call, where a
+/// refusal leaves the buckets after it unspent. Same answers from the
+/// in-memory store (the trait's sequential default) and from the Redis
+/// script.
+#[tokio::test]
+async fn checks_in_order_stop_at_the_first_refusal_on_both_stores() {
+    let redis_server = TestRedis::get().await;
+    // Per minute: nothing comes back during the test.
+    let quotas = quotas(|c| {
+        c.rate_login_ip = "2/min".parse().unwrap();
+        c.rate_login_email = "3/min".parse().unwrap();
+    });
+    let memory = MemoryLimiter::new(quotas);
+    let redis = redis_limiter(&redis_server.url, &prefix(), quotas).await;
+    let stores: [&dyn RateLimitStore; 2] = [&memory, &redis];
+    for store in stores {
+        let name = store.backend();
+        let (ip, other_ip, mail) = ("10.0.0.1", "10.0.0.2", "10.0.0.1|someone@example.com");
+        let pair = [(Rule::LoginIp, ip), (Rule::LoginEmail, mail)];
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            seen.push(store.check_in_order(&pair).await.unwrap().map(|(i, _)| i));
+        }
+        assert_eq!(
+            seen,
+            [None, None, Some(0)],
+            "{name}: the IP bucket refuses third"
+        );
+        // The third call stopped at the IP: one unit of the email's is left.
+        assert_eq!(
+            store.check(Rule::LoginEmail, mail).await.unwrap(),
+            Decision::Allow,
+            "{name}"
+        );
+        // Now the email's bucket is empty: a fresh IP passes, the email refuses.
+        let pair = [(Rule::LoginIp, other_ip), (Rule::LoginEmail, mail)];
+        let refused = store.check_in_order(&pair).await.unwrap();
+        assert!(
+            matches!(refused, Some((1, wait)) if wait > Duration::from_secs(1)),
+            "{name}: {refused:?}"
+        );
+        // The fresh IP's unit was spent before the refusal: one is left.
+        assert_eq!(
+            store.check(Rule::LoginIp, other_ip).await.unwrap(),
+            Decision::Allow,
+            "{name}"
+        );
+        assert!(
+            matches!(
+                store.check(Rule::LoginIp, other_ip).await.unwrap(),
+                Decision::Deny { .. }
+            ),
+            "{name}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn every_bucket_written_to_redis_expires_when_it_is_full_again() {
     let redis_server = TestRedis::get().await;
