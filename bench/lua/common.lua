@@ -126,3 +126,22 @@ function done(summary, latency, requests)
       e.connect + e.read + e.write, e.timeout,
       latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
 end
+
+-- Round-robin over prebuilt requests (me.lua, login.lua): init() fills
+-- `prebuilt` with wrk.format() strings and calls round_robin_start();
+-- threads start at different offsets of the list.
+prebuilt = {}
+local next_index = 0
+
+function round_robin_start()
+   next_index = (thread_id or 0) * 7919
+end
+
+function request()
+   next_index = next_index + 1
+   return prebuilt[(next_index % #prebuilt) + 1]
+end
+
+function response(status, headers, body)
+   classify(status, body)
+end

@@ -2,27 +2,14 @@
 -- with the password BENCH_PASSWORD), taken round-robin.
 dofile(os.getenv("BENCH_LUA_DIR") .. "/common.lua")
 
-local reqs = {}
-local n, i = 0, 0
-
 function init(args)
    local password = os.getenv("BENCH_PASSWORD")
    for _, email in ipairs(read_lines(os.getenv("BENCH_LOGINS"))) do
       local body = '{"query":"mutation($i: LoginInput!) { login(input: $i) { accessToken refreshToken } }",'
          .. '"variables":{"i":{"email":"' .. email .. '","password":"' .. password .. '"}}}'
-      table.insert(reqs, wrk.format("POST", "/graphql", {
+      table.insert(prebuilt, wrk.format("POST", "/graphql", {
          ["Content-Type"] = "application/json",
       }, body))
    end
-   n = #reqs
-   i = (thread_id or 0) * 7919
-end
-
-function request()
-   i = i + 1
-   return reqs[(i % n) + 1]
-end
-
-function response(status, headers, body)
-   classify(status, body)
+   round_robin_start()
 end

@@ -102,36 +102,13 @@ impl Failover {
         self.health.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Spends one unit of `rule` for `key`: one check is a sequence of one.
     async fn decide(&self, rule: Rule, key: &str) -> Decision {
-        if self.health().should_try(Instant::now(), self.retry_after) {
-            match self.shared.check(rule, key).await {
-                Ok(decision) => {
-                    if self.health().succeeded() {
-                        tracing::info!(
-                            backend = self.shared.backend(),
-                            "shared rate limiter is back; buckets are shared again"
-                        );
-                    }
-                    return decision;
-                }
-                Err(err) => {
-                    if self.health().failed(Instant::now(), self.retry_after) {
-                        // Rule name and error kind only: keys hold emails.
-                        tracing::warn!(
-                            backend = self.shared.backend(),
-                            rule = rule.name(),
-                            error = %err,
-                            "shared rate limiter failed; limiting in memory until it is back"
-                        );
-                    }
-                }
-            }
-        }
-        self.metrics.limiter_fallbacks.inc();
-        self.memory.check_now(rule, key)
+        Decision::from_refusal(self.decide_in_order(&[(rule, key)]).await)
     }
 
-    /// [`decide`](Self::decide) for several buckets in order.
+    /// Asks the shared store while it is healthy (or due a probe), else
+    /// memory, spending the buckets in order up to the first refusal.
     async fn decide_in_order(&self, checks: &[(Rule, &str)]) -> Option<(usize, Duration)> {
         if self.health().should_try(Instant::now(), self.retry_after) {
             match self.shared.check_in_order(checks).await {

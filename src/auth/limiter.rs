@@ -119,6 +119,17 @@ pub enum Decision {
     },
 }
 
+impl Decision {
+    /// The decision for one bucket from a [`RateLimitStore::check_in_order`]
+    /// answer about that bucket alone.
+    pub fn from_refusal(refusal: Option<(usize, Duration)>) -> Self {
+        match refusal {
+            Some((_, retry_after)) => Self::Deny { retry_after },
+            None => Self::Allow,
+        }
+    }
+}
+
 /// A store that could not answer (only shared stores fail).
 #[derive(Debug, thiserror::Error)]
 #[error("rate limit store unavailable: {0}")]
@@ -322,16 +333,7 @@ impl Limits {
     /// allows the request (logged): a limiter outage must not lock everyone
     /// out.
     pub async fn check(&self, rule: Rule, key: &str) -> Decision {
-        if !self.enabled {
-            return Decision::Allow;
-        }
-        match self.store.check(rule, key).await {
-            Ok(decision) => decision,
-            Err(err) => {
-                tracing::warn!(rule = rule.name(), error = %err, "rate limiter failed; allowing");
-                Decision::Allow
-            }
-        }
+        Decision::from_refusal(self.check_in_order(&[(rule, key)]).await)
     }
 
     /// [`check`](Self::check) for several buckets in order, in one round

@@ -299,12 +299,7 @@ impl RateLimitStore for RedisLimiter {
         rule: Rule,
         key: &'a str,
     ) -> BoxFuture<'a, Result<Decision, LimiterError>> {
-        Box::pin(async move {
-            Ok(match self.spend(&[(rule, key)]).await? {
-                Some((_, retry_after)) => Decision::Deny { retry_after },
-                None => Decision::Allow,
-            })
-        })
+        Box::pin(async move { Ok(Decision::from_refusal(self.spend(&[(rule, key)]).await?)) })
     }
 
     fn check_in_order<'a>(

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::{
     auth::{
         email::Email,
-        limiter::{retry_after_secs, Decision, Rule},
+        limiter::{retry_after_secs, Rule},
     },
     domain::AuditEventKind,
     error::AppError,
@@ -36,10 +36,7 @@ pub async fn enforce(
     rule: Rule,
     key: &str,
 ) -> Result<(), AppError> {
-    match state.limits.check(rule, key).await {
-        Decision::Allow => Ok(()),
-        Decision::Deny { retry_after } => Err(refuse(state, meta, rule, key, retry_after).await),
-    }
+    enforce_in_order(state, meta, &[(rule, key)]).await
 }
 
 /// [`enforce`] for several buckets in order, in one round trip to Redis:
