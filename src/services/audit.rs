@@ -68,12 +68,36 @@ pub async fn record<C: ConnectionTrait>(
     meta: &RequestMeta,
     event: Event,
 ) -> Result<(), DbErr> {
-    let severity = event.kind.severity();
+    log(meta, &event);
+    audit_event::Entity::insert(row(now, meta, &event))
+        .exec_without_returning(conn)
+        .await
+        .map(|_| ())
+}
+
+/// The stored row of `event`, for a caller that writes it as part of a
+/// larger statement (and calls [`log`] once it is written).
+pub fn row(now: DateTime<Utc>, meta: &RequestMeta, event: &Event) -> audit_event::ActiveModel {
+    audit_event::ActiveModel {
+        id: NotSet,
+        at: Set(now),
+        kind: Set(event.kind.as_str().to_owned()),
+        severity: Set(event.kind.severity().level()),
+        user_id: Set(event.user_id),
+        session_id: Set(event.session_id),
+        ip: Set(meta.ip_string()),
+        user_agent: Set(meta.user_agent.clone()),
+        detail: Set(event.detail.clone()),
+    }
+}
+
+/// The tracing line of `event`, at a level that follows its severity.
+pub fn log(meta: &RequestMeta, event: &Event) {
     let kind = event.kind.as_str();
     let user_id = event.user_id.map(|u| u.to_string());
     let session_id = event.session_id.map(|s| s.to_string());
     let ip = meta.ip_string();
-    match severity {
+    match event.kind.severity() {
         Severity::Info => {
             tracing::info!(target: "warden::audit", kind, user_id, session_id, ip, request_id = %meta.request_id, "security event")
         }
@@ -87,20 +111,6 @@ pub async fn record<C: ConnectionTrait>(
             tracing::error!(target: "warden::audit", kind, user_id, session_id, ip, request_id = %meta.request_id, "security event")
         }
     }
-    audit_event::Entity::insert(audit_event::ActiveModel {
-        id: NotSet,
-        at: Set(now),
-        kind: Set(kind.to_owned()),
-        severity: Set(severity.level()),
-        user_id: Set(event.user_id),
-        session_id: Set(event.session_id),
-        ip: Set(ip),
-        user_agent: Set(meta.user_agent.clone()),
-        detail: Set(event.detail),
-    })
-    .exec_without_returning(conn)
-    .await
-    .map(|_| ())
 }
 
 /// What to read from the log.

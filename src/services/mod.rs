@@ -7,6 +7,7 @@ pub mod devices;
 pub mod limits;
 pub mod liveness;
 pub mod lockout;
+pub mod rotation;
 pub mod sessions;
 
 use chrono::{DateTime, Utc};

@@ -5,7 +5,8 @@
 //! Each `refresh` *claims* the presented token with one conditional UPDATE
 //! (`… SET used_at = now WHERE id = ? AND used_at IS NULL`). Exactly one
 //! caller can win that update, on SQLite and on Postgres, so concurrent
-//! refreshes never fork a session. A loser finds the token used and decides:
+//! refreshes never fork a session. The winner's writes are in
+//! [`crate::services::rotation`] (one statement on Postgres). A loser finds the token used and decides:
 //! - within the reuse interval of the first use, with the successor still
 //!   unused and the session alive: it gets the *same* successor (derived from
 //!   the token, see [`crate::auth::refresh`]) — a retry or a second tab;
@@ -32,7 +33,9 @@ use crate::{
     meta::RequestMeta,
     services::{
         audit::{self, Event},
-        limits, AuthOutcome,
+        limits,
+        rotation::{self, Claim, Rotation},
+        AuthOutcome,
     },
     state::AppState,
 };
@@ -136,8 +139,25 @@ async fn issue_token(
     token: &SecretString,
     now: DateTime<Utc>,
 ) -> Result<DateTime<Utc>, AppError> {
+    let (row, expires) = token_row(state, session_id, session_expires, parent, token, now);
+    refresh_token::Entity::insert(row)
+        .exec_without_returning(txn)
+        .await?;
+    Ok(expires)
+}
+
+/// The row that stores the hash of `token`, and its expiry (never past the
+/// session's).
+fn token_row(
+    state: &AppState,
+    session_id: Uuid,
+    session_expires: DateTime<Utc>,
+    parent: Option<Uuid>,
+    token: &SecretString,
+    now: DateTime<Utc>,
+) -> (refresh_token::ActiveModel, DateTime<Utc>) {
     let expires = (now + delta(state.config.refresh_token_ttl)).min(session_expires);
-    refresh_token::Entity::insert(refresh_token::ActiveModel {
+    let row = refresh_token::ActiveModel {
         id: Set(Uuid::now_v7()),
         session_id: Set(session_id),
         token_hash: Set(refresh::hash(token.expose_secret())),
@@ -145,10 +165,8 @@ async fn issue_token(
         issued_at: Set(now),
         expires_at: Set(expires),
         used_at: Set(None),
-    })
-    .exec_without_returning(txn)
-    .await?;
-    Ok(expires)
+    };
+    (row, expires)
 }
 
 /// Records a refused refresh and returns the error the client sees.
@@ -203,36 +221,52 @@ pub async fn refresh(
         return Err(refuse(state, meta, known().detail(json!({ "reason": "expired" }))).await);
     }
 
-    let txn = state.db.begin().await?;
-    let claimed = refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
-        .filter(refresh_token::Column::Id.eq(token.id))
-        .filter(refresh_token::Column::UsedAt.is_null())
-        .exec(&txn)
-        .await?
-        .rows_affected
-        == 1;
     let successor = state.successors.successor(presented);
-    let (refresh_expires_at, outcome) = if claimed {
-        let expires_at = rotate(&txn, state, meta, &session, token.id, &successor, now).await?;
-        (expires_at, "rotated")
-    } else {
-        match replay(&txn, state, meta, &session, token.id, now).await? {
-            Replay::Grace { expires_at } => (expires_at, "retry"),
-            Replay::Reused => {
-                // Committed on purpose: the revocation must stand although the request fails.
-                txn.commit().await?;
-                state.metrics.reuse_detections.inc();
-                state
-                    .metrics
-                    .sessions_revoked
-                    .with_label_values(&[RevokeReason::TokenReuse.as_str()])
-                    .inc();
-                return Err(AppError::RefreshTokenReused);
+    let (next, next_expires) = token_row(
+        state,
+        session.id,
+        session.expires_at,
+        Some(token.id),
+        &successor,
+        now,
+    );
+    let refreshed = Event::new(AuditEventKind::TokenRefreshed)
+        .user(session.user_id)
+        .session(session.id);
+    let rotation = Rotation {
+        session_id: session.id,
+        token_id: token.id,
+        successor: next,
+        audit: audit::row(now, meta, &refreshed),
+        now,
+    };
+    let (refresh_expires_at, outcome) = match rotation::run(&state.db, rotation).await? {
+        Claim::Rotated => {
+            audit::log(meta, &refreshed);
+            (next_expires, "rotated")
+        }
+        // A logout committed between our read and our claim.
+        Claim::SessionEnded => return Err(AppError::InvalidRefreshToken),
+        Claim::Lost => {
+            let txn = state.db.begin().await?;
+            let replayed = replay(&txn, state, meta, &session, token.id, now).await?;
+            // Committed either way: a revocation for reuse must stand
+            // although the request fails.
+            txn.commit().await?;
+            match replayed {
+                Replay::Grace { expires_at } => (expires_at, "retry"),
+                Replay::Reused => {
+                    state.metrics.reuse_detections.inc();
+                    state
+                        .metrics
+                        .sessions_revoked
+                        .with_label_values(&[RevokeReason::TokenReuse.as_str()])
+                        .inc();
+                    return Err(AppError::RefreshTokenReused);
+                }
             }
         }
     };
-    txn.commit().await?;
     state.metrics.refreshes.with_label_values(&[outcome]).inc();
     let access = state
         .tokens
@@ -244,50 +278,6 @@ pub async fn refresh(
         refresh_token: successor,
         refresh_expires_at,
     })
-}
-
-/// The winner of the claim: stores the successor and records the rotation.
-async fn rotate(
-    txn: &DatabaseTransaction,
-    state: &AppState,
-    meta: &RequestMeta,
-    session: &session::Model,
-    parent: Uuid,
-    successor: &SecretString,
-    now: DateTime<Utc>,
-) -> Result<DateTime<Utc>, AppError> {
-    // A logout may have committed between our read and our claim.
-    let alive = session::Entity::update_many()
-        .col_expr(session::Column::LastUsedAt, Expr::value(now))
-        .filter(session::Column::Id.eq(session.id))
-        .filter(session::Column::RevokedAt.is_null())
-        .exec(txn)
-        .await?
-        .rows_affected
-        == 1;
-    if !alive {
-        return Err(AppError::InvalidRefreshToken);
-    }
-    let expires = issue_token(
-        txn,
-        state,
-        session.id,
-        session.expires_at,
-        Some(parent),
-        successor,
-        now,
-    )
-    .await?;
-    audit::record(
-        txn,
-        now,
-        meta,
-        Event::new(AuditEventKind::TokenRefreshed)
-            .user(session.user_id)
-            .session(session.id),
-    )
-    .await?;
-    Ok(expires)
 }
 
 enum Replay {

@@ -3,9 +3,19 @@
 use std::time::Duration;
 
 use entity::{refresh_token, session};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
-use warden::{domain::AuditEventKind, services::audit};
+use uuid::Uuid;
+use warden::{
+    auth::refresh,
+    domain::AuditEventKind,
+    meta::RequestMeta,
+    services::{
+        audit,
+        rotation::{self, Claim, Rotation},
+        sessions::{self, RevokeReason},
+    },
+};
 
 use crate::helpers::{code, email, reason, s, spawn_app, spawn_app_with};
 
@@ -244,5 +254,108 @@ async fn a_spent_token_replayed_after_its_own_expiry_is_still_reuse() {
             .await
             .len(),
         1
+    );
+}
+
+/// The rotation of `token` (as the refresh service would write it), run
+/// directly: the races it guards against are too narrow to hit through HTTP.
+async fn rotate_directly(app: &crate::helpers::TestApp, token: &str) -> Claim {
+    let row = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(refresh::hash(token)))
+        .one(app.state.db.read())
+        .await
+        .unwrap()
+        .expect("a stored token");
+    let now = app.clock.now();
+    let successor = refresh::random_token();
+    let event = audit::Event::new(AuditEventKind::TokenRefreshed)
+        .session(row.session_id)
+        .detail(json!({ "direct": true }));
+    let rotation = Rotation {
+        session_id: row.session_id,
+        token_id: row.id,
+        successor: refresh_token::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            session_id: Set(row.session_id),
+            token_hash: Set(refresh::hash(secrecy::ExposeSecret::expose_secret(
+                &successor,
+            ))),
+            parent_id: Set(Some(row.id)),
+            issued_at: Set(now),
+            expires_at: Set(row.expires_at),
+            used_at: Set(None),
+        },
+        audit: audit::row(now, &RequestMeta::local("test"), &event),
+        now,
+    };
+    rotation::run(&app.state.db, rotation).await.unwrap()
+}
+
+async fn chain(app: &crate::helpers::TestApp, session_id: Uuid) -> Vec<refresh_token::Model> {
+    refresh_token::Entity::find()
+        .filter(refresh_token::Column::SessionId.eq(session_id))
+        .all(app.state.db.read())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_rotation_writes_all_of_its_rows_or_none() {
+    let app = spawn_app().await;
+    let direct = |rows: &[entity::audit_event::Model]| {
+        rows.iter()
+            .filter(|r| r.detail == Some(json!({ "direct": true })))
+            .count()
+    };
+
+    // Won: the token is spent, its successor stored, the rotation audited.
+    let won = app.register(&email()).await;
+    let won_session: Uuid = s(&won, "sessionId").parse().unwrap();
+    assert_eq!(
+        rotate_directly(&app, s(&won, "refreshToken")).await,
+        Claim::Rotated
+    );
+    let rows = chain(&app, won_session).await;
+    assert_eq!(rows.len(), 2);
+    assert!(rows
+        .iter()
+        .any(|t| t.parent_id.is_none() && t.used_at.is_some()));
+    assert_eq!(
+        direct(&kinds(&app, AuditEventKind::TokenRefreshed).await),
+        1
+    );
+
+    // Lost: someone else spent the token first; no second successor.
+    let lost = app.register(&email()).await;
+    let lost_session: Uuid = s(&lost, "sessionId").parse().unwrap();
+    assert!(app.refresh(s(&lost, "refreshToken")).await["errors"].is_null());
+    assert_eq!(
+        rotate_directly(&app, s(&lost, "refreshToken")).await,
+        Claim::Lost
+    );
+    assert_eq!(chain(&app, lost_session).await.len(), 2);
+
+    // A logout committed between the service's read and its claim: the
+    // token stays unspent and nothing is added.
+    let ended = app.register(&email()).await;
+    let ended_session: Uuid = s(&ended, "sessionId").parse().unwrap();
+    let now = app.clock.now();
+    let db = app.state.db.write();
+    assert!(
+        sessions::revoke(db, ended_session, None, RevokeReason::Logout, now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        rotate_directly(&app, s(&ended, "refreshToken")).await,
+        Claim::SessionEnded
+    );
+    let rows = chain(&app, ended_session).await;
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].used_at.is_none());
+    assert_eq!(
+        direct(&kinds(&app, AuditEventKind::TokenRefreshed).await),
+        1,
+        "only the rotation that won was audited"
     );
 }
