@@ -15,7 +15,7 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
-    EntityTrait, Select, SelectThree, SelectTwo, SqliteTransactionMode, Topology,
+    EntityTrait, RuntimeErr, Select, SelectThree, SelectTwo, SqliteTransactionMode, Topology,
     TransactionOptions, TransactionTrait,
 };
 use secrecy::ExposeSecret;
@@ -39,8 +39,8 @@ impl Db {
         let url = config.database_url.expose_secret().to_owned();
         let timeout = config.database_acquire_timeout;
         if config.is_sqlite() {
-            let write = Database::connect(sqlite_options(&url, 1, timeout)).await?;
-            let read = Database::connect(sqlite_options(&url, 4, timeout)).await?;
+            let write = connect_sqlite(&url, 1, timeout).await?;
+            let read = connect_sqlite(&url, 4, timeout).await?;
             Ok(Self {
                 read,
                 write,
@@ -132,6 +132,42 @@ impl Db {
         }
         Ok(())
     }
+}
+
+/// Opens a SQLite pool, trying again for up to `timeout` while the file is
+/// busy. Two instances starting together on a new file both switch it to
+/// WAL, and SQLite may answer that switch with SQLITE_BUSY at once rather
+/// than wait on `busy_timeout`.
+async fn connect_sqlite(
+    url: &str,
+    connections: u32,
+    timeout: Duration,
+) -> Result<DatabaseConnection, DbErr> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match Database::connect(sqlite_options(url, connections, timeout)).await {
+            Err(err) if sqlite_busy(&err) && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// SQLITE_BUSY or SQLITE_LOCKED, extended codes included.
+fn sqlite_busy(err: &DbErr) -> bool {
+    let (DbErr::Conn(RuntimeErr::SqlxError(sqlx))
+    | DbErr::Exec(RuntimeErr::SqlxError(sqlx))
+    | DbErr::Query(RuntimeErr::SqlxError(sqlx))) = err
+    else {
+        return false;
+    };
+    let sea_orm::sqlx::Error::Database(db) = sqlx.as_ref() else {
+        return false;
+    };
+    db.code()
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 5 | 6))
 }
 
 /// `timeout` bounds both the wait for a pooled connection and SQLite's
