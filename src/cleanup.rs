@@ -212,6 +212,17 @@ async fn delete_sessions(db: &Db, ids: &[Uuid]) -> Result<(u64, u64), DbErr> {
         return Ok((0, 0));
     }
     let txn = db.begin().await?;
+    // The sessions first, then their tokens: the order a rotation locks
+    // them in (services::rotation), so the two never deadlock on Postgres.
+    // (SQLite has one writer and no row locks; there this is a plain read.)
+    session::Entity::find()
+        .select_only()
+        .column(session::Column::Id)
+        .filter(session::Column::Id.is_in(ids.iter().copied()))
+        .lock_exclusive()
+        .into_tuple::<Uuid>()
+        .all(&txn)
+        .await?;
     let tokens = refresh_token::Entity::delete_many()
         .filter(refresh_token::Column::SessionId.is_in(ids.iter().copied()))
         .exec(&txn)

@@ -24,6 +24,10 @@
 //! SELECT EXISTS (SELECT * FROM touched) AS alive, EXISTS (SELECT * FROM claimed) AS claimed
 //! ```
 //!
+//! The session row is locked before the token row, on both backends and in
+//! [`crate::cleanup`] too: two transactions that take the same rows in
+//! opposite orders can deadlock on Postgres.
+//!
 //! One statement is atomic by itself. Under READ COMMITTED an UPDATE that
 //! finds its row changed by a transaction that committed meanwhile
 //! re-checks its WHERE on the newest version, so of two concurrent claims
@@ -52,8 +56,9 @@ pub enum Claim {
     Rotated,
     /// The session was revoked: nothing was written.
     SessionEnded,
-    /// Another request spent the token first: at most the session's
-    /// `last_used_at` was written.
+    /// Another request spent the token first: only the session's
+    /// `last_used_at` was written (the session was presented, by a retry or
+    /// by a replay the caller goes on to judge).
     Lost,
 }
 
@@ -104,6 +109,8 @@ async fn in_transaction(db: &Db, rotation: Rotation) -> Result<Claim, DbErr> {
         return Ok(Claim::SessionEnded);
     }
     if !changed(claim(rotation.token_id, rotation.now).exec(&txn).await?) {
+        // Kept, as the one statement on Postgres keeps it.
+        txn.commit().await?;
         return Ok(Claim::Lost);
     }
     refresh_token::Entity::insert(rotation.successor)

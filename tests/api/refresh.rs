@@ -257,17 +257,16 @@ async fn a_spent_token_replayed_after_its_own_expiry_is_still_reuse() {
     );
 }
 
-/// The rotation of `token` (as the refresh service would write it), run
-/// directly: the races it guards against are too narrow to hit through HTTP.
-async fn rotate_directly(app: &crate::helpers::TestApp, token: &str) -> Claim {
-    let row = refresh_token::Entity::find()
-        .filter(refresh_token::Column::TokenHash.eq(refresh::hash(token)))
-        .one(app.state.db.read())
-        .await
-        .unwrap()
-        .expect("a stored token");
+/// The rotation of `token` into a successor with `successor_hash` (as the
+/// refresh service would write it), run directly: the races it guards
+/// against are too narrow to hit through HTTP.
+async fn rotate_directly(
+    app: &crate::helpers::TestApp,
+    token: &str,
+    successor_hash: String,
+) -> Result<Claim, sea_orm::DbErr> {
+    let row = stored(app, token).await;
     let now = app.clock.now();
-    let successor = refresh::random_token();
     let event = audit::Event::new(AuditEventKind::TokenRefreshed)
         .session(row.session_id)
         .detail(json!({ "direct": true }));
@@ -277,9 +276,7 @@ async fn rotate_directly(app: &crate::helpers::TestApp, token: &str) -> Claim {
         successor: refresh_token::ActiveModel {
             id: Set(Uuid::now_v7()),
             session_id: Set(row.session_id),
-            token_hash: Set(refresh::hash(secrecy::ExposeSecret::expose_secret(
-                &successor,
-            ))),
+            token_hash: Set(successor_hash),
             parent_id: Set(Some(row.id)),
             issued_at: Set(now),
             expires_at: Set(row.expires_at),
@@ -288,7 +285,22 @@ async fn rotate_directly(app: &crate::helpers::TestApp, token: &str) -> Claim {
         audit: audit::row(now, &RequestMeta::local("test"), &event),
         now,
     };
-    rotation::run(&app.state.db, rotation).await.unwrap()
+    rotation::run(&app.state.db, rotation).await
+}
+
+fn fresh_hash() -> String {
+    refresh::hash(secrecy::ExposeSecret::expose_secret(
+        &refresh::random_token(),
+    ))
+}
+
+async fn stored(app: &crate::helpers::TestApp, token: &str) -> refresh_token::Model {
+    refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(refresh::hash(token)))
+        .one(app.state.db.read())
+        .await
+        .unwrap()
+        .expect("a stored token")
 }
 
 async fn chain(app: &crate::helpers::TestApp, session_id: Uuid) -> Vec<refresh_token::Model> {
@@ -299,62 +311,109 @@ async fn chain(app: &crate::helpers::TestApp, session_id: Uuid) -> Vec<refresh_t
         .unwrap()
 }
 
+async fn last_used(
+    app: &crate::helpers::TestApp,
+    session_id: Uuid,
+) -> chrono::DateTime<chrono::Utc> {
+    session::Entity::find_by_id(session_id)
+        .one(app.state.db.read())
+        .await
+        .unwrap()
+        .expect("a stored session")
+        .last_used_at
+}
+
+/// Rotations audited by [`rotate_directly`].
+async fn direct_rotations(app: &crate::helpers::TestApp) -> usize {
+    kinds(app, AuditEventKind::TokenRefreshed)
+        .await
+        .iter()
+        .filter(|r| r.detail == Some(json!({ "direct": true })))
+        .count()
+}
+
 #[tokio::test]
 async fn a_rotation_writes_all_of_its_rows_or_none() {
     let app = spawn_app().await;
-    let direct = |rows: &[entity::audit_event::Model]| {
-        rows.iter()
-            .filter(|r| r.detail == Some(json!({ "direct": true })))
-            .count()
-    };
+    let minute = Duration::from_secs(60);
 
-    // Won: the token is spent, its successor stored, the rotation audited.
+    // Won: the token is spent, its successor stored, the session touched,
+    // the rotation audited.
     let won = app.register(&email()).await;
-    let won_session: Uuid = s(&won, "sessionId").parse().unwrap();
-    assert_eq!(
-        rotate_directly(&app, s(&won, "refreshToken")).await,
-        Claim::Rotated
+    let (token, session_id) = (
+        s(&won, "refreshToken"),
+        s(&won, "sessionId").parse().unwrap(),
     );
-    let rows = chain(&app, won_session).await;
+    let before = last_used(&app, session_id).await;
+    app.clock.advance(minute);
+    let claim = rotate_directly(&app, token, fresh_hash()).await.unwrap();
+    assert_eq!(claim, Claim::Rotated);
+    let original = stored(&app, token).await;
+    assert!(original.used_at.is_some());
+    let rows = chain(&app, session_id).await;
     assert_eq!(rows.len(), 2);
-    assert!(rows
-        .iter()
-        .any(|t| t.parent_id.is_none() && t.used_at.is_some()));
-    assert_eq!(
-        direct(&kinds(&app, AuditEventKind::TokenRefreshed).await),
-        1
-    );
+    let successor = rows.iter().find(|t| t.id != original.id).unwrap();
+    assert_eq!(successor.parent_id, Some(original.id));
+    assert!(successor.used_at.is_none());
+    assert!(last_used(&app, session_id).await >= before + minute);
+    assert_eq!(direct_rotations(&app).await, 1);
 
-    // Lost: someone else spent the token first; no second successor.
+    // Lost: someone else spent the token first. No second successor; the
+    // session was presented, so it counts as used (on both backends).
     let lost = app.register(&email()).await;
-    let lost_session: Uuid = s(&lost, "sessionId").parse().unwrap();
-    assert!(app.refresh(s(&lost, "refreshToken")).await["errors"].is_null());
-    assert_eq!(
-        rotate_directly(&app, s(&lost, "refreshToken")).await,
-        Claim::Lost
+    let (token, session_id) = (
+        s(&lost, "refreshToken"),
+        s(&lost, "sessionId").parse().unwrap(),
     );
-    assert_eq!(chain(&app, lost_session).await.len(), 2);
+    assert!(app.refresh(token).await["errors"].is_null());
+    let before = last_used(&app, session_id).await;
+    app.clock.advance(minute);
+    let claim = rotate_directly(&app, token, fresh_hash()).await.unwrap();
+    assert_eq!(claim, Claim::Lost);
+    assert_eq!(chain(&app, session_id).await.len(), 2);
+    assert!(last_used(&app, session_id).await >= before + minute);
 
     // A logout committed between the service's read and its claim: the
-    // token stays unspent and nothing is added.
+    // token stays unspent and nothing is written.
     let ended = app.register(&email()).await;
-    let ended_session: Uuid = s(&ended, "sessionId").parse().unwrap();
+    let (token, session_id) = (
+        s(&ended, "refreshToken"),
+        s(&ended, "sessionId").parse().unwrap(),
+    );
     let now = app.clock.now();
     let db = app.state.db.write();
     assert!(
-        sessions::revoke(db, ended_session, None, RevokeReason::Logout, now)
+        sessions::revoke(db, session_id, None, RevokeReason::Logout, now)
             .await
             .unwrap()
     );
-    assert_eq!(
-        rotate_directly(&app, s(&ended, "refreshToken")).await,
-        Claim::SessionEnded
-    );
-    let rows = chain(&app, ended_session).await;
+    let before = last_used(&app, session_id).await;
+    app.clock.advance(minute);
+    let claim = rotate_directly(&app, token, fresh_hash()).await.unwrap();
+    assert_eq!(claim, Claim::SessionEnded);
+    let rows = chain(&app, session_id).await;
     assert_eq!(rows.len(), 1);
     assert!(rows[0].used_at.is_none());
+    assert_eq!(last_used(&app, session_id).await, before);
+
+    // The last write fails (the successor's hash is taken): the earlier
+    // ones are undone with it.
+    let failed = app.register(&email()).await;
+    let (token, session_id) = (
+        s(&failed, "refreshToken"),
+        s(&failed, "sessionId").parse().unwrap(),
+    );
+    let before = last_used(&app, session_id).await;
+    app.clock.advance(minute);
+    let taken = refresh::hash(s(&won, "refreshToken"));
+    assert!(rotate_directly(&app, token, taken).await.is_err());
+    let rows = chain(&app, session_id).await;
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].used_at.is_none(), "the claim was rolled back");
+    assert_eq!(last_used(&app, session_id).await, before);
+
     assert_eq!(
-        direct(&kinds(&app, AuditEventKind::TokenRefreshed).await),
+        direct_rotations(&app).await,
         1,
         "only the rotation that won was audited"
     );
