@@ -121,29 +121,15 @@ pub async fn start(
     .exec_without_returning(txn)
     .await?;
     let token = refresh::random_token();
-    let expires = issue_token(txn, state, session_id, session_expires, None, &token, now).await?;
+    let (row, expires) = token_row(state, session_id, session_expires, None, &token, now);
+    refresh_token::Entity::insert(row)
+        .exec_without_returning(txn)
+        .await?;
     Ok(Started {
         session_id,
         refresh_token: token,
         refresh_expires_at: expires,
     })
-}
-
-/// Stores the hash of `token`; returns its expiry (never past the session's).
-async fn issue_token(
-    txn: &DatabaseTransaction,
-    state: &AppState,
-    session_id: Uuid,
-    session_expires: DateTime<Utc>,
-    parent: Option<Uuid>,
-    token: &SecretString,
-    now: DateTime<Utc>,
-) -> Result<DateTime<Utc>, AppError> {
-    let (row, expires) = token_row(state, session_id, session_expires, parent, token, now);
-    refresh_token::Entity::insert(row)
-        .exec_without_returning(txn)
-        .await?;
-    Ok(expires)
 }
 
 /// The row that stores the hash of `token`, and its expiry (never past the

@@ -323,6 +323,12 @@ async fn last_used(
         .last_used_at
 }
 
+/// The refresh token and session id of a `register` answer.
+fn token_and_session(answer: &serde_json::Value) -> (&str, Uuid) {
+    let session_id = s(answer, "sessionId").parse().expect("a session id");
+    (s(answer, "refreshToken"), session_id)
+}
+
 /// Rotations audited by [`rotate_directly`].
 async fn direct_rotations(app: &crate::helpers::TestApp) -> usize {
     kinds(app, AuditEventKind::TokenRefreshed)
@@ -340,10 +346,7 @@ async fn a_rotation_writes_all_of_its_rows_or_none() {
     // Won: the token is spent, its successor stored, the session touched,
     // the rotation audited.
     let won = app.register(&email()).await;
-    let (token, session_id) = (
-        s(&won, "refreshToken"),
-        s(&won, "sessionId").parse().unwrap(),
-    );
+    let (token, session_id) = token_and_session(&won);
     let before = last_used(&app, session_id).await;
     app.clock.advance(minute);
     let claim = rotate_directly(&app, token, fresh_hash()).await.unwrap();
@@ -361,10 +364,7 @@ async fn a_rotation_writes_all_of_its_rows_or_none() {
     // Lost: someone else spent the token first. No second successor; the
     // session was presented, so it counts as used (on both backends).
     let lost = app.register(&email()).await;
-    let (token, session_id) = (
-        s(&lost, "refreshToken"),
-        s(&lost, "sessionId").parse().unwrap(),
-    );
+    let (token, session_id) = token_and_session(&lost);
     assert!(app.refresh(token).await["errors"].is_null());
     let before = last_used(&app, session_id).await;
     app.clock.advance(minute);
@@ -376,10 +376,7 @@ async fn a_rotation_writes_all_of_its_rows_or_none() {
     // A logout committed between the service's read and its claim: the
     // token stays unspent and nothing is written.
     let ended = app.register(&email()).await;
-    let (token, session_id) = (
-        s(&ended, "refreshToken"),
-        s(&ended, "sessionId").parse().unwrap(),
-    );
+    let (token, session_id) = token_and_session(&ended);
     let now = app.clock.now();
     let db = app.state.db.write();
     assert!(
@@ -399,10 +396,7 @@ async fn a_rotation_writes_all_of_its_rows_or_none() {
     // The last write fails (the successor's hash is taken): the earlier
     // ones are undone with it.
     let failed = app.register(&email()).await;
-    let (token, session_id) = (
-        s(&failed, "refreshToken"),
-        s(&failed, "sessionId").parse().unwrap(),
-    );
+    let (token, session_id) = token_and_session(&failed);
     let before = last_used(&app, session_id).await;
     app.clock.advance(minute);
     let taken = refresh::hash(s(&won, "refreshToken"));
