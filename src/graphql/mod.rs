@@ -6,6 +6,7 @@
 
 pub mod aliases;
 pub mod context;
+pub mod documents;
 pub mod mutation;
 pub mod observe;
 pub mod query;
@@ -28,6 +29,10 @@ const MAX_COMPLEXITY: usize = 500;
 const MAX_RECURSIVE_DEPTH: usize = 32;
 const MAX_DIRECTIVES: usize = 16;
 const MAX_ALIASES: usize = 32;
+/// Parsed documents kept for reuse, and the longest text kept. A frontend
+/// sends a few dozen distinct documents, each well under the length bound.
+const KEPT_DOCUMENTS: usize = 512;
+const MAX_KEPT_DOCUMENT_BYTES: usize = 8 * 1024;
 
 fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
     Schema::build(QueryRoot, MutationRoot, EmptySubscription)
@@ -35,6 +40,11 @@ fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(MAX_RECURSIVE_DEPTH)
         .limit_directives(MAX_DIRECTIVES)
+        // First, so that only documents that passed the alias limit are kept.
+        .extension(documents::DocumentCache::new(
+            KEPT_DOCUMENTS,
+            MAX_KEPT_DOCUMENT_BYTES,
+        ))
         .extension(aliases::AliasLimit { max: MAX_ALIASES })
 }
 
