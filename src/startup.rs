@@ -3,7 +3,7 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
-use poem::{listener::TcpAcceptor, Server};
+use tokio::net::TcpListener;
 
 use crate::{
     auth::{
@@ -70,9 +70,15 @@ pub async fn build_state(config: Config, clock: Clock) -> Result<AppState, Start
     })
 }
 
+/// Time a connection has to send a request head while one is awaited, idle
+/// keep-alive time included. Longer than the 60 s idle timeout common load
+/// balancers use toward their upstreams, so the balancer, not Warden, closes
+/// a pooled connection first and never sends on one Warden just closed.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(75);
+
 /// A built server, bound and ready to run.
 pub struct App {
-    acceptor: TcpAcceptor,
+    listener: TcpListener,
     addr: SocketAddr,
     state: AppState,
 }
@@ -92,12 +98,8 @@ impl App {
             addr: listen,
             source,
         })?;
-        let acceptor = TcpAcceptor::from_tokio(listener).map_err(|source| StartupError::Bind {
-            addr: listen,
-            source,
-        })?;
         Ok(Self {
-            acceptor,
+            listener,
             addr,
             state,
         })
@@ -149,9 +151,11 @@ impl App {
         let cleanup = tokio::spawn(crate::cleanup::run_every(self.state.clone()));
         let schema = graphql::build(self.state.clone());
         let routes = http::routes(schema, self.state);
-        let served = Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(routes, shutdown, Some(std::time::Duration::from_secs(10)))
-            .await;
+        let options = http::serve::ServeOptions {
+            header_timeout: HEADER_TIMEOUT,
+            grace: std::time::Duration::from_secs(10),
+        };
+        let served = http::serve::serve(self.listener, routes, options, shutdown).await;
         housekeeping.abort();
         cleanup.abort();
         served

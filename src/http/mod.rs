@@ -9,6 +9,7 @@ pub mod cookie;
 mod cors;
 mod graphql;
 mod health;
+pub mod serve;
 
 use std::sync::Arc;
 

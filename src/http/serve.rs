@@ -1,0 +1,244 @@
+//! The connection loop: HTTP/1.1 straight on hyper, one task per connection.
+//!
+//! poem's own `Server` hands every connection to hyper-util's `auto`
+//! builder, which can also speak cleartext HTTP/2. That costs about 10 KB
+//! more per open connection than hyper's HTTP/1 connection alone: with
+//! 10,000 idle keep-alive connections, 264 MB against 168 MB on a bare
+//! harness. Warden's callers are browsers and apps, usually through a proxy
+//! or load balancer, which speak HTTP/1.1 to their upstreams (TLS and
+//! HTTP/2 end at the proxy), so Warden serves HTTP/1.1 only. Routing,
+//! extractors and middleware are still poem's: each request is handed to
+//! the same endpoint poem's server would call.
+//!
+//! A connection has [`ServeOptions::header_timeout`] to send a complete
+//! request head whenever it is waiting for one: just opened, or idle
+//! between keep-alive requests. That bounds both clients that trickle their
+//! headers and connections left open doing nothing.
+
+use std::{convert::Infallible, future::Future, io, sync::Arc, time::Duration};
+
+use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+};
+use poem::{
+    http::uri::Scheme,
+    web::{LocalAddr, RemoteAddr},
+    Addr, Endpoint, EndpointExt, Request,
+};
+use tokio::net::TcpListener;
+
+/// How long to wait before accepting again after `accept` failed (out of
+/// file descriptors, say), so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Timeouts of the connection loop.
+#[derive(Clone, Copy, Debug)]
+pub struct ServeOptions {
+    /// Time a connection has to send a request head while one is awaited.
+    pub header_timeout: Duration,
+    /// Time in-flight requests get to finish once shutdown begins.
+    pub grace: Duration,
+}
+
+/// Accepts connections on `listener` and serves `endpoint` on each until
+/// `shutdown` completes. Then it stops accepting, lets every connection
+/// finish the request it is serving (closing it afterwards), and returns
+/// once all are closed or `options.grace` has passed.
+pub async fn serve<E>(
+    listener: TcpListener,
+    endpoint: E,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()>
+where
+    E: Endpoint + 'static,
+{
+    let endpoint = Arc::new(endpoint.map_to_response());
+    let local = LocalAddr(Addr::SocketAddr(listener.local_addr()?));
+    let connections = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (socket, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // The listener itself is still good: a peer gave up
+                    // before we took it, or descriptors ran out for a moment.
+                    tracing::warn!(error = %err, "could not accept a connection");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        // Responses go out in one write; there is nothing to coalesce.
+        let _ = socket.set_nodelay(true);
+        let remote = RemoteAddr(Addr::SocketAddr(peer));
+        let (endpoint, local) = (endpoint.clone(), local.clone());
+        let service = service_fn(move |req: hyper::Request<Incoming>| {
+            let endpoint = endpoint.clone();
+            let req = Request::from((req, local.clone(), remote.clone(), Scheme::HTTP));
+            async move {
+                let response = endpoint.get_response(req).await;
+                Ok::<_, Infallible>(hyper::Response::from(response))
+            }
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(options.header_timeout)
+            .serve_connection(TokioIo::new(socket), service);
+        let conn = connections.watch(conn);
+        tokio::spawn(async move {
+            // Peers hang up mid-request and heads time out: neither is ours
+            // to report above debug.
+            if let Err(err) = conn.await {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = connections.shutdown() => {}
+        () = tokio::time::sleep(options.grace) => {
+            tracing::warn!(
+                grace_secs = options.grace.as_secs(),
+                "requests still running after the grace period were cut off"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use poem::{handler, Route};
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpStream,
+        sync::oneshot,
+    };
+
+    use super::*;
+
+    #[handler]
+    async fn slow() -> &'static str {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        "done"
+    }
+
+    #[handler]
+    fn peer(req: &Request) -> String {
+        req.remote_addr().to_string()
+    }
+
+    struct Running {
+        addr: std::net::SocketAddr,
+        stop: Option<oneshot::Sender<()>>,
+        served: tokio::task::JoinHandle<io::Result<()>>,
+    }
+
+    async fn start(header_timeout: Duration) -> io::Result<Running> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let routes = Route::new().at("/slow", slow).at("/peer", peer);
+        let options = ServeOptions {
+            header_timeout,
+            grace: Duration::from_secs(5),
+        };
+        let served = tokio::spawn(serve(listener, routes, options, async move {
+            let _ = stopped.await;
+        }));
+        Ok(Running {
+            addr,
+            stop: Some(stop),
+            served,
+        })
+    }
+
+    /// Sends one request on `stream` and reads its whole response.
+    async fn get(stream: &mut TcpStream, path: &str) -> io::Result<String> {
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await?;
+        let mut response = Vec::new();
+        let mut chunk = [0u8; 1024];
+        loop {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            response.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&response);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(str::to_owned)
+                    })
+                    .and_then(|v| v.trim().parse::<usize>().ok());
+                if length.is_some_and(|len| body.len() >= len) {
+                    break;
+                }
+            }
+        }
+        Ok(String::from_utf8_lossy(&response).into_owned())
+    }
+
+    #[tokio::test]
+    async fn one_connection_serves_requests_back_to_back_and_sees_its_peer() -> io::Result<()> {
+        let server = start(Duration::from_secs(5)).await?;
+        let mut stream = TcpStream::connect(server.addr).await?;
+        let mine = stream.local_addr()?;
+        for _ in 0..3 {
+            let response = get(&mut stream, "/peer").await?;
+            assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+            assert!(response.ends_with(&mine.to_string()), "{response}");
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_sends_no_request_head_is_closed() -> io::Result<()> {
+        let server = start(Duration::from_millis(300)).await?;
+        // Idle after a request, and trickling a head that never ends.
+        let mut idle = TcpStream::connect(server.addr).await?;
+        assert!(get(&mut idle, "/peer").await?.starts_with("HTTP/1.1 200"));
+        let mut trickle = TcpStream::connect(server.addr).await?;
+        trickle.write_all(b"GET /peer HTTP/1.1\r\nHo").await?;
+        let started = Instant::now();
+        for stream in [&mut idle, &mut trickle] {
+            let mut rest = Vec::new();
+            let read =
+                tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+            assert!(read.is_ok(), "the connection was still open after 5 s");
+        }
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn shutdown_lets_a_running_request_finish_and_then_stops_accepting() -> io::Result<()> {
+        let mut server = start(Duration::from_secs(5)).await?;
+        let mut stream = TcpStream::connect(server.addr).await?;
+        let addr = server.addr;
+        let running = tokio::spawn(async move { get(&mut stream, "/slow").await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Some(stop) = server.stop.take() {
+            let _ = stop.send(());
+        }
+        let response = running.await.map_err(io::Error::other)??;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert!(response.ends_with("done"), "{response}");
+        let served = tokio::time::timeout(Duration::from_secs(5), server.served).await;
+        assert!(matches!(served, Ok(Ok(Ok(())))), "{served:?}");
+        assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
+        Ok(())
+    }
+}
