@@ -147,6 +147,12 @@ pub struct Config {
     )]
     pub max_body_bytes: usize,
 
+    /// How long a connection may take to send a request head or body; idle
+    /// keep-alive time counts too. Keep it above the idle timeout of the load
+    /// balancer in front, so the balancer closes pooled connections first.
+    #[arg(long, env = "WARDEN_IDLE_TIMEOUT", default_value = "75s", value_parser = parse_positive_duration, global = true)]
+    pub idle_timeout: Duration,
+
     /// Operations allowed in one batched request; 1 refuses batches.
     #[arg(long, env = "WARDEN_MAX_BATCH", default_value_t = 1, value_parser = parse_batch, global = true)]
     pub max_batch: usize,
@@ -227,6 +233,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "WARDEN_TRUSTED_PROXIES",
     "WARDEN_MAX_BODY_BYTES",
     "WARDEN_MAX_BATCH",
+    "WARDEN_IDLE_TIMEOUT",
     "WARDEN_INTROSPECTION",
     "WARDEN_CLEANUP_INTERVAL",
     "WARDEN_REVOKED_RETENTION",

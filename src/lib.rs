@@ -11,7 +11,8 @@
 //! - [`domain`]: roles, audit kinds and severities.
 //! - [`meta`]: `RequestMeta`, who is asking.
 //! - [`metrics`]: Prometheus counters and histograms, one registry per server.
-//! - [`http`]: poem routes, the GraphQL transport, client IP, health.
+//! - [`http`]: poem routes, the GraphQL transport, client IP, health, and
+//!   the HTTP/1.1 connection loop on hyper.
 //! - [`graphql`]: schema, request context, resolvers and types.
 //! - [`auth`]: email and password rules, bcrypt pool, JWTs, refresh tokens, keys.
 //! - [`services`]: accounts, sessions, lockout, limits and the audit log on sea-orm.

@@ -70,12 +70,6 @@ pub async fn build_state(config: Config, clock: Clock) -> Result<AppState, Start
     })
 }
 
-/// Time a connection has to send a request head while one is awaited, idle
-/// keep-alive time included. Longer than the 60 s idle timeout common load
-/// balancers use toward their upstreams, so the balancer, not Warden, closes
-/// a pooled connection first and never sends on one Warden just closed.
-const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(75);
-
 /// A built server, bound and ready to run.
 pub struct App {
     listener: TcpListener,
@@ -150,9 +144,10 @@ impl App {
         });
         let cleanup = tokio::spawn(crate::cleanup::run_every(self.state.clone()));
         let schema = graphql::build(self.state.clone());
+        let header_timeout = self.state.config.idle_timeout;
         let routes = http::routes(schema, self.state);
         let options = http::serve::ServeOptions {
-            header_timeout: HEADER_TIMEOUT,
+            header_timeout,
             grace: std::time::Duration::from_secs(10),
         };
         let served = http::serve::serve(self.listener, routes, options, shutdown).await;

@@ -43,7 +43,18 @@ pub async fn post(req: &Request, body: Body, Data(http): Data<&Arc<HttpState>>) 
                 &meta,
             );
         }
-        let bytes = match body.into_bytes_limit(http.app.config.max_body_bytes).await {
+        // The head had WARDEN_IDLE_TIMEOUT to arrive; the body gets as long,
+        // so a client trickling it cannot hold the connection open forever.
+        let config = &http.app.config;
+        let read = body.into_bytes_limit(config.max_body_bytes);
+        let Ok(read) = tokio::time::timeout(config.idle_timeout, read).await else {
+            return refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive in time",
+                &meta,
+            );
+        };
+        let bytes = match read {
             Ok(bytes) => bytes,
             Err(poem::error::ReadBodyError::PayloadTooLarge) => {
                 return refuse(

@@ -1,19 +1,22 @@
 //! The connection loop: HTTP/1.1 straight on hyper, one task per connection.
 //!
 //! poem's own `Server` hands every connection to hyper-util's `auto`
-//! builder, which can also speak cleartext HTTP/2. That costs about 10 KB
-//! more per open connection than hyper's HTTP/1 connection alone: with
-//! 10,000 idle keep-alive connections, 264 MB against 168 MB on a bare
-//! harness. Warden's callers are browsers and apps, usually through a proxy
-//! or load balancer, which speak HTTP/1.1 to their upstreams (TLS and
-//! HTTP/2 end at the proxy), so Warden serves HTTP/1.1 only. Routing,
-//! extractors and middleware are still poem's: each request is handed to
-//! the same endpoint poem's server would call.
+//! builder, which can also speak cleartext HTTP/2. Its per-connection state
+//! is much larger than hyper's HTTP/1 connection alone: on a bare harness,
+//! 10,000 idle keep-alive connections took 264 MB that way and 168 MB this
+//! way; Warden itself went from 279 MB to 226 MB. Warden's callers are
+//! browsers and apps, usually through a proxy or load balancer, which speak
+//! HTTP/1.1 to their upstreams (TLS and HTTP/2 end at the proxy), so Warden
+//! serves HTTP/1.1 only, without protocol upgrades (it has no WebSocket
+//! endpoint). Routing, extractors and middleware are still poem's: each
+//! request goes to the same endpoint poem's server would call, with the
+//! same local and remote addresses.
 //!
 //! A connection has [`ServeOptions::header_timeout`] to send a complete
 //! request head whenever it is waiting for one: just opened, or idle
-//! between keep-alive requests. That bounds both clients that trickle their
-//! headers and connections left open doing nothing.
+//! between keep-alive requests. That closes idle connections and clients
+//! that trickle their headers; the GraphQL handler bounds the body read
+//! with the same time.
 
 use std::{convert::Infallible, future::Future, io, sync::Arc, time::Duration};
 
@@ -27,10 +30,10 @@ use poem::{
     web::{LocalAddr, RemoteAddr},
     Addr, Endpoint, EndpointExt, Request,
 };
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, task::JoinSet};
 
-/// How long to wait before accepting again after `accept` failed (out of
-/// file descriptors, say), so the loop does not spin.
+/// How long to wait before accepting again after `accept` failed for want
+/// of resources (file descriptors, buffers), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Timeouts of the connection loop.
@@ -45,7 +48,8 @@ pub struct ServeOptions {
 /// Accepts connections on `listener` and serves `endpoint` on each until
 /// `shutdown` completes. Then it stops accepting, lets every connection
 /// finish the request it is serving (closing it afterwards), and returns
-/// once all are closed or `options.grace` has passed.
+/// once all are closed; connections still busy after `options.grace` are
+/// cut off.
 pub async fn serve<E>(
     listener: TcpListener,
     endpoint: E,
@@ -57,16 +61,21 @@ where
 {
     let endpoint = Arc::new(endpoint.map_to_response());
     let local = LocalAddr(Addr::SocketAddr(listener.local_addr()?));
-    let connections = GracefulShutdown::new();
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         let (socket, peer) = tokio::select! {
             () = &mut shutdown => break,
+            // Reap finished connections so the set holds only live ones.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
+                Err(err) if is_per_connection(&err) => {
+                    tracing::debug!(error = %err, "a connection failed before it was accepted");
+                    continue;
+                }
                 Err(err) => {
-                    // The listener itself is still good: a peer gave up
-                    // before we took it, or descriptors ran out for a moment.
                     tracing::warn!(error = %err, "could not accept a connection");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
@@ -89,8 +98,8 @@ where
             .timer(TokioTimer::new())
             .header_read_timeout(options.header_timeout)
             .serve_connection(TokioIo::new(socket), service);
-        let conn = connections.watch(conn);
-        tokio::spawn(async move {
+        let conn = graceful.watch(conn);
+        connections.spawn(async move {
             // Peers hang up mid-request and heads time out: neither is ours
             // to report above debug.
             if let Err(err) = conn.await {
@@ -100,15 +109,30 @@ where
     }
     drop(listener);
     tokio::select! {
-        () = connections.shutdown() => {}
+        () = graceful.shutdown() => {}
         () = tokio::time::sleep(options.grace) => {
             tracing::warn!(
+                connections = connections.len(),
                 grace_secs = options.grace.as_secs(),
-                "requests still running after the grace period were cut off"
+                "requests still running after the grace period are cut off"
             );
         }
     }
+    connections.shutdown().await;
     Ok(())
+}
+
+/// Errors that concern one incoming connection, not the listener: accepting
+/// the next one can go on at once.
+fn is_per_connection(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    )
 }
 
 #[cfg(test)]
@@ -124,8 +148,10 @@ mod tests {
 
     use super::*;
 
+    /// Tells the test it has started, then takes 300 ms.
     #[handler]
-    async fn slow() -> &'static str {
+    async fn slow(started: poem::web::Data<&Arc<tokio::sync::Notify>>) -> &'static str {
+        started.notify_one();
         tokio::time::sleep(Duration::from_millis(300)).await;
         "done"
     }
@@ -137,6 +163,7 @@ mod tests {
 
     struct Running {
         addr: std::net::SocketAddr,
+        slow_started: Arc<tokio::sync::Notify>,
         stop: Option<oneshot::Sender<()>>,
         served: tokio::task::JoinHandle<io::Result<()>>,
     }
@@ -145,7 +172,11 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let routes = Route::new().at("/slow", slow).at("/peer", peer);
+        let slow_started = Arc::new(tokio::sync::Notify::new());
+        let routes = Route::new()
+            .at("/slow", slow)
+            .at("/peer", peer)
+            .data(slow_started.clone());
         let options = ServeOptions {
             header_timeout,
             grace: Duration::from_secs(5),
@@ -155,6 +186,7 @@ mod tests {
         }));
         Ok(Running {
             addr,
+            slow_started,
             stop: Some(stop),
             served,
         })
@@ -229,7 +261,7 @@ mod tests {
         let mut stream = TcpStream::connect(server.addr).await?;
         let addr = server.addr;
         let running = tokio::spawn(async move { get(&mut stream, "/slow").await });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        server.slow_started.notified().await;
         if let Some(stop) = server.stop.take() {
             let _ = stop.send(());
         }

@@ -300,3 +300,56 @@ async fn a_common_password_is_refused_at_registration() {
         assert_eq!(body["errors"][0]["extensions"]["field"], "password");
     }
 }
+
+/// Writes `head` on a raw connection and returns what the server sends back
+/// before it closes the connection (or 5 s pass).
+async fn raw_exchange(app: &crate::helpers::TestApp, head: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(read.is_ok(), "the connection was still open after 5 s");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_answered_408_and_nothing_runs() {
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.idle_timeout = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let body = json!({ "query": register_doc("slow@example.com") }).to_string();
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+        body.len(),
+        &body[..body.len() / 2]
+    );
+    let started = std::time::Instant::now();
+    let answer = raw_exchange(&app, head.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+    assert_eq!(user_count(&app).await, 0);
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_after_the_idle_timeout() {
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.idle_timeout = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let answer = raw_exchange(
+        &app,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHo",
+    )
+    .await;
+    // The first request was answered, the unfinished second one was not,
+    // and the server closed the connection instead of waiting on.
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(answer.matches("HTTP/1.1").count(), 1, "{answer}");
+}
