@@ -18,7 +18,9 @@
 use std::{collections::HashMap, fmt, sync::Arc};
 
 use entity::{session, user};
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryResult, QuerySelect,
+};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use uuid::Uuid;
 
@@ -140,15 +142,37 @@ async fn live_owners(
         ids.resize(ids.len().next_power_of_two(), last);
     }
     let now = clock.now();
+    // Only the session's id is read back, not its row: the user agent, IP and
+    // timestamps would be copied and decoded on every request for nothing.
     let rows = user::Entity::find()
-        .find_also_related(session::Entity)
+        .inner_join(session::Entity)
+        .column_as(session::Column::Id, LIVE_SESSION_ID)
         .filter(session::Column::Id.is_in(ids))
         .filter(session::Column::RevokedAt.is_null())
         .filter(session::Column::ExpiresAt.gt(now))
+        .into_model::<LiveOwner>()
         .all(db.read())
         .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(user, session)| session.map(|s| (s.id, user)))
+        .map(|row| (row.session, row.user))
         .collect())
+}
+
+/// The alias of the session id in [`live_owners`]' select list.
+const LIVE_SESSION_ID: &str = "live_session_id";
+
+/// One row of [`live_owners`]: a live session's id and its owner.
+struct LiveOwner {
+    session: Uuid,
+    user: user::Model,
+}
+
+impl FromQueryResult for LiveOwner {
+    fn from_query_result(row: &QueryResult, pre: &str) -> Result<Self, DbErr> {
+        Ok(Self {
+            session: row.try_get(pre, LIVE_SESSION_ID)?,
+            user: user::Model::from_query_result(row, pre)?,
+        })
+    }
 }
