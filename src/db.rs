@@ -9,11 +9,15 @@
 //! run by hand) is waited for through `busy_timeout` instead of failing a
 //! transaction half-way. On Postgres both handles are the same pool.
 
-use std::time::Duration;
+use std::{
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::Duration,
+};
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+    sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
     EntityTrait, RuntimeErr, Select, SelectThree, SelectTwo, SqliteTransactionMode, Topology,
     TransactionOptions, TransactionTrait,
@@ -31,6 +35,8 @@ pub struct Db {
     read: DatabaseConnection,
     write: DatabaseConnection,
     sqlite: bool,
+    /// The SQLite file, when the store is one (not in memory).
+    sqlite_file: Option<PathBuf>,
 }
 
 impl Db {
@@ -45,6 +51,7 @@ impl Db {
                 read,
                 write,
                 sqlite: true,
+                sqlite_file: sqlite_file(&url),
             })
         } else {
             let mut options = ConnectOptions::new(url);
@@ -72,6 +79,7 @@ impl Db {
                 read: pool.clone(),
                 write: pool,
                 sqlite: false,
+                sqlite_file: None,
             })
         }
     }
@@ -89,6 +97,11 @@ impl Db {
     /// True on SQLite.
     pub fn is_sqlite(&self) -> bool {
         self.sqlite
+    }
+
+    /// The database file on SQLite; `None` on Postgres or in memory.
+    pub fn sqlite_file(&self) -> Option<&Path> {
+        self.sqlite_file.as_deref()
     }
 
     /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite).
@@ -152,6 +165,13 @@ async fn connect_sqlite(
             result => return result,
         }
     }
+}
+
+/// The file a SQLite URL names, unless the database lives in memory.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    (!in_memory).then(|| options.get_filename().to_owned())
 }
 
 /// SQLITE_BUSY or SQLITE_LOCKED, extended codes included.
@@ -250,5 +270,24 @@ where
 
     async fn unique<C: ConnectionTrait>(self, conn: &C) -> Result<Option<Self::Row>, DbErr> {
         Ok(self.all(conn).await?.into_iter().next())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sqlite_file_is_the_path_the_url_names_and_none_in_memory() {
+        assert_eq!(
+            sqlite_file("sqlite:///var/lib/warden/warden.db?mode=rwc"),
+            Some(PathBuf::from("/var/lib/warden/warden.db"))
+        );
+        assert_eq!(
+            sqlite_file("sqlite://warden.db?mode=rwc"),
+            Some(PathBuf::from("warden.db"))
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("sqlite://shared?mode=memory"), None);
     }
 }

@@ -156,6 +156,14 @@ mod tests {
         "done"
     }
 
+    /// Tells the test it has started, then never answers.
+    #[handler]
+    async fn stuck(started: poem::web::Data<&Arc<tokio::sync::Notify>>) -> &'static str {
+        started.notify_one();
+        std::future::pending::<()>().await;
+        "never"
+    }
+
     #[handler]
     fn peer(req: &Request) -> String {
         req.remote_addr().to_string()
@@ -169,17 +177,22 @@ mod tests {
     }
 
     async fn start(header_timeout: Duration) -> io::Result<Running> {
+        start_with(header_timeout, Duration::from_secs(5)).await
+    }
+
+    async fn start_with(header_timeout: Duration, grace: Duration) -> io::Result<Running> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let slow_started = Arc::new(tokio::sync::Notify::new());
         let routes = Route::new()
             .at("/slow", slow)
+            .at("/stuck", stuck)
             .at("/peer", peer)
             .data(slow_started.clone());
         let options = ServeOptions {
             header_timeout,
-            grace: Duration::from_secs(5),
+            grace,
         };
         let served = tokio::spawn(serve(listener, routes, options, async move {
             let _ = stopped.await;
@@ -271,6 +284,32 @@ mod tests {
         let served = tokio::time::timeout(Duration::from_secs(5), server.served).await;
         assert!(matches!(served, Ok(Ok(Ok(())))), "{served:?}");
         assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_request_still_running_after_the_grace_period_is_cut_off() -> io::Result<()> {
+        let mut server = start_with(Duration::from_secs(5), Duration::from_millis(200)).await?;
+        let mut stream = TcpStream::connect(server.addr).await?;
+        stream
+            .write_all(b"GET /stuck HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await?;
+        server.slow_started.notified().await;
+        if let Some(stop) = server.stop.take() {
+            let _ = stop.send(());
+        }
+        // The handler never returns: only the cut-off lets `serve` end.
+        let served = tokio::time::timeout(Duration::from_secs(5), server.served).await;
+        assert!(matches!(served, Ok(Ok(Ok(())))), "{served:?}");
+        // The client sees its connection closed with no response at all.
+        let mut rest = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+        match read {
+            Ok(Ok(_)) => assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest)),
+            Ok(Err(err)) => assert_eq!(err.kind(), io::ErrorKind::ConnectionReset, "{err}"),
+            Err(_) => panic!("the connection was still open 5 s after the cut-off"),
+        }
         Ok(())
     }
 }

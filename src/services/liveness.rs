@@ -8,6 +8,9 @@
 //! requests queue their check and a small dispatcher answers whatever has
 //! queued with one `WHERE sessions.id IN (...)` query.
 //!
+//! On a SQLite file the check is answered in place instead, without the
+//! hand-off (see [`inline`]); the batched query is then only the fallback.
+//!
 //! Nothing is cached and nothing waits for company: a check that arrives
 //! when the dispatcher is idle runs at once, alone. Checks only share a query
 //! when they queued while earlier queries were running, and every query
@@ -26,6 +29,10 @@ use uuid::Uuid;
 
 use crate::{clock::Clock, db::Db, error::AppError};
 
+mod inline;
+
+use inline::InlineChecks;
+
 /// At most this many checks share one query.
 const MAX_BATCH: usize = 64;
 /// Queries in flight at once. Two keep a check from waiting behind a whole
@@ -43,6 +50,9 @@ struct Check {
 #[derive(Clone)]
 pub struct SessionChecks {
     queue: mpsc::UnboundedSender<Check>,
+    /// In-place checks on a SQLite file.
+    inline: Option<Arc<InlineChecks>>,
+    clock: Clock,
 }
 
 impl fmt::Debug for SessionChecks {
@@ -54,14 +64,33 @@ impl fmt::Debug for SessionChecks {
 impl SessionChecks {
     /// Starts the dispatcher on the current Tokio runtime.
     pub fn start(db: Db, clock: Clock) -> Self {
+        let inline = db.sqlite_file().and_then(|path| match InlineChecks::open(path) {
+            Ok(checks) => Some(Arc::new(checks)),
+            Err(err) => {
+                tracing::warn!(error = %err, "session checks cannot read the SQLite file directly; they go through the pool");
+                None
+            }
+        });
         let (queue, rx) = mpsc::unbounded_channel();
-        tokio::spawn(dispatch(db, clock, rx));
-        Self { queue }
+        tokio::spawn(dispatch(db, clock.clone(), rx));
+        Self {
+            queue,
+            inline,
+            clock,
+        }
     }
 
     /// The owner of `session` if the session is alive (not revoked, not
     /// expired) and belongs to `user`; `None` otherwise.
     pub async fn owner(&self, session: Uuid, user: Uuid) -> Result<Option<user::Model>, AppError> {
+        if let Some(inline) = &self.inline {
+            match inline.owner(session, user, self.clock.now()) {
+                Ok(owner) => return Ok(owner),
+                Err(err) => {
+                    tracing::debug!(error = %err, "an inline session check failed; asking the pool");
+                }
+            }
+        }
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Check {
