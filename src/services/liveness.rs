@@ -205,3 +205,28 @@ impl FromQueryResult for LiveOwner {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    async fn checks_for(url: &str) -> SessionChecks {
+        let mut config = Config::defaults().expect("defaults");
+        config.database_url = secrecy::SecretString::from(url.to_owned());
+        let db = Db::connect(&config).await.expect("connect");
+        db.migrate().await.expect("migrate");
+        SessionChecks::start(db, Clock::system())
+    }
+
+    #[tokio::test]
+    async fn checks_on_a_sqlite_file_are_answered_in_place() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
+        let on_file = checks_for(&file).await;
+        assert!(on_file.inline.is_some());
+        // Nobody owns an unknown session, whichever path answers.
+        let nobody = on_file.owner(Uuid::now_v7(), Uuid::now_v7()).await;
+        assert!(matches!(nobody, Ok(None)), "{nobody:?}");
+    }
+}
