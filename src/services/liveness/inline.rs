@@ -17,10 +17,19 @@
 //! value that does not decode) is returned as an error, and the caller falls
 //! back to the batched query through sqlx, with the timeouts and error
 //! mapping of every other query.
+//!
+//! A value that does not decode means this module's idea of how sqlx stores
+//! a type is wrong (a schema change, a row written by another tool): that
+//! will not get better on the next request. The first one switches the
+//! in-place check off for good, with one warning, so that every later
+//! request does not pay for a failed read before the batched one.
 
 use std::{
     path::{Path, PathBuf},
-    sync::Mutex,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Mutex,
+    },
 };
 
 use chrono::{DateTime, Utc};
@@ -46,12 +55,17 @@ pub enum InlineError {
     Sqlite(#[from] rusqlite::Error),
     #[error("undecodable {0} in a session check")]
     Decode(&'static str),
+    /// Switched off after a value did not decode.
+    #[error("in-place session checks are switched off")]
+    Off,
 }
 
 /// Read-only connections to one SQLite file, for session checks.
 pub struct InlineChecks {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Set by the first value that does not decode.
+    off: AtomicBool,
 }
 
 impl std::fmt::Debug for InlineChecks {
@@ -71,6 +85,7 @@ impl InlineChecks {
         Ok(Self {
             path: path.to_owned(),
             idle: Mutex::new(vec![first]),
+            off: AtomicBool::new(false),
         })
     }
 
@@ -82,6 +97,9 @@ impl InlineChecks {
         user: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Option<user::Model>, InlineError> {
+        if self.off.load(Ordering::Relaxed) {
+            return Err(InlineError::Off);
+        }
         let kept = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let conn = match kept {
             Some(conn) => conn,
@@ -91,6 +109,15 @@ impl InlineChecks {
         if let Ok(mut idle) = self.idle.lock() {
             if idle.len() < KEPT_CONNECTIONS {
                 idle.push(conn);
+            }
+        }
+        if let Err(InlineError::Decode(what)) = &answer {
+            if !self.off.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    value = what,
+                    "a session check read a value it cannot decode; \
+                     session checks go through the pool from now on"
+                );
             }
         }
         answer
@@ -307,6 +334,36 @@ mod tests {
                 .expect("check"),
             None
         );
+    }
+
+    #[tokio::test]
+    async fn a_value_that_does_not_decode_switches_the_in_place_check_off() {
+        let store = Store::new().await;
+        let checks = InlineChecks::open(&store.path).expect("open");
+        let now = Clock::system().now();
+        let good = store.session(TimeDelta::hours(1), false).await;
+        let odd = store.session(TimeDelta::hours(1), false).await;
+        assert!(checks
+            .owner(good, store.user.id, now)
+            .expect("check")
+            .is_some());
+        // An expiry another tool wrote in a format sqlx does not write.
+        let writer = Connection::open(&store.path).expect("writer");
+        writer
+            .execute(
+                "UPDATE sessions SET expires_at = 'next tuesday' WHERE id = ?1",
+                [odd.as_bytes().as_slice()],
+            )
+            .expect("odd expiry");
+        assert!(matches!(
+            checks.owner(odd, store.user.id, now),
+            Err(InlineError::Decode("expiry"))
+        ));
+        // The good session is not read in place any more either.
+        assert!(matches!(
+            checks.owner(good, store.user.id, now),
+            Err(InlineError::Off)
+        ));
     }
 
     #[test]
