@@ -250,9 +250,12 @@ fn sqlx_unavailable(err: &sea_orm::sqlx::Error) -> bool {
 /// SQLite BUSY (5, and its extended codes) and LOCKED (6) after the busy
 /// timeout; Postgres query_canceled by statement_timeout (57014),
 /// lock_not_available (55P03), too_many_connections (53300),
-/// cannot_connect_now (57P03).
+/// cannot_connect_now (57P03), and the two transaction rollbacks a retry
+/// can succeed after: serialization_failure (40001) and deadlock_detected
+/// (40P01). Warden takes rows in one order everywhere, so a deadlock means
+/// another client of the database took them in the other.
 const UNAVAILABLE_CODES: &[&str] = &[
-    "5", "261", "517", "773", "6", "262", "57014", "55P03", "53300", "57P03",
+    "5", "261", "517", "773", "6", "262", "57014", "55P03", "53300", "57P03", "40001", "40P01",
 ];
 
 /// True at most once per second, across threads.

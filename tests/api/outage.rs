@@ -153,3 +153,46 @@ async fn while_the_database_is_down_every_operation_is_unavailable_and_it_recove
         .unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
 }
+
+/// Two transactions that take the same rows in opposite orders: Postgres
+/// rolls one back with deadlock_detected (40P01). Warden never does this to
+/// itself, but another client of the same database can; the request that
+/// loses is worth retrying, so it is SERVICE_UNAVAILABLE, not INTERNAL.
+#[tokio::test]
+async fn a_deadlock_on_postgres_is_unavailable_not_internal() {
+    use sea_orm::{ConnectionTrait, Database, TransactionTrait};
+    if !on_postgres() {
+        return; // SQLite has one writer: no deadlock to provoke
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = test_database(&dir).await;
+    let (a, b) = (
+        Database::connect(url.clone()).await.unwrap(),
+        Database::connect(url).await.unwrap(),
+    );
+    a.execute_unprepared(
+        "CREATE TABLE pair (id int PRIMARY KEY, n int); INSERT INTO pair VALUES (1, 0), (2, 0)",
+    )
+    .await
+    .unwrap();
+    let (ta, tb) = (a.begin().await.unwrap(), b.begin().await.unwrap());
+    ta.execute_unprepared("UPDATE pair SET n = 1 WHERE id = 1")
+        .await
+        .unwrap();
+    tb.execute_unprepared("UPDATE pair SET n = 1 WHERE id = 2")
+        .await
+        .unwrap();
+    let (first, second) = tokio::join!(
+        ta.execute_unprepared("UPDATE pair SET n = 2 WHERE id = 2"),
+        tb.execute_unprepared("UPDATE pair SET n = 2 WHERE id = 1"),
+    );
+    let lost = match (first, second) {
+        (Err(err), Ok(_)) | (Ok(_), Err(err)) => err,
+        other => panic!("expected exactly one deadlock victim: {other:?}"),
+    };
+    assert!(lost.to_string().contains("deadlock"), "{lost}");
+    assert_eq!(
+        warden::error::AppError::from(lost).code(),
+        "SERVICE_UNAVAILABLE"
+    );
+}
