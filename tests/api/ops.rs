@@ -16,6 +16,9 @@ struct Server {
     child: Child,
     base: String,
     dir: tempfile::TempDir,
+    /// Reads the server's stdout as it comes: a pipe nobody reads fills up
+    /// and blocks the server's next log line.
+    stdout: std::thread::JoinHandle<Vec<String>>,
 }
 
 fn free_port() -> u16 {
@@ -36,7 +39,7 @@ async fn serve() -> Server {
             cmd.env_remove(key);
         }
     }
-    let child = cmd
+    let mut child = cmd
         .arg("serve")
         .env("WARDEN_LISTEN", format!("127.0.0.1:{port}"))
         .env(
@@ -50,6 +53,8 @@ async fn serve() -> Server {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap());
+    let stdout = std::thread::spawn(move || lines.lines().map_while(Result::ok).collect());
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let started = Instant::now();
@@ -60,7 +65,12 @@ async fn serve() -> Server {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Server { child, base, dir }
+    Server {
+        child,
+        base,
+        dir,
+        stdout,
+    }
 }
 
 impl Server {
@@ -106,11 +116,7 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(50));
         };
-        let stdout = self.child.stdout.take().unwrap();
-        let lines = BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .collect();
+        let lines = self.stdout.join().unwrap();
         (exit.success(), lines, self.dir)
     }
 }
