@@ -34,7 +34,7 @@ use crate::{
     services::{
         audit::{self, Event},
         limits,
-        rotation::{self, Claim, Rotation},
+        rotation::{self, Claim, Outcome, Presented, Rotation},
         AuthOutcome,
     },
     state::AppState,
@@ -121,7 +121,7 @@ pub async fn start(
     .exec_without_returning(txn)
     .await?;
     let token = refresh::random_token();
-    let (row, expires) = token_row(state, session_id, session_expires, None, &token, now);
+    let (row, expires) = token_row(state, session_id, session_expires, &token, now);
     refresh_token::Entity::insert(row)
         .exec_without_returning(txn)
         .await?;
@@ -132,13 +132,12 @@ pub async fn start(
     })
 }
 
-/// The row that stores the hash of `token`, and its expiry (never past the
-/// session's).
+/// The row that stores the hash of a session's first `token`, and its
+/// expiry (never past the session's).
 fn token_row(
     state: &AppState,
     session_id: Uuid,
     session_expires: DateTime<Utc>,
-    parent: Option<Uuid>,
     token: &SecretString,
     now: DateTime<Utc>,
 ) -> (refresh_token::ActiveModel, DateTime<Utc>) {
@@ -147,7 +146,7 @@ fn token_row(
         id: Set(Uuid::now_v7()),
         session_id: Set(session_id),
         token_hash: Set(refresh::hash(token.expose_secret())),
-        parent_id: Set(parent),
+        parent_id: Set(None),
         issued_at: Set(now),
         expires_at: Set(expires),
         used_at: Set(None),
@@ -181,61 +180,43 @@ pub async fn refresh(
         return Err(refuse(state, meta, failed().detail(json!({ "reason": reason }))).await);
     };
     let now = state.clock.now();
-    // Token, session and owner in one read: every round trip counts in a
-    // rotation (W3 in bench/).
-    let found = refresh_token::Entity::find()
-        .filter(refresh_token::Column::TokenHash.eq(refresh::hash(presented)))
-        .find_also_related(session::Entity)
-        .and_also_related(user::Entity)
-        .unique(state.db.read())
-        .await?;
-    let Some((token, Some(session), Some(user))) = found else {
-        return Err(refuse(state, meta, failed().detail(json!({ "reason": "unknown" }))).await);
-    };
-    let known = || failed().user(session.user_id).session(session.id);
-    if session.revoked_at.is_some() {
-        return Err(refuse(
-            state,
-            meta,
-            known().detail(json!({ "reason": "session_revoked" })),
-        )
-        .await);
-    }
-    // A spent token goes on to reuse detection even once expired: a stolen
-    // token replayed late is still theft while its session lives.
-    if session.expires_at <= now || (token.used_at.is_none() && token.expires_at <= now) {
-        return Err(refuse(state, meta, known().detail(json!({ "reason": "expired" }))).await);
-    }
-
+    let ttl = delta(state.config.refresh_token_ttl);
     let successor = state.successors.successor(presented);
-    let (next, next_expires) = token_row(
-        state,
-        session.id,
-        session.expires_at,
-        Some(token.id),
-        &successor,
-        now,
-    );
-    let refreshed = Event::new(AuditEventKind::TokenRefreshed)
-        .user(session.user_id)
-        .session(session.id);
+    let refreshed = Event::new(AuditEventKind::TokenRefreshed);
     let rotation = Rotation {
-        session_id: session.id,
-        token_id: token.id,
-        successor: next,
+        presented_hash: refresh::hash(presented),
+        successor_id: Uuid::now_v7(),
+        successor_hash: refresh::hash(successor.expose_secret()),
+        successor_ttl: ttl,
         audit: audit::row(now, meta, &refreshed),
         now,
     };
-    let (refresh_expires_at, outcome) = match rotation::run(&state.db, rotation).await? {
+    let (found, claim) = match rotation::run(&state.db, rotation).await? {
+        Outcome::Unknown => {
+            return Err(refuse(state, meta, failed().detail(json!({ "reason": "unknown" }))).await)
+        }
+        Outcome::Refused { presented, reason } => {
+            let event = failed()
+                .user(presented.user.id)
+                .session(presented.session_id)
+                .detail(json!({ "reason": reason }));
+            return Err(refuse(state, meta, event).await);
+        }
+        Outcome::Tried { presented, claim } => (presented, claim),
+    };
+    let (refresh_expires_at, outcome) = match claim {
         Claim::Rotated => {
-            audit::log(meta, &refreshed);
-            (next_expires, "rotated")
+            audit::log(
+                meta,
+                &refreshed.user(found.user.id).session(found.session_id),
+            );
+            (found.successor_expires_at(now, ttl), "rotated")
         }
         // A logout committed between our read and our claim.
         Claim::SessionEnded => return Err(AppError::InvalidRefreshToken),
         Claim::Lost => {
             let txn = state.db.begin().await?;
-            let replayed = replay(&txn, state, meta, &session, token.id, now).await?;
+            let replayed = replay(&txn, state, meta, &found, now).await?;
             // Committed either way: a revocation for reuse must stand
             // although the request fails.
             txn.commit().await?;
@@ -254,12 +235,15 @@ pub async fn refresh(
         }
     };
     state.metrics.refreshes.with_label_values(&[outcome]).inc();
-    let access = state
-        .tokens
-        .mint(user.id, session.id, Role::from_stored(&user.role), now)?;
+    let access = state.tokens.mint(
+        found.user.id,
+        found.session_id,
+        Role::from_stored(&found.user.role),
+        now,
+    )?;
     Ok(AuthOutcome {
-        user,
-        session_id: session.id,
+        session_id: found.session_id,
+        user: found.user,
         access,
         refresh_token: successor,
         refresh_expires_at,
@@ -278,10 +262,10 @@ async fn replay(
     txn: &DatabaseTransaction,
     state: &AppState,
     meta: &RequestMeta,
-    session: &session::Model,
-    token_id: Uuid,
+    found: &Presented,
     now: DateTime<Utc>,
 ) -> Result<Replay, AppError> {
+    let (token_id, session_id, user_id) = (found.token_id, found.session_id, found.user.id);
     let used_at = refresh_token::Entity::find_by_id(token_id)
         .unique(txn)
         .await?
@@ -290,7 +274,7 @@ async fn replay(
         .filter(refresh_token::Column::ParentId.eq(token_id))
         .one(txn)
         .await?;
-    let live_session = session::Entity::find_by_id(session.id)
+    let live_session = session::Entity::find_by_id(session_id)
         .filter(session::Column::RevokedAt.is_null())
         .unique(txn)
         .await?
@@ -304,8 +288,8 @@ async fn replay(
                 now,
                 meta,
                 Event::new(AuditEventKind::TokenRefreshed)
-                    .user(session.user_id)
-                    .session(session.id)
+                    .user(user_id)
+                    .session(session_id)
                     .detail(json!({ "retry": true })),
             )
             .await?;
@@ -317,14 +301,14 @@ async fn replay(
     if !live_session {
         return Err(AppError::InvalidRefreshToken);
     }
-    revoke(txn, session.id, None, RevokeReason::TokenReuse, now).await?;
+    revoke(txn, session_id, None, RevokeReason::TokenReuse, now).await?;
     audit::record(
         txn,
         now,
         meta,
         Event::new(AuditEventKind::RefreshTokenReuseDetected)
-            .user(session.user_id)
-            .session(session.id)
+            .user(user_id)
+            .session(session_id)
             .detail(json!({ "reason": if within { "successor_already_used" } else { "after_reuse_interval" } })),
     )
     .await?;

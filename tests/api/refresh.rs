@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use entity::{refresh_token, session};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 use uuid::Uuid;
 use warden::{
@@ -12,7 +12,7 @@ use warden::{
     meta::RequestMeta,
     services::{
         audit,
-        rotation::{self, Claim, Rotation},
+        rotation::{self, Claim, Outcome, Rotation},
         sessions::{self, RevokeReason},
     },
 };
@@ -264,28 +264,47 @@ async fn rotate_directly(
     app: &crate::helpers::TestApp,
     token: &str,
     successor_hash: String,
-) -> Result<Claim, sea_orm::DbErr> {
-    let row = stored(app, token).await;
+) -> Result<Outcome, sea_orm::DbErr> {
     let now = app.clock.now();
-    let event = audit::Event::new(AuditEventKind::TokenRefreshed)
-        .session(row.session_id)
-        .detail(json!({ "direct": true }));
+    let event = audit::Event::new(AuditEventKind::TokenRefreshed).detail(json!({ "direct": true }));
     let rotation = Rotation {
-        session_id: row.session_id,
-        token_id: row.id,
-        successor: refresh_token::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            session_id: Set(row.session_id),
-            token_hash: Set(successor_hash),
-            parent_id: Set(Some(row.id)),
-            issued_at: Set(now),
-            expires_at: Set(row.expires_at),
-            used_at: Set(None),
-        },
-        audit: audit::row(now, &RequestMeta::local("test"), &event),
+        presented_hash: refresh::hash(token),
+        successor_id: Uuid::now_v7(),
+        successor_hash,
+        successor_ttl: chrono::TimeDelta::days(7),
+        audit: audit::row(
+            now,
+            &RequestMeta::new(
+                Some([192, 0, 2, 7].into()),
+                Some("direct test"),
+                "direct".into(),
+            ),
+            &event,
+        ),
         now,
     };
     rotation::run(&app.state.db, rotation).await
+}
+
+/// The claim of a rotation that found its token and tried.
+fn claim(outcome: &Outcome) -> Option<Claim> {
+    match outcome {
+        Outcome::Tried { claim, .. } => Some(*claim),
+        _ => None,
+    }
+}
+
+/// The reason a rotation was refused for.
+fn refused(outcome: &Outcome) -> Option<&'static str> {
+    match outcome {
+        Outcome::Refused { reason, .. } => Some(reason),
+        _ => None,
+    }
+}
+
+/// A well-formed token that was never issued.
+fn unknown_token() -> String {
+    secrecy::ExposeSecret::expose_secret(&refresh::random_token()).to_owned()
 }
 
 fn fresh_hash() -> String {
@@ -344,22 +363,48 @@ async fn a_rotation_writes_all_of_its_rows_or_none() {
     let minute = Duration::from_secs(60);
 
     // Won: the token is spent, its successor stored, the session touched,
-    // the rotation audited.
+    // the rotation audited with the token's owner and session.
     let won = app.register(&email()).await;
     let (token, session_id) = token_and_session(&won);
+    let user_id: Uuid = s(&won["user"], "id").parse().unwrap();
     let before = last_used(&app, session_id).await;
     app.clock.advance(minute);
-    let claim = rotate_directly(&app, token, fresh_hash()).await.unwrap();
-    assert_eq!(claim, Claim::Rotated);
+    let outcome = rotate_directly(&app, token, fresh_hash()).await.unwrap();
+    assert_eq!(claim(&outcome), Some(Claim::Rotated), "{outcome:?}");
+    let Outcome::Tried { presented, .. } = &outcome else {
+        unreachable!()
+    };
+    assert_eq!(
+        (presented.user.id, presented.session_id),
+        (user_id, session_id)
+    );
     let original = stored(&app, token).await;
+    assert_eq!(presented.token_id, original.id);
     assert!(original.used_at.is_some());
     let rows = chain(&app, session_id).await;
     assert_eq!(rows.len(), 2);
     let successor = rows.iter().find(|t| t.id != original.id).unwrap();
     assert_eq!(successor.parent_id, Some(original.id));
     assert!(successor.used_at.is_none());
+    assert!(successor.issued_at > before && successor.issued_at <= app.clock.now());
+    // Seven days on, within the session's thirty.
+    assert_eq!(
+        successor.expires_at,
+        successor.issued_at + chrono::TimeDelta::days(7)
+    );
     assert!(last_used(&app, session_id).await >= before + minute);
-    assert_eq!(direct_rotations(&app).await, 1);
+    let audited: Vec<_> = kinds(&app, AuditEventKind::TokenRefreshed)
+        .await
+        .into_iter()
+        .filter(|r| r.detail == Some(json!({ "direct": true })))
+        .collect();
+    assert_eq!(audited.len(), 1);
+    assert_eq!(
+        (audited[0].user_id, audited[0].session_id),
+        (Some(user_id), Some(session_id))
+    );
+    assert_eq!(audited[0].user_agent.as_deref(), Some("direct test"));
+    assert_eq!(audited[0].ip.as_deref(), Some("192.0.2.7"));
 
     // Lost: someone else spent the token first. No second successor; the
     // session was presented, so it counts as used (on both backends).
@@ -368,30 +413,47 @@ async fn a_rotation_writes_all_of_its_rows_or_none() {
     assert!(app.refresh(token).await["errors"].is_null());
     let before = last_used(&app, session_id).await;
     app.clock.advance(minute);
-    let claim = rotate_directly(&app, token, fresh_hash()).await.unwrap();
-    assert_eq!(claim, Claim::Lost);
+    let outcome = rotate_directly(&app, token, fresh_hash()).await.unwrap();
+    assert_eq!(claim(&outcome), Some(Claim::Lost), "{outcome:?}");
     assert_eq!(chain(&app, session_id).await.len(), 2);
     assert!(last_used(&app, session_id).await >= before + minute);
 
-    // A logout committed between the service's read and its claim: the
-    // token stays unspent and nothing is written.
+    // Refused (revoked session, expired token) or unknown: nothing written.
     let ended = app.register(&email()).await;
-    let (token, session_id) = token_and_session(&ended);
+    let (ended_token, ended_session) = token_and_session(&ended);
     let now = app.clock.now();
     let db = app.state.db.write();
     assert!(
-        sessions::revoke(db, session_id, None, RevokeReason::Logout, now)
+        sessions::revoke(db, ended_session, None, RevokeReason::Logout, now)
             .await
             .unwrap()
     );
-    let before = last_used(&app, session_id).await;
+    let idle = app.register(&email()).await;
+    let (idle_token, idle_session) = token_and_session(&idle);
+    let before = [
+        last_used(&app, ended_session).await,
+        last_used(&app, idle_session).await,
+    ];
     app.clock.advance(minute);
-    let claim = rotate_directly(&app, token, fresh_hash()).await.unwrap();
-    assert_eq!(claim, Claim::SessionEnded);
-    let rows = chain(&app, session_id).await;
-    assert_eq!(rows.len(), 1);
-    assert!(rows[0].used_at.is_none());
-    assert_eq!(last_used(&app, session_id).await, before);
+    let outcome = rotate_directly(&app, ended_token, fresh_hash())
+        .await
+        .unwrap();
+    assert_eq!(refused(&outcome), Some("session_revoked"), "{outcome:?}");
+    app.clock.advance(Duration::from_secs(7 * 24 * 3600));
+    let outcome = rotate_directly(&app, idle_token, fresh_hash())
+        .await
+        .unwrap();
+    assert_eq!(refused(&outcome), Some("expired"), "{outcome:?}");
+    let outcome = rotate_directly(&app, &unknown_token(), fresh_hash())
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Unknown), "{outcome:?}");
+    for (session_id, before) in [(ended_session, before[0]), (idle_session, before[1])] {
+        let rows = chain(&app, session_id).await;
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0].used_at.is_none());
+        assert_eq!(last_used(&app, session_id).await, before);
+    }
 
     // The last write fails (the successor's hash is taken): the earlier
     // ones are undone with it.
@@ -411,4 +473,40 @@ async fn a_rotation_writes_all_of_its_rows_or_none() {
         1,
         "only the rotation that won was audited"
     );
+}
+
+/// A logout that commits after the rotation read the token but before it
+/// touched the session stops the rotation: the token stays unspent. The
+/// logout holds the session row (Postgres) or the write lock (SQLite) while
+/// the rotation starts, so the rotation reads first and writes after.
+#[tokio::test]
+async fn a_logout_committed_during_a_rotation_stops_it() {
+    let app = spawn_app().await;
+    let answer = app.register(&email()).await;
+    let (token, session_id) = token_and_session(&answer);
+    let before = last_used(&app, session_id).await;
+    let logout = app.state.db.begin().await.unwrap();
+    let now = app.clock.now();
+    assert!(
+        sessions::revoke(&logout, session_id, None, RevokeReason::Logout, now)
+            .await
+            .unwrap()
+    );
+    app.clock.advance(Duration::from_secs(60));
+    let rotation = rotate_directly(&app, token, fresh_hash());
+    tokio::pin!(rotation);
+    // The rotation runs until it waits for the logout's lock.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut rotation)
+            .await
+            .is_err(),
+        "the rotation should wait for the logout"
+    );
+    logout.commit().await.unwrap();
+    let outcome = rotation.await.unwrap();
+    assert_eq!(claim(&outcome), Some(Claim::SessionEnded), "{outcome:?}");
+    let rows = chain(&app, session_id).await;
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].used_at.is_none());
+    assert_eq!(last_used(&app, session_id).await, before);
 }
