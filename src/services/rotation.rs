@@ -93,7 +93,37 @@ impl Presented {
 
     /// The successor's expiry: `ttl` from `now`, never past the session's.
     pub fn successor_expires_at(&self, now: DateTime<Utc>, ttl: TimeDelta) -> DateTime<Utc> {
-        (now + ttl).min(self.session_expires_at)
+        token_expiry(now, ttl, self.session_expires_at)
+    }
+}
+
+/// A refresh token's expiry: `ttl` from `now`, never past its session's end.
+pub fn token_expiry(
+    now: DateTime<Utc>,
+    ttl: TimeDelta,
+    session_expires_at: DateTime<Utc>,
+) -> DateTime<Utc> {
+    (now + ttl).min(session_expires_at)
+}
+
+/// The unspent row of a refresh token whose hash is `token_hash`: a
+/// session's first (`parent` `None`) or a successor.
+pub fn token_row(
+    id: Uuid,
+    session_id: Uuid,
+    token_hash: String,
+    parent: Option<Uuid>,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> refresh_token::ActiveModel {
+    refresh_token::ActiveModel {
+        id: ActiveValue::Set(id),
+        session_id: ActiveValue::Set(session_id),
+        token_hash: ActiveValue::Set(token_hash),
+        parent_id: ActiveValue::Set(parent),
+        issued_at: ActiveValue::Set(now),
+        expires_at: ActiveValue::Set(expires_at),
+        used_at: ActiveValue::Set(None),
     }
 }
 
@@ -189,15 +219,14 @@ async fn in_transaction(
         txn.commit().await?;
         return Ok(Claim::Lost);
     }
-    let successor = refresh_token::ActiveModel {
-        id: ActiveValue::Set(rotation.successor_id),
-        session_id: ActiveValue::Set(presented.session_id),
-        token_hash: ActiveValue::Set(rotation.successor_hash),
-        parent_id: ActiveValue::Set(Some(presented.token_id)),
-        issued_at: ActiveValue::Set(now),
-        expires_at: ActiveValue::Set(presented.successor_expires_at(now, rotation.successor_ttl)),
-        used_at: ActiveValue::Set(None),
-    };
+    let successor = token_row(
+        rotation.successor_id,
+        presented.session_id,
+        rotation.successor_hash,
+        Some(presented.token_id),
+        now,
+        presented.successor_expires_at(now, rotation.successor_ttl),
+    );
     refresh_token::Entity::insert(successor)
         .exec_without_returning(&txn)
         .await?;

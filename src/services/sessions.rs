@@ -141,16 +141,10 @@ fn token_row(
     token: &SecretString,
     now: DateTime<Utc>,
 ) -> (refresh_token::ActiveModel, DateTime<Utc>) {
-    let expires = (now + delta(state.config.refresh_token_ttl)).min(session_expires);
-    let row = refresh_token::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        session_id: Set(session_id),
-        token_hash: Set(refresh::hash(token.expose_secret())),
-        parent_id: Set(None),
-        issued_at: Set(now),
-        expires_at: Set(expires),
-        used_at: Set(None),
-    };
+    let ttl = delta(state.config.refresh_token_ttl);
+    let expires = rotation::token_expiry(now, ttl, session_expires);
+    let hash = refresh::hash(token.expose_secret());
+    let row = rotation::token_row(Uuid::now_v7(), session_id, hash, None, now, expires);
     (row, expires)
 }
 
