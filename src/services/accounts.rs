@@ -187,7 +187,17 @@ pub async fn login(
     if let Some(key) = &email_key {
         checks.push((Rule::LoginEmail, key.as_str()));
     }
-    limits::enforce_in_order(state, meta, &checks).await?;
+    // The account is looked up while a shared store decides (a read, safe
+    // to abandon if the login is refused), so Redis's round trip overlaps
+    // it instead of adding to it. Only an attempt that goes on to a
+    // password check needs it.
+    let lookup = async {
+        match (&email, &email_key) {
+            (Ok(email), Some(_)) => find_by_email(state, email).await,
+            _ => Ok(None),
+        }
+    };
+    let user = limits::enforce_in_order_while(state, meta, &checks, lookup).await?;
     let email = email?;
     if too_long {
         return Err(AppError::bad_input("password", "password is too long"));
@@ -197,10 +207,9 @@ pub async fn login(
             "password hashing queue is full".into(),
         ));
     }
-    // Before any lookup, so a locked email answers the same whether or not
-    // an account has it, and before any hashing.
+    // Before any hashing, and whatever the lookup found, so a locked email
+    // answers the same whether or not an account has it.
     let arms_lock = reserve_password_check(state, &email).await?;
-    let user = find_by_email(state, &email).await?;
     let verified = match &user {
         Some(user) => state.hasher.verify(password, &user.password_hash).await?,
         None => {

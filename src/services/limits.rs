@@ -3,6 +3,9 @@
 //! Limits are spent per executed field: an alias or a batched operation is
 //! one more call here, so neither multiplies an attacker's attempts.
 
+use std::{future::Future, pin::pin, task::Poll};
+
+use futures::future::try_join;
 use serde_json::json;
 
 use crate::{
@@ -56,6 +59,35 @@ pub async fn enforce_in_order(
         ));
     };
     Err(refuse(state, meta, rule, key, retry_after).await)
+}
+
+/// [`enforce_in_order`], doing `meanwhile` while a shared store answers.
+///
+/// A check answered in this process (memory, or limits off) is decided on
+/// its first poll, so `meanwhile` starts only once it allowed the request:
+/// a refused request costs nothing more. A check that waits on Redis runs
+/// alongside `meanwhile`, so the round trip hides behind work the request
+/// does anyway, and a refusal drops `meanwhile` unfinished. (So does the
+/// rare in-memory refusal that writes its audit row, at most once a minute
+/// per rule and key.) `meanwhile` must therefore be safe to start and
+/// abandon: a read, never a write.
+pub async fn enforce_in_order_while<T>(
+    state: &AppState,
+    meta: &RequestMeta,
+    checks: &[(Rule, &str)],
+    meanwhile: impl Future<Output = Result<T, AppError>>,
+) -> Result<T, AppError> {
+    let mut check = pin!(enforce_in_order(state, meta, checks));
+    if let Poll::Ready(allowed) = futures::poll!(check.as_mut()) {
+        allowed?;
+        return meanwhile.await;
+    }
+    // The first poll queued the request for the connection's task; yield
+    // once so that it is written before `meanwhile` wakes a database thread
+    // that could take the core first.
+    tokio::task::yield_now().await;
+    let ((), value) = try_join(check, meanwhile).await?;
+    Ok(value)
 }
 
 /// Counts, logs and (once a minute per rule and key) audits a refusal.

@@ -23,7 +23,7 @@ use warden::{
     config::Config,
 };
 
-use crate::helpers::{captured_logs, code, email, spawn_app_with, TestApp};
+use crate::helpers::{captured_logs, code, email, spawn_app_with, TestApp, PASSWORD};
 
 /// A `redis-server` child on its own port, killed on drop.
 struct RedisChild {
@@ -445,4 +445,81 @@ async fn when_redis_dies_and_returns_sharing_resumes_without_a_restart() {
         logs.contains("buckets are shared again"),
         "so is the recovery"
     );
+}
+
+/// A login from `ip` (behind the trusted loopback proxy); its error code,
+/// or `None` when it signed in.
+async fn login_from(app: &TestApp, who: &str, password: &str, ip: &str) -> Option<String> {
+    let body: serde_json::Value = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .header("x-forwarded-for", ip)
+        .json(&serde_json::json!({
+            "query": "mutation($e: String!, $p: String!) { login(input: { email: $e, password: $p }) { accessToken } }",
+            "variables": { "e": who, "p": password }
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    if code(&body).is_none() {
+        assert!(body["data"]["login"]["accessToken"].is_string(), "{body}");
+    }
+    code(&body).map(str::to_owned)
+}
+
+/// The login looks the account up while the limiter decides. Whether the
+/// limiter answers at once (memory) or after a round trip (Redis), a
+/// refused attempt must stay refused even with the right password, must
+/// not count towards the lockout, and must not be audited as a failure.
+#[tokio::test]
+async fn a_refused_login_counts_nowhere_whichever_store_refuses_it() {
+    let redis_server = TestRedis::get().await;
+    for shared in [false, true] {
+        let url = redis_server.url.clone();
+        let app = spawn_app_with(move |c| {
+            c.redis_url = shared.then(|| url.into());
+            c.redis_prefix = prefix();
+            c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+            c.rate_login_email = "2/min".parse().unwrap();
+            c.lockout_threshold = 3;
+        })
+        .await;
+        let backend = if shared { "redis" } else { "memory" };
+        assert_eq!(app.state.limits.backend(), backend);
+        let who = email();
+        app.register(&who).await;
+        let attacker = "203.0.113.10";
+        for _ in 0..2 {
+            let failed = login_from(&app, &who, "wrong password guess", attacker).await;
+            assert_eq!(failed.as_deref(), INVALID, "{backend}");
+        }
+        for password in ["wrong password guess", PASSWORD, "another guess", PASSWORD] {
+            let refused = login_from(&app, &who, password, attacker).await;
+            assert_eq!(refused.as_deref(), LIMITED, "{backend}");
+        }
+        // Two failures against a threshold of three: had the four refused
+        // attempts counted, the account would be locked now.
+        let owner = login_from(&app, &who, PASSWORD, "198.51.100.20").await;
+        assert_eq!(owner, None, "{backend}: the owner signs in from elsewhere");
+
+        let token = app.admin_token().await;
+        let log = app
+            .gql(Some(&token), "{ auditLog(filter: { kinds: [LOGIN_FAILED, ACCOUNT_LOCKED] }, first: 200) { edges { node { kind ip } } } }", serde_json::json!({}))
+            .await;
+        let edges = log["data"]["auditLog"]["edges"].as_array().unwrap();
+        let from_attacker: Vec<_> = edges
+            .iter()
+            .filter(|e| e["node"]["ip"] == attacker)
+            .map(|e| e["node"]["kind"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(from_attacker, ["LOGIN_FAILED"; 2], "{backend}: {log}");
+        assert_eq!(
+            fallbacks(&app).await,
+            0,
+            "{backend}: answered by its own store"
+        );
+    }
 }
