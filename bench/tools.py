@@ -10,6 +10,8 @@ Subcommands:
   criterion  read criterion's estimates (ns) for the limits
   wrkjson    pull the BENCHJSON line out of wrk's output
   median     median of several BENCHJSON runs, field by field
+  paired     median of the differences B - A over alternated pairs of runs
+  redisrtt   time Warden's limiter script against Redis at a fixed rate (W7's floor)
   get        print one field of a JSON object (dotted path), or nothing
   calc       print the value of an arithmetic expression (floats)
   row        turn one measurement into one result row (ratio, goal, pass/fail)
@@ -21,6 +23,8 @@ import argparse
 import asyncio
 import json
 import os
+import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -412,6 +416,104 @@ def cmd_median(a):
     print(json.dumps(out))
 
 
+def cmd_paired(a):
+    """Runs alternate A, B, A, B...: a drift of the machine over minutes
+    moves both sides of a pair alike, so the median of the per-pair
+    differences is steadier than the difference of two medians."""
+    values = []
+    for path in a.files:
+        with open(path) as f:
+            text = f.read().strip()
+        run = json.loads(text) if text and text != "null" else {}
+        values.append(run.get(a.field))
+    pairs = [(values[i], values[i + 1]) for i in range(0, len(values) - 1, 2)]
+    deltas = [b - x for x, b in pairs if isinstance(x, (int, float)) and isinstance(b, (int, float))]
+    if not deltas:
+        print("null")
+        return
+    print(json.dumps({"median": statistics.median(deltas), "deltas": deltas}))
+
+
+# --------------------------------------------------------------------- redisrtt
+def resp(*parts):
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        raw = part if isinstance(part, bytes) else str(part).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+    return b"".join(out)
+
+
+class RespReader:
+    """Just enough RESP2 to read the replies of SCRIPT LOAD and EVALSHA."""
+
+    def __init__(self, sock):
+        self.sock, self.buf = sock, b""
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                die("redis closed the connection")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def value(self):
+        line = self.line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"-":
+            die(f"redis: {rest.decode(errors='replace')}")
+        if kind in (b"+", b":"):
+            return rest
+        if kind == b"$":
+            n = int(rest)
+            while len(self.buf) < n + 2:
+                self.buf += self.sock.recv(65536)
+            data, self.buf = self.buf[:n], self.buf[n + 2:]
+            return data
+        if kind == b"*":
+            return [self.value() for _ in range(int(rest))]
+        die(f"unexpected redis reply {line[:20]!r}")
+
+
+def cmd_redisrtt(a):
+    """One EVALSHA of the login's two-bucket GCRA script per tick, at a
+    fixed rate, over one connection: the round trip a Warden login cannot
+    avoid when its limits live in Redis."""
+    with open(a.script_from) as f:
+        found = re.search(r'const GCRA_SCRIPT: &str = r"(.*?)";', f.read(), re.S)
+    if not found:
+        die(f"no GCRA_SCRIPT in {a.script_from}")
+    sock = socket.create_connection((HOST, a.port), timeout=5)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    reader = RespReader(sock)
+    sock.sendall(resp("SCRIPT", "LOAD", found.group(1)))
+    sha = reader.value()
+    prefix = f"benchrtt{os.getpid()}"
+    lat, interval = [], 1.0 / a.rate
+    start = time.perf_counter()
+    tick, i = start, 0
+    while time.perf_counter() - start < a.secs:
+        now = time.perf_counter()
+        if now < tick:
+            time.sleep(tick - now)
+        tick += interval
+        i += 1
+        # Generous buckets (1 µs apart, 1 s of burst): every call is allowed
+        # and writes both keys, as a login's does.
+        msg = resp("EVALSHA", sha, 2, f"{prefix}:a:{i % 64}", f"{prefix}:b:{i % 64}", 1000, 10**9, 1000, 10**9)
+        t0 = time.perf_counter()
+        sock.sendall(msg)
+        reader.value()
+        lat.append((time.perf_counter() - t0) * 1e6)
+    sock.close()
+    if not lat:
+        print("null")
+        return
+    print(json.dumps({"calls": len(lat), "p50_us": round(pct(lat, 0.50), 1),
+                      "p90_us": round(pct(lat, 0.90), 1), "p99_us": round(pct(lat, 0.99), 1)}))
+
+
 # ---------------------------------------------------------------------- get/calc
 def cmd_get(a):
     try:
@@ -605,6 +707,18 @@ def main():
     s = sub.add_parser("median")
     s.add_argument("files", nargs="+")
     s.set_defaults(fn=cmd_median)
+
+    s = sub.add_parser("paired")
+    s.add_argument("--field", required=True)
+    s.add_argument("files", nargs="+", help="A1 B1 A2 B2 ...")
+    s.set_defaults(fn=cmd_paired)
+
+    s = sub.add_parser("redisrtt")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--rate", type=float, required=True)
+    s.add_argument("--secs", type=float, required=True)
+    s.add_argument("--script-from", required=True, help="src/auth/redis_limiter.rs")
+    s.set_defaults(fn=cmd_redisrtt)
 
     s = sub.add_parser("get")
     s.add_argument("json")
