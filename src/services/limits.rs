@@ -82,10 +82,6 @@ pub async fn enforce_in_order_while<T>(
         allowed?;
         return meanwhile.await;
     }
-    // The first poll queued the request for the connection's task; yield
-    // once so that it is written before `meanwhile` wakes a database thread
-    // that could take the core first.
-    tokio::task::yield_now().await;
     let ((), value) = try_join(check, meanwhile).await?;
     Ok(value)
 }
