@@ -393,13 +393,16 @@ def cmd_wrkjson(a):
     print("null")
 
 
+def load_run(path):
+    """One BENCHJSON run written by `wrkjson` (or `redisrtt`); None when the
+    run produced nothing."""
+    with open(path) as f:
+        text = f.read().strip()
+    return json.loads(text) if text and text != "null" else None
+
+
 def cmd_median(a):
-    runs = []
-    for path in a.files:
-        with open(path) as f:
-            text = f.read().strip()
-        if text and text != "null":
-            runs.append(json.loads(text))
+    runs = [run for run in map(load_run, a.files) if run is not None]
     if not runs:
         print("null")
         return
@@ -420,12 +423,7 @@ def cmd_paired(a):
     """Runs alternate A, B, A, B...: a drift of the machine over minutes
     moves both sides of a pair alike, so the median of the per-pair
     differences is steadier than the difference of two medians."""
-    values = []
-    for path in a.files:
-        with open(path) as f:
-            text = f.read().strip()
-        run = json.loads(text) if text and text != "null" else {}
-        values.append(run.get(a.field))
+    values = [(load_run(path) or {}).get(a.field) for path in a.files]
     pairs = [(values[i], values[i + 1]) for i in range(0, len(values) - 1, 2)]
     deltas = [b - x for x, b in pairs if isinstance(x, (int, float)) and isinstance(b, (int, float))]
     if not deltas:

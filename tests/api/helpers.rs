@@ -211,6 +211,18 @@ impl TestApp {
         query: &str,
         variables: Value,
     ) -> reqwest::Response {
+        self.post_with_headers(token, query, variables, &[]).await
+    }
+
+    /// [`post`](Self::post) with extra request headers (a proxy's
+    /// `X-Forwarded-For`, say).
+    pub async fn post_with_headers(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+        headers: &[(&str, String)],
+    ) -> reqwest::Response {
         let mut req = self
             .client
             .post(format!("{}/graphql", self.address))
@@ -218,12 +230,28 @@ impl TestApp {
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
         req.send().await.expect("request sent")
     }
 
     /// POSTs a GraphQL document, expects 200, returns the JSON body.
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        let response = self.post(token, query, variables).await;
+        self.gql_with_headers(token, query, variables, &[]).await
+    }
+
+    /// [`gql`](Self::gql) with extra request headers.
+    pub async fn gql_with_headers(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+        headers: &[(&str, String)],
+    ) -> Value {
+        let response = self
+            .post_with_headers(token, query, variables, headers)
+            .await;
         assert_eq!(
             response.status(),
             StatusCode::OK,
@@ -247,10 +275,21 @@ impl TestApp {
 
     /// `login` and return the whole body.
     pub async fn login(&self, email: &str, password: &str) -> Value {
-        self.gql(
+        self.login_with_headers(email, password, &[]).await
+    }
+
+    /// [`login`](Self::login) with extra request headers.
+    pub async fn login_with_headers(
+        &self,
+        email: &str,
+        password: &str,
+        headers: &[(&str, String)],
+    ) -> Value {
+        self.gql_with_headers(
             None,
             "mutation($i: LoginInput!) { login(input: $i) { accessToken refreshToken sessionId user { id email } } }",
             json!({ "i": { "email": email, "password": password } }),
+            headers,
         )
         .await
     }

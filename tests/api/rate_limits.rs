@@ -22,14 +22,8 @@ fn aliased_logins(n: usize, who: &str, last_password: &str) -> String {
 }
 
 async fn login_with_headers(app: &TestApp, who: &str, headers: &[(&str, String)]) -> Value {
-    let mut req = app.client.post(format!("{}/graphql", app.address)).json(&json!({
-        "query": "mutation($e: String!) { login(input: { email: $e, password: \"wrong password guess\" }) { accessToken } }",
-        "variables": { "e": who }
-    }));
-    for (name, value) in headers {
-        req = req.header(*name, value);
-    }
-    req.send().await.unwrap().json().await.unwrap()
+    app.login_with_headers(who, "wrong password guess", headers)
+        .await
 }
 
 #[tokio::test]

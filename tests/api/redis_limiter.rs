@@ -450,20 +450,9 @@ async fn when_redis_dies_and_returns_sharing_resumes_without_a_restart() {
 /// A login from `ip` (behind the trusted loopback proxy); its error code,
 /// or `None` when it signed in.
 async fn login_from(app: &TestApp, who: &str, password: &str, ip: &str) -> Option<String> {
-    let body: serde_json::Value = app
-        .client
-        .post(format!("{}/graphql", app.address))
-        .header("x-forwarded-for", ip)
-        .json(&serde_json::json!({
-            "query": "mutation($e: String!, $p: String!) { login(input: { email: $e, password: $p }) { accessToken } }",
-            "variables": { "e": who, "p": password }
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = app
+        .login_with_headers(who, password, &[("x-forwarded-for", ip.to_owned())])
+        .await;
     if code(&body).is_none() {
         assert!(body["data"]["login"]["accessToken"].is_string(), "{body}");
     }
