@@ -512,6 +512,22 @@ def cmd_redisrtt(a):
                       "p90_us": round(pct(lat, 0.90), 1), "p99_us": round(pct(lat, 0.99), 1)}))
 
 
+def cmd_redisstat(a):
+    """Redis's own account of its work so far: the CPU time of the server
+    process and the calls and time of EVALSHA (INFO's counters, so two
+    readings bracket a window without resetting anyone's statistics)."""
+    sock = socket.create_connection((HOST, a.port), timeout=5)
+    reader = RespReader(sock)
+    sock.sendall(resp("INFO", "cpu") + resp("INFO", "commandstats"))
+    info = (reader.value() + b"\n" + reader.value()).decode(errors="replace")
+    sock.close()
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    cpu = float(fields.get("used_cpu_user", 0)) + float(fields.get("used_cpu_sys", 0))
+    stats = dict(kv.split("=", 1) for kv in fields.get("cmdstat_evalsha", "").split(",") if "=" in kv)
+    print(json.dumps({"cpu_us": round(cpu * 1e6), "evalsha_calls": int(stats.get("calls", 0)),
+                      "evalsha_us": int(stats.get("usec", 0))}))
+
+
 # ---------------------------------------------------------------------- get/calc
 def cmd_get(a):
     try:
@@ -717,6 +733,10 @@ def main():
     s.add_argument("--secs", type=float, required=True)
     s.add_argument("--script-from", required=True, help="src/auth/redis_limiter.rs")
     s.set_defaults(fn=cmd_redisrtt)
+
+    s = sub.add_parser("redisstat")
+    s.add_argument("--port", type=int, required=True)
+    s.set_defaults(fn=cmd_redisstat)
 
     s = sub.add_parser("get")
     s.add_argument("json")
