@@ -103,6 +103,8 @@ pub struct PasswordHasher {
     dummy: Arc<OnceCell<String>>,
     /// Where bcrypt runs: `threads` dedicated low-priority threads.
     workers: HashThreads,
+    /// The longest a request waits for a thread, whatever the estimate said.
+    queue_timeout: Duration,
 }
 
 impl fmt::Debug for PasswordHasher {
@@ -116,8 +118,14 @@ impl fmt::Debug for PasswordHasher {
 /// The longest a hash request may expect to wait for a thread.
 pub const MAX_QUEUE_WAIT: Duration = Duration::from_secs(1);
 
-/// Hard limits whatever the estimate says.
-const QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a request waits for a thread, whatever the estimate said.
+/// A request admitted on an expected wait of at most [`MAX_QUEUE_WAIT`] that
+/// is still waiting at three times that was admitted on a wrong estimate
+/// (the threads, at the lowest priority, get little of a busy core): a
+/// prompt `SERVICE_UNAVAILABLE` the client can retry beats a login that
+/// hangs for many seconds.
+const QUEUE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Hard limit on the queue's length, whatever the estimate says.
 const MAX_WAITING_PER_THREAD: usize = 256;
 
 impl PasswordHasher {
@@ -133,7 +141,15 @@ impl PasswordHasher {
             average_micros: Arc::new(AtomicU64::new(0)),
             verifications: Arc::new(AtomicU64::new(0)),
             dummy: Arc::new(OnceCell::new()),
+            queue_timeout: QUEUE_TIMEOUT,
         })
+    }
+
+    /// The same hasher with another hard bound on the wait for a thread
+    /// (3 s by default): past it a request gets `SERVICE_UNAVAILABLE`.
+    pub fn with_queue_timeout(mut self, timeout: Duration) -> Self {
+        self.queue_timeout = timeout;
+        self
     }
 
     /// Threads as many as the machine has cores.
@@ -245,7 +261,7 @@ impl PasswordHasher {
                 "password hashing queue is full".into(),
             ));
         }
-        let permit = tokio::time::timeout(QUEUE_TIMEOUT, self.permits.clone().acquire_owned())
+        let permit = tokio::time::timeout(self.queue_timeout, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| {
                 AppError::ServiceUnavailable("timed out waiting for a hashing thread".into())

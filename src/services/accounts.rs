@@ -1,5 +1,7 @@
 //! Accounts: registration, login, and the role changes the CLI makes.
 
+use std::future::Future;
+
 use chrono::{DateTime, Utc};
 use entity::user;
 use sea_orm::{
@@ -210,13 +212,13 @@ pub async fn login(
     // Before any hashing, and whatever the lookup found, so a locked email
     // answers the same whether or not an account has it.
     let arms_lock = reserve_password_check(state, &email).await?;
-    let verified = match &user {
-        Some(user) => state.hasher.verify(password, &user.password_hash).await?,
-        None => {
-            state.hasher.verify_dummy(password).await?;
-            false
+    let check = async {
+        match &user {
+            Some(user) => state.hasher.verify(password, &user.password_hash).await,
+            None => state.hasher.verify_dummy(password).await.map(|()| false),
         }
     };
+    let verified = check_reserved(state, &email, arms_lock, check).await?;
     match user {
         Some(user) if verified => {
             let now = state.clock.now();
@@ -259,6 +261,25 @@ async fn reserve_password_check(state: &AppState, email: &Email) -> Result<bool,
         }
         Verdict::Proceed { arms_lock } => Ok(arms_lock),
     }
+}
+
+/// Runs the password check of an attempt that holds a lockout reservation.
+/// When the hasher could not check it (overloaded, or stopped), the
+/// reservation is given back before the error is returned: the attempt
+/// guessed nothing, and must not lock anyone out.
+async fn check_reserved(
+    state: &AppState,
+    email: &Email,
+    armed_lock: bool,
+    check: impl Future<Output = Result<bool, AppError>>,
+) -> Result<bool, AppError> {
+    let outcome = check.await;
+    if outcome.is_err() {
+        if let Err(err) = lockout::release_attempt(state, email, armed_lock).await {
+            tracing::error!(error = %err, "could not give back a lockout reservation");
+        }
+    }
+    outcome
 }
 
 /// Audits a failed login and, when it armed the lock, the lockout.
@@ -319,12 +340,10 @@ pub async fn change_password(
             "the new password must differ from the current one",
         ));
     }
-    admit_password_check(state, meta, &email).await?;
+    let armed_lock = admit_password_check(state, meta, &email).await?;
+    let check = state.hasher.verify(current, &caller.user.password_hash);
     if current.len() > MAX_LOGIN_PASSWORD_BYTES
-        || !state
-            .hasher
-            .verify(current, &caller.user.password_hash)
-            .await?
+        || !check_reserved(state, &email, armed_lock, check).await?
     {
         let event = Event::new(AuditEventKind::AccessDenied)
             .user(caller.user.id)

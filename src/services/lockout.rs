@@ -7,12 +7,14 @@
 //! a password check. So however many guesses arrive at once, exactly
 //! `threshold` passwords are checked per window. A successful login clears
 //! the row; an armed lock whose attempt then failed is audited as
-//! `ACCOUNT_LOCKED`.
+//! `ACCOUNT_LOCKED`. An attempt whose password the hasher refused to check
+//! (overload) gives its reservation back, and with it any lock it armed.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use entity::login_attempt;
 use sea_orm::{
-    sea_query::OnConflict, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect,
+    sea_query::OnConflict, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait,
+    QueryFilter, QuerySelect,
 };
 
 use crate::{
@@ -114,39 +116,94 @@ pub async fn reserve_attempt(state: &AppState, email: &Email) -> Result<Verdict,
     )
     .exec_without_returning(&txn)
     .await?;
+    let current = held_counter(state, &txn, email)
+        .await?
+        .ok_or_else(|| AppError::internal("login_attempts row missing after insert"))?;
+    let (next, verdict) = reserve(Some(current), now, policy);
+    store(&txn, email, current, next, now).await?;
+    txn.commit().await?;
+    Ok(verdict)
+}
+
+/// The state transition of giving a reservation back: one attempt fewer,
+/// and the lock gone if this attempt armed it. (If the window started over
+/// while the attempt waited, the attempt it takes back is the new window's:
+/// at worst one guess more, and only for an attempt the server refused.)
+pub fn give_back(counter: Counter, armed_lock: bool) -> Counter {
+    Counter {
+        attempts: counter.attempts.saturating_sub(1),
+        locked_until: if armed_lock {
+            None
+        } else {
+            counter.locked_until
+        },
+        ..counter
+    }
+}
+
+/// Gives back the reservation of an attempt whose password was never
+/// checked (the hasher refused it: overloaded, or stopped). Such an attempt
+/// guessed nothing, so it must not count, and above all must not leave the
+/// lock it armed: overload must never lock a real user out.
+#[tracing::instrument(skip_all)]
+pub async fn release_attempt(
+    state: &AppState,
+    email: &Email,
+    armed_lock: bool,
+) -> Result<(), AppError> {
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    if let Some(current) = held_counter(state, &txn, email).await? {
+        store(&txn, email, current, give_back(current, armed_lock), now).await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// The counter of `email`, its row held until `txn` ends.
+async fn held_counter(
+    state: &AppState,
+    txn: &DatabaseTransaction,
+    email: &Email,
+) -> Result<Option<Counter>, AppError> {
     let mut select = login_attempt::Entity::find_by_id(email.as_str().to_owned());
     if !state.db.is_sqlite() {
         // SQLite's BEGIN IMMEDIATE already holds the only write lock.
         select = select.lock_exclusive();
     }
-    let row = select
-        .unique(&txn)
-        .await?
-        .ok_or_else(|| AppError::internal("login_attempts row missing after insert"))?;
-    let current = Counter {
+    Ok(select.unique(txn).await?.map(|row| Counter {
         attempts: u32::try_from(row.attempts).unwrap_or(0),
         window_started_at: row.window_started_at,
         locked_until: row.locked_until,
-    };
-    let (next, verdict) = reserve(Some(current), now, policy);
-    if next != current {
-        login_attempt::Entity::update_many()
-            .col_expr(
-                login_attempt::Column::Attempts,
-                i32::try_from(next.attempts).unwrap_or(i32::MAX).into(),
-            )
-            .col_expr(
-                login_attempt::Column::WindowStartedAt,
-                next.window_started_at.into(),
-            )
-            .col_expr(login_attempt::Column::LockedUntil, next.locked_until.into())
-            .col_expr(login_attempt::Column::UpdatedAt, now.into())
-            .filter(login_attempt::Column::Email.eq(email.as_str()))
-            .exec(&txn)
-            .await?;
+    }))
+}
+
+/// Writes `next` over `current` (nothing when they are the same).
+async fn store(
+    txn: &DatabaseTransaction,
+    email: &Email,
+    current: Counter,
+    next: Counter,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    if next == current {
+        return Ok(());
     }
-    txn.commit().await?;
-    Ok(verdict)
+    login_attempt::Entity::update_many()
+        .col_expr(
+            login_attempt::Column::Attempts,
+            i32::try_from(next.attempts).unwrap_or(i32::MAX).into(),
+        )
+        .col_expr(
+            login_attempt::Column::WindowStartedAt,
+            next.window_started_at.into(),
+        )
+        .col_expr(login_attempt::Column::LockedUntil, next.locked_until.into())
+        .col_expr(login_attempt::Column::UpdatedAt, now.into())
+        .filter(login_attempt::Column::Email.eq(email.as_str()))
+        .exec(txn)
+        .await?;
+    Ok(())
 }
 
 /// A successful login clears the counter (and any lock it armed).
@@ -235,6 +292,32 @@ mod tests {
         let (s3, verdict) = reserve(Some(s2), t0() + TimeDelta::minutes(16), policy());
         assert_eq!(s3.attempts, 1);
         assert_eq!(verdict, Verdict::Proceed { arms_lock: false });
+    }
+
+    #[test]
+    fn giving_back_the_arming_attempt_unlocks_and_uncounts_it() {
+        let mut state = None;
+        for _ in 0..3 {
+            state = Some(reserve(state, t0(), policy()).0);
+        }
+        let armed = state.unwrap_or_else(|| unreachable!("three reservations were made"));
+        assert!(armed.locked_until.is_some());
+        let back = give_back(armed, true);
+        assert_eq!(back.attempts, 2);
+        assert_eq!(back.locked_until, None);
+        let (_, verdict) = reserve(Some(back), t0(), policy());
+        assert_eq!(
+            verdict,
+            Verdict::Proceed { arms_lock: true },
+            "the next attempt arms it again"
+        );
+        let plain = give_back(back, false);
+        assert_eq!((plain.attempts, plain.window_started_at), (1, t0()));
+        assert_eq!(
+            give_back(give_back(plain, false), false).attempts,
+            0,
+            "never below zero"
+        );
     }
 
     #[test]

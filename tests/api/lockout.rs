@@ -177,3 +177,54 @@ async fn a_lockout_survives_a_restart() {
         Some("ACCOUNT_LOCKED")
     );
 }
+
+/// A real bcrypt hash at cost 12 (of a throwaway password): verifying
+/// anything against it keeps a hashing thread busy for about 0.3 s
+/// optimised, longer in a debug build.
+const COST_12_HASH: &str = "$2b$12$EjMBF2jxts6q.PXpwyHLkuFyHS2ASLEWdR/YIlXG4gsFgAKtPaCRq";
+
+/// An attempt that reserved its place in the count, and that the hasher
+/// then refused to check (it waited too long for a thread), gives the place
+/// back, and the lock if it armed it: overload must never lock a real user
+/// out, nor spend their attempts.
+#[tokio::test]
+async fn an_attempt_the_hasher_refuses_gives_back_its_count_and_its_lock() {
+    use warden::{auth::password::PasswordHasher, meta::RequestMeta, services::accounts};
+
+    let app = spawn_app_with(|c| c.lockout_threshold = 3).await;
+    let (counted, arming) = (email(), email());
+    for (who, failures) in [(&counted, 1), (&arming, 2)] {
+        app.register(who).await;
+        for _ in 0..failures {
+            let body = app.login(who, "wrong password guess").await;
+            assert_eq!(code(&body), Some("INVALID_CREDENTIALS"), "{body}");
+        }
+    }
+    // The same server state, but with one hashing thread that a request
+    // waits for at most 50 ms, and that thread busy.
+    let mut state = app.state.clone();
+    state.hasher = PasswordHasher::new(4, 1)
+        .unwrap()
+        .with_queue_timeout(Duration::from_millis(50));
+    let busy = state.hasher.clone();
+    let hog = tokio::spawn(async move { busy.verify("anything", COST_12_HASH).await });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let meta = RequestMeta::new(Some("203.0.113.9".parse().unwrap()), None, "t".into());
+    for who in [&counted, &arming] {
+        let refused = accounts::login(&state, &meta, who, PASSWORD).await;
+        let code = refused.as_ref().err().map(|err| err.code());
+        assert_eq!(code, Some("SERVICE_UNAVAILABLE"), "{who}");
+    }
+    assert!(!hog.is_finished(), "the thread stayed busy throughout");
+
+    // `counted` had 1 failure: with its refused attempt given back, one more
+    // failure makes 2 of 3, and the owner still signs in.
+    let body = app.login(&counted, "wrong password guess").await;
+    assert_eq!(code(&body), Some("INVALID_CREDENTIALS"), "{body}");
+    let body = app.login(&counted, PASSWORD).await;
+    assert!(body["errors"].is_null(), "not locked: {body}");
+    // `arming` had 2: its refused attempt was the third, which armed the
+    // lock; the lock went with it.
+    let body = app.login(&arming, PASSWORD).await;
+    assert!(body["errors"].is_null(), "not locked: {body}");
+}
