@@ -93,6 +93,26 @@ pub struct Config {
     #[arg(long, env = "WARDEN_LOCKOUT_DURATION", default_value = "15m", value_parser = parse_positive_duration, global = true)]
     pub lockout_duration: Duration,
 
+    /// Failed logins for one email from all clients, within the window, after
+    /// which only trusted devices (a device token from an earlier login) may try it.
+    #[arg(
+        long,
+        env = "WARDEN_LOCKOUT_GLOBAL_THRESHOLD",
+        default_value_t = 50,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub lockout_global_threshold: u32,
+
+    /// Lifetime of a device token: how long a device that logged in stays trusted.
+    #[arg(long, env = "WARDEN_DEVICE_TOKEN_TTL", default_value = "90d", value_parser = parse_positive_duration, global = true)]
+    pub device_token_ttl: Duration,
+
+    /// IPv6 clients share one bucket per prefix of this length (1 to 128) in every
+    /// rate limit, lockout counter and per-IP cap: one subscriber usually holds a whole /64.
+    #[arg(long, env = "WARDEN_IPV6_PREFIX", default_value_t = 64, value_parser = clap::value_parser!(u8).range(1..=128), global = true)]
+    pub ipv6_prefix: u8,
+
     /// `on` or `off`: `off` turns every rate limit off (lockout stays).
     #[arg(long, env = "WARDEN_RATE_LIMITS", default_value = "on", value_parser = parse_switch, global = true)]
     pub rate_limits: bool,
@@ -132,6 +152,15 @@ pub struct Config {
         global = true
     )]
     pub rate_refresh_ip: RateQuota,
+
+    /// `auditLog` reads per user.
+    #[arg(
+        long,
+        env = "WARDEN_RATE_AUDIT_LOG",
+        default_value = "60/min",
+        global = true
+    )]
+    pub rate_audit_log: RateQuota,
 
     /// Comma-separated IPs or CIDRs whose `X-Forwarded-For` is believed.
     #[arg(long, env = "WARDEN_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net, global = true)]
@@ -190,9 +219,10 @@ pub struct Config {
     #[arg(long, env = "WARDEN_DATABASE_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = parse_positive_duration, global = true)]
     pub database_acquire_timeout: Duration,
 
-    /// Also hand the refresh token to browsers as an HttpOnly cookie, and read it back.
-    #[arg(long, env = "WARDEN_REFRESH_COOKIE", default_value = "false", value_parser = parse_switch, global = true)]
-    pub refresh_cookie: bool,
+    /// `off`, `on` (also hand the refresh token to browsers as an HttpOnly cookie, and
+    /// read it back) or `only` (the cookie alone: `refreshToken` in bodies is empty).
+    #[arg(long, env = "WARDEN_REFRESH_COOKIE", default_value = "off", value_parser = parse_refresh_cookie, global = true)]
+    pub refresh_cookie: RefreshCookieMode,
 
     /// Mark the refresh cookie Secure (HTTPS only); `false` only for local development over HTTP.
     #[arg(long, env = "WARDEN_COOKIE_SECURE", default_value = "true", value_parser = parse_switch, global = true)]
@@ -201,6 +231,30 @@ pub struct Config {
     /// Comma-separated origins (like https://app.example.com) allowed to call Warden from a browser, with credentials.
     #[arg(long, env = "WARDEN_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin, global = true)]
     pub cors_origins: Vec<String>,
+
+    /// Most connections open at once; a connection over the cap is closed at once.
+    #[arg(long, env = "WARDEN_MAX_CONNECTIONS", default_value_t = 65536, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_connections: u32,
+
+    /// Most connections open at once from one client IP (IPv6: one prefix); a
+    /// trusted proxy's connections are not capped per IP.
+    #[arg(long, env = "WARDEN_MAX_CONNECTIONS_PER_IP", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_connections_per_ip: u32,
+
+    /// `on` checks new passwords against the Have I Been Pwned range API
+    /// (k-anonymity: only 5 hex digits of the SHA-1 leave; fails open).
+    #[arg(long, env = "WARDEN_PWNED_PASSWORDS", default_value = "off", value_parser = parse_switch, global = true)]
+    pub pwned_passwords: bool,
+
+    /// Base URL of the Pwned Passwords range API (`{url}/range/{5 hex digits}`).
+    #[arg(
+        long,
+        env = "WARDEN_PWNED_PASSWORDS_URL",
+        default_value = "https://api.pwnedpasswords.com",
+        value_parser = parse_non_empty,
+        global = true
+    )]
+    pub pwned_passwords_url: String,
 
     /// Prefix of every Redis key, so deployments (and tests) can share one Redis.
     #[arg(long, env = "WARDEN_REDIS_PREFIX", default_value = "warden", value_parser = parse_non_empty, global = true)]
@@ -245,6 +299,14 @@ pub const KNOWN_ENV: &[&str] = &[
     "WARDEN_REFRESH_COOKIE",
     "WARDEN_COOKIE_SECURE",
     "WARDEN_CORS_ORIGINS",
+    "WARDEN_LOCKOUT_GLOBAL_THRESHOLD",
+    "WARDEN_DEVICE_TOKEN_TTL",
+    "WARDEN_IPV6_PREFIX",
+    "WARDEN_RATE_AUDIT_LOG",
+    "WARDEN_MAX_CONNECTIONS",
+    "WARDEN_MAX_CONNECTIONS_PER_IP",
+    "WARDEN_PWNED_PASSWORDS",
+    "WARDEN_PWNED_PASSWORDS_URL",
 ];
 
 /// Refuses a `WARDEN_*` variable that no setting reads: the one-line error
@@ -383,6 +445,39 @@ impl fmt::Display for RateQuota {
             _ => "h",
         };
         write!(f, "{}/{unit}", self.count)
+    }
+}
+
+/// Whether the refresh token also travels in an HttpOnly cookie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefreshCookieMode {
+    /// Only in response bodies and arguments.
+    Off,
+    /// In bodies and in the `warden_refresh` cookie.
+    On,
+    /// In the cookie alone: `AuthPayload.refreshToken` is returned empty, so no
+    /// script ever sees the token (a deliberate use of the non-null field).
+    Only,
+}
+
+impl RefreshCookieMode {
+    /// True when the cookie is set and read.
+    pub fn enabled(self) -> bool {
+        self != Self::Off
+    }
+
+    /// True when response bodies must not carry the refresh token.
+    pub fn cookie_only(self) -> bool {
+        self == Self::Only
+    }
+}
+
+fn parse_refresh_cookie(s: &str) -> Result<RefreshCookieMode, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "off" | "false" | "0" | "no" => Ok(RefreshCookieMode::Off),
+        "on" | "true" | "1" | "yes" => Ok(RefreshCookieMode::On),
+        "only" => Ok(RefreshCookieMode::Only),
+        _ => Err(format!("`{s}` is not off, on or only")),
     }
 }
 

@@ -136,7 +136,7 @@ impl ContextExt for Context<'_> {
 
     fn set_refresh_cookie(&self, token: Option<(&str, i64)>) {
         let Ok(state) = self.state() else { return };
-        if !state.config.refresh_cookie {
+        if !state.config.refresh_cookie.enabled() {
             return;
         }
         let secure = state.config.cookie_secure;

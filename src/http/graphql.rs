@@ -163,6 +163,7 @@ async fn execute(
         http.app
             .config
             .refresh_cookie
+            .enabled()
             .then(|| cookie::read(req.headers()))
             .flatten(),
     );
@@ -293,6 +294,7 @@ fn request_meta(req: &Request, http: &HttpState) -> RequestMeta {
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
     RequestMeta::new(ip, user_agent, Uuid::new_v4().to_string())
+        .with_ipv6_prefix(http.app.config.ipv6_prefix)
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

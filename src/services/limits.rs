@@ -20,10 +20,10 @@ use crate::{
     state::AppState,
 };
 
-/// The bucket key of a client: its IP.
+/// The bucket key of a client: its IPv4 address, or its IPv6 address's
+/// `WARDEN_IPV6_PREFIX` network (so one /64 cannot look like many clients).
 pub fn ip_key(meta: &RequestMeta) -> String {
-    meta.ip
-        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+    meta.bucket_key()
 }
 
 /// The bucket key of a client and an email.

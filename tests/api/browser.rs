@@ -8,7 +8,7 @@ use crate::helpers::{code, email, reason, s, spawn_app, spawn_app_with, TestApp,
 const REFRESH: &str = "mutation { refresh { accessToken refreshToken } }";
 
 fn cookie_mode(app: &mut warden::config::Config) {
-    app.refresh_cookie = true;
+    app.refresh_cookie = warden::config::RefreshCookieMode::On;
 }
 
 /// POSTs `query` with an optional cookie; returns (Set-Cookie, body).
@@ -116,7 +116,7 @@ async fn without_cookie_mode_the_cookie_is_ignored() {
 #[tokio::test]
 async fn in_cookie_mode_logout_ends_the_cookies_session_and_clears_it() {
     let app = spawn_app_with(|c| {
-        c.refresh_cookie = true;
+        c.refresh_cookie = warden::config::RefreshCookieMode::On;
         c.cookie_secure = false;
     })
     .await;

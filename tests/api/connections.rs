@@ -1,0 +1,1 @@
+//! Connections that cannot exhaust memory or file descriptors: head size, connection caps.
