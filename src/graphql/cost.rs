@@ -127,6 +127,8 @@ pub struct Refusal {
     pub max: usize,
     /// The fragment at fault, for a cycle or an unknown fragment.
     pub fragment: Option<String>,
+    /// `found` is a lower bound: the text was refused before parsing.
+    pub at_least: bool,
 }
 
 impl std::fmt::Display for Refusal {
@@ -142,7 +144,8 @@ impl std::fmt::Display for Refusal {
             ),
             limit => write!(
                 f,
-                "the document has {} {}; at most {} are allowed",
+                "the document has {}{} {}; at most {} are allowed",
+                if self.at_least { "at least " } else { "" },
                 self.found,
                 limit.what(),
                 self.max
@@ -158,6 +161,7 @@ impl Refusal {
             found,
             max,
             fragment: None,
+            at_least: false,
         }
     }
 
@@ -167,6 +171,7 @@ impl Refusal {
             found: 0,
             max: 0,
             fragment: Some(name.to_owned()),
+            at_least: false,
         }
     }
 }
@@ -208,6 +213,21 @@ pub struct Cost {
     pub audit_logs: usize,
     /// Deepest nesting.
     pub depth: usize,
+}
+
+/// Refuses, before parsing, a text certain to measure more than
+/// `limits.max_size`: one with more than twice as many tokens (see
+/// [`tokens`]). Costs one pass over the bytes.
+pub fn check_text(text: &str, limits: &Limits) -> Result<(), Refusal> {
+    let most = limits.max_size.saturating_mul(2);
+    let tokens = tokens::count(text, most);
+    if tokens > most {
+        return Err(Refusal {
+            at_least: true,
+            ..Refusal::new(Limit::Size, tokens / 2, limits.max_size)
+        });
+    }
+    Ok(())
 }
 
 /// Measures `document` (with the request's `variables`) against `limits`.
@@ -341,8 +361,9 @@ impl<'a> Walk<'a> {
             return Err(Refusal::fragment(Limit::UnknownFragment, name));
         };
         self.fragments.insert(key.as_str(), Memo::Walking);
+        // Two: its name and its type condition (see `tokens`).
         let mut tally = Tally {
-            size: 1,
+            size: 2,
             ..Tally::default()
         };
         tally.grow(self.directives(&definition.node.directives));
@@ -464,6 +485,8 @@ pub fn const_size(value: &Value) -> usize {
     }
     size
 }
+
+mod tokens;
 
 #[cfg(test)]
 mod tests;

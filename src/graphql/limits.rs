@@ -107,6 +107,7 @@ impl Extension for Gate {
 /// Parses `request`, measures the document, and leaves it in the request
 /// so that async-graphql does not parse the text again.
 fn check(request: &mut Request, limits: &Limits) -> ServerResult<()> {
+    cost::check_text(&request.query, limits).map_err(refusal)?;
     let document = async_graphql::parser::parse_query(&request.query)
         .map_err(|err| with_code(err.into(), PARSE_FAILED))?;
     cost::measure(&document, &request.variables, limits).map_err(refusal)?;

@@ -38,7 +38,10 @@ fn nested_spreads(depth: usize, fanout: usize) -> String {
 #[test]
 fn the_full_introspection_query_fits_well_within_the_size_bound() {
     let cost = measured(INTROSPECTION).unwrap();
-    eprintln!("introspection query: {cost:?}");
+    eprintln!(
+        "introspection query: {cost:?}, {} tokens",
+        tokens::count(INTROSPECTION, usize::MAX)
+    );
     assert!(cost.size * 4 <= LIMITS.max_size, "{cost:?}");
     assert_eq!(cost.aliases, 0);
 }
@@ -192,4 +195,73 @@ fn refusals_name_the_limit_and_never_panic_on_odd_documents() {
     assert!(measured("{ __typename }").is_ok());
     assert!(measured("query A { me { id } } query B { me { email } }").is_ok());
     assert!(measured("fragment A on Query { __typename } { ...A }").is_ok());
+}
+
+/// A random document: fragments spreading lower ones, aliases, inline
+/// fragments, directives, arguments with values and variables.
+fn random_document(rng: &mut impl rand::Rng) -> String {
+    let fragments = rng.random_range(0..8usize);
+    let selection = |rng: &mut dyn rand::RngCore, below: usize| -> String {
+        let mut out = String::new();
+        for _ in 0..rand::Rng::random_range(rng, 1..6usize) {
+            let piece = match rand::Rng::random_range(rng, 0..8u8) {
+                0 => "__typename".to_owned(),
+                1 => format!("a{}: me {{ id }}", rng.next_u32() % 100),
+                2 if below > 0 => format!("...F{}", rng.next_u32() as usize % below),
+                3 => "... on Query { __typename }".to_owned(),
+                4 => "me @include(if: $v) { email }".to_owned(),
+                5 => {
+                    r#"user(id: "x y", opts: { a: [1, -2.5e+3, "s"], b: null }) { id }"#.to_owned()
+                }
+                6 => "__schema { types { name } }".to_owned(),
+                _ => "auditLog(first: 5) { pageInfo { hasNextPage } }".to_owned(),
+            };
+            out.push_str(&piece);
+            out.push_str(if rng.next_u32() % 2 == 0 {
+                " "
+            } else {
+                ",\n # note\n"
+            });
+        }
+        out
+    };
+    let mut doc = format!(
+        "query Q($v: Boolean = true) {{ {} }}\n",
+        selection(rng, fragments)
+    );
+    for k in 0..fragments {
+        doc.push_str(&format!(
+            "fragment F{k} on Query {{ {} }}\n",
+            selection(rng, k)
+        ));
+    }
+    doc
+}
+
+#[test]
+fn the_token_count_never_exceeds_twice_the_measured_size() {
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let unbounded = Limits {
+        max_size: usize::MAX,
+        max_aliases: usize::MAX,
+        max_audit_logs: usize::MAX,
+        max_depth: 64,
+        max_definitions: usize::MAX,
+        max_variables: usize::MAX,
+        max_arguments: usize::MAX,
+        max_directives: usize::MAX,
+    };
+    let mut documents: Vec<String> = (0..500).map(|_| random_document(&mut rng)).collect();
+    documents.push(INTROSPECTION.to_owned());
+    documents.push("fragment F on Query { __typename } query { ...F }".to_owned());
+    documents.push("query($a: Int, $b: [String!]! = [\"x\"]) { a: me { id } }".to_owned());
+    for doc in &documents {
+        let parsed = async_graphql::parser::parse_query(doc).unwrap();
+        let size = measure(&parsed, &Variables::default(), &unbounded)
+            .unwrap()
+            .size;
+        let tokens = tokens::count(doc, usize::MAX);
+        assert!(tokens <= 2 * size, "{tokens} tokens, size {size}: {doc}");
+    }
 }

@@ -1,0 +1,121 @@
+//! A count of a document's tokens, taken before it is parsed.
+//!
+//! Parsing is linear but not cheap: about 50 ms of CPU for 64 KiB of
+//! aliased fields, optimised. A document with more than `2 × max_size`
+//! names and literals is certain to measure more than `max_size` (every
+//! name or literal belongs to a node, and no node has more than two: an
+//! alias and its field, `... on Type`, `fragment F on T` and its non-empty
+//! selection set, `$v: Type`), so such a text is refused after one pass
+//! over its bytes, before the parser sees it.
+
+/// Names, numbers and strings in `text`; punctuation, commas, whitespace
+/// and comments are not counted. Stops counting past `stop`.
+pub fn count(text: &str, stop: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut tokens = 0usize;
+    let mut i = 0usize;
+    while i < bytes.len() && tokens <= stop {
+        let byte = bytes[i];
+        match byte {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' => {
+                tokens += 1;
+                i = skip_string(bytes, i);
+                continue;
+            }
+            b'_' | b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' => {
+                tokens += 1;
+                i += 1;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'_' | b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'+' | b'-')
+                {
+                    // `.` `+` `-` only continue a number (`1.5e+3`); in a
+                    // name they end it, which at worst counts one token more
+                    // of a text the parser would refuse anyway.
+                    if matches!(bytes[i], b'.' | b'+' | b'-') && !number_continues(bytes, i) {
+                        break;
+                    }
+                    i += 1;
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    tokens
+}
+
+/// True when the `.`, `+` or `-` at `i` is part of a number such as `1.5e-3`.
+fn number_continues(bytes: &[u8], i: usize) -> bool {
+    let next_is_digit = bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
+    match bytes[i] {
+        b'.' => next_is_digit,
+        _ => next_is_digit && matches!(bytes.get(i.wrapping_sub(1)), Some(b'e' | b'E')),
+    }
+}
+
+/// The index just past the string (or block string) that starts at `start`.
+fn skip_string(bytes: &[u8], start: usize) -> usize {
+    if bytes[start..].starts_with(b"\"\"\"") {
+        let mut i = start + 3;
+        while i < bytes.len() {
+            if bytes[i..].starts_with(b"\\\"\"\"") {
+                i += 4;
+            } else if bytes[i..].starts_with(b"\"\"\"") {
+                return i + 3;
+            } else {
+                i += 1;
+            }
+        }
+        return i;
+    }
+    let mut i = start + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' | b'\n' | b'\r' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count;
+
+    #[test]
+    fn names_numbers_and_strings_are_counted_punctuation_and_comments_are_not() {
+        assert_eq!(count("{ me { id } }", usize::MAX), 2);
+        assert_eq!(
+            count("{ a: me(x: -1.5e+3, y: [1, 2]) { id } }", usize::MAX),
+            8
+        );
+        assert_eq!(
+            count(
+                r#"{ f(s: "a b \" c", t: """ x "" y """) } # one two three"#,
+                usize::MAX
+            ),
+            5
+        );
+        assert_eq!(
+            count(
+                "query Q($v: [Int!]! = 3) { ...F ... on Query { id } }",
+                usize::MAX
+            ),
+            9
+        );
+        assert_eq!(count("fragment F on Query { __typename }", usize::MAX), 5);
+        assert_eq!(
+            count(&"a ".repeat(1000), 10),
+            11,
+            "counting stops past `stop`"
+        );
+    }
+}
