@@ -22,7 +22,8 @@
 //!   list item, object field or scalar, one more per 64 bytes of a string,
 //!   and a variable counts as the size of the value the request sent for it
 //!   (validation copies it at every use);
-//! - aliases and `auditLog` fields, per operation.
+//! - aliases, `auditLog` fields and `__schema`/`__type` fields, per
+//!   operation.
 //!
 //! The size bound applies to all definitions together, operations and
 //! fragments, used or not, since validation walks every one of them.
@@ -47,6 +48,10 @@ pub struct Limits {
     pub max_aliases: usize,
     /// Most `auditLog` fields in one operation, expanded.
     pub max_audit_logs: usize,
+    /// Most `__schema` and `__type` fields in one operation, expanded: each
+    /// walks the schema, and repeating them (under aliases, or spread from
+    /// fragments) multiplies a walk no size bound on the text can see.
+    pub max_introspection: usize,
     /// Deepest nesting of selection sets, spreads included.
     pub max_depth: usize,
     /// Most operations and fragments in one document.
@@ -68,6 +73,8 @@ pub enum Limit {
     Aliases,
     /// [`Limits::max_audit_logs`].
     AuditLog,
+    /// [`Limits::max_introspection`].
+    Introspection,
     /// [`Limits::max_depth`].
     Depth,
     /// [`Limits::max_definitions`].
@@ -91,6 +98,7 @@ impl Limit {
             Self::Size => "SIZE",
             Self::Aliases => "ALIASES",
             Self::AuditLog => "AUDIT_LOG_FIELDS",
+            Self::Introspection => "INTROSPECTION_FIELDS",
             Self::Depth => "DEPTH",
             Self::Definitions => "DEFINITIONS",
             Self::Variables => "VARIABLES",
@@ -106,6 +114,9 @@ impl Limit {
             Self::Size => "nodes once its fragments are expanded",
             Self::Aliases => "aliases in one operation once its fragments are expanded",
             Self::AuditLog => "auditLog fields in one operation once its fragments are expanded",
+            Self::Introspection => {
+                "__schema and __type fields in one operation once its fragments are expanded"
+            }
             Self::Depth => "levels of nesting once its fragments are expanded",
             Self::Definitions => "operations and fragments",
             Self::Variables => "variable definitions",
@@ -185,6 +196,8 @@ pub struct Tally {
     pub aliases: usize,
     /// Fields named `auditLog`.
     pub audit_logs: usize,
+    /// Fields named `__schema` or `__type`.
+    pub introspection: usize,
     /// Levels of selection sets below (a spread counts as one level).
     pub height: usize,
 }
@@ -194,6 +207,7 @@ impl Tally {
         self.size = self.size.saturating_add(other.size);
         self.aliases = self.aliases.saturating_add(other.aliases);
         self.audit_logs = self.audit_logs.saturating_add(other.audit_logs);
+        self.introspection = self.introspection.saturating_add(other.introspection);
         self.height = self.height.max(other.height);
     }
 
@@ -211,21 +225,31 @@ pub struct Cost {
     pub aliases: usize,
     /// Most `auditLog` fields in one operation.
     pub audit_logs: usize,
+    /// Most `__schema` and `__type` fields in one operation.
+    pub introspection: usize,
     /// Deepest nesting.
     pub depth: usize,
 }
 
-/// Refuses, before parsing, a text certain to measure more than
-/// `limits.max_size`: one with more than twice as many tokens (see
-/// [`tokens`]). Costs one pass over the bytes.
+/// Refuses, before parsing, a text certain to break a limit: one with more
+/// than twice `limits.max_size` tokens (it would measure more than
+/// `max_size`, see [`tokens`]) or more than `limits.max_definitions`
+/// definitions. Costs one pass over the bytes.
 pub fn check_text(text: &str, limits: &Limits) -> Result<(), Refusal> {
     let most = limits.max_size.saturating_mul(2);
-    let tokens = tokens::count(text, most);
-    if tokens > most {
+    let scan = tokens::scan(text, most);
+    if scan.tokens > most {
         return Err(Refusal {
             at_least: true,
-            ..Refusal::new(Limit::Size, tokens / 2, limits.max_size)
+            ..Refusal::new(Limit::Size, scan.tokens / 2, limits.max_size)
         });
+    }
+    if scan.definitions > limits.max_definitions {
+        return Err(Refusal::new(
+            Limit::Definitions,
+            scan.definitions,
+            limits.max_definitions,
+        ));
     }
     Ok(())
 }
@@ -264,6 +288,7 @@ pub fn measure(
         cost.size = cost.size.saturating_add(tally.size);
         cost.aliases = cost.aliases.max(tally.aliases);
         cost.audit_logs = cost.audit_logs.max(tally.audit_logs);
+        cost.introspection = cost.introspection.max(tally.introspection);
         cost.depth = cost.depth.max(tally.height);
     }
     for name in document.fragments.keys() {
@@ -283,6 +308,11 @@ pub fn measure(
         (Limit::Depth, cost.depth, limits.max_depth),
         (Limit::Aliases, cost.aliases, limits.max_aliases),
         (Limit::AuditLog, cost.audit_logs, limits.max_audit_logs),
+        (
+            Limit::Introspection,
+            cost.introspection,
+            limits.max_introspection,
+        ),
     ];
     for (limit, found, max) in checks {
         if found > max {
@@ -393,6 +423,8 @@ impl<'a> Walk<'a> {
                     let field = &field.node;
                     child.aliases = usize::from(field.alias.is_some());
                     child.audit_logs = usize::from(field.name.node == "auditLog");
+                    child.introspection =
+                        usize::from(matches!(field.name.node.as_str(), "__schema" | "__type"));
                     child.grow(self.arguments(field));
                     child.grow(self.directives(&field.directives));
                     if field.selection_set.node.items.is_empty() {

@@ -235,14 +235,14 @@ mod tests {
         let parses = Arc::new(AtomicUsize::new(0));
         let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
             .extension(cache.clone())
-            .extension(DocumentLimits {
-                limits: crate::graphql::cost::Limits {
+            .extension(DocumentLimits::new(
+                crate::graphql::cost::Limits {
                     max_aliases: 1,
                     ..crate::graphql::LIMITS
                 },
-                max_errors: 20,
-                cache: cache.clone(),
-            })
+                20,
+                cache.clone(),
+            ))
             .extension(CountParses(parses.clone()))
             .finish();
         (schema, parses)

@@ -22,8 +22,17 @@
 //!
 //! A response carries at most `max_errors` errors; past that, one more says
 //! how many were left out (`TOO_MANY_ERRORS`, `extensions.omitted`).
+//!
+//! Parsing and validating a new document is CPU work on an executor thread,
+//! up to some 20 ms for the largest admitted one. A stream of them from a
+//! few clients could keep every executor thread busy, and a kept document
+//! (every `me` of a real frontend) would wait behind them. So at most half
+//! the cores (at least one) parse and validate texts the cache does not
+//! hold at once; the others wait their turn (first come, first served) on
+//! a semaphore, without holding a thread. Execution is not under it: a
+//! `login` waiting for a hashing thread must not hold up other documents.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::{
     async_trait,
@@ -33,6 +42,7 @@ use async_graphql::{
     },
     Request, Response, ServerError, ServerResult, ValidationResult,
 };
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{
     cost::{self, Limits, Refusal},
@@ -49,12 +59,24 @@ pub const TOO_MANY_ERRORS: &str = "TOO_MANY_ERRORS";
 /// The extension: document limits before anything else, codes on request
 /// errors, and at most `max_errors` errors per response.
 pub struct DocumentLimits {
-    /// The bounds every document must stay within.
-    pub limits: Limits,
-    /// Errors kept in one response (one more then says how many were left out).
-    pub max_errors: usize,
-    /// Documents kept by text: they passed this gate when first seen.
-    pub cache: DocumentCache,
+    limits: Limits,
+    max_errors: usize,
+    cache: DocumentCache,
+    parsing: Arc<Semaphore>,
+}
+
+impl DocumentLimits {
+    /// Documents must stay within `limits`; a response keeps `max_errors`
+    /// errors; texts `cache` holds passed the gate when first seen.
+    pub fn new(limits: Limits, max_errors: usize, cache: DocumentCache) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
+            limits,
+            max_errors,
+            cache,
+            parsing: Arc::new(Semaphore::new((cores / 2).max(1))),
+        }
+    }
 }
 
 impl ExtensionFactory for DocumentLimits {
@@ -63,20 +85,36 @@ impl ExtensionFactory for DocumentLimits {
             limits: self.limits,
             max_errors: self.max_errors,
             cache: self.cache.clone(),
+            parsing: self.parsing.clone(),
+            permit: Mutex::new(None),
         })
     }
 }
 
+/// One request's pass through the gate.
 struct Gate {
     limits: Limits,
     max_errors: usize,
     cache: DocumentCache,
+    parsing: Arc<Semaphore>,
+    /// Held from parsing a new text to the end of its validation.
+    permit: Mutex<Option<OwnedSemaphorePermit>>,
+}
+
+impl Gate {
+    fn release(&self) {
+        self.permit
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
 }
 
 #[async_trait::async_trait]
 impl Extension for Gate {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let mut response = next.run(ctx).await;
+        self.release();
         cap_errors(&mut response.errors, self.max_errors);
         response
     }
@@ -88,7 +126,11 @@ impl Extension for Gate {
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
         if !self.cache.contains(&request.query) {
+            // The semaphore is never closed; without a permit the text is
+            // still checked, only not queued.
+            let permit = self.parsing.clone().acquire_owned().await.ok();
             check(&mut request, &self.limits)?;
+            *self.permit.lock().unwrap_or_else(PoisonError::into_inner) = permit;
         }
         next.run(ctx, request).await
     }
@@ -98,9 +140,9 @@ impl Extension for Gate {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx)
-            .await
-            .map_err(|errors| errors.into_iter().map(with_validation_code).collect())
+        let result = next.run(ctx).await;
+        self.release();
+        result.map_err(|errors| errors.into_iter().map(with_validation_code).collect())
     }
 }
 

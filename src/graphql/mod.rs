@@ -36,12 +36,15 @@ const MAX_DIRECTIVES: usize = 16;
 /// query (every option on) measures 548 nodes, all definitions together, 18 levels deep; a
 /// real operation of Warden's is a few dozen. Validation and execution cost
 /// a few microseconds per node, so the largest admitted document costs
-/// milliseconds. Aliases and `auditLog` fields are counted in the expanded
-/// operation: `{ ...A ...A }` counts what `A` holds twice.
+/// milliseconds. Aliases, `auditLog` fields and introspection roots
+/// (`__schema`, `__type`: one walk of the schema each, some 2 ms) are
+/// counted in the expanded operation: `{ ...A ...A }` counts what `A` holds
+/// twice.
 pub const LIMITS: cost::Limits = cost::Limits {
     max_size: 3_000,
     max_aliases: 32,
     max_audit_logs: 1,
+    max_introspection: 2,
     max_depth: 64,
     max_definitions: 64,
     max_variables: 64,
@@ -67,11 +70,7 @@ fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
         .limit_directives(MAX_DIRECTIVES)
         // The cache first: a text it holds passed the gate when first seen.
         .extension(cache.clone())
-        .extension(limits::DocumentLimits {
-            limits: LIMITS,
-            max_errors: MAX_ERRORS,
-            cache,
-        })
+        .extension(limits::DocumentLimits::new(LIMITS, MAX_ERRORS, cache))
 }
 
 /// Builds the schema once, with the state every resolver reads.

@@ -104,7 +104,7 @@ fn a_variable_counts_as_the_value_the_request_sent_for_it() {
 }
 
 #[test]
-fn aliases_and_audit_log_fields_are_counted_in_the_expanded_operation() {
+fn aliases_audit_log_and_introspection_fields_are_counted_in_the_expanded_operation() {
     let twenty: String = (0..20).map(|i| format!("a{i}: me {{ id }} ")).collect();
     let once = format!("query {{ ...A }} fragment A on Query {{ {twenty} }}");
     assert_eq!(measured(&once).unwrap().aliases, 20);
@@ -121,6 +121,20 @@ fn aliases_and_audit_log_fields_are_counted_in_the_expanded_operation() {
     ] {
         assert_eq!(refused(&query), Limit::AuditLog, "{query}");
     }
+    let schema = "__schema { types { name } }";
+    assert_eq!(
+        refused(&format!(
+            "{{ a: {schema} b: {schema} c: __type(name: \"User\") {{ name }} }}"
+        )),
+        Limit::Introspection
+    );
+    assert_eq!(
+        refused(&format!(
+            "{{ ...S ...S ...S }} fragment S on Query {{ {schema} }}"
+        )),
+        Limit::Introspection
+    );
+    assert_eq!(measured(INTROSPECTION).unwrap().introspection, 1);
     // Two operations, one runs: each may read the log once.
     let two = format!("query A {{ {log} }} query B {{ {log} }}");
     assert_eq!(measured(&two).unwrap().audit_logs, 1);
@@ -246,6 +260,7 @@ fn the_token_count_never_exceeds_twice_the_measured_size() {
         max_size: usize::MAX,
         max_aliases: usize::MAX,
         max_audit_logs: usize::MAX,
+        max_introspection: usize::MAX,
         max_depth: 64,
         max_definitions: usize::MAX,
         max_variables: usize::MAX,

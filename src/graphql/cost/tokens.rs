@@ -8,15 +8,42 @@
 //! selection set, `$v: Type`), so such a text is refused after one pass
 //! over its bytes, before the parser sees it.
 
-/// Names, numbers and strings in `text`; punctuation, commas, whitespace
-/// and comments are not counted. Stops counting past `stop`.
+/// What one pass over a text found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// Names, numbers and strings; punctuation, commas, whitespace and
+    /// comments are not counted.
+    pub tokens: usize,
+    /// Operations and fragments: each has exactly one selection set that
+    /// opens outside any other braces or parentheses.
+    pub definitions: usize,
+}
+
+/// Names, numbers and strings in `text`. Stops counting past `stop`.
+#[cfg(test)]
 pub fn count(text: &str, stop: usize) -> usize {
+    scan(text, stop).tokens
+}
+
+/// Scans `text`, stopping once more than `stop` tokens are seen.
+pub fn scan(text: &str, stop: usize) -> Scan {
     let bytes = text.as_bytes();
     let mut tokens = 0usize;
+    let mut definitions = 0usize;
+    let (mut braces, mut parens) = (0usize, 0usize);
     let mut i = 0usize;
     while i < bytes.len() && tokens <= stop {
         let byte = bytes[i];
         match byte {
+            b'{' => {
+                if braces == 0 && parens == 0 {
+                    definitions += 1;
+                }
+                braces += 1;
+            }
+            b'}' => braces = braces.saturating_sub(1),
+            b'(' => parens += 1,
+            b')' => parens = parens.saturating_sub(1),
             b'#' => {
                 while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
                     i += 1;
@@ -48,7 +75,10 @@ pub fn count(text: &str, stop: usize) -> usize {
         }
         i += 1;
     }
-    tokens
+    Scan {
+        tokens,
+        definitions,
+    }
 }
 
 /// True when the `.`, `+` or `-` at `i` is part of a number such as `1.5e-3`.
@@ -88,7 +118,7 @@ fn skip_string(bytes: &[u8], start: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::count;
+    use super::{count, scan};
 
     #[test]
     fn names_numbers_and_strings_are_counted_punctuation_and_comments_are_not() {
@@ -117,5 +147,18 @@ mod tests {
             11,
             "counting stops past `stop`"
         );
+    }
+
+    #[test]
+    fn definitions_are_the_selection_sets_opened_at_the_top_level() {
+        let definitions = |text: &str| scan(text, usize::MAX).definitions;
+        assert_eq!(definitions("{ a { b } }"), 1);
+        assert_eq!(
+            definitions(
+                "query Q($v: I = { a: { b: 1 } }) @d(x: {y: 2}) { a(o: {p: 1}) { b } } fragment F on Q { c }"
+            ),
+            2
+        );
+        assert_eq!(definitions(r#"{ a(s: "{ {") } # {"#), 1);
     }
 }
