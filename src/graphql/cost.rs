@@ -232,9 +232,9 @@ pub struct Cost {
 }
 
 /// Refuses, before parsing, a text certain to break a limit: one with more
-/// than twice `limits.max_size` tokens (it would measure more than
-/// `max_size`, see [`tokens`]) or more than `limits.max_definitions`
-/// definitions. Costs one pass over the bytes.
+/// than twice `limits.max_size` tokens or more than `max_size` selections
+/// (it would measure more than `max_size`, see [`tokens`]), or more than
+/// `limits.max_definitions` definitions. Costs one pass over the bytes.
 pub fn check_text(text: &str, limits: &Limits) -> Result<(), Refusal> {
     let most = limits.max_size.saturating_mul(2);
     let scan = tokens::scan(text, most);
@@ -242,6 +242,12 @@ pub fn check_text(text: &str, limits: &Limits) -> Result<(), Refusal> {
         return Err(Refusal {
             at_least: true,
             ..Refusal::new(Limit::Size, scan.tokens / 2, limits.max_size)
+        });
+    }
+    if scan.selections > limits.max_size {
+        return Err(Refusal {
+            at_least: true,
+            ..Refusal::new(Limit::Size, scan.selections, limits.max_size)
         });
     }
     if scan.definitions > limits.max_definitions {

@@ -253,7 +253,7 @@ fn random_document(rng: &mut impl rand::Rng) -> String {
 }
 
 #[test]
-fn the_token_count_never_exceeds_twice_the_measured_size() {
+fn the_token_and_selection_counts_never_exceed_what_measure_finds() {
     use rand::SeedableRng;
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let unbounded = Limits {
@@ -276,7 +276,8 @@ fn the_token_count_never_exceeds_twice_the_measured_size() {
         let size = measure(&parsed, &Variables::default(), &unbounded)
             .unwrap()
             .size;
-        let tokens = tokens::count(doc, usize::MAX);
-        assert!(tokens <= 2 * size, "{tokens} tokens, size {size}: {doc}");
+        let scan = tokens::scan(doc, usize::MAX);
+        assert!(scan.tokens <= 2 * size, "{scan:?}, size {size}: {doc}");
+        assert!(scan.selections <= size, "{scan:?}, size {size}: {doc}");
     }
 }

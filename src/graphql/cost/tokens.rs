@@ -7,6 +7,11 @@
 //! alias and its field, `... on Type`, `fragment F on T` and its non-empty
 //! selection set, `$v: Type`), so such a text is refused after one pass
 //! over its bytes, before the parser sees it.
+//!
+//! Tighter still: inside a selection set and outside parentheses, a name
+//! that is not an alias (followed by `:`) nor the `on Type` of an inline
+//! fragment is a field, a spread or a directive, one node each. More such
+//! names than `max_size` is refused as well.
 
 /// What one pass over a text found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -17,6 +22,8 @@ pub struct Scan {
     /// Operations and fragments: each has exactly one selection set that
     /// opens outside any other braces or parentheses.
     pub definitions: usize,
+    /// Fields, spreads and directives written in selection sets.
+    pub selections: usize,
 }
 
 /// Names, numbers and strings in `text`. Stops counting past `stop`.
@@ -30,7 +37,10 @@ pub fn scan(text: &str, stop: usize) -> Scan {
     let bytes = text.as_bytes();
     let mut tokens = 0usize;
     let mut definitions = 0usize;
+    let mut selections = 0usize;
     let (mut braces, mut parens) = (0usize, 0usize);
+    // After `...`: an `on` there, and the type after it, are not selections.
+    let (mut after_spread, mut type_condition) = (false, false);
     let mut i = 0usize;
     while i < bytes.len() && tokens <= stop {
         let byte = bytes[i];
@@ -45,9 +55,12 @@ pub fn scan(text: &str, stop: usize) -> Scan {
             b'(' => parens += 1,
             b')' => parens = parens.saturating_sub(1),
             b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
-                    i += 1;
-                }
+                i = skip_comment(bytes, i);
+                continue;
+            }
+            b'.' if bytes[i..].starts_with(b"...") => {
+                after_spread = true;
+                i += 3;
                 continue;
             }
             b'"' => {
@@ -56,6 +69,7 @@ pub fn scan(text: &str, stop: usize) -> Scan {
                 continue;
             }
             b'_' | b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' => {
+                let start = i;
                 tokens += 1;
                 i += 1;
                 while i < bytes.len()
@@ -69,16 +83,54 @@ pub fn scan(text: &str, stop: usize) -> Scan {
                     }
                     i += 1;
                 }
+                if braces > 0 && parens == 0 && (byte == b'_' || byte.is_ascii_alphabetic()) {
+                    let name = &bytes[start..i];
+                    if type_condition {
+                        type_condition = false;
+                    } else if after_spread && name == b"on" {
+                        type_condition = true;
+                    } else if next_significant(bytes, i) != Some(b':') {
+                        selections += 1;
+                    }
+                }
+                after_spread = false;
+                continue;
+            }
+            b' ' | b'\t' | b'\n' | b'\r' | b',' => {
+                i += 1;
                 continue;
             }
             _ => {}
         }
+        after_spread = false;
         i += 1;
     }
     Scan {
         tokens,
         definitions,
+        selections,
     }
+}
+
+/// The index of the line end after the comment that starts at `start`.
+fn skip_comment(bytes: &[u8], start: usize) -> usize {
+    let mut i = start;
+    while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
+        i += 1;
+    }
+    i
+}
+
+/// The first byte from `i` on that is not whitespace, a comma or a comment.
+fn next_significant(bytes: &[u8], mut i: usize) -> Option<u8> {
+    while i < bytes.len() {
+        match bytes[i] {
+            b' ' | b'\t' | b'\n' | b'\r' | b',' => i += 1,
+            b'#' => i = skip_comment(bytes, i),
+            byte => return Some(byte),
+        }
+    }
+    None
 }
 
 /// True when the `.`, `+` or `-` at `i` is part of a number such as `1.5e-3`.
@@ -146,6 +198,23 @@ mod tests {
             count(&"a ".repeat(1000), 10),
             11,
             "counting stops past `stop`"
+        );
+    }
+
+    #[test]
+    fn selections_are_fields_spreads_and_directives_but_not_aliases_or_type_conditions() {
+        let selections = |text: &str| scan(text, usize::MAX).selections;
+        assert_eq!(selections("{ me { id } }"), 2);
+        assert_eq!(selections("{ a: me(x: {y: 1}) { b # c\n : id } }"), 2);
+        assert_eq!(
+            selections(
+                "query Q($v: Int) @d { ...F ... on Query { id } ... @skip(if: true) { x } }"
+            ),
+            4
+        );
+        assert_eq!(
+            selections("fragment F on Query { __typename @include(if: $v) }"),
+            2
         );
     }
 
