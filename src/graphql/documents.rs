@@ -82,9 +82,10 @@ impl DocumentCache {
         self.len() == 0
     }
 
-    /// True when a document with exactly this text is kept.
-    pub fn contains(&self, text: &str) -> bool {
-        self.inner.read().contains_key(text)
+    /// Runs `look` on the document kept for exactly this text, if any,
+    /// without copying it.
+    pub fn inspect<R>(&self, text: &str, look: impl FnOnce(&ExecutableDocument) -> R) -> Option<R> {
+        self.inner.read().get(text).map(look)
     }
 
     fn get(&self, text: &str) -> Option<ExecutableDocument> {

@@ -9,8 +9,9 @@
 //! `prepare_request`: it parses the text itself, measures the expanded
 //! document with [`cost::measure`], refuses it or hands the parsed document
 //! on (`Request::set_parsed_query`), so the text is still parsed only once.
-//! A text the [`DocumentCache`] holds passed this gate before and is left
-//! to the cache.
+//! A text the [`DocumentCache`] holds passed this gate before: it is not
+//! parsed again, only measured again with this request's variables (a
+//! variable counts as the value sent for it).
 //!
 //! Refusals are request errors: no `data`, no `path`, so the transport
 //! answers 400 under `application/graphql-response+json`. Their
@@ -125,12 +126,22 @@ impl Extension for Gate {
         mut request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
-        if !self.cache.contains(&request.query) {
-            // The semaphore is never closed; without a permit the text is
-            // still checked, only not queued.
-            let permit = self.parsing.clone().acquire_owned().await.ok();
-            check(&mut request, &self.limits)?;
-            *self.permit.lock().unwrap_or_else(PoisonError::into_inner) = permit;
+        // A kept text passed when first seen, but with other variables: its
+        // document is measured again (a walk, no parse) with these ones.
+        let kept = self.cache.inspect(&request.query, |document| {
+            cost::measure(document, &request.variables, &self.limits)
+        });
+        match kept {
+            Some(measured) => {
+                measured.map_err(refusal)?;
+            }
+            None => {
+                // The semaphore is never closed; without a permit the text
+                // is still checked, only not queued.
+                let permit = self.parsing.clone().acquire_owned().await.ok();
+                check(&mut request, &self.limits)?;
+                *self.permit.lock().unwrap_or_else(PoisonError::into_inner) = permit;
+            }
         }
         next.run(ctx, request).await
     }

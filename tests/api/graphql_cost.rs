@@ -474,3 +474,26 @@ async fn random_documents_up_to_the_body_limit_are_answered_or_refused_in_under_
         "{answered} answered, {refused} refused"
     );
 }
+
+#[tokio::test]
+async fn a_kept_document_is_measured_again_with_each_requests_variables() {
+    let app = spawn_app().await;
+    let query = "query($f: AuditLogFilter) { auditLog(filter: $f) { pageInfo { hasNextPage } } }";
+    // Seen twice and valid: the document cache keeps it.
+    for _ in 0..2 {
+        let small = json!({ "f": { "kinds": ["LOGIN_FAILED"] } });
+        let response = app.post(None, query, small).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let kinds = vec!["LOGIN_FAILED"; 4_000];
+    let before = thread_cpu();
+    let response = app
+        .post(None, query, json!({ "f": { "kinds": kinds } }))
+        .await;
+    let answer = Answer {
+        status: response.status(),
+        body: response.json().await.unwrap(),
+        cpu: thread_cpu().saturating_sub(before),
+    };
+    assert_refused(&answer, "SIZE");
+}
