@@ -82,6 +82,12 @@ impl DocumentCache {
         self.len() == 0
     }
 
+    /// Runs `look` on the document kept for exactly this text, if any,
+    /// without copying it.
+    pub fn inspect<R>(&self, text: &str, look: impl FnOnce(&ExecutableDocument) -> R) -> Option<R> {
+        self.inner.read().get(text).map(look)
+    }
+
     fn get(&self, text: &str) -> Option<ExecutableDocument> {
         self.inner.read().get(text).cloned()
     }
@@ -190,7 +196,7 @@ mod tests {
     use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
 
     use super::*;
-    use crate::graphql::aliases::AliasLimit;
+    use crate::graphql::limits::DocumentLimits;
 
     struct Query;
 
@@ -203,7 +209,7 @@ mod tests {
 
     type TestSchema = Schema<Query, EmptyMutation, EmptySubscription>;
 
-    /// Counts the parses that reach the parser (it sits inside the cache).
+    /// Counts the documents that reach async-graphql's parse step (inside the cache).
     struct CountParses(Arc<AtomicUsize>);
 
     impl ExtensionFactory for CountParses {
@@ -230,7 +236,14 @@ mod tests {
         let parses = Arc::new(AtomicUsize::new(0));
         let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
             .extension(cache.clone())
-            .extension(AliasLimit { max: 1 })
+            .extension(DocumentLimits::new(
+                crate::graphql::cost::Limits {
+                    max_aliases: 1,
+                    ..crate::graphql::LIMITS
+                },
+                20,
+                cache.clone(),
+            ))
             .extension(CountParses(parses.clone()))
             .finish();
         (schema, parses)
@@ -278,7 +291,8 @@ mod tests {
             assert!(first_error(&unknown).contains("nope"), "{unknown}");
         }
         assert!(cache.is_empty());
-        assert_eq!(parses.load(Ordering::SeqCst), 9);
+        // The gate refuses the first two before async-graphql's parse step.
+        assert_eq!(parses.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]

@@ -4,9 +4,10 @@
 //! its [`AppError`](crate::error::AppError) into a client error with
 //! [`context::Respond::respond`].
 
-pub mod aliases;
 pub mod context;
+pub mod cost;
 pub mod documents;
+pub mod limits;
 pub mod mutation;
 pub mod observe;
 pub mod query;
@@ -24,11 +25,34 @@ pub type WardenSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
 /// Limits every document must stay within. Generous for real clients,
 /// small enough that a hostile document is refused before it costs anything.
+/// Depth and complexity are async-graphql's, checked during validation;
+/// [`LIMITS`] is checked before anything else looks at the document.
 const MAX_DEPTH: usize = 12;
 const MAX_COMPLEXITY: usize = 500;
 const MAX_RECURSIVE_DEPTH: usize = 32;
+/// Directives on one field (async-graphql's check).
 const MAX_DIRECTIVES: usize = 16;
-const MAX_ALIASES: usize = 32;
+/// The document gate ([`cost::measure`]). graphql-js's full introspection
+/// query (every option on) measures 548 nodes, all definitions together, 18 levels deep; a
+/// real operation of Warden's is a few dozen. Validation and execution cost
+/// a few microseconds per node, so the largest admitted document costs
+/// milliseconds. Aliases, `auditLog` fields and introspection roots
+/// (`__schema`, `__type`: one walk of the schema each, some 2 ms) are
+/// counted in the expanded operation: `{ ...A ...A }` counts what `A` holds
+/// twice.
+pub const LIMITS: cost::Limits = cost::Limits {
+    max_size: 3_000,
+    max_aliases: 32,
+    max_audit_logs: 1,
+    max_introspection: 2,
+    max_depth: 64,
+    max_definitions: 64,
+    max_variables: 64,
+    max_arguments: 128,
+    max_directives: 64,
+};
+/// Errors in one response; past it, one more says how many were left out.
+pub const MAX_ERRORS: usize = 20;
 /// Parsed documents kept for reuse, and the longest text kept. A frontend
 /// sends a few dozen distinct documents, each well under the length bound.
 /// 4 KB of text hold at most about 1,400 fields (some 270 KB parsed), so a
@@ -38,17 +62,15 @@ const KEPT_DOCUMENTS: usize = 128;
 const MAX_KEPT_DOCUMENT_BYTES: usize = 4 * 1024;
 
 fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+    let cache = documents::DocumentCache::new(KEPT_DOCUMENTS, MAX_KEPT_DOCUMENT_BYTES);
     Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(MAX_RECURSIVE_DEPTH)
         .limit_directives(MAX_DIRECTIVES)
-        // First, so that only documents that passed the alias limit are kept.
-        .extension(documents::DocumentCache::new(
-            KEPT_DOCUMENTS,
-            MAX_KEPT_DOCUMENT_BYTES,
-        ))
-        .extension(aliases::AliasLimit { max: MAX_ALIASES })
+        // The cache first: a text it holds passed the gate when first seen.
+        .extension(cache.clone())
+        .extension(limits::DocumentLimits::new(LIMITS, MAX_ERRORS, cache))
 }
 
 /// Builds the schema once, with the state every resolver reads.

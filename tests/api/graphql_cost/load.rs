@@ -1,0 +1,246 @@
+//! The gate under load: `me` while hostile documents stream in, and random
+//! documents up to the body limit.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use super::{fields, nested_spreads, send, CPU_PER_DOCUMENT, HEAVY};
+use crate::helpers::{email, spawn_app};
+
+/// The hostile documents of `graphql_cost`, one of each family.
+fn hostile_documents() -> Vec<String> {
+    vec![
+        nested_spreads(10, 5),
+        format!(
+            "{{ {} }} fragment W on Query {{ {} }}",
+            "...W ".repeat(40),
+            "__typename ".repeat(400)
+        ),
+        format!("{{ {} }}", "__typename ".repeat(3_500)),
+        format!("{{ {} }}", "t ".repeat(6_500)),
+        format!(
+            "{{ __typename }} {}",
+            fields(1_000, |i| format!(
+                "fragment U{i} on Query {{ __typename }}"
+            ))
+        ),
+        format!(
+            "query({}) {{ __typename }}",
+            fields(1_000, |i| format!("$v{i}: Int"))
+        ),
+        "query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }".to_owned(),
+        format!("{{ {} }}", fields(30, |i| format!("nope{i}"))),
+        format!(
+            "{{ {} }}",
+            fields(20, |i| format!(
+                "s{i}: __schema {{ types {{ name fields {{ name args {{ name }} }} }} }}"
+            ))
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn me_answers_with_a_p99_under_50_ms_while_hostile_documents_stream_in() {
+    use std::sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+    };
+    let _turn = HEAVY.lock().await;
+    let app = spawn_app().await;
+    let token = app.register(&email()).await["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let p99 = |mut latencies: Vec<Duration>| {
+        latencies.sort();
+        latencies[latencies.len() * 99 / 100 - 1]
+    };
+    let mut quiet = Vec::new();
+    for _ in 0..100 {
+        let t = Instant::now();
+        let body = app.me(Some(&token)).await;
+        quiet.push(t.elapsed());
+        assert!(body["errors"].is_null(), "{body}");
+    }
+    let quiet = p99(quiet);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicUsize::new(0));
+    // Four clients resend the worst documents back to back, at most 2,000
+    // documents and 20 s in all, while `me` is timed.
+    // The attackers run on a thread and runtime of their own, as remote
+    // clients would: the server's two executor threads serve only the
+    // server. Bodies are serialised once.
+    let url = format!("{}/graphql", app.address);
+    let bodies: Vec<Vec<u8>> = hostile_documents()
+        .iter()
+        .map(|document| serde_json::to_vec(&json!({ "query": document })).unwrap())
+        .collect();
+    let attack = {
+        let (stop, sent) = (stop.clone(), sent.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let attackers: Vec<_> = (0..4)
+                    .map(|n| {
+                        let (stop, sent, url) = (stop.clone(), sent.clone(), url.clone());
+                        let bodies = bodies.clone();
+                        tokio::spawn(async move {
+                            let client = reqwest::Client::new();
+                            let mut refused = 0usize;
+                            for body in bodies.iter().cycle().skip(n) {
+                                if stop.load(Ordering::Relaxed)
+                                    || sent.fetch_add(1, Ordering::Relaxed) >= 2_000
+                                {
+                                    break;
+                                }
+                                let send = client
+                                    .post(&url)
+                                    .header("content-type", "application/json")
+                                    .body(body.clone())
+                                    .send();
+                                if let Ok(Ok(response)) =
+                                    tokio::time::timeout(Duration::from_secs(20), send).await
+                                {
+                                    refused +=
+                                        usize::from(response.status() == StatusCode::BAD_REQUEST);
+                                }
+                            }
+                            refused
+                        })
+                    })
+                    .collect();
+                let mut refused = 0usize;
+                for attacker in attackers {
+                    refused += attacker.await.unwrap_or(0);
+                }
+                refused
+            })
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    while latencies.len() < 200 && started.elapsed() < Duration::from_secs(20) {
+        let t = Instant::now();
+        let body = app.me(Some(&token)).await;
+        latencies.push(t.elapsed());
+        assert!(body["errors"].is_null(), "{body}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let refused = attack.join().unwrap();
+    latencies.sort();
+    let (p50, max) = (
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1],
+    );
+    let under_attack = p99(latencies.clone());
+    eprintln!(
+        "me: p99 {quiet:?} quiet; under attack {} calls, p50 {p50:?}, p99 {under_attack:?}, max {max:?}; {refused} hostile documents refused",
+        latencies.len(),
+    );
+    assert_eq!(latencies.len(), 200, "me calls finished in 20 s");
+    assert!(refused >= 100, "the attack ran: {refused} refused");
+    // 50 ms is the bound. On a machine so loaded by other work that
+    // `me` alone has a p99 over 25 ms, the attack must not double it. (Before
+    // the gate, one hostile document held an executor thread for 20 s.)
+    let bound = Duration::from_millis(50).max(quiet * 2);
+    assert!(
+        under_attack < bound,
+        "p99 {under_attack:?}, quiet {quiet:?}"
+    );
+}
+
+/// A random document of up to `definitions` operations and fragments
+/// (nested spreads, aliases, inline fragments, directives, introspection),
+/// of about `target` bytes.
+fn random_document(rng: &mut impl rand::Rng, definitions: usize, target: usize) -> String {
+    let definitions = rng.random_range(1..=definitions);
+    let per_definition = target / definitions + 1;
+    let mut doc = String::new();
+    for k in 0..definitions {
+        let mut body = String::new();
+        while body.len() < per_definition {
+            // 12..20: plain fields, so that small documents often validate.
+            let piece = match rng.random_range(0..20u8) {
+                0 => "__typename".to_owned(),
+                1 => format!("a{}: __typename", rng.random_range(0..1000u32)),
+                2 => "me { id email }".to_owned(),
+                3 => format!("m{}: me {{ id }}", rng.random_range(0..1000u32)),
+                // Mostly spreads of earlier fragments; now and then a later
+                // one (a cycle, or a missing fragment).
+                4..=6 if rng.random_bool(0.03) => {
+                    format!("...F{}", rng.random_range(0..=definitions + 1))
+                }
+                4..=6 if k > 1 => format!("...F{}", rng.random_range(1..k)),
+                4..=6 => "__typename".to_owned(),
+                7 => "... on Query { __typename }".to_owned(),
+                8 => format!("__typename @include(if: {})", rng.random_bool(0.5)),
+                9 => "__schema { types { name fields { name args { name } } } }".to_owned(),
+                10 => format!(
+                    "t{}: __type(name: \"{}\") {{ name }}",
+                    rng.random_range(0..1000u32),
+                    "U".repeat(rng.random_range(1..200usize))
+                ),
+                _ if k == 0 && !body.contains("auditLog") => {
+                    "auditLog(first: 3) { edges { cursor } }".to_owned()
+                }
+                11 => "__typename @skip(if: false)".to_owned(),
+                _ => "me { id }".to_owned(),
+            };
+            body.push_str(&piece);
+            body.push(' ');
+        }
+        if k == 0 {
+            // Spread every fragment, so that small documents validate.
+            let all: String = (1..definitions).map(|f| format!("...F{f} ")).collect();
+            doc.push_str(&format!("query {{ {all}{body}}}\n"));
+        } else {
+            doc.push_str(&format!("fragment F{k} on Query {{ {body}}}\n"));
+        }
+    }
+    doc
+}
+
+#[tokio::test]
+async fn random_documents_up_to_the_body_limit_are_answered_or_refused_in_under_50_ms_of_cpu() {
+    use rand::{Rng, SeedableRng};
+    let _turn = HEAVY.lock().await;
+    let app = spawn_app().await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+    let (mut answered, mut refused, mut worst) = (0usize, 0usize, Duration::ZERO);
+    for n in 0..200 {
+        // Small, medium, and up to the 64 KiB body limit.
+        let (definitions, target) = match n % 10 {
+            0..=3 => (6, rng.random_range(20..1_500)),
+            4..=6 => (30, rng.random_range(1_500..8_000)),
+            _ => (80, rng.random_range(8_000..60_000)),
+        };
+        let doc = random_document(&mut rng, definitions, target);
+        let answer = send(&app, &doc).await;
+        let errors = answer.body["errors"].as_array().map_or(0, Vec::len);
+        match answer.status {
+            StatusCode::OK => answered += 1,
+            StatusCode::BAD_REQUEST => refused += 1,
+            other => panic!("document {n}: {other}: {}", answer.body),
+        }
+        assert!(errors <= 21, "document {n}: {errors} errors");
+        assert!(
+            answer.cpu < CPU_PER_DOCUMENT,
+            "document {n} ({} bytes) took {:?}: {}",
+            doc.len(),
+            answer.cpu,
+            answer.body["errors"][0]
+        );
+        worst = worst.max(answer.cpu);
+    }
+    eprintln!("random documents: {answered} answered, {refused} refused, worst {worst:?} of CPU");
+    assert!(
+        answered > 0 && refused > 0,
+        "{answered} answered, {refused} refused"
+    );
+}
