@@ -175,7 +175,11 @@ async fn one_client_ip_cannot_hold_more_connections_than_its_cap() {
     let addr = app.address.trim_start_matches("http://").to_owned();
     let mut held = open_served(&addr, 3).await;
     assert_refused(&addr).await;
-    assert_refused(&addr).await;
+    // A client that has sent nothing yet reads the 503 before the close.
+    let mut quiet = TcpStream::connect(&addr).await.unwrap();
+    let response = read_response(&mut quiet).await;
+    assert_eq!(status(&response), "503", "{response}");
+    assert!(response.contains("Retry-After: 1"), "{response}");
     // The held connections still work, and closing one frees a place.
     for stream in &mut held {
         assert_eq!(status(&exchange(stream, &healthz()).await), "200");
@@ -382,8 +386,13 @@ async fn settled_rss(server: &Server) -> u64 {
 /// Opens `n` connections, each sending an unfinished request head of up
 /// to `size` bytes in 8 KiB writes (stopping early when the server hangs
 /// up), and keeps them open. Returns the streams and how many the server
-/// answered or closed.
-async fn unfinished_heads(port: u16, n: usize, size: usize) -> (Vec<TcpStream>, usize) {
+/// answered or closed within `wait` after their last write.
+async fn unfinished_heads(
+    port: u16,
+    n: usize,
+    size: usize,
+    wait: Duration,
+) -> (Vec<TcpStream>, usize) {
     let gate = Arc::new(Semaphore::new(100));
     let tasks: Vec<_> = (0..n)
         .map(|_| {
@@ -416,12 +425,12 @@ async fn unfinished_heads(port: u16, n: usize, size: usize) -> (Vec<TcpStream>, 
                 }
                 // The server may have answered (431) and closed without
                 // failing a write yet. Let the next connection start, then
-                // look for an answer or a close for up to 3 s.
+                // look for an answer or a close for `wait` (every connection
+                // waits at once).
                 drop(permit);
                 let mut byte = [0u8; 1];
                 if !cut {
-                    let read =
-                        tokio::time::timeout(Duration::from_secs(3), stream.read(&mut byte)).await;
+                    let read = tokio::time::timeout(wait, stream.read(&mut byte)).await;
                     cut = read.is_ok();
                 }
                 (stream, cut)
@@ -443,7 +452,8 @@ async fn a_thousand_connections_sending_380_kb_heads_leave_rss_bounded_and_a_fre
 ) {
     let server = serve(None, &[]).await;
     let before = settled_rss(&server).await;
-    let (held, cut) = unfinished_heads(server.port, 1000, 380 * 1024).await;
+    let (held, cut) =
+        unfinished_heads(server.port, 1000, 380 * 1024, Duration::from_secs(10)).await;
     let after = settled_rss(&server).await;
     eprintln!(
         "380 KB heads on 1000 connections: RSS {} -> {} MB, {} cut off by the server",
@@ -470,7 +480,8 @@ async fn a_thousand_connections_sending_380_kb_heads_leave_rss_bounded_and_a_fre
 async fn a_thousand_connections_holding_heads_just_under_the_cap_leave_rss_bounded() {
     let server = serve(None, &[]).await;
     let before = settled_rss(&server).await;
-    let (held, cut) = unfinished_heads(server.port, 1000, HEAD_CAP - 1024).await;
+    let (held, cut) =
+        unfinished_heads(server.port, 1000, HEAD_CAP - 1024, Duration::from_secs(1)).await;
     let after = settled_rss(&server).await;
     eprintln!(
         "31 KiB unfinished heads on 1000 connections: RSS {} -> {} MB, {} cut off",
