@@ -607,3 +607,59 @@ async fn start_up_warns_when_the_database_file_is_readable_by_others() {
     // Warden warns; it does not change an operator's file behind their back.
     assert_eq!(mode(&path), 0o644);
 }
+
+#[tokio::test]
+async fn connections_beyond_what_the_open_files_limit_holds_are_refused_and_the_database_still_works(
+) {
+    // 300 descriptors: Warden keeps 144 (128 + 16 database connections)
+    // for itself and caps connections at 156, below WARDEN_MAX_CONNECTIONS.
+    let server = serve(Some("-n 300"), &[("WARDEN_MAX_CONNECTIONS", "10000")]).await;
+    let mut held = Vec::new();
+    let (mut served, mut refused, mut hung) = (0, 0, 0);
+    for _ in 0..400 {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", server.port)).await else {
+            refused += 1;
+            continue;
+        };
+        let request = healthz();
+        let answer = tokio::time::timeout(Duration::from_secs(2), exchange(&mut stream, &request));
+        match answer.await {
+            Ok(response) if status(&response) == "200" => {
+                served += 1;
+                held.push(stream);
+            }
+            Ok(_) => refused += 1,
+            Err(_) => hung += 1,
+        }
+    }
+    eprintln!("ulimit -n 300, 400 connections: {served} served, {refused} refused, {hung} hung");
+    assert_eq!(hung, 0, "connections left waiting instead of refused");
+    assert!((100..=156).contains(&served), "{served} served");
+    // A place freed: the next client is served, and the database (which
+    // needs descriptors of its own) still answers.
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut stream = TcpStream::connect(("127.0.0.1", server.port))
+            .await
+            .unwrap();
+        let body = br#"{"query":"mutation { register(input: {email: \"fd@example.com\", password: \"correct horse battery staple\"}) { accessToken } }"}"#;
+        let request = [
+            format!(
+                "POST /graphql HTTP/1.1\r\nHost: warden\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes(),
+            body.to_vec(),
+        ]
+        .concat();
+        let response = exchange(&mut stream, &request).await;
+        if status(&response) == "200" {
+            assert!(response.contains("accessToken"), "{response}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never served again: {response}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(held);
+}
