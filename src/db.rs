@@ -8,6 +8,11 @@
 //! also start with `BEGIN IMMEDIATE`, so another process (say `warden cleanup`
 //! run by hand) is waited for through `busy_timeout` instead of failing a
 //! transaction half-way. On Postgres both handles are the same pool.
+//!
+//! The SQLite file holds password hashes, session and token hashes and the
+//! audit log, so it is private: Warden creates it 0600 before SQLite opens
+//! it (SQLite gives the -wal and -shm files the main file's permissions),
+//! and warns at start when an existing file is open to group or others.
 
 use std::{
     path::{Path, PathBuf},
@@ -45,6 +50,9 @@ impl Db {
         let url = config.database_url.expose_secret().to_owned();
         let timeout = config.database_acquire_timeout;
         if config.is_sqlite() {
+            if let Some(path) = sqlite_file(&url) {
+                keep_private(&path, may_create(&url));
+            }
             let write = connect_sqlite(&url, 1, timeout).await?;
             let read = connect_sqlite(&url, 4, timeout).await?;
             Ok(Self {
@@ -174,6 +182,51 @@ fn sqlite_file(url: &str) -> Option<PathBuf> {
     (!in_memory).then(|| options.get_filename().to_owned())
 }
 
+/// True when the URL lets SQLite create a missing file (`mode=rwc`).
+fn may_create(url: &str) -> bool {
+    url.split_once('?').is_some_and(|(_, query)| {
+        query
+            .split('&')
+            .any(|pair| pair.eq_ignore_ascii_case("mode=rwc"))
+    })
+}
+
+/// Creates the database file 0600 when it is missing and may be created,
+/// so SQLite (which would create it 0644 under the usual umask) finds it
+/// private, and gives its -wal and -shm files the same mode. Warns, once
+/// per file, when the file or its -wal or -shm can be read or written by
+/// group or others. Does not chmod an existing file: its mode may be the
+/// operator's choice (a backup group), and the warning tells them.
+fn keep_private(path: &Path, create: bool) {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if create {
+        // `create_new`: two instances starting together cannot both create
+        // it, and an existing file (or symlink) is left alone. Any other
+        // failure (no such directory) is SQLite's to report when it opens.
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = PathBuf::from(name);
+        let Ok(meta) = std::fs::metadata(&file) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %file.display(),
+                mode = format!("{mode:o}"),
+                "the SQLite database file can be read or written by other users; chmod 600 it"
+            );
+        }
+    }
+}
+
 /// SQLITE_BUSY or SQLITE_LOCKED, extended codes included.
 fn sqlite_busy(err: &DbErr) -> bool {
     let (DbErr::Conn(RuntimeErr::SqlxError(sqlx))
@@ -276,6 +329,38 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_mode_rwc_lets_warden_create_the_file() {
+        assert!(may_create("sqlite:///var/lib/warden.db?mode=rwc"));
+        assert!(may_create("sqlite://w.db?cache=shared&mode=rwc"));
+        assert!(!may_create("sqlite://w.db?mode=rw"));
+        assert!(!may_create("sqlite://w.db"));
+    }
+
+    #[test]
+    fn a_new_file_is_created_private_and_an_existing_one_is_left_as_it_is() {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(dir) = tempfile::tempdir() else {
+            panic!("temp dir")
+        };
+        let mode = |p: &Path| {
+            std::fs::metadata(p)
+                .map(|m| m.permissions().mode() & 0o777)
+                .ok()
+        };
+        let fresh = dir.path().join("fresh.db");
+        keep_private(&fresh, true);
+        assert_eq!(mode(&fresh), Some(0o600));
+        let missing = dir.path().join("missing.db");
+        keep_private(&missing, false);
+        assert_eq!(mode(&missing), None);
+        let shared = dir.path().join("shared.db");
+        let _ = std::fs::write(&shared, b"");
+        let _ = std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o640));
+        keep_private(&shared, true);
+        assert_eq!(mode(&shared), Some(0o640));
+    }
 
     #[test]
     fn the_sqlite_file_is_the_path_the_url_names_and_none_in_memory() {

@@ -6,7 +6,8 @@
 //! user input, so the number of series stays bounded.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 /// Every metric Warden exports.
@@ -35,6 +36,13 @@ pub struct Metrics {
     pub limiter_fallbacks: IntCounter,
     /// Rows deleted by cleanup, by `kind`.
     pub cleanup_removed: IntCounterVec,
+    /// Connections open now.
+    pub connections_open: IntGauge,
+    /// Connections closed at accept because a cap was reached, by `reason`
+    /// (`global`, `per_ip`).
+    pub connections_refused: IntCounterVec,
+    /// Connections closed with 431 because their request head outgrew the cap.
+    pub request_heads_too_large: IntCounter,
 }
 
 impl Metrics {
@@ -63,6 +71,8 @@ impl Metrics {
             &["operation"],
         )?;
         registry.register(Box::new(operation_seconds.clone()))?;
+        let connections_open = IntGauge::new("connections_open", "Connections open now.")?;
+        registry.register(Box::new(connections_open.clone()))?;
         Ok(Self {
             operations: counter_vec(
                 "graphql_operations_total",
@@ -103,6 +113,16 @@ impl Metrics {
                 "cleanup_removed_total",
                 "Rows removed by cleanup.",
                 &["kind"],
+            )?,
+            connections_open,
+            connections_refused: counter_vec(
+                "connections_refused_total",
+                "Connections closed at accept because a connection cap was reached.",
+                &["reason"],
+            )?,
+            request_heads_too_large: counter(
+                "request_heads_too_large_total",
+                "Connections answered 431 because the request head outgrew the cap.",
             )?,
             registry,
         })

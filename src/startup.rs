@@ -75,12 +75,18 @@ pub struct App {
     listener: TcpListener,
     addr: SocketAddr,
     state: AppState,
+    /// The global connection cap: `max_connections`, or less when the
+    /// open-files limit cannot hold that many.
+    max_connections: usize,
 }
 
 impl App {
     /// Builds everything and binds `config.listen` (port 0 picks a free port).
     pub async fn build(config: Config, clock: Clock) -> Result<Self, StartupError> {
         let listen = config.listen;
+        // Before anything opens a descriptor: every connection needs one.
+        let nofile = http::fd_limit::raise_open_files_limit();
+        let max_connections = http::fd_limit::connection_budget(&config, nofile);
         let state = build_state(config, clock).await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -96,6 +102,7 @@ impl App {
             listener,
             addr,
             state,
+            max_connections,
         })
     }
 
@@ -144,12 +151,21 @@ impl App {
         });
         let cleanup = tokio::spawn(crate::cleanup::run_every(self.state.clone()));
         let schema = graphql::build(self.state.clone());
-        let header_timeout = self.state.config.idle_timeout;
+        let config = &self.state.config;
+        let caps = http::caps::ConnectionCaps::new(
+            self.max_connections,
+            usize::try_from(config.max_connections_per_ip).unwrap_or(usize::MAX),
+            config.ipv6_prefix,
+            config.trusted_proxies.clone(),
+            Some(self.state.metrics.clone()),
+        );
+        let mut options = http::serve::ServeOptions::new(
+            config.idle_timeout,
+            std::time::Duration::from_secs(10),
+            caps,
+        );
+        options.metrics = Some(self.state.metrics.clone());
         let routes = http::routes(schema, self.state);
-        let options = http::serve::ServeOptions {
-            header_timeout,
-            grace: std::time::Duration::from_secs(10),
-        };
         let served = http::serve::serve(self.listener, routes, options, shutdown).await;
         housekeeping.abort();
         cleanup.abort();

@@ -4,9 +4,11 @@
 //! resolver runs: the content type, the body size, batching, GET mutations,
 //! the bearer header and the client IP.
 
+pub mod caps;
 mod client_ip;
 pub mod cookie;
 mod cors;
+pub mod fd_limit;
 mod graphql;
 mod health;
 pub mod serve;

@@ -17,8 +17,18 @@
 //! between keep-alive requests. That closes idle connections and clients
 //! that trickle their headers; the GraphQL handler bounds the body read
 //! with the same time.
+//!
+//! What one connection may cost is bounded too. A request head (request
+//! line and headers) may be at most [`MAX_HEAD_BYTES`]: past that hyper
+//! answers 431 and closes, and its read buffer never grows beyond it (by
+//! default hyper buffers up to ~400 KB of unfinished head per connection:
+//! 1,000 connections took the server from 31 to 421 MB). How many
+//! connections are open is capped in all and per client
+//! ([`ConnectionCaps`]); a connection over a cap gets a 503 written straight
+//! to its socket and is closed in the accept loop, without a task or any
+//! buffer of its own.
 
-use std::{convert::Infallible, future::Future, io, sync::Arc, time::Duration};
+use std::{convert::Infallible, future::Future, io, io::Write, sync::Arc, time::Duration};
 
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::{
@@ -30,19 +40,54 @@ use poem::{
     web::{LocalAddr, RemoteAddr},
     Addr, Endpoint, EndpointExt, Request,
 };
-use tokio::{net::TcpListener, task::JoinSet};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    task::JoinSet,
+};
+
+use super::caps::ConnectionCaps;
+use crate::metrics::Metrics;
+
+/// The largest request head (request line and headers) accepted. Browsers
+/// send a few KB, cookies included; the common server defaults are 8 to
+/// 32 KB (nginx's `large_client_header_buffers` allows 4 x 8 KB).
+pub const MAX_HEAD_BYTES: usize = 32 * 1024;
+
+/// Written, without waiting, to a connection refused by a cap.
+const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\
+    Connection: close\r\nRetry-After: 1\r\n\r\n";
 
 /// How long to wait before accepting again after `accept` failed for want
 /// of resources (file descriptors, buffers), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Timeouts of the connection loop.
-#[derive(Clone, Copy, Debug)]
+/// Timeouts and bounds of the connection loop.
+#[derive(Clone, Debug)]
 pub struct ServeOptions {
     /// Time a connection has to send a request head while one is awaited.
     pub header_timeout: Duration,
     /// Time in-flight requests get to finish once shutdown begins.
     pub grace: Duration,
+    /// Largest request head accepted; a larger one gets 431 and the
+    /// connection is closed. At least 8 KiB (hyper's smallest buffer).
+    pub max_head_bytes: usize,
+    /// How many connections may be open, in all and per client.
+    pub caps: ConnectionCaps,
+    /// Where heads over the cap are counted.
+    pub metrics: Option<Arc<Metrics>>,
+}
+
+impl ServeOptions {
+    /// The production bounds with these timeouts and caps.
+    pub fn new(header_timeout: Duration, grace: Duration, caps: ConnectionCaps) -> Self {
+        Self {
+            header_timeout,
+            grace,
+            max_head_bytes: MAX_HEAD_BYTES,
+            caps,
+            metrics: None,
+        }
+    }
 }
 
 /// Accepts connections on `listener` and serves `endpoint` on each until
@@ -82,6 +127,17 @@ where
                 }
             },
         };
+        // Over a cap: refused here, before the connection costs a task or
+        // a buffer. The permit rides with the connection's task and gives
+        // the place back when the task ends, however it ends.
+        let permit = match options.caps.admit(peer.ip()) {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                tracing::debug!(peer = %peer, cap = refusal.label(), "connection refused");
+                refuse(socket);
+                continue;
+            }
+        };
         // Responses go out in one write; there is nothing to coalesce.
         let _ = socket.set_nodelay(true);
         let remote = RemoteAddr(Addr::SocketAddr(peer));
@@ -94,15 +150,28 @@ where
                 Ok::<_, Infallible>(hyper::Response::from(response))
             }
         });
+        // `max_header_size` answers 431 once the unfinished head reaches
+        // the cap; `max_buf_size` keeps the read buffer itself from growing
+        // past it (hyper's floor is 8 KiB).
+        let head = options.max_head_bytes.max(8192);
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(options.header_timeout)
+            .max_header_size(head)
+            .max_buf_size(head)
             .serve_connection(TokioIo::new(socket), service);
         let conn = graceful.watch(conn);
+        let metrics = options.metrics.clone();
         connections.spawn(async move {
+            let _permit = permit;
             // Peers hang up mid-request and heads time out: neither is ours
             // to report above debug.
             if let Err(err) = conn.await {
+                if err.is_parse_too_large() {
+                    if let Some(metrics) = &metrics {
+                        metrics.request_heads_too_large.inc();
+                    }
+                }
                 tracing::debug!(error = %err, "connection ended with an error");
             }
         });
@@ -120,6 +189,15 @@ where
     }
     connections.shutdown().await;
     Ok(())
+}
+
+/// Writes the 503 if the socket takes it at once, then closes. The socket
+/// leaves the runtime first: a plain non-blocking write needs no readiness
+/// event, and the close is immediate.
+fn refuse(socket: TcpStream) {
+    if let Ok(mut socket) = socket.into_std() {
+        let _ = socket.write(REFUSED);
+    }
 }
 
 /// Errors that concern one incoming connection, not the listener: accepting
@@ -190,10 +268,7 @@ mod tests {
             .at("/stuck", stuck)
             .at("/peer", peer)
             .data(slow_started.clone());
-        let options = ServeOptions {
-            header_timeout,
-            grace,
-        };
+        let options = ServeOptions::new(header_timeout, grace, ConnectionCaps::unlimited());
         let served = tokio::spawn(serve(listener, routes, options, async move {
             let _ = stopped.await;
         }));
