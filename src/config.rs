@@ -232,7 +232,7 @@ pub struct Config {
     #[arg(long, env = "WARDEN_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin, global = true)]
     pub cors_origins: Vec<String>,
 
-    /// Most connections open at once; a connection over the cap is closed at once.
+    /// Most connections open at once; a connection over the cap is answered 503 and closed.
     #[arg(long, env = "WARDEN_MAX_CONNECTIONS", default_value_t = 65536, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub max_connections: u32,
 
