@@ -6,6 +6,7 @@
 
 pub mod aliases;
 pub mod context;
+pub mod device;
 pub mod documents;
 pub mod mutation;
 pub mod observe;

@@ -7,6 +7,7 @@
 mod client_ip;
 pub mod cookie;
 mod cors;
+pub mod device_cookie;
 mod graphql;
 mod health;
 pub mod serve;

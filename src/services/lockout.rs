@@ -1,31 +1,50 @@
-//! The per-email login lockout, kept in the database.
+//! The login lockout, kept in the database: a lock that a stranger cannot
+//! turn against the account's owner (after OWASP's device-cookie design).
 //!
-//! An attempt is *reserved* before its password is checked: the counter is
-//! incremented in a transaction that holds the row (`BEGIN IMMEDIATE` on
-//! SQLite, `SELECT … FOR UPDATE` on Postgres). The attempt that reaches the
-//! threshold arms the lock; any attempt reserved after it is refused without
-//! a password check. So however many guesses arrive at once, exactly
-//! `threshold` passwords are checked per window. A successful login clears
-//! the row; an armed lock whose attempt then failed is audited as
-//! `ACCOUNT_LOCKED`. An attempt whose password the hasher refused to check
-//! (overload) gives its reservation back, and with it any lock it armed.
+//! Two counters see every attempt at an email's password, each a row of
+//! `login_attempts` keyed by the email's pseudonym (a keyed hash, never the
+//! address):
+//! - the *client's* count for that email (the client is its IP bucket, or,
+//!   when it proves to be a trusted device of the account, that device): at
+//!   `WARDEN_LOCKOUT_THRESHOLD` failures in a window, that client alone is
+//!   locked out of that email for `WARDEN_LOCKOUT_DURATION`;
+//! - the *email's* count from every client: at
+//!   `WARDEN_LOCKOUT_GLOBAL_THRESHOLD` in a window, the email is closed to
+//!   every client but its trusted devices until a window has passed.
+//!
+//! So an attacker locks out only their own addresses, and a distributed
+//! attack shuts out other untrusted clients while the owner's devices, each
+//! counted on its own, keep their full allowance.
+//!
+//! An attempt is *reserved* before its password is checked: both counters
+//! are incremented in one transaction that holds both rows (`BEGIN
+//! IMMEDIATE` on SQLite, `SELECT … FOR UPDATE` on Postgres, the email's row
+//! first, so two attempts never wait on each other in a circle). The attempt
+//! that reaches a threshold arms the lock; any attempt reserved after it is
+//! refused without a password check and without touching either row, so
+//! refused tries never extend a lock. However many guesses arrive at once,
+//! at most the threshold of passwords are checked. A success clears the
+//! client's count, not the email's: the email's count measures an attack
+//! from everywhere, which the owner's login does not end, and clearing it
+//! would give the attack a fresh allowance each time the owner logs in. An
+//! attempt whose password the hasher refused to check (overload) gives its
+//! reservations back, and with them any lock it armed.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use entity::login_attempt;
 use sea_orm::{
-    sea_query::OnConflict, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait,
-    QueryFilter, QuerySelect,
+    sea_query::{Expr, OnConflict},
+    ActiveValue::Set,
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
+use uuid::Uuid;
 
-use crate::{
-    auth::email::Email, clock::delta, config::Config, db::FetchUnique, error::AppError,
-    state::AppState,
-};
+use crate::{clock::delta, config::Config, error::AppError, state::AppState};
 
-/// Threshold, window and duration from `WARDEN_LOCKOUT_*`.
+/// Threshold, window and duration of one counter.
 #[derive(Clone, Copy, Debug)]
 pub struct Policy {
-    /// Attempts per window that lock the email.
+    /// Attempts per window that arm the lock.
     pub threshold: u32,
     /// How long attempts count.
     pub window: TimeDelta,
@@ -34,7 +53,7 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// The configured policy.
+    /// A client's counter, from `WARDEN_LOCKOUT_*`.
     pub fn from_config(config: &Config) -> Self {
         Self {
             threshold: config.lockout_threshold.max(1),
@@ -42,9 +61,39 @@ impl Policy {
             duration: delta(config.lockout_duration),
         }
     }
+
+    /// The email's counter: `WARDEN_LOCKOUT_GLOBAL_THRESHOLD` in a window
+    /// closes the email to untrusted clients until a window has passed.
+    pub fn global_from_config(config: &Config) -> Self {
+        let window = delta(config.lockout_window);
+        Self {
+            threshold: config.lockout_global_threshold.max(1),
+            window,
+            duration: window,
+        }
+    }
 }
 
-/// The counter of one email.
+/// Both policies.
+#[derive(Clone, Copy, Debug)]
+pub struct Policies {
+    /// Per email and client.
+    pub client: Policy,
+    /// Per email, from every client.
+    pub email: Policy,
+}
+
+impl Policies {
+    /// The configured policies.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            client: Policy::from_config(config),
+            email: Policy::global_from_config(config),
+        }
+    }
+}
+
+/// One counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Counter {
     /// Attempts reserved in this window.
@@ -55,11 +104,11 @@ pub struct Counter {
     pub locked_until: Option<DateTime<Utc>>,
 }
 
-/// Whether an attempt may check its password.
+/// Whether one counter lets an attempt check its password.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Check the password. `arms_lock`: this attempt reached the threshold,
-    /// so the email is now locked unless its password turns out right.
+pub enum Step {
+    /// Counted. `arms_lock`: this attempt reached the threshold, so the
+    /// lock is on unless its password turns out right.
     Proceed {
         /// This attempt armed the lock.
         arms_lock: bool,
@@ -71,11 +120,11 @@ pub enum Verdict {
     },
 }
 
-/// The pure state transition of one reservation.
-pub fn reserve(current: Option<Counter>, now: DateTime<Utc>, policy: Policy) -> (Counter, Verdict) {
+/// The pure state transition of one counter's reservation.
+pub fn reserve(current: Option<Counter>, now: DateTime<Utc>, policy: Policy) -> (Counter, Step) {
     if let Some(counter) = current {
         if let Some(until) = counter.locked_until.filter(|until| *until > now) {
-            return (counter, Verdict::Locked { until });
+            return (counter, Step::Locked { until });
         }
     }
     let fresh = Counter {
@@ -93,34 +142,157 @@ pub fn reserve(current: Option<Counter>, now: DateTime<Utc>, policy: Policy) -> 
     if arms_lock {
         counter.locked_until = Some(now + policy.duration);
     }
-    (counter, Verdict::Proceed { arms_lock })
+    (counter, Step::Proceed { arms_lock })
 }
 
-/// Reserves one login attempt for `email`.
+/// Which lock refused an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// This client's, for this email.
+    Client,
+    /// The email's, for every client but its trusted devices.
+    Email,
+}
+
+impl Scope {
+    /// The name in audit details.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Email => "email",
+        }
+    }
+}
+
+/// What a reservation took, so that it can be given back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reservation {
+    /// This attempt armed the client's lock.
+    pub arms_client: bool,
+    /// This attempt armed the email's lock.
+    pub arms_email: bool,
+    /// The email's counter counted it (a trusted device's attempt while the
+    /// email is locked does not: it neither extends nor relies on that lock).
+    pub counted_email: bool,
+}
+
+/// Whether an attempt may check its password.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Check the password.
+    Proceed(Reservation),
+    /// Locked: refuse without checking anything.
+    Locked {
+        /// When the lock ends.
+        until: DateTime<Utc>,
+        /// Whose lock.
+        scope: Scope,
+    },
+}
+
+/// The pure transition of one attempt over both counters: the client's
+/// lock refuses first, then the email's (unless the client is a trusted
+/// device); a refusal changes neither counter.
+pub fn decide(
+    client: Option<Counter>,
+    email: Option<Counter>,
+    now: DateTime<Utc>,
+    policies: Policies,
+    trusted: bool,
+) -> (Option<Counter>, Option<Counter>, Verdict) {
+    let live_lock = |c: Option<Counter>| c.and_then(|c| c.locked_until).filter(|u| *u > now);
+    if let Some(until) = live_lock(client) {
+        let scope = Scope::Client;
+        return (client, email, Verdict::Locked { until, scope });
+    }
+    let email_locked = live_lock(email);
+    if let (Some(until), false) = (email_locked, trusted) {
+        let scope = Scope::Email;
+        return (client, email, Verdict::Locked { until, scope });
+    }
+    let (client_next, client_step) = reserve(client, now, policies.client);
+    let mut reservation = Reservation {
+        arms_client: client_step == Step::Proceed { arms_lock: true },
+        ..Reservation::default()
+    };
+    let email_next = if email_locked.is_some() {
+        email
+    } else {
+        let (next, step) = reserve(email, now, policies.email);
+        reservation.counted_email = true;
+        reservation.arms_email = step == Step::Proceed { arms_lock: true };
+        Some(next)
+    };
+    (Some(client_next), email_next, Verdict::Proceed(reservation))
+}
+
+/// Who is trying, as far as the lockout can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Client<'a> {
+    /// An untrusted client: its IP bucket (`limits::ip_key`).
+    Ip(&'a str),
+    /// A trusted device of the account, proven by its device token: counted
+    /// on its own, so attackers sharing its address cannot lock it out.
+    Device(Uuid),
+}
+
+/// The two `login_attempts` keys of one attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keys {
+    /// The email's counter: its pseudonym.
+    pub email: String,
+    /// The client's counter for that email.
+    pub client: String,
+    /// Whether the client is a trusted device.
+    pub trusted: bool,
+}
+
+impl Keys {
+    /// Keys for `client` trying the email whose pseudonym is `pseudonym`.
+    pub fn new(pseudonym: &str, client: Client<'_>) -> Self {
+        let (client, trusted) = match client {
+            Client::Ip(bucket) => (format!("{pseudonym}|ip:{bucket}"), false),
+            Client::Device(id) => (format!("{pseudonym}|device:{id}"), true),
+        };
+        Self {
+            email: pseudonym.to_owned(),
+            client,
+            trusted,
+        }
+    }
+}
+
+/// Reserves one attempt at the password of the email of `keys`.
 #[tracing::instrument(skip_all)]
-pub async fn reserve_attempt(state: &AppState, email: &Email) -> Result<Verdict, AppError> {
-    let policy = Policy::from_config(&state.config);
+pub async fn reserve_attempt(state: &AppState, keys: &Keys) -> Result<Verdict, AppError> {
+    let policies = Policies::from_config(&state.config);
     let now = state.clock.now();
     let txn = state.db.begin().await?;
-    login_attempt::Entity::insert(login_attempt::ActiveModel {
-        email: Set(email.as_str().to_owned()),
+    let row = |key: &str| login_attempt::ActiveModel {
+        email: Set(key.to_owned()),
         attempts: Set(0),
         window_started_at: Set(now),
         locked_until: Set(None),
         updated_at: Set(now),
-    })
-    .on_conflict(
-        OnConflict::column(login_attempt::Column::Email)
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(&txn)
-    .await?;
-    let current = held_counter(state, &txn, email)
-        .await?
-        .ok_or_else(|| AppError::internal("login_attempts row missing after insert"))?;
-    let (next, verdict) = reserve(Some(current), now, policy);
-    store(&txn, email, current, next, now).await?;
+    };
+    // The email's row first: every transaction takes the two in this order.
+    login_attempt::Entity::insert_many([row(&keys.email), row(&keys.client)])
+        .on_conflict(
+            OnConflict::column(login_attempt::Column::Email)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+    let (client, email) = held_counters(state, &txn, keys).await?;
+    if client.is_none() || email.is_none() {
+        return Err(AppError::internal(
+            "login_attempts rows missing after insert",
+        ));
+    }
+    let (client_next, email_next, verdict) = decide(client, email, now, policies, keys.trusted);
+    store(&txn, &keys.client, client, client_next, now).await?;
+    store(&txn, &keys.email, email, email_next, now).await?;
     txn.commit().await?;
     Ok(verdict)
 }
@@ -148,47 +320,60 @@ pub fn give_back(counter: Counter, armed_lock: bool) -> Counter {
 #[tracing::instrument(skip_all)]
 pub async fn release_attempt(
     state: &AppState,
-    email: &Email,
-    armed_lock: bool,
+    keys: &Keys,
+    reservation: Reservation,
 ) -> Result<(), AppError> {
     let now = state.clock.now();
     let txn = state.db.begin().await?;
-    if let Some(current) = held_counter(state, &txn, email).await? {
-        store(&txn, email, current, give_back(current, armed_lock), now).await?;
+    let (client, email) = held_counters(state, &txn, keys).await?;
+    let client_back = client.map(|c| give_back(c, reservation.arms_client));
+    store(&txn, &keys.client, client, client_back, now).await?;
+    if reservation.counted_email {
+        let email_back = email.map(|c| give_back(c, reservation.arms_email));
+        store(&txn, &keys.email, email, email_back, now).await?;
     }
     txn.commit().await?;
     Ok(())
 }
 
-/// The counter of `email`, its row held until `txn` ends.
-async fn held_counter(
+/// The counters of `keys` (client's, email's), their rows held until `txn`
+/// ends.
+async fn held_counters(
     state: &AppState,
     txn: &DatabaseTransaction,
-    email: &Email,
-) -> Result<Option<Counter>, AppError> {
-    let mut select = login_attempt::Entity::find_by_id(email.as_str().to_owned());
+    keys: &Keys,
+) -> Result<(Option<Counter>, Option<Counter>), AppError> {
+    // One statement; in key order, so the email's row (a prefix of the
+    // client's key) is always locked first.
+    let mut select = login_attempt::Entity::find()
+        .filter(login_attempt::Column::Email.is_in([keys.email.as_str(), keys.client.as_str()]))
+        .order_by_asc(login_attempt::Column::Email);
     if !state.db.is_sqlite() {
         // SQLite's BEGIN IMMEDIATE already holds the only write lock.
         select = select.lock_exclusive();
     }
-    Ok(select.unique(txn).await?.map(|row| Counter {
-        attempts: u32::try_from(row.attempts).unwrap_or(0),
-        window_started_at: row.window_started_at,
-        locked_until: row.locked_until,
-    }))
+    let rows = select.all(txn).await?;
+    let counter = |key: &str| {
+        rows.iter().find(|row| row.email == key).map(|row| Counter {
+            attempts: u32::try_from(row.attempts).unwrap_or(0),
+            window_started_at: row.window_started_at,
+            locked_until: row.locked_until,
+        })
+    };
+    Ok((counter(&keys.client), counter(&keys.email)))
 }
 
 /// Writes `next` over `current` (nothing when they are the same).
 async fn store(
     txn: &DatabaseTransaction,
-    email: &Email,
-    current: Counter,
-    next: Counter,
+    key: &str,
+    current: Option<Counter>,
+    next: Option<Counter>,
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
-    if next == current {
+    let Some(next) = next.filter(|next| Some(*next) != current) else {
         return Ok(());
-    }
+    };
     login_attempt::Entity::update_many()
         .col_expr(
             login_attempt::Column::Attempts,
@@ -200,19 +385,49 @@ async fn store(
         )
         .col_expr(login_attempt::Column::LockedUntil, next.locked_until.into())
         .col_expr(login_attempt::Column::UpdatedAt, now.into())
-        .filter(login_attempt::Column::Email.eq(email.as_str()))
+        .filter(login_attempt::Column::Email.eq(key))
         .exec(txn)
         .await?;
     Ok(())
 }
 
-/// A successful login clears the counter (and any lock it armed).
-/// Runs inside the caller's transaction, so a login costs one commit less.
-pub async fn clear<C: sea_orm::ConnectionTrait>(conn: &C, email: &Email) -> Result<(), AppError> {
+/// A successful login clears the client's counter (never the email's: see
+/// the module docs). Runs inside the caller's transaction, so a login costs
+/// one commit less.
+pub async fn clear<C: sea_orm::ConnectionTrait>(conn: &C, keys: &Keys) -> Result<(), AppError> {
     login_attempt::Entity::delete_many()
-        .filter(login_attempt::Column::Email.eq(email.as_str()))
+        .filter(login_attempt::Column::Email.eq(keys.client.as_str()))
         .exec(conn)
         .await?;
+    Ok(())
+}
+
+/// A success is not a failure: it gives back what it counted on the
+/// email's counter (and the email's lock, if it armed it), so the email's
+/// count is of failures alone. Inside the login's transaction; one atomic
+/// `UPDATE`, so no row needs holding.
+pub async fn forgive_success<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    keys: &Keys,
+    reservation: Reservation,
+) -> Result<(), AppError> {
+    if !reservation.counted_email {
+        return Ok(());
+    }
+    let mut update = login_attempt::Entity::update_many()
+        .col_expr(
+            login_attempt::Column::Attempts,
+            sea_orm::sea_query::ExprTrait::sub(Expr::col(login_attempt::Column::Attempts), 1),
+        )
+        .filter(login_attempt::Column::Email.eq(keys.email.as_str()))
+        .filter(login_attempt::Column::Attempts.gt(0));
+    if reservation.arms_email {
+        update = update.col_expr(
+            login_attempt::Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        );
+    }
+    update.exec(conn).await?;
     Ok(())
 }
 
@@ -252,11 +467,11 @@ mod tests {
         assert_eq!(
             verdicts,
             [
-                Verdict::Proceed { arms_lock: false },
-                Verdict::Proceed { arms_lock: false },
-                Verdict::Proceed { arms_lock: true },
-                Verdict::Locked { until },
-                Verdict::Locked { until },
+                Step::Proceed { arms_lock: false },
+                Step::Proceed { arms_lock: false },
+                Step::Proceed { arms_lock: true },
+                Step::Locked { until },
+                Step::Locked { until },
             ]
         );
     }
@@ -280,7 +495,7 @@ mod tests {
                 ..policy()
             },
         );
-        assert_eq!(verdict, Verdict::Proceed { arms_lock: false });
+        assert_eq!(verdict, Step::Proceed { arms_lock: false });
         assert_eq!(s2.attempts, 1);
         assert_eq!(s2.locked_until, None);
     }
@@ -291,7 +506,7 @@ mod tests {
         let (s2, _) = reserve(Some(s1), t0() + TimeDelta::minutes(1), policy());
         let (s3, verdict) = reserve(Some(s2), t0() + TimeDelta::minutes(16), policy());
         assert_eq!(s3.attempts, 1);
-        assert_eq!(verdict, Verdict::Proceed { arms_lock: false });
+        assert_eq!(verdict, Step::Proceed { arms_lock: false });
     }
 
     #[test]
@@ -308,7 +523,7 @@ mod tests {
         let (_, verdict) = reserve(Some(back), t0(), policy());
         assert_eq!(
             verdict,
-            Verdict::Proceed { arms_lock: true },
+            Step::Proceed { arms_lock: true },
             "the next attempt arms it again"
         );
         let plain = give_back(back, false);
