@@ -535,6 +535,101 @@ mod tests {
         );
     }
 
+    fn policies() -> Policies {
+        Policies {
+            client: policy(),
+            email: Policy {
+                threshold: 5,
+                window: TimeDelta::minutes(15),
+                duration: TimeDelta::minutes(15),
+            },
+        }
+    }
+
+    /// Runs `n` attempts of one client through `decide`.
+    fn attempts(
+        mut client: Option<Counter>,
+        mut email: Option<Counter>,
+        n: usize,
+        trusted: bool,
+    ) -> (Option<Counter>, Option<Counter>, Vec<Verdict>) {
+        let mut verdicts = Vec::new();
+        for _ in 0..n {
+            let (c, e, v) = decide(client, email, t0(), policies(), trusted);
+            (client, email) = (c, e);
+            verdicts.push(v);
+        }
+        (client, email, verdicts)
+    }
+
+    #[test]
+    fn a_client_locks_only_itself_and_the_email_locks_only_untrusted_clients() {
+        let (a, email, verdicts) = attempts(None, None, 4, false);
+        let until = t0() + TimeDelta::minutes(15);
+        assert_eq!(
+            verdicts[3],
+            Verdict::Locked {
+                until,
+                scope: Scope::Client
+            }
+        );
+        assert_eq!(a.map(|c| c.attempts), Some(3));
+        assert_eq!(
+            email.map(|c| c.attempts),
+            Some(3),
+            "the refusal counted nowhere"
+        );
+        // Another client is not locked; its second attempt is the email's fifth.
+        let (_, email, verdicts) = attempts(None, email, 3, false);
+        let armed = Verdict::Proceed(Reservation {
+            arms_client: false,
+            arms_email: true,
+            counted_email: true,
+        });
+        assert_eq!(verdicts[1], armed);
+        assert_eq!(
+            verdicts[2],
+            Verdict::Locked {
+                until,
+                scope: Scope::Email
+            }
+        );
+        // A trusted device passes the email's lock, without extending it.
+        let (_, after, verdicts) = attempts(None, email, 2, true);
+        assert!(matches!(
+            verdicts[..],
+            [
+                Verdict::Proceed(Reservation {
+                    counted_email: false,
+                    ..
+                }),
+                Verdict::Proceed(_)
+            ]
+        ));
+        assert_eq!(after, email);
+    }
+
+    #[test]
+    fn a_trusted_device_is_still_held_to_its_own_threshold() {
+        let (_, _, verdicts) = attempts(None, None, 4, true);
+        assert!(matches!(
+            verdicts[3],
+            Verdict::Locked {
+                scope: Scope::Client,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn client_keys_extend_the_email_key_so_the_email_row_sorts_first() {
+        let ip = Keys::new("abc", Client::Ip("192.0.2.1"));
+        let device = Keys::new("abc", Client::Device(Uuid::nil()));
+        assert!(ip.email < ip.client && ip.client.starts_with("abc|ip:"));
+        assert!(device.trusted && !ip.trusted);
+        assert_ne!(ip.client, device.client);
+    }
+
     #[test]
     fn retry_after_rounds_up() {
         assert_eq!(seconds_until(t0() + TimeDelta::milliseconds(1500), t0()), 2);
