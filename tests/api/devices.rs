@@ -424,3 +424,29 @@ async fn in_cookie_mode_the_device_token_travels_in_an_httponly_cookie() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_unlock_clears_the_email_and_every_client_count_of_that_email_only() {
+    use warden::{auth::email::Email, services::lockout};
+
+    let app = spawn_app_with(small_thresholds).await;
+    let (who, other) = (email(), email());
+    app.register(&who).await;
+    attack(&app, &who).await;
+    attack(&app, &other).await;
+    let pseudonym = app.state.pseudonyms.of(&Email::parse(&who).unwrap());
+    // The email's row and the two clients that were counted: the eight
+    // refused after the email locked left no row.
+    let removed = lockout::unlock(app.state.db.write(), &pseudonym)
+        .await
+        .unwrap();
+    assert_eq!(removed, 3, "the email's row and two clients' rows");
+    let body = login_from(&app, "198.51.100.1", &who, PASSWORD, None).await;
+    assert!(body["errors"].is_null(), "{body}");
+    let body = login_from(&app, "192.0.2.50", &other, PASSWORD, None).await;
+    assert_eq!(
+        code(&body),
+        Some("ACCOUNT_LOCKED"),
+        "other emails stay locked"
+    );
+}
