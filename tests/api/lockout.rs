@@ -265,3 +265,56 @@ async fn two_attacking_addresses_no_longer_keep_the_owner_locked_out() {
     }
     assert_eq!(owner_in, 3, "the owner got in every window");
 }
+
+/// The contract: email-keyed counters are stored under a keyed hash of the
+/// email, never the address, in the database and in Redis alike.
+#[tokio::test]
+async fn lockout_rows_and_rate_limit_keys_never_hold_the_email_address() {
+    use sea_orm::EntityTrait;
+
+    let app = spawn_app_with(|c| {
+        c.lockout_threshold = 2;
+        // Quotas slow enough that the buckets outlive the test in Redis.
+        c.rate_login_email = "100/h".parse().unwrap();
+        c.rate_login_ip = "100/h".parse().unwrap();
+    })
+    .await;
+    let (real, ghost) = (email(), email());
+    app.register(&real).await;
+    for who in [&real, &ghost] {
+        for _ in 0..3 {
+            app.login(who, "wrong password guess").await;
+        }
+    }
+    let rows = entity::login_attempt::Entity::find()
+        .all(app.state.db.read())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 4, "an email's row and a client's, per email");
+    for row in &rows {
+        for who in [&real, &ghost] {
+            let local = who.split('@').next().unwrap();
+            assert!(!row.email.contains(local), "{} holds {who}", row.email);
+        }
+    }
+    if let Ok(url) = std::env::var("WARDEN_TEST_REDIS_URL") {
+        let mut conn = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let pattern = format!("{}*", app.config.redis_prefix);
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(pattern)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(!keys.is_empty(), "the limits are in Redis");
+        for key in &keys {
+            for who in [&real, &ghost] {
+                let local = who.split('@').next().unwrap();
+                assert!(!key.contains(local), "{key} holds {who}");
+            }
+        }
+    }
+}
