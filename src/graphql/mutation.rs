@@ -25,14 +25,14 @@ pub struct MutationRoot;
 
 /// The payload for the client, and in cookie mode the refresh cookie too.
 fn deliver(ctx: &Context<'_>, outcome: crate::services::AuthOutcome) -> AuthPayload {
-    let outcome = device::deliver(ctx, outcome);
     if let Ok(state) = ctx.state() {
         // Rounded up to whole seconds: the cookie lives as long as the token.
         let millis = (outcome.refresh_expires_at - state.clock.now()).num_milliseconds();
         let max_age = (millis + 999).div_euclid(1000);
         ctx.set_refresh_cookie(Some((outcome.refresh_token.expose_secret(), max_age)));
     }
-    AuthPayload::from(outcome)
+    // After the refresh cookie, so that one stays the first `Set-Cookie`.
+    AuthPayload::from(device::deliver(ctx, outcome))
 }
 
 /// Complexity of a field that hashes a password or writes a session: with
