@@ -68,7 +68,10 @@ impl MutationRoot {
     }
 
     /// Starts a new session. Fails with `INVALID_CREDENTIALS` for an unknown
-    /// email or a wrong password alike.
+    /// email or a wrong password alike, and with `ACCOUNT_LOCKED` (see
+    /// `extensions.retryAfter`) while this client has failed too often for
+    /// the email, or while failures from many clients have closed the email
+    /// to all but the account's trusted devices: send `deviceToken` back.
     #[graphql(complexity = "COSTLY")]
     async fn login(
         &self,

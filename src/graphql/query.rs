@@ -64,7 +64,8 @@ impl QueryRoot {
     }
 
     /// The caller's live sessions (one per login, on each device), most
-    /// recently used first, for a "where you're logged in" page.
+    /// recently used first, for a "where you're logged in" page. The devices
+    /// trusted to log in during an attack are listed by `trustedDevices`.
     async fn sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Session>> {
         async {
             let state = ctx.state()?;
