@@ -4,7 +4,8 @@
 //!   unexpired refresh token left), with their refresh tokens;
 //! - sessions revoked more than `WARDEN_REVOKED_RETENTION` ago;
 //! - audit rows older than `WARDEN_AUDIT_RETENTION`;
-//! - lockout counters whose window and lock are both over.
+//! - lockout counters whose window and lock are both over;
+//! - trusted devices whose token expired or was revoked.
 //!
 //! It never touches a live session: the token chain that reuse detection
 //! needs is deleted only with its session, once that session is dead.
@@ -17,7 +18,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use entity::{audit_event, login_attempt, refresh_token, session};
+use entity::{audit_event, login_attempt, refresh_token, session, trusted_device};
 use sea_orm::{
     sea_query::{Expr, ExprTrait, Query},
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -45,6 +46,8 @@ pub struct Removed {
     pub audit_events: u64,
     /// Lockout counters that no longer count.
     pub login_attempts: u64,
+    /// Trusted devices whose token expired or was revoked.
+    pub trusted_devices: u64,
     /// True when another instance held the lock and this pass did nothing.
     pub skipped: bool,
 }
@@ -56,8 +59,8 @@ impl std::fmt::Display for Removed {
         }
         write!(
             f,
-            "expired sessions {}, revoked sessions {}, refresh tokens {}, audit events {}, lockout counters {}",
-            self.expired_sessions, self.revoked_sessions, self.refresh_tokens, self.audit_events, self.login_attempts
+            "expired sessions {}, revoked sessions {}, refresh tokens {}, audit events {}, lockout counters {}, trusted devices {}",
+            self.expired_sessions, self.revoked_sessions, self.refresh_tokens, self.audit_events, self.login_attempts, self.trusted_devices
         )
     }
 }
@@ -200,6 +203,33 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
         }
     }
 
+    loop {
+        // A revoked device is never trusted again, and the device list shows
+        // only live ones: nothing needs it once revoked.
+        let ids: Vec<Uuid> = trusted_device::Entity::find()
+            .select_only()
+            .column(trusted_device::Column::Id)
+            .filter(
+                sea_orm::Condition::any()
+                    .add(trusted_device::Column::ExpiresAt.lte(now))
+                    .add(trusted_device::Column::RevokedAt.is_not_null()),
+            )
+            .limit(BATCH)
+            .into_tuple()
+            .all(db.read())
+            .await?;
+        if !ids.is_empty() {
+            removed.trusted_devices += trusted_device::Entity::delete_many()
+                .filter(trusted_device::Column::Id.is_in(ids.clone()))
+                .exec(db.write())
+                .await?
+                .rows_affected;
+        }
+        if (ids.len() as u64) < BATCH {
+            break;
+        }
+    }
+
     if let Some(guard) = guard {
         guard.commit().await?;
     }
@@ -245,6 +275,7 @@ pub fn report(metrics: &Metrics, removed: &Removed) {
         ("refresh_tokens", removed.refresh_tokens),
         ("audit_events", removed.audit_events),
         ("login_attempts", removed.login_attempts),
+        ("trusted_devices", removed.trusted_devices),
     ] {
         metrics
             .cleanup_removed
@@ -257,6 +288,7 @@ pub fn report(metrics: &Metrics, removed: &Removed) {
         refresh_tokens = removed.refresh_tokens,
         audit_events = removed.audit_events,
         login_attempts = removed.login_attempts,
+        trusted_devices = removed.trusted_devices,
         skipped = removed.skipped,
         "cleanup pass"
     );

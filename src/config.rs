@@ -75,7 +75,8 @@ pub struct Config {
     #[arg(long, env = "WARDEN_BCRYPT_COST", default_value_t = 12, value_parser = clap::value_parser!(u32).range(4..=31), global = true)]
     pub bcrypt_cost: u32,
 
-    /// Failed logins for one email, within the window, that lock it.
+    /// Failed logins for one email from one client (IP bucket, or trusted
+    /// device), within the window, that lock that client out of that email.
     #[arg(
         long,
         env = "WARDEN_LOCKOUT_THRESHOLD",
@@ -89,7 +90,7 @@ pub struct Config {
     #[arg(long, env = "WARDEN_LOCKOUT_WINDOW", default_value = "15m", value_parser = parse_positive_duration, global = true)]
     pub lockout_window: Duration,
 
-    /// How long a locked email stays locked.
+    /// How long a locked-out client stays locked out of that email.
     #[arg(long, env = "WARDEN_LOCKOUT_DURATION", default_value = "15m", value_parser = parse_positive_duration, global = true)]
     pub lockout_duration: Duration,
 

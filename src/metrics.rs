@@ -28,8 +28,10 @@ pub struct Metrics {
     pub reuse_detections: IntCounter,
     /// Sessions ended, by `reason`.
     pub sessions_revoked: IntCounterVec,
-    /// Emails locked by the lockout.
+    /// Client locks armed: one client locked out of one email.
     pub lockouts: IntCounter,
+    /// Email locks armed: an email closed to all but its trusted devices.
+    pub lockout_email_locks: IntCounter,
     /// Requests refused by a rate limit, by `rule`.
     pub rate_limited: IntCounterVec,
     /// Checks answered by the in-memory limiter because the shared store failed.
@@ -98,7 +100,11 @@ impl Metrics {
             )?,
             lockouts: counter(
                 "lockouts_total",
-                "Emails locked after too many failed logins.",
+                "Clients locked out of an email after too many failed logins.",
+            )?,
+            lockout_email_locks: counter(
+                "lockout_email_locks_total",
+                "Emails closed to all but trusted devices after failures from many clients.",
             )?,
             rate_limited: counter_vec(
                 "rate_limited_total",

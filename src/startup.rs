@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use crate::{
     auth::{
         jwt::AccessTokens, keys::ServerKeys, limiter::Limits, password::PasswordHasher,
-        refresh::SuccessorKey, signing,
+        pseudonym::EmailPseudonyms, refresh::SuccessorKey, signing,
     },
     clock::{delta, Clock},
     config::Config,
@@ -66,6 +66,7 @@ pub async fn build_state(config: Config, clock: Clock) -> Result<AppState, Start
         clock,
         tokens: Arc::new(tokens),
         successors: SuccessorKey::new(keys.successor),
+        pseudonyms: EmailPseudonyms::new(keys.pseudonym),
         hasher,
     })
 }

@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use crate::{
-    auth::{jwt::AccessTokens, limiter::Limits, password::PasswordHasher, refresh::SuccessorKey},
+    auth::{
+        jwt::AccessTokens, limiter::Limits, password::PasswordHasher, pseudonym::EmailPseudonyms,
+        refresh::SuccessorKey,
+    },
     clock::Clock,
     config::Config,
     db::Db,
@@ -25,6 +28,8 @@ pub struct AppState {
     pub tokens: Arc<AccessTokens>,
     /// Derives refresh-token successors.
     pub successors: SuccessorKey,
+    /// Keys email-keyed counters by a keyed hash, never the address.
+    pub pseudonyms: EmailPseudonyms,
     /// bcrypt on a bounded blocking pool.
     pub hasher: PasswordHasher,
     /// Rate limits per operation.

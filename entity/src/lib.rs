@@ -10,4 +10,5 @@ pub mod refresh_token;
 pub mod server_key;
 pub mod session;
 pub mod signing_key;
+pub mod trusted_device;
 pub mod user;

@@ -1,7 +1,7 @@
 //! Server key material other than token-signing keys (see
 //! [`crate::auth::signing`]), loaded once at start-up.
 //!
-//! The refresh-successor key is generated once and kept in `server_keys`:
+//! The refresh-successor key (and the email-pseudonym key) is generated once and kept in `server_keys`:
 //! it must be the same on every instance, and across restarts, for a replay
 //! to get the same successor anywhere. Creation is `INSERT … ON CONFLICT DO
 //! NOTHING` then read back, so two instances starting together agree.
@@ -17,18 +17,25 @@ use crate::{
 };
 
 const SUCCESSOR_PURPOSE: &str = "refresh-successor";
+const PSEUDONYM_PURPOSE: &str = "email-pseudonym";
 
 /// The key material a running server needs besides its signing keys.
 pub struct ServerKeys {
     /// Key that derives refresh-token successors.
     pub successor: Vec<u8>,
+    /// Key of the email pseudonyms that key lockout and rate-limit counters.
+    pub pseudonym: Vec<u8>,
 }
 
 impl ServerKeys {
     /// Loads (creating on first start) the stored keys.
     pub async fn load(db: &Db, clock: &Clock) -> Result<Self, AppError> {
         let successor = load_or_create(db, clock, SUCCESSOR_PURPOSE, 32).await?;
-        Ok(Self { successor })
+        let pseudonym = load_or_create(db, clock, PSEUDONYM_PURPOSE, 32).await?;
+        Ok(Self {
+            successor,
+            pseudonym,
+        })
     }
 }
 

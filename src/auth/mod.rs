@@ -11,6 +11,7 @@ pub mod jwt;
 pub mod keys;
 pub mod limiter;
 pub mod password;
+pub mod pseudonym;
 pub mod redis_limiter;
 pub mod refresh;
 pub mod signing;

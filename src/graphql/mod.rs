@@ -6,6 +6,7 @@
 
 pub mod context;
 pub mod cost;
+pub mod device;
 pub mod documents;
 pub mod limits;
 pub mod mutation;

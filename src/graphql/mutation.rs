@@ -9,12 +9,14 @@ use crate::{
     error::AppError,
     graphql::{
         context::{ContextExt, Respond},
+        device,
         types::{AuthPayload, LoginInput, RegisterInput},
     },
     services::{
         accounts::{self, NewAccount},
         devices, limits,
         sessions::{self, Scope},
+        trusted_devices,
     },
 };
 
@@ -29,7 +31,8 @@ fn deliver(ctx: &Context<'_>, outcome: crate::services::AuthOutcome) -> AuthPayl
         let max_age = (millis + 999).div_euclid(1000);
         ctx.set_refresh_cookie(Some((outcome.refresh_token.expose_secret(), max_age)));
     }
-    AuthPayload::from(outcome)
+    // After the refresh cookie, so that one stays the first `Set-Cookie`.
+    AuthPayload::from(device::deliver(ctx, outcome))
 }
 
 /// Complexity of a field that hashes a password or writes a session: with
@@ -65,7 +68,10 @@ impl MutationRoot {
     }
 
     /// Starts a new session. Fails with `INVALID_CREDENTIALS` for an unknown
-    /// email or a wrong password alike.
+    /// email or a wrong password alike, and with `ACCOUNT_LOCKED` (see
+    /// `extensions.retryAfter`) while this client has failed too often for
+    /// the email, or while failures from many clients have closed the email
+    /// to all but the account's trusted devices: send `deviceToken` back.
     #[graphql(complexity = "COSTLY")]
     async fn login(
         &self,
@@ -74,7 +80,16 @@ impl MutationRoot {
     ) -> async_graphql::Result<AuthPayload> {
         async {
             let state = ctx.state()?;
-            let result = accounts::login(state, ctx.meta()?, &input.email, &input.password).await;
+            // The argument first, like `refresh`; else the device cookie.
+            let device_token = input.device_token.as_deref().or(device::cookie(ctx));
+            let result = accounts::login_with_device(
+                state,
+                ctx.meta()?,
+                &input.email,
+                &input.password,
+                device_token,
+            )
+            .await;
             let outcome = match &result {
                 Ok(_) => "success".to_owned(),
                 Err(err) => err.code().to_ascii_lowercase(),
@@ -158,6 +173,7 @@ impl MutationRoot {
 
     /// Ends every session of the caller, this one included, and returns how
     /// many were ended. Access tokens of those sessions stop working at once.
+    /// Every trusted device of the account (see `trustedDevices`) is revoked too.
     async fn logout_all_devices(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
         async {
             let state = ctx.state()?;
@@ -209,6 +225,8 @@ impl MutationRoot {
 
     /// Changes the caller's password after checking the current one, and
     /// ends every other session of the account (this one stays logged in).
+    /// Every trusted device is revoked: a device token must not outlive the
+    /// password it was issued with (this device is trusted again at its next login).
     /// Fails with `INVALID_CREDENTIALS` for a wrong current password and
     /// `BAD_USER_INPUT` (field `newPassword`) when the new one breaks the
     /// password policy. Limited and locked out like `login`.
@@ -232,6 +250,27 @@ impl MutationRoot {
             )
             .await?;
             Ok::<_, AppError>(true)
+        }
+        .await
+        .respond(ctx)
+    }
+
+    /// Stops trusting one of the caller's devices (see `trustedDevices`):
+    /// its device token no longer lets it past a lock. `true` when a trusted
+    /// device of the caller was revoked; `false` for an unknown id, an
+    /// already revoked device or another account's (indistinguishably).
+    async fn revoke_trusted_device(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The `id` of one of the caller's trusted devices.")] id: ID,
+    ) -> async_graphql::Result<bool> {
+        async {
+            let state = ctx.state()?;
+            let caller = ctx.auth()?.require_user(state).await?;
+            let Ok(device_id) = Uuid::parse_str(id.as_str()) else {
+                return Ok(false);
+            };
+            trusted_devices::revoke(state, &caller, device_id).await
         }
         .await
         .respond(ctx)

@@ -9,6 +9,7 @@ use crate::{
     error::AppError,
     graphql::{
         context::{ContextExt, Respond},
+        device::TrustedDevice,
         types::{
             decode_cursor, encode_cursor, AuditEvent, AuditEventConnection, AuditEventEdge,
             AuditLogFilter, PageInfo, Session, User,
@@ -16,7 +17,7 @@ use crate::{
     },
     services::{
         audit::{self, Event},
-        devices,
+        devices, trusted_devices,
     },
 };
 
@@ -43,8 +44,28 @@ impl QueryRoot {
         .respond(ctx)
     }
 
+    /// The caller's trusted devices, most recently used first: each device
+    /// that logged in to the account and kept its device token. While too
+    /// many failed logins from elsewhere lock the email, only these may
+    /// still try the password. `logoutAllDevices` and `changePassword`
+    /// revoke them all; `revokeTrustedDevice` revokes one.
+    async fn trusted_devices(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<TrustedDevice>> {
+        async {
+            let state = ctx.state()?;
+            let caller = ctx.auth()?.require_user(state).await?;
+            let rows = trusted_devices::list(state, &caller).await?;
+            Ok::<_, AppError>(rows.into_iter().map(TrustedDevice::from).collect())
+        }
+        .await
+        .respond(ctx)
+    }
+
     /// The caller's live sessions (one per login, on each device), most
-    /// recently used first, for a "where you're logged in" page.
+    /// recently used first, for a "where you're logged in" page. The devices
+    /// trusted to log in during an attack are listed by `trustedDevices`.
     async fn sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Session>> {
         async {
             let state = ctx.state()?;

@@ -98,6 +98,13 @@ pub struct AuthPayload {
     pub user: User,
     /// The session these tokens belong to; `logout` ends it.
     pub session_id: ID,
+    /// The device token of `register` and `login` (null for `refresh`, and
+    /// in cookie-only mode, where the `warden_device` cookie carries it).
+    /// Keep it on the device, apart from the session, and send it back as
+    /// `LoginInput.deviceToken` at every login: it proves this device logged
+    /// in to the account before, so it may still log in while too many
+    /// failed logins from elsewhere lock the email. Each login replaces it.
+    pub device_token: Option<String>,
 }
 
 impl From<AuthOutcome> for AuthPayload {
@@ -111,6 +118,7 @@ impl From<AuthOutcome> for AuthPayload {
             refresh_token_expires_at: o.refresh_expires_at,
             user: o.user.into(),
             session_id: ID(o.session_id.to_string()),
+            device_token: o.device_token.map(|t| t.expose_secret().to_owned()),
         }
     }
 }
@@ -133,6 +141,9 @@ pub struct LoginInput {
     pub email: String,
     /// The password, exactly as typed at registration.
     pub password: String,
+    /// The `deviceToken` of this device's last login to this account, if it
+    /// has one. Optional; in cookie mode the `warden_device` cookie serves.
+    pub device_token: Option<String>,
 }
 
 /// `Debug` for types that hold a password or a token: only what is safe.

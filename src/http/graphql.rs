@@ -22,11 +22,14 @@ use serde_json::json;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::{client_ip, cookie, HttpState};
+use super::{client_ip, cookie, device_cookie, HttpState};
 use crate::auth::{jwt::VerifyError, signing};
 use crate::{
     error::UnauthReason,
-    graphql::context::{RefreshCookie, RequestAuth, Viewer},
+    graphql::{
+        context::{RefreshCookie, RequestAuth, Viewer},
+        device::DeviceCookie,
+    },
     meta::RequestMeta,
 };
 
@@ -167,11 +170,20 @@ async fn execute(
             .then(|| cookie::read(req.headers()))
             .flatten(),
     );
+    let device = DeviceCookie(
+        http.app
+            .config
+            .refresh_cookie
+            .enabled()
+            .then(|| device_cookie::read(req.headers()))
+            .flatten(),
+    );
     let attach = |request: async_graphql::Request| {
         request
             .data(meta.clone())
             .data(RequestAuth::new(viewer.clone()))
             .data(cookie.clone())
+            .data(device.clone())
     };
     let batch = match batch {
         BatchRequest::Single(request) => BatchRequest::Single(attach(request)),

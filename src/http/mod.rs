@@ -9,6 +9,7 @@ mod client_ip;
 pub mod cookie;
 mod cors;
 pub mod fd_limit;
+pub mod device_cookie;
 mod graphql;
 mod health;
 pub mod serve;

@@ -20,9 +20,9 @@ use crate::{
     services::{
         audit::{self, Event},
         limits,
-        lockout::{self, Verdict},
+        lockout::{self, Client, Keys, Reservation, Verdict},
         sessions::{self, AuthUser, RevokeReason},
-        AuthOutcome,
+        trusted_devices, AuthOutcome,
     },
     state::AppState,
 };
@@ -125,7 +125,11 @@ pub async fn register(
     let now = state.clock.now();
     let txn = state.db.begin().await?;
     let user = insert_user(&txn, &account, hash, Role::User, now).await?;
-    let outcome = open_session(state, meta, txn, user, AuditEventKind::UserRegistered, now).await?;
+    // Registering makes this device trusted for the account, like a login.
+    let device = trusted_devices::issue(&txn, state, meta, user.id, None, now).await?;
+    let mut outcome =
+        open_session(state, meta, txn, user, AuditEventKind::UserRegistered, now).await?;
+    outcome.device_token = Some(device);
     state.metrics.registrations.inc();
     Ok(outcome)
 }
@@ -158,19 +162,34 @@ async fn open_session(
         access,
         refresh_token: started.refresh_token,
         refresh_expires_at: started.refresh_expires_at,
+        device_token: None,
     })
+}
+
+/// `login` without a device token; see [`login_with_device`].
+pub async fn login(
+    state: &AppState,
+    meta: &RequestMeta,
+    raw_email: &str,
+    password: &str,
+) -> Result<AuthOutcome, AppError> {
+    login_with_device(state, meta, raw_email, password, None).await
 }
 
 /// `login`: checks the password and starts a session.
 ///
 /// Unknown email and wrong password give the same error after the same
 /// work: an unknown email is verified against a dummy hash of equal cost.
+/// `device_token` (from `LoginInput.deviceToken` or the device cookie) is
+/// looked up whatever the email; it makes the attempt a trusted device's
+/// only when it belongs to the account (so for an unknown email, never).
 #[tracing::instrument(skip_all)]
-pub async fn login(
+pub async fn login_with_device(
     state: &AppState,
     meta: &RequestMeta,
     raw_email: &str,
     password: &str,
+    device_token: Option<&str>,
 ) -> Result<AuthOutcome, AppError> {
     let ip_key = limits::ip_key(meta);
     let email = Email::parse(raw_email);
@@ -182,24 +201,31 @@ pub async fn login(
     // to a shared store. The email's bucket is spent only by an attempt that
     // goes on to a password check.
     let email_key = match &email {
-        Ok(email) if !too_long && room => Some(limits::ip_email_key(meta, email)),
+        Ok(email) if !too_long && room => Some(limits::ip_email_key(state, meta, email)),
         _ => None,
     };
     let mut checks = vec![(Rule::LoginIp, ip_key.as_str())];
     if let Some(key) = &email_key {
         checks.push((Rule::LoginEmail, key.as_str()));
     }
-    // The account is looked up while a shared store decides (a read, safe
-    // to abandon if the login is refused), so Redis's round trip overlaps
-    // it instead of adding to it. Only an attempt that goes on to a
-    // password check needs it.
+    // The account and the device token are looked up while a shared store
+    // decides (reads, safe to abandon if the login is refused), so Redis's
+    // round trip overlaps them instead of adding to them. Only an attempt
+    // that goes on to a password check needs them.
     let lookup = async {
         match (&email, &email_key) {
-            (Ok(email), Some(_)) => find_by_email(state, email).await,
-            _ => Ok(None),
+            (Ok(email), Some(_)) => {
+                let (user, device) = futures::future::try_join(
+                    find_by_email(state, email),
+                    trusted_devices::find_live(state, device_token),
+                )
+                .await?;
+                Ok((user, device))
+            }
+            _ => Ok((None, None)),
         }
     };
-    let user = limits::enforce_in_order_while(state, meta, &checks, lookup).await?;
+    let (user, device) = limits::enforce_in_order_while(state, meta, &checks, lookup).await?;
     let email = email?;
     if too_long {
         return Err(AppError::bad_input("password", "password is too long"));
@@ -209,57 +235,78 @@ pub async fn login(
             "password hashing queue is full".into(),
         ));
     }
+    // A token is trusted only for its own account: a stolen token of
+    // another account, or any token with an unknown email, counts as none.
+    let trusted = device
+        .as_ref()
+        .filter(|d| user.as_ref().is_some_and(|u| u.id == d.user_id));
+    let client = match trusted {
+        Some(device) => Client::Device(device.id),
+        None => Client::Ip(&ip_key),
+    };
+    let keys = Keys::new(&state.pseudonyms.of(&email), client);
     // Before any hashing, and whatever the lookup found, so a locked email
     // answers the same whether or not an account has it.
-    let arms_lock = reserve_password_check(state, &email).await?;
+    let reservation = reserve_password_check(state, &keys).await?;
     let check = async {
         match &user {
             Some(user) => state.hasher.verify(password, &user.password_hash).await,
             None => state.hasher.verify_dummy(password).await.map(|()| false),
         }
     };
-    let verified = check_reserved(state, &email, arms_lock, check).await?;
+    let verified = check_reserved(state, &keys, reservation, check).await?;
     match user {
         Some(user) if verified => {
             let now = state.clock.now();
             let txn = state.db.begin().await?;
-            lockout::clear(&txn, &email).await?;
-            open_session(state, meta, txn, user, AuditEventKind::LoginSucceeded, now).await
+            lockout::clear(&txn, &keys).await?;
+            lockout::forgive_success(&txn, &keys, reservation).await?;
+            let token = trusted_devices::issue(&txn, state, meta, user.id, trusted, now).await?;
+            let mut outcome =
+                open_session(state, meta, txn, user, AuditEventKind::LoginSucceeded, now).await?;
+            outcome.device_token = Some(token);
+            Ok(outcome)
         }
         user => {
-            record_failure(state, meta, &email, user.map(|u| u.id), arms_lock).await?;
+            record_failure(state, meta, &email, user.map(|u| u.id), reservation).await?;
             Err(AppError::InvalidCredentials)
         }
     }
 }
 
-/// The gate in front of every password check for `email`: the per-IP-and-
-/// email rate limit, then a lockout reservation. `Ok(true)` when this
-/// attempt armed the lock (it locks unless the password is right).
+/// The gate in front of a password check by a caller with a live session
+/// of the account (`changePassword`): the per-IP-and-email rate limit, then
+/// a lockout reservation.
 async fn admit_password_check(
     state: &AppState,
     meta: &RequestMeta,
     email: &Email,
-) -> Result<bool, AppError> {
+) -> Result<(Keys, Reservation), AppError> {
     limits::enforce(
         state,
         meta,
         Rule::LoginEmail,
-        &limits::ip_email_key(meta, email),
+        &limits::ip_email_key(state, meta, email),
     )
     .await?;
-    reserve_password_check(state, email).await
+    let bucket = limits::ip_key(meta);
+    let mut keys = Keys::new(&state.pseudonyms.of(email), Client::Ip(&bucket));
+    // A live session of the account proves at least what a device token
+    // does: a distributed attack on the email must not stop its owner from
+    // changing the password. The client's own count still applies.
+    keys.trusted = true;
+    let reservation = reserve_password_check(state, &keys).await?;
+    Ok((keys, reservation))
 }
 
-/// The lockout reservation in front of a password check for `email`.
-/// `Ok(true)` when this attempt armed the lock.
-async fn reserve_password_check(state: &AppState, email: &Email) -> Result<bool, AppError> {
-    match lockout::reserve_attempt(state, email).await? {
-        Verdict::Locked { until } => {
+/// The lockout reservation in front of a password check.
+async fn reserve_password_check(state: &AppState, keys: &Keys) -> Result<Reservation, AppError> {
+    match lockout::reserve_attempt(state, keys).await? {
+        Verdict::Locked { until, .. } => {
             let retry_after = lockout::seconds_until(until, state.clock.now());
             Err(AppError::AccountLocked { retry_after })
         }
-        Verdict::Proceed { arms_lock } => Ok(arms_lock),
+        Verdict::Proceed(reservation) => Ok(reservation),
     }
 }
 
@@ -269,26 +316,26 @@ async fn reserve_password_check(state: &AppState, email: &Email) -> Result<bool,
 /// guessed nothing, and must not lock anyone out.
 async fn check_reserved(
     state: &AppState,
-    email: &Email,
-    armed_lock: bool,
+    keys: &Keys,
+    reservation: Reservation,
     check: impl Future<Output = Result<bool, AppError>>,
 ) -> Result<bool, AppError> {
     let outcome = check.await;
     if outcome.is_err() {
-        if let Err(err) = lockout::release_attempt(state, email, armed_lock).await {
+        if let Err(err) = lockout::release_attempt(state, keys, reservation).await {
             tracing::error!(error = %err, "could not give back a lockout reservation");
         }
     }
     outcome
 }
 
-/// Audits a failed login and, when it armed the lock, the lockout.
+/// Audits a failed login and each lock it armed: the client's, the email's.
 async fn record_failure(
     state: &AppState,
     meta: &RequestMeta,
     email: &Email,
     user_id: Option<Uuid>,
-    arms_lock: bool,
+    reservation: Reservation,
 ) -> Result<(), AppError> {
     let now = state.clock.now();
     let txn = state.db.begin().await?;
@@ -304,17 +351,24 @@ async fn record_failure(
         None => json!({ "reason": reason, "email": email.as_str() }),
     };
     audit::record(&txn, now, meta, failed.detail(detail)).await?;
-    if arms_lock {
-        let mut locked =
-            Event::new(AuditEventKind::AccountLocked).detail(json!({ "email": email.as_str() }));
+    let armed = [
+        (reservation.arms_client, lockout::Scope::Client),
+        (reservation.arms_email, lockout::Scope::Email),
+    ];
+    for (_, scope) in armed.iter().filter(|(armed, _)| *armed) {
+        let mut locked = Event::new(AuditEventKind::AccountLocked)
+            .detail(json!({ "email": email.as_str(), "scope": scope.as_str() }));
         if let Some(id) = user_id {
             locked = locked.user(id);
         }
         audit::record(&txn, now, meta, locked).await?;
     }
     txn.commit().await?;
-    if arms_lock {
+    if reservation.arms_client {
         state.metrics.lockouts.inc();
+    }
+    if reservation.arms_email {
+        state.metrics.lockout_email_locks.inc();
     }
     Ok(())
 }
@@ -340,10 +394,10 @@ pub async fn change_password(
             "the new password must differ from the current one",
         ));
     }
-    let armed_lock = admit_password_check(state, meta, &email).await?;
+    let (keys, reservation) = admit_password_check(state, meta, &email).await?;
     let check = state.hasher.verify(current, &caller.user.password_hash);
     if current.len() > MAX_LOGIN_PASSWORD_BYTES
-        || !check_reserved(state, &email, armed_lock, check).await?
+        || !check_reserved(state, &keys, reservation, check).await?
     {
         let event = Event::new(AuditEventKind::AccessDenied)
             .user(caller.user.id)
@@ -355,7 +409,10 @@ pub async fn change_password(
     let hash = state.hasher.hash(&new).await?;
     let now = state.clock.now();
     let txn = state.db.begin().await?;
-    lockout::clear(&txn, &email).await?;
+    lockout::clear(&txn, &keys).await?;
+    lockout::forgive_success(&txn, &keys, reservation).await?;
+    // A stolen device token must not outlive the password it was issued with.
+    trusted_devices::revoke_all(&txn, caller.user.id, now).await?;
     user::Entity::update_many()
         .col_expr(user::Column::PasswordHash, Expr::value(hash))
         .filter(user::Column::Id.eq(caller.user.id))

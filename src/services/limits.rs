@@ -26,9 +26,10 @@ pub fn ip_key(meta: &RequestMeta) -> String {
     meta.bucket_key()
 }
 
-/// The bucket key of a client and an email.
-pub fn ip_email_key(meta: &RequestMeta, email: &Email) -> String {
-    format!("{}|{}", ip_key(meta), email.as_str())
+/// The bucket key of a client and an email. The email appears only as its
+/// pseudonym (a keyed hash), so Redis never holds an address.
+pub fn ip_email_key(state: &AppState, meta: &RequestMeta, email: &Email) -> String {
+    format!("{}|{}", ip_key(meta), state.pseudonyms.of(email))
 }
 
 /// Spends one unit of `rule` for `key`, or refuses with `RATE_LIMITED`.

@@ -9,6 +9,7 @@ pub mod liveness;
 pub mod lockout;
 pub mod rotation;
 pub mod sessions;
+pub mod trusted_devices;
 
 use chrono::{DateTime, Utc};
 use entity::user;
@@ -29,4 +30,6 @@ pub struct AuthOutcome {
     pub refresh_token: SecretString,
     /// When that refresh token stops working.
     pub refresh_expires_at: DateTime<Utc>,
+    /// The device token of a `register` or `login` (none for `refresh`).
+    pub device_token: Option<SecretString>,
 }

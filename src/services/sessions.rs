@@ -241,6 +241,7 @@ pub async fn refresh(
         access,
         refresh_token: successor,
         refresh_expires_at,
+        device_token: None,
     })
 }
 
@@ -422,6 +423,11 @@ pub async fn logout_many(
     };
     let keep = (scope == Scope::Others).then_some(caller.session_id);
     let count = revoke_user_sessions(&txn, caller.user.id, keep, reason, now).await?;
+    if scope == Scope::All {
+        // "Log out everywhere" also ends every device's trust: a device
+        // token that leaked with a session must not outlive it.
+        super::trusted_devices::revoke_all(&txn, caller.user.id, now).await?;
+    }
     let scope_name = if keep.is_some() { "others" } else { "all" };
     audit::record(
         &txn,

@@ -40,7 +40,7 @@ async fn cleanup_removes_exactly_what_it_should_and_replays_are_still_caught() {
         json!({}),
     )
     .await;
-    app.login(&email(), "no such account pw").await; // a lockout counter
+    app.login(&email(), "no such account pw").await; // two lockout counters: the email's, the client's
     assert_eq!(count::<session::Entity>(&app).await, 3);
     assert_eq!(count::<refresh_token::Entity>(&app).await, 5);
     let audit_rows = count::<audit_event::Entity>(&app).await;
@@ -61,7 +61,7 @@ async fn cleanup_removes_exactly_what_it_should_and_replays_are_still_caught() {
         Removed {
             revoked_sessions: 1,
             refresh_tokens: 1,
-            login_attempts: 1,
+            login_attempts: 2,
             ..Removed::default()
         }
     );

@@ -228,3 +228,93 @@ async fn an_attempt_the_hasher_refuses_gives_back_its_count_and_its_lock() {
     let body = app.login(&arming, PASSWORD).await;
     assert!(body["errors"].is_null(), "not locked: {body}");
 }
+
+/// Guesses from `ip`, as a trusted proxy at 127.0.0.1 reports it.
+async fn login_from(app: &crate::helpers::TestApp, ip: &str, who: &str, password: &str) -> Value {
+    app.login_with_headers(who, password, &[("x-forwarded-for", ip.to_owned())])
+        .await
+}
+
+/// The old rule locked the email for everyone: ten wrong guesses from two
+/// addresses every window kept any account, admins included, locked forever.
+#[tokio::test]
+async fn two_attacking_addresses_no_longer_keep_the_owner_locked_out() {
+    let app = spawn_app_with(|c| {
+        c.lockout_threshold = 5;
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let who = email();
+    app.register(&who).await;
+    // Three windows of a sustained attack: 5 guesses from each of two
+    // addresses, each window; the owner tries once per window from home.
+    let mut owner_in = 0;
+    for _ in 0..3 {
+        for attacker in ["198.51.100.1", "198.51.100.2"] {
+            for _ in 0..5 {
+                login_from(&app, attacker, &who, "wrong password guess").await;
+            }
+            let refused = login_from(&app, attacker, &who, "another guess").await;
+            assert_eq!(code(&refused), Some("ACCOUNT_LOCKED"), "{refused}");
+        }
+        let owner = login_from(&app, "203.0.113.7", &who, PASSWORD).await;
+        if owner["errors"].is_null() {
+            owner_in += 1;
+        }
+        app.clock.advance(Duration::from_secs(15 * 60));
+    }
+    assert_eq!(owner_in, 3, "the owner got in every window");
+}
+
+/// The contract: email-keyed counters are stored under a keyed hash of the
+/// email, never the address, in the database and in Redis alike.
+#[tokio::test]
+async fn lockout_rows_and_rate_limit_keys_never_hold_the_email_address() {
+    use sea_orm::EntityTrait;
+
+    let app = spawn_app_with(|c| {
+        c.lockout_threshold = 2;
+        // Quotas slow enough that the buckets outlive the test in Redis.
+        c.rate_login_email = "100/h".parse().unwrap();
+        c.rate_login_ip = "100/h".parse().unwrap();
+    })
+    .await;
+    let (real, ghost) = (email(), email());
+    app.register(&real).await;
+    for who in [&real, &ghost] {
+        for _ in 0..3 {
+            app.login(who, "wrong password guess").await;
+        }
+    }
+    let rows = entity::login_attempt::Entity::find()
+        .all(app.state.db.read())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 4, "an email's row and a client's, per email");
+    for row in &rows {
+        for who in [&real, &ghost] {
+            let local = who.split('@').next().unwrap();
+            assert!(!row.email.contains(local), "{} holds {who}", row.email);
+        }
+    }
+    if let Ok(url) = std::env::var("WARDEN_TEST_REDIS_URL") {
+        let mut conn = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let pattern = format!("{}*", app.config.redis_prefix);
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(pattern)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(!keys.is_empty(), "the limits are in Redis");
+        for key in &keys {
+            for who in [&real, &ghost] {
+                let local = who.split('@').next().unwrap();
+                assert!(!key.contains(local), "{key} holds {who}");
+            }
+        }
+    }
+}
