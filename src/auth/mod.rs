@@ -4,6 +4,7 @@
 //! creates the server's key material once at start-up; [`redis_limiter`]
 //! talks to Redis.
 
+pub mod charset;
 pub mod email;
 pub mod failover;
 pub mod hash_threads;

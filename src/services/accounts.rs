@@ -9,10 +9,11 @@ use sea_orm::{
     SqlErr,
 };
 use serde_json::json;
+use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
 use crate::{
-    auth::{email::Email, limiter::Rule, password::Password},
+    auth::{charset, email::Email, limiter::Rule, password::Password},
     db::FetchUnique,
     domain::{AuditEventKind, Role},
     error::AppError,
@@ -33,24 +34,36 @@ pub const MAX_USERNAME_CHARS: usize = 64;
 /// before any work, since no stored password can be that long.
 const MAX_LOGIN_PASSWORD_BYTES: usize = 1024;
 
-/// Trims an optional username; empty means none.
+/// Trims an optional username (empty means none) and puts it in NFC.
+///
+/// A username is a display name: not unique, never used to log in. It may
+/// hold any script and ordinary spaces, but no character that hides or
+/// reorders text ([`charset::hidden_char`]: controls, zero-width and bidi
+/// characters, variation selectors, private use) and no space but U+0020,
+/// so that no name can pose as another one that looks the same.
 pub fn parse_username(raw: Option<&str>) -> Result<Option<String>, AppError> {
     let Some(name) = raw.map(str::trim).filter(|n| !n.is_empty()) else {
         return Ok(None);
     };
+    let name: String = name.nfc().collect();
     if name.chars().count() > MAX_USERNAME_CHARS {
         return Err(AppError::bad_input(
             "username",
             "username must be at most 64 characters",
         ));
     }
-    if name.chars().any(char::is_control) {
+    if let Some(c) = charset::hidden_char(&name)
+        .or_else(|| name.chars().find(|c| c.is_whitespace() && *c != ' '))
+    {
         return Err(AppError::bad_input(
             "username",
-            "username must not contain control characters",
+            format!(
+                "username must not contain control, invisible or formatting characters (U+{:04X})",
+                u32::from(c)
+            ),
         ));
     }
-    Ok(Some(name.to_owned()))
+    Ok(Some(name))
 }
 
 /// A validated `register` request.
@@ -64,11 +77,21 @@ pub struct NewAccount {
     pub username: Option<String>,
 }
 
+/// The account with `email`. An account stored before domains were kept in
+/// ASCII (`ada@bücher.example`) is found by its old spelling too, but only
+/// when no account has the new one: two rows are never treated as one.
 async fn find_by_email(state: &AppState, email: &Email) -> Result<Option<user::Model>, AppError> {
-    Ok(user::Entity::find()
+    let found = user::Entity::find()
         .filter(user::Column::Email.eq(email.as_str()))
         .unique(state.db.read())
-        .await?)
+        .await?;
+    match (found, email.legacy()) {
+        (None, Some(legacy)) => Ok(user::Entity::find()
+            .filter(user::Column::Email.eq(legacy))
+            .unique(state.db.read())
+            .await?),
+        (found, _) => Ok(found),
+    }
 }
 
 /// Inserts a user inside `txn`, mapping the unique index to `EMAIL_TAKEN`.
