@@ -13,7 +13,12 @@ use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
 use crate::{
-    auth::{charset, email::Email, limiter::Rule, password::Password},
+    auth::{
+        charset,
+        email::Email,
+        limiter::Rule,
+        password::{self, Password},
+    },
     db::FetchUnique,
     domain::{AuditEventKind, Role},
     error::AppError,
@@ -356,7 +361,8 @@ pub async fn change_password(
 ) -> Result<u64, AppError> {
     let email = Email::parse(&caller.user.email)?;
     limits::enforce(state, meta, Rule::LoginIp, &limits::ip_key(meta)).await?;
-    let new = Password::parse(new, "newPassword")?;
+    let context = password::context_words(email.as_str(), caller.user.username.as_deref());
+    let new = Password::parse_for(new, "newPassword", &context)?;
     if new.expose() == current {
         return Err(AppError::bad_input(
             "newPassword",
