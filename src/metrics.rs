@@ -35,6 +35,9 @@ pub struct Metrics {
     pub limiter_fallbacks: IntCounter,
     /// Rows deleted by cleanup, by `kind`.
     pub cleanup_removed: IntCounterVec,
+    /// Breached-password (Pwned Passwords) checks, by `outcome`: `clean`,
+    /// `breached`, or `unavailable` (failed open).
+    pub password_breach_checks: IntCounterVec,
 }
 
 impl Metrics {
@@ -103,6 +106,11 @@ impl Metrics {
                 "cleanup_removed_total",
                 "Rows removed by cleanup.",
                 &["kind"],
+            )?,
+            password_breach_checks: counter_vec(
+                "password_breach_checks_total",
+                "Breached-password checks by outcome; unavailable means accepted unchecked.",
+                &["outcome"],
             )?,
             registry,
         })

@@ -12,6 +12,7 @@ pub mod jwt;
 pub mod keys;
 pub mod limiter;
 pub mod password;
+pub mod pwned;
 pub mod redis_limiter;
 pub mod refresh;
 pub mod signing;

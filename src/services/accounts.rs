@@ -18,6 +18,7 @@ use crate::{
         email::Email,
         limiter::Rule,
         password::{self, Password},
+        pwned,
     },
     db::FetchUnique,
     domain::{AuditEventKind, Role},
@@ -149,6 +150,7 @@ pub async fn register(
     if find_by_email(state, &account.email).await?.is_some() {
         return Err(AppError::EmailTaken);
     }
+    refuse_breached(state, meta, &account.password, "password", None).await?;
     let hash = state.hasher.hash(&account.password).await?;
     let now = state.clock.now();
     let txn = state.db.begin().await?;
@@ -381,6 +383,7 @@ pub async fn change_password(
         audit::record(state.db.write(), state.clock.now(), meta, event).await?;
         return Err(AppError::InvalidCredentials);
     }
+    refuse_breached(state, meta, &new, "newPassword", Some(caller.user.id)).await?;
     let hash = state.hasher.hash(&new).await?;
     let now = state.clock.now();
     let txn = state.db.begin().await?;
@@ -412,12 +415,61 @@ pub async fn change_password(
     Ok(ended)
 }
 
+/// With `WARDEN_PWNED_PASSWORDS=on`, refuses a new password that the Pwned
+/// Passwords range API lists as breached (`BAD_USER_INPUT` on `field`).
+///
+/// Fails open: when the service cannot answer (down, slow past 2 s, an odd
+/// answer) the password is accepted, with a `PASSWORD_CHECK_UNAVAILABLE`
+/// audit row and the `unavailable` metric, because a third party's outage
+/// must not stop sign-ups and password changes; the other policy checks
+/// (length, the common list, zxcvbn) have already run locally.
+async fn refuse_breached(
+    state: &AppState,
+    meta: &RequestMeta,
+    password: &Password,
+    field: &'static str,
+    user_id: Option<Uuid>,
+) -> Result<(), AppError> {
+    if !state.config.pwned_passwords {
+        return Ok(());
+    }
+    let outcome = pwned::is_breached(&state.config.pwned_passwords_url, password).await;
+    let label = match &outcome {
+        Ok(true) => "breached",
+        Ok(false) => "clean",
+        Err(_) => "unavailable",
+    };
+    state
+        .metrics
+        .password_breach_checks
+        .with_label_values(&[label])
+        .inc();
+    match outcome {
+        Ok(false) => Ok(()),
+        Ok(true) => Err(AppError::bad_input(
+            field,
+            "this password has appeared in a data breach (Have I Been Pwned); choose another",
+        )),
+        Err(why) => {
+            tracing::warn!(reason = %why.reason(), "breached-password check unavailable; accepted unchecked");
+            let mut event = Event::new(AuditEventKind::PasswordCheckUnavailable)
+                .detail(json!({ "reason": why.reason(), "field": field }));
+            if let Some(id) = user_id {
+                event = event.user(id);
+            }
+            audit::record(state.db.write(), state.clock.now(), meta, event).await?;
+            Ok(())
+        }
+    }
+}
+
 /// `warden admin create`: a new account with the `ADMIN` role.
 pub async fn create_admin(
     state: &AppState,
     meta: &RequestMeta,
     account: NewAccount,
 ) -> Result<user::Model, AppError> {
+    refuse_breached(state, meta, &account.password, "password", None).await?;
     let hash = state.hasher.hash(&account.password).await?;
     let now = state.clock.now();
     let txn = state.db.begin().await?;

@@ -262,3 +262,207 @@ async fn a_72_byte_password_of_l33t_symbols_costs_the_estimator_little() {
         "register took {took:?}"
     );
 }
+
+/// A stand-in for the Pwned Passwords range API on `127.0.0.1:0`: it
+/// records every request it receives and answers each, after `delay`, with
+/// `body`.
+struct RangeFixture {
+    url: String,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+async fn range_fixture(body: String, delay: std::time::Duration) -> RangeFixture {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let (seen, body) = (seen.clone(), body.clone());
+            tokio::spawn(async move {
+                let (mut got, mut buf) = (Vec::new(), [0u8; 4096]);
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                seen.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&got).into_owned());
+                tokio::time::sleep(delay).await;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    RangeFixture { url, requests }
+}
+
+fn sha1_hex(password: &str) -> String {
+    use sha1::Digest;
+    sha1::Sha1::digest(password.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect()
+}
+
+async fn breach_checks(app: &TestApp, outcome: &str) -> u64 {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let line = format!("warden_password_breach_checks_total{{outcome=\"{outcome}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn unavailable_rows(app: &TestApp) -> Vec<entity::audit_event::Model> {
+    entity::audit_event::Entity::find()
+        .filter(entity::audit_event::Column::Kind.eq("PASSWORD_CHECK_UNAVAILABLE"))
+        .all(app.state.db.read())
+        .await
+        .expect("audit read")
+}
+
+const BREACHED: &str = "ocean lantern quietly 1987";
+const PADDED_ONLY: &str = "harbour violin sideways 2041";
+
+#[tokio::test]
+async fn a_breached_password_is_refused_and_only_five_hash_digits_leave_the_server() {
+    // A padded range answer: the breached password's suffix with a count,
+    // another password's suffix only as padding (count 0), and filler.
+    let mut body = String::new();
+    for i in 0..800 {
+        body.push_str(&format!("{:035X}:0\r\n", i * 7919));
+    }
+    body.push_str(&format!("{}:42\r\n", &sha1_hex(BREACHED)[5..]));
+    body.push_str(&format!("{}:0\r\n", &sha1_hex(PADDED_ONLY)[5..]));
+    let fixture = range_fixture(body, std::time::Duration::ZERO).await;
+    let url = fixture.url.clone();
+    let app = crate::helpers::spawn_app_with(move |c| {
+        c.pwned_passwords = true;
+        c.pwned_passwords_url = url;
+    })
+    .await;
+
+    let refused = register_with(&app, &email(), BREACHED, None).await;
+    assert_eq!(code(&refused), Some("BAD_USER_INPUT"), "{refused}");
+    assert_eq!(field(&refused), Some("password"));
+    let padded = register_with(&app, &email(), PADDED_ONLY, None).await;
+    assert!(
+        padded["errors"].is_null(),
+        "a count-0 padding line matched: {padded}"
+    );
+    let token = s(&app.register(&email()).await, "accessToken").to_owned();
+    let change = app
+        .gql(
+            Some(&token),
+            CHANGE,
+            json!({ "c": PASSWORD, "n": BREACHED }),
+        )
+        .await;
+    assert_eq!(field(&change), Some("newPassword"), "{change}");
+
+    let requests = fixture.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 4, "{requests:?}");
+    for (request, password) in requests
+        .iter()
+        .zip([BREACHED, PADDED_ONLY, PASSWORD, BREACHED])
+    {
+        let hash = sha1_hex(password);
+        let first = request.lines().next().unwrap_or_default();
+        assert_eq!(first, format!("GET /range/{} HTTP/1.1", &hash[..5]));
+        assert!(
+            request
+                .to_ascii_lowercase()
+                .contains("\r\nadd-padding: true\r\n"),
+            "{request}"
+        );
+        for secret in [password, hash.as_str(), &hash[5..], &hash[4..]] {
+            assert!(!request.contains(secret), "{secret} left the server");
+            assert!(!request
+                .to_ascii_lowercase()
+                .contains(&secret.to_ascii_lowercase()));
+        }
+    }
+    assert_eq!(breach_checks(&app, "breached").await, 2);
+    assert_eq!(breach_checks(&app, "clean").await, 2);
+    assert!(unavailable_rows(&app).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_breach_check_fails_open_with_an_audit_row_and_a_metric_when_the_service_is_down() {
+    // A port that was just free: nothing listens there.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", listener.local_addr().expect("addr"))
+    };
+    let app = crate::helpers::spawn_app_with(move |c| {
+        c.pwned_passwords = true;
+        c.pwned_passwords_url = closed;
+    })
+    .await;
+    let body = register_with(&app, &email(), BREACHED, None).await;
+    assert!(body["errors"].is_null(), "the check must fail open: {body}");
+    let rows = unavailable_rows(&app).await;
+    assert_eq!(rows.len(), 1);
+    let detail = rows[0].detail.clone().unwrap_or_default().to_string();
+    assert!(detail.contains("unreachable"), "{detail}");
+    assert!(!detail.contains(BREACHED) && !detail.contains(&sha1_hex(BREACHED)[5..]));
+    assert_eq!(breach_checks(&app, "unavailable").await, 1);
+}
+
+#[tokio::test]
+async fn a_slow_breach_service_delays_register_by_at_most_its_timeout() {
+    let fixture = range_fixture(String::new(), std::time::Duration::from_secs(60)).await;
+    let url = fixture.url.clone();
+    let app = crate::helpers::spawn_app_with(move |c| {
+        c.pwned_passwords = true;
+        c.pwned_passwords_url = url;
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let body = register_with(&app, &email(), BREACHED, None).await;
+    let took = started.elapsed();
+    assert!(body["errors"].is_null(), "{body}");
+    // The timeout is 2 s; the bound leaves room for a busy machine.
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "register took {took:?}"
+    );
+    assert_eq!(fixture.requests.lock().unwrap().len(), 1);
+    let rows = unavailable_rows(&app).await;
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0]
+        .detail
+        .clone()
+        .unwrap_or_default()
+        .to_string()
+        .contains("timeout"));
+}
+
+#[tokio::test]
+async fn the_breach_check_is_off_by_default_and_sends_nothing() {
+    let fixture = range_fixture(String::new(), std::time::Duration::ZERO).await;
+    let url = fixture.url.clone();
+    let app = crate::helpers::spawn_app_with(move |c| c.pwned_passwords_url = url).await;
+    assert!(!app.config.pwned_passwords);
+    let body = register_with(&app, &email(), BREACHED, None).await;
+    assert!(body["errors"].is_null(), "{body}");
+    assert!(fixture.requests.lock().unwrap().is_empty());
+}
