@@ -559,6 +559,9 @@ mod tests {
             "19841985198619871988198919901991199219931994199519961997199819992000".to_owned(),
             "é".repeat(36),
             "ada.lovelace".repeat(6),
+            // Every l33t symbol: the unbounded worst case (0.4-0.6 s in release).
+            "4@8({[<369!1|70$5+%2".repeat(4)[..72].to_owned(),
+            "7|1!3@4$5+6(9{8[0<2%".repeat(4)[..72].to_owned(),
             "x7#Kq!2mZ@9vL$4pR&8wN*3tY^6bH(1cJ)5fG_0dS+".repeat(2)[..72].to_owned(),
         ];
         let mut worst = std::time::Duration::ZERO;
