@@ -32,7 +32,7 @@ const MAX_LOCAL_BYTES: usize = 64;
 
 /// A trimmed, lowercase email address that passed [`Email::parse`]: NFC
 /// local part, ASCII (punycode) domain.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug)]
 pub struct Email {
     address: String,
     /// The address as Warden stored it before domains were converted to
@@ -105,6 +105,22 @@ impl Email {
     /// Consumes into the normalized address.
     pub fn into_string(self) -> String {
         self.address
+    }
+}
+
+// One address is one email, however it was spelled when parsed: equality
+// and hashing look at the normalized address only, never the old spelling.
+impl PartialEq for Email {
+    fn eq(&self, other: &Self) -> bool {
+        self.address == other.address
+    }
+}
+
+impl Eq for Email {}
+
+impl std::hash::Hash for Email {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.address.hash(state);
     }
 }
 
@@ -213,6 +229,10 @@ mod tests {
             .map(Email::into_string)
             .ok();
         assert_eq!(decomposed.as_deref(), Some("josé@example.com"));
+        assert_eq!(
+            Email::parse("ada@BÜCHER.example").ok(),
+            Email::parse("ada@xn--bcher-kva.example").ok()
+        );
         assert!(Email::parse("p\u{430}ypal@example.com").is_err()); // Cyrillic а among Latin
         assert!(Email::parse("\u{43c}\u{430}\u{440}\u{438}\u{44f}@example.com").is_ok()); // all Cyrillic
         assert!(Email::parse("zoë.o'neil+tag@example.com").is_ok());
