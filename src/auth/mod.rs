@@ -16,3 +16,4 @@ pub mod pwned;
 pub mod redis_limiter;
 pub mod refresh;
 pub mod signing;
+pub mod strength;
