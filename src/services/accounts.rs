@@ -423,7 +423,7 @@ pub async fn change_password(
 /// audit row and the `unavailable` metric, because a third party's outage
 /// must not stop sign-ups and password changes; the other policy checks
 /// (length, the common list, zxcvbn) have already run locally.
-async fn refuse_breached(
+pub async fn refuse_breached(
     state: &AppState,
     meta: &RequestMeta,
     password: &Password,
