@@ -252,7 +252,7 @@ async fn run_admin(
 ) -> Result<String, AppError> {
     let email = Email::parse(raw_email)?;
     let password = match action {
-        AdminAction::Create => Some(read_password()?),
+        AdminAction::Create => Some(read_password(&email)?),
         _ => None,
     };
     let state = build_state(config, Clock::system())
@@ -293,8 +293,9 @@ fn role_message(email: &Email, what: &str, changed: bool) -> String {
     }
 }
 
-/// Reads one line from standard input: the password, without its line ending.
-fn read_password() -> Result<Password, AppError> {
+/// Reads one line from standard input: the password, without its line
+/// ending, checked by the policy with `email` as context.
+fn read_password(email: &Email) -> Result<Password, AppError> {
     let mut line = String::new();
     std::io::stdin()
         .lock()
@@ -302,5 +303,6 @@ fn read_password() -> Result<Password, AppError> {
         .map_err(AppError::internal)?;
     let password = line.strip_suffix('\n').unwrap_or(&line);
     let password = password.strip_suffix('\r').unwrap_or(password);
-    Password::parse(password, "password")
+    let context = crate::auth::password::context_words(email.as_str(), None);
+    Password::parse_for(password, "password", &context)
 }

@@ -95,11 +95,14 @@ pub enum AuditEventKind {
     RoleChanged,
     /// A password was changed (and the account's other sessions ended).
     PasswordChanged,
+    /// The breached-password check (Pwned Passwords) could not answer, so
+    /// the password was accepted unchecked: the check fails open.
+    PasswordCheckUnavailable,
 }
 
 impl AuditEventKind {
     /// Every kind, for parsing stored names.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -114,6 +117,7 @@ impl AuditEventKind {
         Self::AuditLogViewed,
         Self::RoleChanged,
         Self::PasswordChanged,
+        Self::PasswordCheckUnavailable,
     ];
 
     /// The stored and wire name.
@@ -133,6 +137,7 @@ impl AuditEventKind {
             Self::AuditLogViewed => "AUDIT_LOG_VIEWED",
             Self::RoleChanged => "ROLE_CHANGED",
             Self::PasswordChanged => "PASSWORD_CHANGED",
+            Self::PasswordCheckUnavailable => "PASSWORD_CHECK_UNAVAILABLE",
         }
     }
 
@@ -152,7 +157,8 @@ impl AuditEventKind {
             Self::LoginFailed
             | Self::RefreshFailed
             | Self::AllSessionsRevoked
-            | Self::PasswordChanged => Severity::Notice,
+            | Self::PasswordChanged
+            | Self::PasswordCheckUnavailable => Severity::Notice,
             Self::AccountLocked | Self::RateLimited | Self::AccessDenied | Self::RoleChanged => {
                 Severity::Warning
             }

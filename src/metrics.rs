@@ -45,6 +45,9 @@ pub struct Metrics {
     pub connections_refused: IntCounterVec,
     /// Connections closed with 431 because their request head outgrew the cap.
     pub request_heads_too_large: IntCounter,
+    /// Breached-password (Pwned Passwords) checks, by `outcome`: `clean`,
+    /// `breached`, or `unavailable` (failed open).
+    pub password_breach_checks: IntCounterVec,
 }
 
 impl Metrics {
@@ -129,6 +132,11 @@ impl Metrics {
             request_heads_too_large: counter(
                 "request_heads_too_large_total",
                 "Connections answered 431 because the request head outgrew the cap.",
+            )?,
+            password_breach_checks: counter_vec(
+                "password_breach_checks_total",
+                "Breached-password checks by outcome; unavailable means accepted unchecked.",
+                &["outcome"],
             )?,
             registry,
         })

@@ -4,6 +4,7 @@
 //! creates the server's key material once at start-up; [`redis_limiter`]
 //! talks to Redis.
 
+pub mod charset;
 pub mod email;
 pub mod failover;
 pub mod hash_threads;
@@ -12,6 +13,8 @@ pub mod keys;
 pub mod limiter;
 pub mod password;
 pub mod pseudonym;
+pub mod pwned;
 pub mod redis_limiter;
 pub mod refresh;
 pub mod signing;
+pub mod strength;

@@ -16,7 +16,12 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{OnceCell, Semaphore};
 use tracing::Span;
 
-use crate::{auth::hash_threads::HashThreads, error::AppError};
+use crate::{
+    auth::{hash_threads::HashThreads, strength},
+    error::AppError,
+};
+
+pub use crate::auth::strength::{context_words, MIN_GUESSES_LOG10};
 
 /// bcrypt reads at most 72 bytes; longer passwords are refused, never truncated.
 pub const MAX_PASSWORD_BYTES: usize = 72;
@@ -43,10 +48,18 @@ impl fmt::Debug for Password {
 }
 
 impl Password {
-    /// Applies the policy: 8 to 72 bytes of UTF-8, no NUL, not a common
-    /// password. No composition rules, no trimming, no case folding: the
-    /// password is exactly what the user typed.
+    /// Applies the policy with no account context; see [`parse_for`](Self::parse_for).
     pub fn parse(raw: &str, field: &'static str) -> Result<Self, AppError> {
+        Self::parse_for(raw, field, &[])
+    }
+
+    /// Applies the policy: 8 to 72 bytes of UTF-8, no NUL, not a common
+    /// password, and not guessable in under [`MIN_GUESSES_LOG10`] (10^6)
+    /// guesses by the zxcvbn estimator, which is told `context` (the email,
+    /// its local part, the username) so `ada.lovelace2024` is weak for Ada.
+    /// No composition rules, no trimming, no case folding: the password is
+    /// exactly what the user typed.
+    pub fn parse_for(raw: &str, field: &'static str, context: &[&str]) -> Result<Self, AppError> {
         if raw.len() < MIN_PASSWORD_BYTES {
             return Err(AppError::bad_input(
                 field,
@@ -67,6 +80,9 @@ impl Password {
                 field,
                 "this password is too common; choose another",
             ));
+        }
+        if let Some(advice) = strength::too_guessable(raw, context) {
+            return Err(AppError::bad_input(field, advice));
         }
         Ok(Self(SecretString::from(raw.to_owned())))
     }
@@ -312,8 +328,10 @@ mod tests {
     #[test]
     fn the_policy_counts_bytes_not_characters() {
         assert_eq!(code_of("short"), Some("BAD_USER_INPUT"));
-        assert_eq!(code_of(&"é".repeat(36)), None); // 72 bytes
-        assert_eq!(code_of(&"é".repeat(37)), Some("BAD_USER_INPUT")); // 74 bytes
+        let cyrillic = "жёлудьщукапыльхвостбегемотсмородинаклён";
+        let chars = |n: usize| cyrillic.chars().take(n).collect::<String>();
+        assert_eq!(code_of(&chars(36)), None); // 72 bytes
+        assert_eq!(code_of(&chars(37)), Some("BAD_USER_INPUT")); // 74 bytes
         assert_eq!(code_of("ééé"), Some("BAD_USER_INPUT")); // 6 bytes
     }
 
@@ -327,6 +345,39 @@ mod tests {
             spaced.as_ref().map(Password::expose),
             Some("  tide pool lantern  ")
         );
+    }
+
+    #[test]
+    fn guessable_passwords_are_refused_with_advice_and_never_echoed() {
+        for weak in [
+            "aaaaaaaa",
+            "abcdefgh",
+            "Passw0rd!",
+            "12345678",
+            "qwertyuiop",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "iloveyou2",
+            "January2024",
+        ] {
+            match Password::parse(weak, "password") {
+                Err(AppError::BadUserInput { field, message }) => {
+                    assert_eq!(field, "password");
+                    assert!(message.starts_with("this password is"), "{weak}: {message}");
+                    assert!(!message.contains(weak), "{weak} echoed in {message}");
+                }
+                other => unreachable!("{weak} gave {other:?}"),
+            }
+        }
+        for strong in [
+            "correct horse battery staple",
+            "tide pool lantern",
+            "  tide pool lantern  ",
+            "wrong password guess",
+            "another guess",
+            "anything at all",
+        ] {
+            assert_eq!(code_of(strong), None, "{strong}");
+        }
     }
 
     #[test]
@@ -379,7 +430,7 @@ mod tests {
             .expect("ran"));
         let long = format!("tide pool lantern{}", "x".repeat(80));
         assert!(!hasher.verify(&long, &hash).await.expect("ran"));
-        let exact = format!("{}{}", "é".repeat(30), "abcdefghijkl"); // 72 bytes
+        let exact = format!("{}{}", "жёлудьщукапыльхвостбегемотсмор", "tide pool!!k"); // 72 bytes
         let exact_hash = hasher
             .hash(&Password::parse(&exact, "password").expect("valid"))
             .await

@@ -5,7 +5,11 @@ use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use crate::{
-    auth::{email::Email, limiter::Rule, password::Password},
+    auth::{
+        email::Email,
+        limiter::Rule,
+        password::{self, Password},
+    },
     error::AppError,
     graphql::{
         context::{ContextExt, Respond},
@@ -55,10 +59,14 @@ impl MutationRoot {
             let (state, meta) = (ctx.state()?, ctx.meta()?);
             // Spent before the input is even read: malformed attempts count too.
             limits::enforce(state, meta, Rule::RegisterIp, &limits::ip_key(meta)).await?;
+            let email = Email::parse(&input.email)?;
+            let username = accounts::parse_username(input.username.as_deref())?;
+            let context = password::context_words(email.as_str(), username.as_deref());
+            let password = Password::parse_for(&input.password, "password", &context)?;
             let account = NewAccount {
-                email: Email::parse(&input.email)?,
-                password: Password::parse(&input.password, "password")?,
-                username: accounts::parse_username(input.username.as_deref())?,
+                email,
+                password,
+                username,
             };
             let outcome = accounts::register(state, meta, account).await?;
             Ok::<_, AppError>(deliver(ctx, outcome))

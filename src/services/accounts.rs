@@ -9,10 +9,17 @@ use sea_orm::{
     SqlErr,
 };
 use serde_json::json;
+use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
 use crate::{
-    auth::{email::Email, limiter::Rule, password::Password},
+    auth::{
+        charset,
+        email::Email,
+        limiter::Rule,
+        password::{self, Password},
+        pwned,
+    },
     db::FetchUnique,
     domain::{AuditEventKind, Role},
     error::AppError,
@@ -33,24 +40,36 @@ pub const MAX_USERNAME_CHARS: usize = 64;
 /// before any work, since no stored password can be that long.
 const MAX_LOGIN_PASSWORD_BYTES: usize = 1024;
 
-/// Trims an optional username; empty means none.
+/// Trims an optional username (empty means none) and puts it in NFC.
+///
+/// A username is a display name: not unique, never used to log in. It may
+/// hold any script and ordinary spaces, but no character that hides or
+/// reorders text ([`charset::hidden_char`]: controls, zero-width and bidi
+/// characters, variation selectors, private use) and no space but U+0020,
+/// so that no name can pose as another one that looks the same.
 pub fn parse_username(raw: Option<&str>) -> Result<Option<String>, AppError> {
     let Some(name) = raw.map(str::trim).filter(|n| !n.is_empty()) else {
         return Ok(None);
     };
+    let name: String = name.nfc().collect();
     if name.chars().count() > MAX_USERNAME_CHARS {
         return Err(AppError::bad_input(
             "username",
             "username must be at most 64 characters",
         ));
     }
-    if name.chars().any(char::is_control) {
+    if let Some(c) = charset::hidden_char(&name)
+        .or_else(|| name.chars().find(|c| c.is_whitespace() && *c != ' '))
+    {
         return Err(AppError::bad_input(
             "username",
-            "username must not contain control characters",
+            format!(
+                "username must not contain control, invisible or formatting characters (U+{:04X})",
+                u32::from(c)
+            ),
         ));
     }
-    Ok(Some(name.to_owned()))
+    Ok(Some(name))
 }
 
 /// A validated `register` request.
@@ -64,11 +83,21 @@ pub struct NewAccount {
     pub username: Option<String>,
 }
 
+/// The account with `email`. An account stored before domains were kept in
+/// ASCII (`ada@bücher.example`) is found by its old spelling too, but only
+/// when no account has the new one: two rows are never treated as one.
 async fn find_by_email(state: &AppState, email: &Email) -> Result<Option<user::Model>, AppError> {
-    Ok(user::Entity::find()
+    let found = user::Entity::find()
         .filter(user::Column::Email.eq(email.as_str()))
         .unique(state.db.read())
-        .await?)
+        .await?;
+    match (found, email.legacy()) {
+        (None, Some(legacy)) => Ok(user::Entity::find()
+            .filter(user::Column::Email.eq(legacy))
+            .unique(state.db.read())
+            .await?),
+        (found, _) => Ok(found),
+    }
 }
 
 /// Inserts a user inside `txn`, mapping the unique index to `EMAIL_TAKEN`.
@@ -121,6 +150,7 @@ pub async fn register(
     if find_by_email(state, &account.email).await?.is_some() {
         return Err(AppError::EmailTaken);
     }
+    refuse_breached(state, meta, &account.password, "password", None).await?;
     let hash = state.hasher.hash(&account.password).await?;
     let now = state.clock.now();
     let txn = state.db.begin().await?;
@@ -387,7 +417,8 @@ pub async fn change_password(
 ) -> Result<u64, AppError> {
     let email = Email::parse(&caller.user.email)?;
     limits::enforce(state, meta, Rule::LoginIp, &limits::ip_key(meta)).await?;
-    let new = Password::parse(new, "newPassword")?;
+    let context = password::context_words(email.as_str(), caller.user.username.as_deref());
+    let new = Password::parse_for(new, "newPassword", &context)?;
     if new.expose() == current {
         return Err(AppError::bad_input(
             "newPassword",
@@ -406,6 +437,7 @@ pub async fn change_password(
         audit::record(state.db.write(), state.clock.now(), meta, event).await?;
         return Err(AppError::InvalidCredentials);
     }
+    refuse_breached(state, meta, &new, "newPassword", Some(caller.user.id)).await?;
     let hash = state.hasher.hash(&new).await?;
     let now = state.clock.now();
     let txn = state.db.begin().await?;
@@ -440,12 +472,61 @@ pub async fn change_password(
     Ok(ended)
 }
 
+/// With `WARDEN_PWNED_PASSWORDS=on`, refuses a new password that the Pwned
+/// Passwords range API lists as breached (`BAD_USER_INPUT` on `field`).
+///
+/// Fails open: when the service cannot answer (down, slow past 2 s, an odd
+/// answer) the password is accepted, with a `PASSWORD_CHECK_UNAVAILABLE`
+/// audit row and the `unavailable` metric, because a third party's outage
+/// must not stop sign-ups and password changes; the other policy checks
+/// (length, the common list, zxcvbn) have already run locally.
+pub async fn refuse_breached(
+    state: &AppState,
+    meta: &RequestMeta,
+    password: &Password,
+    field: &'static str,
+    user_id: Option<Uuid>,
+) -> Result<(), AppError> {
+    if !state.config.pwned_passwords {
+        return Ok(());
+    }
+    let outcome = pwned::is_breached(&state.config.pwned_passwords_url, password).await;
+    let label = match &outcome {
+        Ok(true) => "breached",
+        Ok(false) => "clean",
+        Err(_) => "unavailable",
+    };
+    state
+        .metrics
+        .password_breach_checks
+        .with_label_values(&[label])
+        .inc();
+    match outcome {
+        Ok(false) => Ok(()),
+        Ok(true) => Err(AppError::bad_input(
+            field,
+            "this password has appeared in a data breach (Have I Been Pwned); choose another",
+        )),
+        Err(why) => {
+            tracing::warn!(reason = %why.reason(), "breached-password check unavailable; accepted unchecked");
+            let mut event = Event::new(AuditEventKind::PasswordCheckUnavailable)
+                .detail(json!({ "reason": why.reason(), "field": field }));
+            if let Some(id) = user_id {
+                event = event.user(id);
+            }
+            audit::record(state.db.write(), state.clock.now(), meta, event).await?;
+            Ok(())
+        }
+    }
+}
+
 /// `warden admin create`: a new account with the `ADMIN` role.
 pub async fn create_admin(
     state: &AppState,
     meta: &RequestMeta,
     account: NewAccount,
 ) -> Result<user::Model, AppError> {
+    refuse_breached(state, meta, &account.password, "password", None).await?;
     let hash = state.hasher.hash(&account.password).await?;
     let now = state.clock.now();
     let txn = state.db.begin().await?;
