@@ -95,11 +95,17 @@ pub enum AuditEventKind {
     RoleChanged,
     /// A password was changed (and the account's other sessions ended).
     PasswordChanged,
+    /// A signing key was added (`warden keys rotate`), or a change of
+    /// `WARDEN_JWT_SECRET` or `WARDEN_JWT_ALGORITHM` retired the old keys.
+    SigningKeyRotated,
+    /// A signing key was revoked (`warden keys revoke`): its tokens stopped
+    /// verifying at once.
+    SigningKeyRevoked,
 }
 
 impl AuditEventKind {
     /// Every kind, for parsing stored names.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 16] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -114,6 +120,8 @@ impl AuditEventKind {
         Self::AuditLogViewed,
         Self::RoleChanged,
         Self::PasswordChanged,
+        Self::SigningKeyRotated,
+        Self::SigningKeyRevoked,
     ];
 
     /// The stored and wire name.
@@ -133,6 +141,8 @@ impl AuditEventKind {
             Self::AuditLogViewed => "AUDIT_LOG_VIEWED",
             Self::RoleChanged => "ROLE_CHANGED",
             Self::PasswordChanged => "PASSWORD_CHANGED",
+            Self::SigningKeyRotated => "SIGNING_KEY_ROTATED",
+            Self::SigningKeyRevoked => "SIGNING_KEY_REVOKED",
         }
     }
 
@@ -152,10 +162,13 @@ impl AuditEventKind {
             Self::LoginFailed
             | Self::RefreshFailed
             | Self::AllSessionsRevoked
-            | Self::PasswordChanged => Severity::Notice,
-            Self::AccountLocked | Self::RateLimited | Self::AccessDenied | Self::RoleChanged => {
-                Severity::Warning
-            }
+            | Self::PasswordChanged
+            | Self::SigningKeyRotated => Severity::Notice,
+            Self::AccountLocked
+            | Self::RateLimited
+            | Self::AccessDenied
+            | Self::RoleChanged
+            | Self::SigningKeyRevoked => Severity::Warning,
             Self::RefreshTokenReuseDetected => Severity::Critical,
         }
     }

@@ -9,6 +9,7 @@ pub mod liveness;
 pub mod lockout;
 pub mod rotation;
 pub mod sessions;
+pub mod signing_keys;
 
 use chrono::{DateTime, Utc};
 use entity::user;
