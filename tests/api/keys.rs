@@ -454,6 +454,52 @@ async fn a_revoked_key_stops_verifying_on_every_instance_within_a_second() {
         audit.contains(&"SIGNING_KEY_REVOKED".to_owned()),
         "{audit:?}"
     );
+    use sea_orm::EntityTrait;
+    let row = entity::signing_key::Entity::find_by_id(leaked.clone())
+        .one(app.state.db.read())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.private_key.is_empty(), "a revoked key is wiped");
+}
+
+#[tokio::test]
+async fn a_replaced_jwt_secret_can_be_revoked_and_is_then_refused_at_start_up() {
+    const FIRST: &str = "k3P9sVx2qLm8TzR4wYb7NcJ1hFd6GeA5uQo0iXs";
+    const SECOND: &str = "Zq8wN3vB6xT1mK4pR7sY0cH2jF5gD9aL3eU6iOp";
+    let mut app = spawn_app_with(|c| c.jwt_secret = Some(FIRST.to_owned().into())).await;
+    let who = email();
+    let old_token = s(&app.register(&who).await, "accessToken").to_owned();
+
+    app.config.jwt_secret = Some(SECOND.to_owned().into());
+    let app = app.restart().await;
+    // A secret lives only in the environment: once replaced, nothing can
+    // verify with it (clients refresh; sessions are untouched).
+    assert_eq!(reason(&app.me(Some(&old_token)).await), Some("INVALID"));
+    let said = keys_cli(
+        &app,
+        &["revoke", &kid(&old_token)],
+        &[("WARDEN_JWT_SECRET", SECOND)],
+    );
+    assert!(said.contains("revoked"), "{said}");
+    let login = app.login(&who, PASSWORD).await;
+    assert!(app
+        .me(Some(s(&login["data"]["login"], "accessToken")))
+        .await["errors"]
+        .is_null());
+
+    let mut config = app.config.clone();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.jwt_secret = Some(FIRST.to_owned().into());
+    let refused = warden::startup::App::build(config, app.clock.clone()).await;
+    let err = refused
+        .err()
+        .expect("a revoked secret does not start")
+        .to_string();
+    assert!(
+        err.contains("WARDEN_JWT_SECRET") && !err.contains(FIRST),
+        "{err}"
+    );
 }
 
 #[tokio::test]
