@@ -322,6 +322,26 @@ pub async fn rotate(
         now + delta(PUBLISH_AHEAD)
     };
     let txn = begin(db).await?;
+    // A key of an algorithm the servers do not sign with would never sign,
+    // yet verify until the next restart: most likely the command ran
+    // without the servers' settings.
+    let chain = signing_key::Entity::find()
+        .filter(signing_key::Column::Source.eq(SOURCE_GENERATED))
+        .filter(signing_key::Column::Algorithm.eq(algorithm.name()))
+        .filter(signing_key::Column::RevokedAt.is_null())
+        .filter(signing_key::Column::RetireAfter.is_null())
+        .one(&txn)
+        .await?;
+    if chain.is_none() {
+        return Err(AppError::bad_input(
+            "WARDEN_JWT_ALGORITHM",
+            format!(
+                "no generated {} key signs here: run this with the servers' WARDEN_JWT_ALGORITHM \
+                 and WARDEN_JWT_SECRET",
+                algorithm.name()
+            ),
+        ));
+    }
     let row = new_row(algorithm, now, signs_from)?;
     let kid = row.kid.clone();
     signing_key::Entity::insert(row.into_active_model())

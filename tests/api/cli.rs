@@ -257,3 +257,17 @@ async fn keys_rotate_refuses_while_a_jwt_secret_signs() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn keys_rotate_refuses_without_the_servers_algorithm() {
+    let app =
+        spawn_app_with(|c| c.jwt_algorithm = warden::auth::signing::JwtAlgorithm::EdDsa).await;
+    let out = warden(&app.database_url(), &["keys", "rotate"], "", &[]);
+    assert!(!out.status.success(), "an HS256 key would never sign here");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WARDEN_JWT_ALGORITHM"));
+    let keys = entity::signing_key::Entity::find()
+        .all(app.state.db.read())
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+}
