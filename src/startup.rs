@@ -47,7 +47,7 @@ pub async fn build_state(config: Config, clock: Clock) -> Result<AppState, Start
     let db = Db::connect(&config).await?;
     db.migrate().await?;
     let keys = ServerKeys::load(&db, &clock).await?;
-    let ring = signing_keys::load_ring(&db, &config, clock.now()).await?;
+    let ring = signing_keys::load_ring(&db, &config).await?;
     let tokens = AccessTokens::new(
         ring,
         &config.issuer,
@@ -82,6 +82,9 @@ impl App {
     pub async fn build(config: Config, clock: Clock) -> Result<Self, StartupError> {
         let listen = config.listen;
         let state = build_state(config, clock).await?;
+        // Only a server acts on its signing settings (retiring keys of
+        // another source or algorithm): a CLI command's settings may differ.
+        signing_keys::take_over(&state.db, &state.config, &state.tokens, state.clock.now()).await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|source| StartupError::Bind {

@@ -79,18 +79,31 @@ fn ring_from(rows: Vec<signing_key::Model>, config: &Config) -> Result<KeyRing, 
     )
 }
 
-/// At start-up: records a change of configuration (see [`reconcile`]),
-/// then builds the ring. Refuses to start when nothing can sign.
-pub async fn load_ring(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<KeyRing, AppError> {
+/// The ring the stored rows give, changing nothing: what a CLI command
+/// builds its state with (its settings may differ from the servers', so it
+/// must not act on them).
+pub async fn load_ring(db: &Db, config: &Config) -> Result<KeyRing, AppError> {
+    ring_from(all(db.read()).await?, config)
+}
+
+/// A server starting: records a change of configuration (see
+/// [`reconcile`]) and loads the keys into `tokens`. Refuses to start when
+/// nothing can sign.
+pub async fn take_over(
+    db: &Db,
+    config: &Config,
+    tokens: &AccessTokens,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
     reconcile(db, config, now, &RequestMeta::local("startup")).await?;
-    let ring = ring_from(all(db.write()).await?, config)?;
-    if ring.signer(now).is_none() {
+    tokens.replace(ring_from(all(db.write()).await?, config)?);
+    if !tokens.can_sign(now) {
         return Err(AppError::bad_input(
             "WARDEN_JWT_SECRET",
             "no signing key can sign: the configured WARDEN_JWT_SECRET was revoked; set a new one",
         ));
     }
-    Ok(ring)
+    Ok(())
 }
 
 /// Rebuilds `tokens`' ring from the stored rows. When nothing signs any

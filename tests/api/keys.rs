@@ -565,3 +565,30 @@ async fn audit_kinds(app: &TestApp) -> Vec<String> {
         .map(|e| e.kind)
         .collect()
 }
+
+#[tokio::test]
+async fn a_cli_command_run_with_other_settings_retires_no_key() {
+    use sea_orm::EntityTrait;
+    let app = spawn_app_with(eddsa).await;
+    let who = email();
+    app.register(&who).await;
+    // `warden admin …` run without the servers' WARDEN_JWT_ALGORITHM.
+    let out = warden(&app.database_url(), &["admin", "promote", &who], "", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = entity::signing_key::Entity::find()
+        .all(app.state.db.read())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows[0].retire_after.is_none(), "{rows:?}");
+    app.clock.advance(PAST_THE_GRACE);
+    let login = app.login(&who, PASSWORD).await;
+    assert!(app
+        .me(Some(s(&login["data"]["login"], "accessToken")))
+        .await["errors"]
+        .is_null());
+}
