@@ -7,7 +7,9 @@
 //! reads four small columns of this table (a handful of rows) and rebuilds
 //! its key ring only when their digest changed. That is what bounds "a
 //! revoked key stops verifying on every instance" to about a second, with
-//! no broadcast channel to configure or lose.
+//! no broadcast channel to configure or lose. Measured (debug build, busy
+//! 2-core machine): about 0.5 ms per poll on SQLite and 1 ms on Postgres
+//! over loopback, one query per second per instance.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use entity::signing_key::{self, SOURCE_ENV, SOURCE_GENERATED};
