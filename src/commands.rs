@@ -12,7 +12,10 @@ use crate::{
     error::AppError,
     graphql,
     meta::RequestMeta,
-    services::accounts::{self, NewAccount},
+    services::{
+        accounts::{self, NewAccount},
+        signing_keys,
+    },
     startup::{build_state, App},
     telemetry,
 };
@@ -139,33 +142,122 @@ pub async fn cleanup(config: Config) -> ExitCode {
     }
 }
 
-/// `warden keys rotate`: a new signing key of `WARDEN_JWT_ALGORITHM`; the
-/// old one keeps verifying until its tokens have expired.
-pub async fn rotate_keys(config: Config) -> ExitCode {
+/// What a failed command prints: the cause chain of an internal error
+/// (the operator's own terminal), the message of any other.
+fn failure(err: &AppError) -> String {
+    match err {
+        AppError::Internal(source) | AppError::ServiceUnavailable(source) => {
+            crate::error::Chain(source.as_ref()).to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Connects and migrates, for the `keys` commands.
+async fn keys_db(config: &Config) -> Result<Db, AppError> {
+    let db = Db::connect(config).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+/// `warden keys rotate [--now]`: a new signing key of
+/// `WARDEN_JWT_ALGORITHM`, published in JWKS at once (every server within a
+/// second) and signing one JWKS cache age later, or at once with `--now`;
+/// the old one keeps verifying until its tokens have expired.
+pub async fn rotate_keys(config: Config, at_once: bool) -> ExitCode {
+    let now = Clock::system().now();
     let result = async {
-        let db = Db::connect(&config).await?;
-        db.migrate().await?;
-        let grace = crate::clock::delta(config.access_token_ttl)
-            + chrono::TimeDelta::seconds(2 * crate::auth::jwt::LEEWAY_SECS);
-        crate::auth::signing::rotate(&db, config.jwt_algorithm, Clock::system().now(), grace).await
+        let db = keys_db(&config).await?;
+        signing_keys::rotate(&db, &config, now, at_once, &RequestMeta::local("cli")).await
     }
     .await;
     match result {
-        Ok(kid) => {
+        Ok(rotated) => {
+            let when = if rotated.signs_from <= now {
+                "signs from now on".to_owned()
+            } else {
+                format!(
+                    "published now, signs from {} (after every cached JWKS has expired)",
+                    rotated.signs_from.format("%Y-%m-%d %H:%M:%S UTC")
+                )
+            };
             println!(
-                "new {} signing key {kid}; running servers pick it up within 30 s",
-                config.jwt_algorithm.name()
+                "new {} signing key {}: {when}",
+                config.jwt_algorithm.name(),
+                rotated.kid
             );
             ExitCode::SUCCESS
         }
         Err(err) => {
-            let detail = match &err {
-                AppError::Internal(source) | AppError::ServiceUnavailable(source) => {
-                    crate::error::Chain(source.as_ref()).to_string()
-                }
-                other => other.to_string(),
-            };
-            eprintln!("warden: key rotation failed: {detail}");
+            eprintln!("warden: key rotation failed: {}", failure(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `warden keys revoke <kid>`: the key stops verifying on every server
+/// within a second; if it was signing, a new key signs in its place.
+pub async fn revoke_key(config: Config, kid: &str) -> ExitCode {
+    let result = async {
+        let db = keys_db(&config).await?;
+        let now = Clock::system().now();
+        signing_keys::revoke(&db, &config, kid, now, &RequestMeta::local("cli")).await
+    }
+    .await;
+    match result {
+        Ok(revoked) if revoked.already => {
+            println!("{kid} was already revoked");
+            ExitCode::SUCCESS
+        }
+        Ok(revoked) => {
+            match revoked.replaced_by {
+                Some(fresh) => println!(
+                    "revoked {kid}; it was signing, so {fresh} signs from now on. \
+                     Every server refuses {kid} within a second; verifiers that cached JWKS \
+                     drop it when their copy expires"
+                ),
+                None => println!(
+                    "revoked {kid}; every server refuses it within a second; verifiers that \
+                     cached JWKS drop it when their copy expires"
+                ),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("warden: cannot revoke {kid}: {}", failure(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `warden keys list`: every stored key and where it is in its life. No
+/// key material is printed.
+pub async fn list_keys(config: Config) -> ExitCode {
+    let result = async {
+        let db = keys_db(&config).await?;
+        signing_keys::list(&db, &config, Clock::system().now()).await
+    }
+    .await;
+    match result {
+        Ok(keys) => {
+            println!(
+                "{:<20} {:<6} {:<9} {:<23} STATE",
+                "KID", "ALG", "SOURCE", "CREATED"
+            );
+            for key in keys {
+                println!(
+                    "{:<20} {:<6} {:<9} {:<23} {}",
+                    key.kid,
+                    key.algorithm,
+                    key.source,
+                    key.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    key.state
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("warden: cannot list keys: {}", failure(&err));
             ExitCode::FAILURE
         }
     }

@@ -98,11 +98,17 @@ pub enum AuditEventKind {
     /// The breached-password check (Pwned Passwords) could not answer, so
     /// the password was accepted unchecked: the check fails open.
     PasswordCheckUnavailable,
+    /// A signing key was added (`warden keys rotate`), or a change of
+    /// `WARDEN_JWT_SECRET` or `WARDEN_JWT_ALGORITHM` retired the old keys.
+    SigningKeyRotated,
+    /// A signing key was revoked (`warden keys revoke`): its tokens stopped
+    /// verifying at once.
+    SigningKeyRevoked,
 }
 
 impl AuditEventKind {
     /// Every kind, for parsing stored names.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 17] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -118,6 +124,8 @@ impl AuditEventKind {
         Self::RoleChanged,
         Self::PasswordChanged,
         Self::PasswordCheckUnavailable,
+        Self::SigningKeyRotated,
+        Self::SigningKeyRevoked,
     ];
 
     /// The stored and wire name.
@@ -138,6 +146,8 @@ impl AuditEventKind {
             Self::RoleChanged => "ROLE_CHANGED",
             Self::PasswordChanged => "PASSWORD_CHANGED",
             Self::PasswordCheckUnavailable => "PASSWORD_CHECK_UNAVAILABLE",
+            Self::SigningKeyRotated => "SIGNING_KEY_ROTATED",
+            Self::SigningKeyRevoked => "SIGNING_KEY_REVOKED",
         }
     }
 
@@ -158,10 +168,13 @@ impl AuditEventKind {
             | Self::RefreshFailed
             | Self::AllSessionsRevoked
             | Self::PasswordChanged
-            | Self::PasswordCheckUnavailable => Severity::Notice,
-            Self::AccountLocked | Self::RateLimited | Self::AccessDenied | Self::RoleChanged => {
-                Severity::Warning
-            }
+            | Self::PasswordCheckUnavailable
+            | Self::SigningKeyRotated => Severity::Notice,
+            Self::AccountLocked
+            | Self::RateLimited
+            | Self::AccessDenied
+            | Self::RoleChanged
+            | Self::SigningKeyRevoked => Severity::Warning,
             Self::RefreshTokenReuseDetected => Severity::Critical,
         }
     }

@@ -55,8 +55,22 @@ enum Command {
 
 #[derive(Subcommand)]
 enum Keys {
-    /// Add a new signing key; the old one verifies until its tokens expire.
-    Rotate,
+    /// Add a signing key: published in JWKS at once, signing after the JWKS
+    /// cache age (5 min); the old one verifies until its tokens expire.
+    Rotate {
+        /// Sign with the new key at once (an emergency: verifiers holding a
+        /// cached JWKS will not know it until their copy expires).
+        #[arg(long)]
+        now: bool,
+    },
+    /// Revoke a key: every server refuses its tokens within a second. If it
+    /// is the key that signs, a new key takes over at once.
+    Revoke {
+        /// The key id (`kid`), as `warden keys list` shows it.
+        kid: String,
+    },
+    /// List the signing keys and their state (no key material).
+    List,
 }
 
 #[derive(Subcommand)]
@@ -103,9 +117,11 @@ fn main() -> ExitCode {
             Command::Migrate => commands::migrate(config).await,
             Command::Healthcheck => commands::healthcheck(config).await,
             Command::Cleanup => commands::cleanup(config).await,
-            Command::Keys {
-                action: Keys::Rotate,
-            } => commands::rotate_keys(config).await,
+            Command::Keys { action } => match action {
+                Keys::Rotate { now } => commands::rotate_keys(config, now).await,
+                Keys::Revoke { kid } => commands::revoke_key(config, &kid).await,
+                Keys::List => commands::list_keys(config).await,
+            },
             Command::ExportSchema { check, path } => commands::export_schema(check, &path),
             Command::Admin { action } => match action {
                 Admin::Create { email } => {

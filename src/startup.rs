@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use crate::{
     auth::{
         jwt::AccessTokens, keys::ServerKeys, limiter::Limits, password::PasswordHasher,
-        pseudonym::EmailPseudonyms, refresh::SuccessorKey, signing,
+        pseudonym::EmailPseudonyms, refresh::SuccessorKey,
     },
     clock::{delta, Clock},
     config::Config,
@@ -16,7 +16,7 @@ use crate::{
     error::AppError,
     graphql, http,
     metrics::Metrics,
-    services::liveness::SessionChecks,
+    services::{liveness::SessionChecks, signing_keys},
     state::AppState,
 };
 
@@ -47,7 +47,7 @@ pub async fn build_state(config: Config, clock: Clock) -> Result<AppState, Start
     let db = Db::connect(&config).await?;
     db.migrate().await?;
     let keys = ServerKeys::load(&db, &clock).await?;
-    let ring = signing::load_ring(&db, &config, clock.now()).await?;
+    let ring = signing_keys::load_ring(&db, &config).await?;
     let tokens = AccessTokens::new(
         ring,
         &config.issuer,
@@ -89,6 +89,9 @@ impl App {
         let nofile = http::fd_limit::raise_open_files_limit();
         let max_connections = http::fd_limit::connection_budget(&config, nofile);
         let state = build_state(config, clock).await?;
+        // Only a server acts on its signing settings (retiring keys of
+        // another source or algorithm): a CLI command's settings may differ.
+        signing_keys::take_over(&state.db, &state.config, &state.tokens, state.clock.now()).await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|source| StartupError::Bind {
@@ -134,22 +137,16 @@ impl App {
         });
         let chores = self.state.clone();
         let housekeeping = tokio::spawn(async move {
-            // Every 30 s: drop idle limiter state, and pick up signing keys
-            // another process rotated (so this instance signs with the new
-            // key well before the old one retires).
+            // Every 30 s: drop idle limiter state.
             let mut every = tokio::time::interval(std::time::Duration::from_secs(30));
             every.tick().await;
             loop {
                 every.tick().await;
                 chores.limits.housekeeping();
-                let now = chores.clock.now();
-                if let Err(err) =
-                    signing::reload(&chores.db, &chores.config, &chores.tokens, now).await
-                {
-                    tracing::warn!(error = %err, "could not reload signing keys");
-                }
             }
         });
+        // Every second: pick up rotated, retired and revoked signing keys.
+        let keys = tokio::spawn(signing_keys::watch(self.state.clone()));
         let cleanup = tokio::spawn(crate::cleanup::run_every(self.state.clone()));
         let schema = graphql::build(self.state.clone());
         let config = &self.state.config;
@@ -169,6 +166,7 @@ impl App {
         let routes = http::routes(schema, self.state);
         let served = http::serve::serve(self.listener, routes, options, shutdown).await;
         housekeeping.abort();
+        keys.abort();
         cleanup.abort();
         served
     }

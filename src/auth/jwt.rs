@@ -143,14 +143,24 @@ impl AccessTokens {
         true
     }
 
-    /// The JWKS document of the keys that verify now.
-    pub fn jwks(&self) -> serde_json::Value {
-        self.ring().jwks.clone()
+    /// The JWKS document of the keys that verify at `now`.
+    pub fn jwks(&self, now: DateTime<Utc>) -> serde_json::Value {
+        self.ring().jwks(now)
     }
 
-    /// The `kid` new tokens are signed with.
-    pub fn active_kid(&self) -> String {
-        self.ring().active.kid.clone()
+    /// The `kid` tokens minted at `now` are signed with, if any key signs.
+    pub fn signing_kid(&self, now: DateTime<Utc>) -> Option<String> {
+        self.ring().signer(now).map(|s| s.kid.clone())
+    }
+
+    /// Whether some key signs at `now`.
+    pub fn can_sign(&self, now: DateTime<Utc>) -> bool {
+        self.ring().signer(now).is_some()
+    }
+
+    /// The [`KeyRing::version`] of the keys in use.
+    pub fn version(&self) -> u64 {
+        self.ring().version
     }
 
     /// How long a minted token lives.
@@ -178,9 +188,14 @@ impl AccessTokens {
             exp: expires_at.timestamp(),
             jti: Uuid::new_v4(),
         };
-        let mut header = Header::new(ring.active.algorithm);
-        header.kid = Some(ring.active.kid.clone());
-        let token = encode(&header, &claims, &ring.active.key).map_err(AppError::internal)?;
+        // Fail closed: with every key revoked or retired, no token at all
+        // rather than one under a key the operator withdrew.
+        let signer = ring
+            .signer(now)
+            .ok_or_else(|| AppError::internal("no signing key signs now"))?;
+        let mut header = Header::new(signer.algorithm);
+        header.kid = Some(signer.kid.clone());
+        let token = encode(&header, &claims, &signer.key).map_err(AppError::internal)?;
         Ok(Minted {
             token,
             expires_at,
@@ -188,13 +203,19 @@ impl AccessTokens {
         })
     }
 
-    /// Signature, `kid`, algorithm and claims; not expiry.
-    pub fn check(&self, token: &str) -> Result<Claims, VerifyError> {
+    /// Signature, `kid`, algorithm and claims; not expiry. With `now`, the
+    /// key must not have retired by then.
+    fn check(&self, token: &str, now: Option<DateTime<Utc>>) -> Result<Claims, VerifyError> {
         let invalid = VerifyError::Refused(UnauthReason::Invalid);
         let header = decode_header(token).map_err(|_| invalid)?;
         let kid = header.kid.ok_or(invalid)?;
         let ring = self.ring();
-        let key = ring.verifying.get(&kid).ok_or(VerifyError::UnknownKid)?;
+        let key = ring.key(&kid).ok_or(VerifyError::UnknownKid)?;
+        // Retirement is checked here, on every request, not only when the
+        // ring is reloaded: a retired key's tokens stop on time everywhere.
+        if now.is_some_and(|now| !key.verifies_at(now)) {
+            return Err(invalid);
+        }
         // The key's algorithm, not the header's: decode refuses any mismatch.
         let validation = match key.algorithm {
             Algorithm::EdDSA => &self.eddsa,
@@ -205,9 +226,11 @@ impl AccessTokens {
             .map_err(|_| invalid)
     }
 
-    /// Checks everything but expiry: for `logout` with a lapsed token.
+    /// Checks everything but expiry: for `logout` with a lapsed token. Only
+    /// called after [`verify`](Self::verify) said `Expired`, so the key had
+    /// not retired; a revoked key is refused here too (it is not in the ring).
     pub fn verify_ignoring_expiry(&self, token: &str) -> Result<Claims, UnauthReason> {
-        self.check(token).map_err(|e| match e {
+        self.check(token, None).map_err(|e| match e {
             VerifyError::Refused(reason) => reason,
             VerifyError::UnknownKid => UnauthReason::Invalid,
         })
@@ -216,7 +239,7 @@ impl AccessTokens {
     /// Checks signature, algorithm, claims and expiry. Says why a token is
     /// refused, so the client knows whether refreshing can help.
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, VerifyError> {
-        let claims = self.check(token)?;
+        let claims = self.check(token, Some(now))?;
         let now = now.timestamp();
         if claims.iat > now + LEEWAY_SECS {
             return Err(VerifyError::Refused(UnauthReason::Invalid));

@@ -23,7 +23,8 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{client_ip, cookie, device_cookie, HttpState};
-use crate::auth::{jwt::VerifyError, signing};
+use crate::auth::jwt::VerifyError;
+use crate::services::signing_keys;
 use crate::{
     error::UnauthReason,
     graphql::{
@@ -275,7 +276,7 @@ async fn viewer(headers: &HeaderMap, http: &HttpState) -> Viewer {
     // reload the keys (at most once a second) and try once more.
     if verdict == Err(VerifyError::UnknownKid) && tokens.may_reload() {
         let app = &http.app;
-        match signing::reload(&app.db, &app.config, tokens, app.clock.now()).await {
+        match signing_keys::reload(&app.db, &app.config, tokens, app.clock.now()).await {
             Ok(()) => verdict = tokens.verify(token, app.clock.now()),
             Err(err) => tracing::warn!(error = %err, "could not reload signing keys"),
         }

@@ -6,18 +6,22 @@ use std::{sync::Arc, time::Duration};
 use poem::{handler, http::StatusCode, web::Data, IntoResponse, Response};
 
 use super::HttpState;
+use crate::auth::signing::JWKS_MAX_AGE;
 
 /// How long readiness waits for the database.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The public keys that verify access tokens (RFC 7517). Empty with HS256:
-/// a shared secret is never published.
+/// The public keys that verify access tokens (RFC 7517), including a
+/// rotated key that does not sign yet: `warden keys rotate` publishes it one
+/// `max-age` before it signs, so a verifier's cached copy always knows the
+/// `kid` it meets. Empty with HS256: a shared secret is never published.
 #[handler]
 pub async fn jwks(Data(http): Data<&Arc<HttpState>>) -> Response {
+    let max_age = JWKS_MAX_AGE.as_secs();
     Response::builder()
         .content_type("application/json")
-        .header("Cache-Control", "public, max-age=300")
-        .body(http.app.tokens.jwks().to_string())
+        .header("Cache-Control", format!("public, max-age={max_age}"))
+        .body(http.app.tokens.jwks(http.app.clock.now()).to_string())
 }
 
 /// Prometheus text exposition.

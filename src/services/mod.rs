@@ -9,6 +9,7 @@ pub mod liveness;
 pub mod lockout;
 pub mod rotation;
 pub mod sessions;
+pub mod signing_keys;
 pub mod trusted_devices;
 
 use chrono::{DateTime, Utc};

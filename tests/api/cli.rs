@@ -7,7 +7,7 @@ use std::{
 
 use sea_orm::EntityTrait;
 
-use crate::helpers::{code, email, s, spawn_app};
+use crate::helpers::{code, email, s, spawn_app, spawn_app_with};
 
 /// Runs the real binary with `args`, `stdin` on standard input and the test
 /// database; no other `WARDEN_*` settings leak in.
@@ -204,4 +204,73 @@ fn export_schema_check_fails_on_a_stale_file() {
         &[],
     );
     assert!(out.status.success());
+}
+
+#[tokio::test]
+async fn keys_list_shows_each_key_and_its_state_but_no_key_material() {
+    let app = spawn_app().await;
+    let out = warden(&app.database_url(), &["keys", "rotate"], "", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("signs from"), "{said}");
+    let out = warden(&app.database_url(), &["keys", "list"], "", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rows = entity::signing_key::Entity::find()
+        .all(app.state.db.read())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert!(listed.contains(&row.kid), "{listed}");
+    }
+    assert!(
+        listed.contains("signing") && listed.contains("published, signs from"),
+        "{listed}"
+    );
+    let secret = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        &rows[0].private_key,
+    );
+    assert!(!listed.contains(&secret[..16]));
+}
+
+#[tokio::test]
+async fn keys_rotate_refuses_while_a_jwt_secret_signs() {
+    const SECRET: &str = "k3P9sVx2qLm8TzR4wYb7NcJ1hFd6GeA5uQo0iXs";
+    let app = spawn_app_with(|c| c.jwt_secret = Some(SECRET.to_owned().into())).await;
+    let out = warden(
+        &app.database_url(),
+        &["keys", "rotate"],
+        "",
+        &[("WARDEN_JWT_SECRET", SECRET)],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("WARDEN_JWT_SECRET") && !stderr.contains(SECRET),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn keys_rotate_refuses_without_the_servers_algorithm() {
+    let app =
+        spawn_app_with(|c| c.jwt_algorithm = warden::auth::signing::JwtAlgorithm::EdDsa).await;
+    let out = warden(&app.database_url(), &["keys", "rotate"], "", &[]);
+    assert!(!out.status.success(), "an HS256 key would never sign here");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WARDEN_JWT_ALGORITHM"));
+    let keys = entity::signing_key::Entity::find()
+        .all(app.state.db.read())
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1);
 }
