@@ -273,8 +273,14 @@ async fn replay(
         .unique(txn)
         .await?
         .is_some();
+    // Judged against the winner's `used_at`. Our `now` was read before we
+    // lost the claim, so it may precede `used_at`: such a loser arrived
+    // while the winner was rotating, which is "inside" any nonzero
+    // interval (elapsed counts as zero) but never inside a zero one —
+    // `0s` means no grace at all, whatever the order of the clock reads.
     let interval = delta(state.config.refresh_reuse_interval);
-    let within = used_at.is_some_and(|used| now < used + interval);
+    let within = interval > chrono::TimeDelta::zero()
+        && used_at.is_some_and(|used| (now - used).max(chrono::TimeDelta::zero()) < interval);
     if let (true, true, Some(child)) = (within, live_session, &child) {
         if child.used_at.is_none() {
             audit::record(
