@@ -5,6 +5,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
+    auth::limiter::Rule,
     domain::{AuditEventKind, Role},
     error::AppError,
     graphql::{
@@ -16,7 +17,7 @@ use crate::{
     },
     services::{
         audit::{self, Event},
-        devices,
+        devices, limits,
     },
 };
 
@@ -98,6 +99,9 @@ async fn audit_log(
     let state = ctx.state()?;
     let meta = ctx.meta()?;
     let caller = ctx.auth()?.require_user(state).await?;
+    // Per account, before any other work: each read is a query, and every
+    // token of the account (every session) draws on the same bucket.
+    limits::enforce(state, meta, Rule::AuditLogUser, &caller.user.id.to_string()).await?;
     if first < 0 {
         return Err(AppError::bad_input(
             "first",
@@ -137,7 +141,15 @@ async fn audit_log(
         .user(caller.user.id)
         .session(caller.session_id)
         .detail(json!({ "returned": rows.len(), "scope": if is_admin { "all" } else { "own" } }));
-    audit::record(state.db.write(), state.clock.now(), meta, viewed).await?;
+    // One row per session and minute, however often it reads.
+    audit::record_view(
+        &state.db,
+        state.clock.now(),
+        meta,
+        caller.session_id,
+        viewed,
+    )
+    .await?;
     let edges = rows
         .into_iter()
         .map(|row| {
