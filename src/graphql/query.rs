@@ -11,8 +11,8 @@ use crate::{
     graphql::{
         context::{ContextExt, Respond},
         types::{
-            decode_cursor, encode_cursor, AuditEvent, AuditEventConnection, AuditEventEdge,
-            AuditLogFilter, PageInfo, Session, User,
+            decode_cursor, encode_cursor, storable_time, AuditEvent, AuditEventConnection,
+            AuditEventEdge, AuditLogFilter, PageInfo, Session, User,
         },
     },
     services::{
@@ -130,8 +130,8 @@ async fn audit_log(
         } else {
             Some(caller.user.id)
         },
-        since: filter.since,
-        until: filter.until,
+        since: storable_time("since", filter.since)?,
+        until: storable_time("until", filter.until)?,
         min_severity: filter.min_severity,
         before_id,
         limit: u64::try_from(first.min(MAX_PAGE)).unwrap_or(0),
