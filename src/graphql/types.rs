@@ -90,7 +90,10 @@ pub struct AuthPayload {
     /// When the access token expires.
     pub access_token_expires_at: DateTime<Utc>,
     /// An opaque token for `refresh`. Keep it secret; every `refresh` returns a
-    /// new one and the old one stops working.
+    /// new one and the old one stops working. With `WARDEN_REFRESH_COOKIE=only`
+    /// it is always `""`, deliberately: the token travels only in the HttpOnly
+    /// `warden_refresh` cookie, so no script ever sees it (call `refresh` and
+    /// `logout` without the argument).
     pub refresh_token: String,
     /// When the refresh token expires (never after the session's absolute end).
     pub refresh_token_expires_at: DateTime<Utc>,
