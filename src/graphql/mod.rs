@@ -7,6 +7,7 @@
 pub mod aliases;
 pub mod context;
 pub mod documents;
+pub mod input_errors;
 pub mod mutation;
 pub mod observe;
 pub mod query;
@@ -49,6 +50,7 @@ fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
             MAX_KEPT_DOCUMENT_BYTES,
         ))
         .extension(aliases::AliasLimit { max: MAX_ALIASES })
+        .extension(input_errors::InputErrors)
 }
 
 /// Builds the schema once, with the state every resolver reads.
