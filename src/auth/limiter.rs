@@ -40,15 +40,19 @@ pub enum Rule {
     RegisterIp,
     /// `refresh` per client IP.
     RefreshIp,
+    /// `auditLog` reads per account (user id): every read is a database
+    /// query, so a token must not turn into a flood of them.
+    AuditLogUser,
 }
 
 impl Rule {
     /// Every rule.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::LoginIp,
         Self::LoginEmail,
         Self::RegisterIp,
         Self::RefreshIp,
+        Self::AuditLogUser,
     ];
 
     /// Stable name, for keys, logs, metrics and the audit log.
@@ -58,6 +62,7 @@ impl Rule {
             Self::LoginEmail => "login_email",
             Self::RegisterIp => "register_ip",
             Self::RefreshIp => "refresh_ip",
+            Self::AuditLogUser => "audit_log_user",
         }
     }
 
@@ -67,18 +72,19 @@ impl Rule {
             Self::LoginEmail => 1,
             Self::RegisterIp => 2,
             Self::RefreshIp => 3,
+            Self::AuditLogUser => 4,
         }
     }
 }
 
 /// The quota of each rule.
 #[derive(Clone, Copy, Debug)]
-pub struct Quotas([RateQuota; 4]);
+pub struct Quotas([RateQuota; 5]);
 
 impl Quotas {
     /// The same quota for every rule.
     pub fn uniform(quota: RateQuota) -> Self {
-        Self([quota; 4])
+        Self([quota; 5])
     }
 
     /// The quotas configured with `WARDEN_RATE_*`.
@@ -88,6 +94,7 @@ impl Quotas {
             config.rate_login_email,
             config.rate_register_ip,
             config.rate_refresh_ip,
+            config.rate_audit_log,
         ])
     }
 

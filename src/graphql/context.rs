@@ -19,9 +19,10 @@ use crate::{
     state::AppState,
 };
 
-/// The refresh token from the cookie, in cookie mode (`None` otherwise).
+/// The refresh tokens of the request's `warden_refresh` cookies, in cookie
+/// mode (empty otherwise): at most [`cookie::MAX_TRIED`], in the order sent.
 #[derive(Clone, Debug, Default)]
-pub struct RefreshCookie(pub Option<String>);
+pub struct RefreshCookie(pub Vec<String>);
 
 /// What the `Authorization` header said, after signature and claim checks.
 #[derive(Clone, Debug)]
@@ -106,8 +107,8 @@ pub trait ContextExt {
     fn meta(&self) -> Result<&RequestMeta, AppError>;
     /// The authentication state.
     fn auth(&self) -> Result<&RequestAuth, AppError>;
-    /// The refresh cookie, in cookie mode.
-    fn refresh_cookie(&self) -> Option<&str>;
+    /// The refresh cookies, in cookie mode (empty otherwise).
+    fn refresh_cookies(&self) -> &[String];
     /// In cookie mode, sets (or with `None` clears) the refresh cookie.
     fn set_refresh_cookie(&self, token: Option<(&str, i64)>);
 }
@@ -128,10 +129,10 @@ impl ContextExt for Context<'_> {
             .map_err(|_| AppError::internal("RequestAuth missing from request data"))
     }
 
-    fn refresh_cookie(&self) -> Option<&str> {
+    fn refresh_cookies(&self) -> &[String] {
         self.data::<RefreshCookie>()
-            .ok()
-            .and_then(|c| c.0.as_deref())
+            .map(|c| c.0.as_slice())
+            .unwrap_or_default()
     }
 
     fn set_refresh_cookie(&self, token: Option<(&str, i64)>) {

@@ -8,6 +8,7 @@ pub mod context;
 pub mod cost;
 pub mod device;
 pub mod documents;
+pub mod input_errors;
 pub mod limits;
 pub mod mutation;
 pub mod observe;
@@ -72,6 +73,7 @@ fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
         // The cache first: a text it holds passed the gate when first seen.
         .extension(cache.clone())
         .extension(limits::DocumentLimits::new(LIMITS, MAX_ERRORS, cache))
+        .extension(input_errors::InputErrors)
 }
 
 /// Builds the schema once, with the state every resolver reads.

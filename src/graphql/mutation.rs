@@ -36,7 +36,16 @@ fn deliver(ctx: &Context<'_>, outcome: crate::services::AuthOutcome) -> AuthPayl
         ctx.set_refresh_cookie(Some((outcome.refresh_token.expose_secret(), max_age)));
     }
     // After the refresh cookie, so that one stays the first `Set-Cookie`.
-    AuthPayload::from(device::deliver(ctx, outcome))
+    let mut payload = AuthPayload::from(device::deliver(ctx, outcome));
+    // `only` mode: the cookie alone carries the token, so no page script
+    // (nor an XSS) ever sees it; the non-null field is left empty.
+    if ctx
+        .state()
+        .is_ok_and(|state| state.config.refresh_cookie.cookie_only())
+    {
+        payload.refresh_token = String::new();
+    }
+    payload
 }
 
 /// Complexity of a field that hashes a password or writes a session: with
@@ -128,8 +137,12 @@ impl MutationRoot {
         refresh_token: Option<String>,
     ) -> async_graphql::Result<AuthPayload> {
         async {
-            let presented = refresh_token.as_deref().or(ctx.refresh_cookie());
-            match sessions::refresh(ctx.state()?, ctx.meta()?, presented).await {
+            let (state, meta) = (ctx.state()?, ctx.meta()?);
+            let refreshed = match refresh_token.as_deref() {
+                Some(token) => sessions::refresh(state, meta, Some(token)).await,
+                None => sessions::refresh_any(state, meta, ctx.refresh_cookies()).await,
+            };
+            match refreshed {
                 Ok(outcome) => Ok(deliver(ctx, outcome)),
                 Err(err) => {
                     if matches!(
@@ -163,8 +176,18 @@ impl MutationRoot {
             let meta = ctx.meta()?;
             // In cookie mode the cookie goes whatever happens next.
             ctx.set_refresh_cookie(None);
-            match refresh_token.as_deref().or(ctx.refresh_cookie()) {
+            let cookies = ctx.refresh_cookies();
+            match refresh_token.as_deref() {
                 Some(token) => sessions::logout_by_refresh_token(state, meta, token).await,
+                // "Log out of this browser": every session its cookies
+                // hold, not only the first cookie's, which may be a stale
+                // or planted one while the user's own session lives on.
+                None if !cookies.is_empty() => {
+                    for token in cookies {
+                        sessions::logout_by_refresh_token(state, meta, token).await?;
+                    }
+                    Ok(true)
+                }
                 None => {
                     let auth = ctx.auth()?;
                     let ended =

@@ -5,19 +5,20 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
+    auth::limiter::Rule,
     domain::{AuditEventKind, Role},
     error::AppError,
     graphql::{
         context::{ContextExt, Respond},
         device::TrustedDevice,
         types::{
-            decode_cursor, encode_cursor, AuditEvent, AuditEventConnection, AuditEventEdge,
-            AuditLogFilter, PageInfo, Session, User,
+            decode_cursor, encode_cursor, storable_time, AuditEvent, AuditEventConnection,
+            AuditEventEdge, AuditLogFilter, PageInfo, Session, User,
         },
     },
     services::{
         audit::{self, Event},
-        devices, trusted_devices,
+        devices, limits, trusted_devices,
     },
 };
 
@@ -119,6 +120,9 @@ async fn audit_log(
     let state = ctx.state()?;
     let meta = ctx.meta()?;
     let caller = ctx.auth()?.require_user(state).await?;
+    // Per account, before any other work: each read is a query, and every
+    // token of the account (every session) draws on the same bucket.
+    limits::enforce(state, meta, Rule::AuditLogUser, &caller.user.id.to_string()).await?;
     if first < 0 {
         return Err(AppError::bad_input(
             "first",
@@ -147,8 +151,8 @@ async fn audit_log(
         } else {
             Some(caller.user.id)
         },
-        since: filter.since,
-        until: filter.until,
+        since: storable_time("since", filter.since)?,
+        until: storable_time("until", filter.until)?,
         min_severity: filter.min_severity,
         before_id,
         limit: u64::try_from(first.min(MAX_PAGE)).unwrap_or(0),
@@ -158,7 +162,15 @@ async fn audit_log(
         .user(caller.user.id)
         .session(caller.session_id)
         .detail(json!({ "returned": rows.len(), "scope": if is_admin { "all" } else { "own" } }));
-    audit::record(state.db.write(), state.clock.now(), meta, viewed).await?;
+    // One row per session and minute, however often it reads.
+    audit::record_view(
+        &state.db,
+        state.clock.now(),
+        meta,
+        caller.session_id,
+        viewed,
+    )
+    .await?;
     let edges = rows
         .into_iter()
         .map(|row| {

@@ -90,7 +90,10 @@ pub struct AuthPayload {
     /// When the access token expires.
     pub access_token_expires_at: DateTime<Utc>,
     /// An opaque token for `refresh`. Keep it secret; every `refresh` returns a
-    /// new one and the old one stops working.
+    /// new one and the old one stops working. With `WARDEN_REFRESH_COOKIE=only`
+    /// it is always `""`, deliberately: the token travels only in the HttpOnly
+    /// `warden_refresh` cookie, so no script ever sees it (call `refresh` and
+    /// `logout` without the argument).
     pub refresh_token: String,
     /// When the refresh token expires (never after the session's absolute end).
     pub refresh_token_expires_at: DateTime<Utc>,
@@ -216,9 +219,11 @@ pub struct AuditLogFilter {
     pub kinds: Option<Vec<AuditEventKind>>,
     /// Only events of this account (admins: anyone; users: only themselves).
     pub user_id: Option<ID>,
-    /// Only events at or after this time.
+    /// Only events at or after this time (years 0001 to 9999, else
+    /// `BAD_USER_INPUT`).
     pub since: Option<DateTime<Utc>>,
-    /// Only events at or before this time.
+    /// Only events at or before this time (years 0001 to 9999, else
+    /// `BAD_USER_INPUT`).
     pub until: Option<DateTime<Utc>>,
     /// Only events at least this severe.
     pub min_severity: Option<Severity>,
@@ -254,6 +259,26 @@ pub struct PageInfo {
 /// Opaque cursor for an audit row id.
 pub fn encode_cursor(id: i64) -> String {
     URL_SAFE_NO_PAD.encode(format!("audit:{id}"))
+}
+
+/// `at`, if every backend can store and compare it: years 0001 to 9999.
+///
+/// chrono accepts ±262143; Postgres's `timestamptz` stops at 4713 BC (an
+/// error, which was an `INTERNAL`), and SQLite keeps times as text, where
+/// a year past 9999 or before 0 compares wrongly (`since: +10000-…`
+/// matched every row). Four-digit years are what a client means anyway.
+pub fn storable_time(
+    field: &'static str,
+    at: Option<DateTime<Utc>>,
+) -> Result<Option<DateTime<Utc>>, AppError> {
+    use chrono::Datelike;
+    match at {
+        Some(t) if !(1..=9999).contains(&t.year()) => Err(AppError::bad_input(
+            field,
+            "must be a time between the years 0001 and 9999",
+        )),
+        _ => Ok(at),
+    }
 }
 
 /// Reads a cursor made by [`encode_cursor`].

@@ -1,4 +1,4 @@
-//! The refresh cookie of cookie mode (`WARDEN_REFRESH_COOKIE=true`).
+//! The refresh cookie of cookie mode (`WARDEN_REFRESH_COOKIE=on|only`).
 //!
 //! HttpOnly so page scripts (and an XSS) cannot read it; SameSite=Strict so
 //! another site cannot make the browser send it; Path=/graphql so it goes
@@ -11,17 +11,39 @@ use poem::http::{header, HeaderMap};
 /// The cookie's name.
 pub const NAME: &str = "warden_refresh";
 
-/// The refresh token in the request's `Cookie` header, if any.
+/// The first refresh token in the request's `Cookie` headers, if any.
 pub fn read(headers: &HeaderMap) -> Option<String> {
-    headers
+    read_all(headers).into_iter().next()
+}
+
+/// At most this many `warden_refresh` cookies of one request are tried.
+/// Several are legitimate (a stale one at another path or domain); many
+/// are an attempt to make one request cost many rotations.
+pub const MAX_TRIED: usize = 4;
+
+/// Every refresh token in the request's `Cookie` headers, in the order
+/// sent (browsers send the most specific path first), without repeats,
+/// at most [`MAX_TRIED`]: `refresh` tries each until one rotates.
+pub fn read_all(headers: &HeaderMap) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let values = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == NAME)
-        .map(|(_, value)| value.trim_matches('"').to_owned())
-        .filter(|value| !value.is_empty())
+        .filter(|(name, _)| *name == NAME)
+        .map(|(_, value)| value.trim_matches('"'))
+        .filter(|value| !value.is_empty());
+    for value in values {
+        if found.len() == MAX_TRIED {
+            break;
+        }
+        if !found.iter().any(|seen| seen == value) {
+            found.push(value.to_owned());
+        }
+    }
+    found
 }
 
 /// `Set-Cookie` value that stores `token` for `max_age` seconds.
@@ -57,6 +79,21 @@ mod tests {
             HeaderValue::from_static("warden_refresh=; other=x"),
         );
         assert_eq!(read(&empty), None);
+    }
+
+    #[test]
+    fn every_refresh_cookie_is_read_in_order_without_repeats_up_to_the_bound() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("warden_refresh=a; x=1; warden_refresh=b; warden_refresh=a"),
+        );
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("warden_refresh=c; warden_refresh=d; warden_refresh=e"),
+        );
+        assert_eq!(read_all(&headers), ["a", "b", "c", "d"]);
+        assert_eq!(read(&headers).as_deref(), Some("a"));
     }
 
     #[test]

@@ -163,14 +163,11 @@ async fn execute(
     let request_id = meta.request_id.clone();
     // The cookie is read only in cookie mode: otherwise a browser's stray
     // cookie must not stand in for a missing argument.
-    let cookie = RefreshCookie(
-        http.app
-            .config
-            .refresh_cookie
-            .enabled()
-            .then(|| cookie::read(req.headers()))
-            .flatten(),
-    );
+    let cookie = RefreshCookie(if http.app.config.refresh_cookie.enabled() {
+        cookie::read_all(req.headers())
+    } else {
+        Vec::new()
+    });
     let device = DeviceCookie(
         http.app
             .config

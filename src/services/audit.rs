@@ -3,8 +3,8 @@
 //!
 //! Rows hold ids, kinds and reasons — never a password, token or hash.
 
-use chrono::{DateTime, Utc};
-use entity::audit_event;
+use chrono::{DateTime, TimeDelta, Utc};
+use entity::{audit_event, session};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -13,6 +13,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{
+    db::Db,
     domain::{AuditEventKind, Severity},
     meta::RequestMeta,
 };
@@ -73,6 +74,51 @@ pub async fn record<C: ConnectionTrait>(
         .exec_without_returning(conn)
         .await
         .map(|_| ())
+}
+
+/// How long one session's reads of the log share one `AUDIT_LOG_VIEWED` row.
+pub const VIEW_WINDOW: TimeDelta = TimeDelta::seconds(60);
+
+/// Records `event` (an `AUDIT_LOG_VIEWED` of `session_id`) unless that
+/// session already has one younger than [`VIEW_WINDOW`]; true when written.
+///
+/// Decided in the database, so it holds across instances: the transaction
+/// first locks the session's row (`SELECT … FOR UPDATE` on Postgres; on
+/// SQLite `BEGIN IMMEDIATE` already serialises writers), then looks for a
+/// recent row and inserts only when there is none. Two concurrent reads of
+/// one session therefore queue on the lock, and the second finds the
+/// first's row. Without the lock, both could see "none" under READ
+/// COMMITTED and both insert.
+pub async fn record_view(
+    db: &Db,
+    now: DateTime<Utc>,
+    meta: &RequestMeta,
+    session_id: Uuid,
+    event: Event,
+) -> Result<bool, DbErr> {
+    let txn = db.begin().await?;
+    let mut lock = session::Entity::find_by_id(session_id).select_only();
+    lock = lock.column(session::Column::Id);
+    if !db.is_sqlite() {
+        lock = lock.lock_exclusive();
+    }
+    lock.into_tuple::<Uuid>().one(&txn).await?;
+    let recent = audit_event::Entity::find()
+        .select_only()
+        .column(audit_event::Column::Id)
+        .filter(audit_event::Column::UserId.eq(event.user_id))
+        .filter(audit_event::Column::SessionId.eq(session_id))
+        .filter(audit_event::Column::Kind.eq(event.kind.as_str()))
+        .filter(audit_event::Column::At.gt(now - VIEW_WINDOW))
+        .into_tuple::<i64>()
+        .one(&txn)
+        .await?;
+    if recent.is_some() {
+        return Ok(false);
+    }
+    record(&txn, now, meta, event).await?;
+    txn.commit().await?;
+    Ok(true)
 }
 
 /// The stored row of `event`, for a caller that writes it as part of a

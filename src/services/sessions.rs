@@ -164,6 +164,62 @@ pub async fn refresh(
     presented: Option<&str>,
 ) -> Result<AuthOutcome, AppError> {
     limits::enforce(state, meta, Rule::RefreshIp, &limits::ip_key(meta)).await?;
+    rotate(state, meta, presented, OnReuse::Revoke).await
+}
+
+/// [`refresh`] with the first of several candidates that rotates: the
+/// refresh cookies of one request (a stale cookie at another path or
+/// domain, or one planted by a sibling subdomain, travel beside the good
+/// one). One unit of the rate limit for the request, whatever the count.
+///
+/// Reuse detection waits until every candidate was tried: a spent token
+/// riding along beside a live one must not end the live one's session
+/// (that would let anyone who can plant a cookie log a victim out with a
+/// token the victim already rotated). Only when no candidate rotates is the
+/// first spent one judged as usual, revoking its session — exactly what it
+/// would have done alone. Unknown, expired and malformed candidates write
+/// their `REFRESH_FAILED` row each, as they would alone.
+#[tracing::instrument(skip_all, fields(candidates = candidates.len()))]
+pub async fn refresh_any(
+    state: &AppState,
+    meta: &RequestMeta,
+    candidates: &[String],
+) -> Result<AuthOutcome, AppError> {
+    limits::enforce(state, meta, Rule::RefreshIp, &limits::ip_key(meta)).await?;
+    let mut spent = None;
+    for candidate in candidates {
+        match rotate(state, meta, Some(candidate), OnReuse::Spare).await {
+            Ok(outcome) => return Ok(outcome),
+            Err(AppError::RefreshTokenReused) => {
+                spent.get_or_insert(candidate);
+            }
+            Err(AppError::InvalidRefreshToken) => {}
+            Err(other) => return Err(other),
+        }
+    }
+    match spent {
+        Some(candidate) => rotate(state, meta, Some(candidate), OnReuse::Revoke).await,
+        None if candidates.is_empty() => rotate(state, meta, None, OnReuse::Revoke).await,
+        None => Err(AppError::InvalidRefreshToken),
+    }
+}
+
+/// What a rotation does with a token that turns out to be reuse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OnReuse {
+    /// Revoke its session and audit it (the rule).
+    Revoke,
+    /// Write nothing and answer `REFRESH_TOKEN_REUSED`: the caller has
+    /// other candidates to try first (see [`refresh_any`]).
+    Spare,
+}
+
+async fn rotate(
+    state: &AppState,
+    meta: &RequestMeta,
+    presented: Option<&str>,
+    on_reuse: OnReuse,
+) -> Result<AuthOutcome, AppError> {
     let failed = || Event::new(AuditEventKind::RefreshFailed);
     let Some(presented) = presented.filter(|t| refresh::looks_valid(t)) else {
         let reason = if presented.is_some() {
@@ -210,12 +266,13 @@ pub async fn refresh(
         Claim::SessionEnded => return Err(AppError::InvalidRefreshToken),
         Claim::Lost => {
             let txn = state.db.begin().await?;
-            let replayed = replay(&txn, state, meta, &found, now).await?;
+            let replayed = replay(&txn, state, meta, &found, now, on_reuse).await?;
             // Committed either way: a revocation for reuse must stand
             // although the request fails.
             txn.commit().await?;
             match replayed {
                 Replay::Grace { expires_at } => (expires_at, "retry"),
+                Replay::Spared => return Err(AppError::RefreshTokenReused),
                 Replay::Reused => {
                     state.metrics.reuse_detections.inc();
                     state
@@ -250,6 +307,8 @@ enum Replay {
     Grace { expires_at: DateTime<Utc> },
     /// Theft: the session is now revoked.
     Reused,
+    /// Theft, but [`OnReuse::Spare`]: nothing was written.
+    Spared,
 }
 
 /// A loser of the claim: a grace-period retry, or a replay to punish.
@@ -259,6 +318,7 @@ async fn replay(
     meta: &RequestMeta,
     found: &Presented,
     now: DateTime<Utc>,
+    on_reuse: OnReuse,
 ) -> Result<Replay, AppError> {
     let (token_id, session_id, user_id) = (found.token_id, found.session_id, found.user.id);
     let used_at = refresh_token::Entity::find_by_id(token_id)
@@ -274,8 +334,14 @@ async fn replay(
         .unique(txn)
         .await?
         .is_some();
+    // Judged against the winner's `used_at`. Our `now` was read before we
+    // lost the claim, so it may precede `used_at`: such a loser arrived
+    // while the winner was rotating, which is "inside" any nonzero
+    // interval (elapsed counts as zero) but never inside a zero one —
+    // `0s` means no grace at all, whatever the order of the clock reads.
     let interval = delta(state.config.refresh_reuse_interval);
-    let within = used_at.is_some_and(|used| now < used + interval);
+    let within = interval > chrono::TimeDelta::zero()
+        && used_at.is_some_and(|used| (now - used).max(chrono::TimeDelta::zero()) < interval);
     if let (true, true, Some(child)) = (within, live_session, &child) {
         if child.used_at.is_none() {
             audit::record(
@@ -295,6 +361,9 @@ async fn replay(
     }
     if !live_session {
         return Err(AppError::InvalidRefreshToken);
+    }
+    if on_reuse == OnReuse::Spare {
+        return Ok(Replay::Spared);
     }
     revoke(txn, session_id, None, RevokeReason::TokenReuse, now).await?;
     audit::record(

@@ -233,3 +233,98 @@ async fn an_empty_page_and_the_last_page_say_there_is_no_next() {
     let all = log(&app, token, json!({ "first": 200 })).await;
     assert_eq!(all["data"]["auditLog"]["pageInfo"]["hasNextPage"], false);
 }
+
+/// The `AUDIT_LOG_VIEWED` rows stored so far.
+async fn views(app: &TestApp) -> Vec<entity::audit_event::Model> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    entity::audit_event::Entity::find()
+        .filter(entity::audit_event::Column::Kind.eq(AuditEventKind::AuditLogViewed.as_str()))
+        .all(app.state.db.read())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn reading_the_audit_log_is_rate_limited_per_account() {
+    let app = crate::helpers::spawn_app_with(|c| c.rate_audit_log = "5/min".parse().unwrap()).await;
+    let mine = app.register(&email()).await;
+    let token = s(&mine, "accessToken");
+    for i in 0..5 {
+        let body = log(&app, token, json!({ "first": 1 })).await;
+        assert!(body["errors"].is_null(), "read {i}: {body}");
+    }
+    let refused = log(&app, token, json!({ "first": 1 })).await;
+    assert_eq!(code(&refused), Some("RATE_LIMITED"), "{refused}");
+    assert!(refused["errors"][0]["extensions"]["retryAfter"].as_u64() > Some(0));
+    // Keyed by account, not by connection or session: a second login of
+    // the same account shares the bucket, another account has its own.
+    let who = mine["user"]["email"].as_str().unwrap();
+    let again = app.login(who, crate::helpers::PASSWORD).await;
+    let second = s(&again["data"]["login"], "accessToken");
+    assert_eq!(
+        code(&log(&app, second, json!({ "first": 1 })).await),
+        Some("RATE_LIMITED")
+    );
+    let other = app.register(&email()).await;
+    let body = log(&app, s(&other, "accessToken"), json!({ "first": 1 })).await;
+    assert!(body["errors"].is_null(), "{body}");
+}
+
+#[tokio::test]
+async fn repeated_reads_by_one_session_within_a_minute_write_one_viewed_row() {
+    let app = spawn_app().await;
+    let mine = app.register(&email()).await;
+    let token = s(&mine, "accessToken");
+    // Sequential reads, then a concurrent burst on two instances sharing
+    // the database: the decision is the database's, not one process's.
+    let sibling = app.sibling().await;
+    for _ in 0..5 {
+        assert!(log(&app, token, json!({ "first": 1 })).await["errors"].is_null());
+    }
+    let burst = futures::future::join_all((0..10).map(|i| {
+        let target = if i % 2 == 0 { &app } else { &sibling };
+        log(target, token, json!({ "first": 1 }))
+    }))
+    .await;
+    assert!(burst.iter().all(|b| b["errors"].is_null()), "{burst:?}");
+    assert_eq!(views(&app).await.len(), 1, "15 reads in a minute, one row");
+
+    // Another session of the same account is audited on its own.
+    let who = mine["user"]["email"].as_str().unwrap();
+    let again = app.login(who, crate::helpers::PASSWORD).await;
+    log(&app, s(&again["data"]["login"], "accessToken"), json!({})).await;
+    assert_eq!(views(&app).await.len(), 2);
+
+    // A minute on, the first session's next read is recorded again.
+    app.clock.advance(std::time::Duration::from_secs(61));
+    let token = s(
+        &app.refresh(s(&mine, "refreshToken")).await["data"]["refresh"],
+        "accessToken",
+    )
+    .to_owned();
+    log(&app, &token, json!({})).await;
+    log(&app, &token, json!({})).await;
+    assert_eq!(views(&app).await.len(), 3);
+}
+
+#[tokio::test]
+async fn concurrent_reads_on_two_instances_write_one_viewed_row_a_minute() {
+    let app = spawn_app().await;
+    let sibling = app.sibling().await;
+    let mine = app.register(&email()).await;
+    let token = s(&mine, "accessToken");
+    // Three minutes of 16 simultaneous reads each (48 in all, under the
+    // default 60/min quota, which runs on the real clock).
+    let mut rows = Vec::new();
+    for _ in 0..3 {
+        let burst = futures::future::join_all((0..16).map(|i| {
+            let target = if i % 2 == 0 { &app } else { &sibling };
+            log(target, token, json!({ "first": 1 }))
+        }))
+        .await;
+        assert!(burst.iter().all(|b| b["errors"].is_null()), "{burst:?}");
+        rows.push(views(&app).await.len());
+        app.clock.advance(std::time::Duration::from_secs(61));
+    }
+    assert_eq!(rows, [1, 2, 3], "viewed rows after each minute");
+}

@@ -209,3 +209,143 @@ fn a_wildcard_origin_is_refused_at_start_up() {
     )])
     .is_ok());
 }
+
+/// POSTs `query` with a raw `Cookie` header; returns (Set-Cookie, body).
+async fn post_cookies(app: &TestApp, query: &str, cookies: &str) -> (Option<String>, Value) {
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .header(header::COOKIE, cookies)
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .unwrap();
+    let set_cookie = response
+        .headers()
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (set_cookie, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn with_several_refresh_cookies_the_good_one_is_found_and_kept() {
+    let app = spawn_app_with(cookie_mode).await;
+    let mine = app.register(&email()).await;
+    let good = s(&mine, "refreshToken");
+    // A stale cookie at another path, garbage, and an unknown token come
+    // first, as a browser may send them.
+    let unknown = warden::auth::refresh::random_token();
+    use secrecy::ExposeSecret;
+    let cookies = format!(
+        "warden_refresh=short; warden_refresh={}; theme=dark; warden_refresh={good}",
+        unknown.expose_secret()
+    );
+    let (set, body) = post_cookies(&app, REFRESH, &cookies).await;
+    assert!(body["errors"].is_null(), "{body}");
+    let set = set.expect("the successor is set");
+    assert_eq!(
+        cookie_value(&set),
+        s(&body["data"]["refresh"], "refreshToken")
+    );
+    assert!(!set.contains("Max-Age=0"), "the good cookie is not cleared");
+}
+
+#[tokio::test]
+async fn a_planted_spent_token_riding_along_does_not_revoke_the_session() {
+    let app = spawn_app_with(cookie_mode).await;
+    let mine = app.register(&email()).await;
+    let spent = s(&mine, "refreshToken").to_owned();
+    app.clock.advance(std::time::Duration::from_secs(60));
+    let current = s(
+        &app.refresh(&spent).await["data"]["refresh"],
+        "refreshToken",
+    )
+    .to_owned();
+    app.clock.advance(std::time::Duration::from_secs(60));
+    // Past the grace interval, the spent token alone would be reuse; sent
+    // first, beside the current one, it must not end the session.
+    let (_, body) = post_cookies(
+        &app,
+        REFRESH,
+        &format!("warden_refresh={spent}; warden_refresh={current}"),
+    )
+    .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let next = s(&body["data"]["refresh"], "refreshToken");
+    assert!(app.refresh(next).await["errors"].is_null(), "session alive");
+    // Alone, it is still reuse, and ends the session.
+    let (set, body) = post_cookies(&app, REFRESH, &format!("warden_refresh={spent}")).await;
+    assert_eq!(code(&body), Some("REFRESH_TOKEN_REUSED"), "{body}");
+    assert!(set.is_some_and(|c| c.contains("Max-Age=0")));
+}
+
+#[tokio::test]
+async fn at_most_four_refresh_cookies_are_tried() {
+    let app = spawn_app_with(cookie_mode).await;
+    let mine = app.register(&email()).await;
+    let good = s(&mine, "refreshToken");
+    let junk: Vec<String> = (0..4)
+        .map(|_| {
+            use secrecy::ExposeSecret;
+            format!(
+                "warden_refresh={}",
+                warden::auth::refresh::random_token().expose_secret()
+            )
+        })
+        .collect();
+    let cookies = format!("{}; warden_refresh={good}", junk.join("; "));
+    let (_, body) = post_cookies(&app, REFRESH, &cookies).await;
+    assert_eq!(code(&body), Some("INVALID_REFRESH_TOKEN"), "{body}");
+}
+
+#[tokio::test]
+async fn logout_with_several_refresh_cookies_ends_each_of_their_sessions() {
+    let app = spawn_app_with(cookie_mode).await;
+    let a = app.register(&email()).await;
+    let b = app.register(&email()).await;
+    let cookies = format!(
+        "warden_refresh={}; warden_refresh={}",
+        s(&a, "refreshToken"),
+        s(&b, "refreshToken")
+    );
+    let (_, body) = post_cookies(&app, "mutation { logout }", &cookies).await;
+    assert_eq!(body["data"]["logout"], true, "{body}");
+    for payload in [&a, &b] {
+        let me = app.me(Some(s(payload, "accessToken"))).await;
+        assert_eq!(reason(&me), Some("REVOKED"), "{me}");
+    }
+}
+
+#[tokio::test]
+async fn in_cookie_only_mode_no_body_carries_the_refresh_token() {
+    let app = spawn_app_with(|c| c.refresh_cookie = warden::config::RefreshCookieMode::Only).await;
+    let who = email();
+    let (set, body) = post(
+        &app,
+        "mutation($i: RegisterInput!) { register(input: $i) { refreshToken } }",
+        json!({ "i": { "email": who, "password": PASSWORD } }),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(body["data"]["register"]["refreshToken"], "", "{body}");
+    let token = cookie_value(set.as_deref().expect("cookie on register")).to_owned();
+    let (set, body) = post(
+        &app,
+        "mutation($i: LoginInput!) { login(input: $i) { refreshToken } }",
+        json!({ "i": { "email": who, "password": PASSWORD } }),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(body["data"]["login"]["refreshToken"], "", "{body}");
+    assert!(!cookie_value(set.as_deref().expect("cookie on login")).is_empty());
+    let (set, body) = post(&app, REFRESH, json!({}), Some(&token), None).await;
+    assert_eq!(body["data"]["refresh"]["refreshToken"], "", "{body}");
+    let next = cookie_value(set.as_deref().expect("cookie on refresh")).to_owned();
+    assert!(!next.is_empty() && next != token);
+    // The token from the cookie still works.
+    let (_, body) = post(&app, REFRESH, json!({}), Some(&next), None).await;
+    assert!(body["errors"].is_null(), "{body}");
+}

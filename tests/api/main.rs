@@ -5,6 +5,7 @@
 
 mod access_tokens;
 mod audit_log;
+mod bad_input;
 mod browser;
 mod cleanup;
 mod cli;

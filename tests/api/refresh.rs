@@ -510,3 +510,38 @@ async fn a_logout_committed_during_a_rotation_stops_it() {
     assert!(rows[0].used_at.is_none());
     assert_eq!(last_used(&app, session_id).await, before);
 }
+
+#[tokio::test]
+async fn with_a_zero_interval_sixteen_concurrent_refreshes_yield_one_success_at_most() {
+    // A loser whose clock read came before the winner's `used_at` used to
+    // count as "inside" a zero-length interval and got the successor too.
+    let app = spawn_app_with(|c| c.refresh_reuse_interval = Duration::ZERO).await;
+    let mut doubled = Vec::new();
+    for round in 0..30 {
+        let first = app.register(&email()).await;
+        let token = s(&first, "refreshToken").to_owned();
+        let bodies = futures::future::join_all((0..16).map(|_| app.refresh(&token))).await;
+        assert!(
+            bodies.iter().all(|b| code(b) != Some("INTERNAL")),
+            "{bodies:?}"
+        );
+        let successes = bodies.iter().filter(|b| b["errors"].is_null()).count();
+        assert!(
+            bodies
+                .iter()
+                .filter(|b| !b["errors"].is_null())
+                .all(|b| matches!(
+                    code(b),
+                    Some("REFRESH_TOKEN_REUSED" | "INVALID_REFRESH_TOKEN")
+                )),
+            "a loser is reuse, or finds the session it revoked: {bodies:?}"
+        );
+        if successes > 1 {
+            doubled.push((round, successes));
+        }
+    }
+    assert!(
+        doubled.is_empty(),
+        "rounds with more than one success (round, successes): {doubled:?}"
+    );
+}
