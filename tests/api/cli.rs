@@ -132,7 +132,7 @@ async fn register_can_never_create_an_admin() {
     );
     let body: serde_json::Value = response.json().await.unwrap();
     assert!(
-        body["data"].is_null() && code(&body) == Some("GRAPHQL_VALIDATION_FAILED"),
+        body["data"].is_null() && code(&body) == Some("BAD_USER_INPUT"),
         "{body}"
     );
     let users = entity::user::Entity::find()
