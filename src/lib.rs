@@ -11,11 +11,16 @@
 //! - [`domain`]: roles, audit kinds and severities.
 //! - [`meta`]: `RequestMeta`, who is asking.
 //! - [`metrics`]: Prometheus counters and histograms, one registry per server.
-//! - [`http`]: poem routes, the GraphQL transport, client IP, health, and
-//!   the HTTP/1.1 connection loop on hyper.
-//! - [`graphql`]: schema, request context, resolvers and types.
-//! - [`auth`]: email and password rules, bcrypt pool, JWTs, refresh tokens, keys.
-//! - [`services`]: accounts, sessions, lockout, limits and the audit log on sea-orm.
+//! - [`http`]: poem routes, the GraphQL transport, client IP, cookies, health,
+//!   and the HTTP/1.1 connection loop on hyper (head cap, connection caps,
+//!   the open-files limit).
+//! - [`graphql`]: schema, the document gate (expanded size, error cap),
+//!   request context, resolvers and types.
+//! - [`auth`]: email, username and password rules (characters, IDNA,
+//!   zxcvbn, Pwned Passwords), bcrypt pool, JWTs and signing-key ring,
+//!   refresh tokens, email pseudonyms, rate-limit stores.
+//! - [`services`]: accounts, sessions, lockout and trusted devices, limits,
+//!   signing-key storage and the audit log on sea-orm.
 //! - [`cleanup`]: the in-process task that deletes dead sessions and old rows.
 //! - [`telemetry`]: tracing subscriber set-up.
 

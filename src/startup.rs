@@ -148,6 +148,11 @@ impl App {
         // Every second: pick up rotated, retired and revoked signing keys.
         let keys = tokio::spawn(signing_keys::watch(self.state.clone()));
         let cleanup = tokio::spawn(crate::cleanup::run_every(self.state.clone()));
+        // zxcvbn builds its dictionaries on first use (~20 ms in release):
+        // pay that on a blocking thread now, not in the first `register`.
+        drop(tokio::task::spawn_blocking(|| {
+            let _ = crate::auth::password::Password::parse("warm the estimator 7", "password");
+        }));
         let schema = graphql::build(self.state.clone());
         let config = &self.state.config;
         let caps = http::caps::ConnectionCaps::new(
