@@ -289,8 +289,7 @@ pub async fn login_with_device(
         Some(user) if verified => {
             let now = state.clock.now();
             let txn = state.db.begin().await?;
-            lockout::clear(&txn, &keys).await?;
-            lockout::forgive_success(&txn, &keys, reservation).await?;
+            lockout::settle_success(&txn, &keys, reservation).await?;
             let token = trusted_devices::issue(&txn, state, meta, user.id, trusted, now).await?;
             let mut outcome =
                 open_session(state, meta, txn, user, AuditEventKind::LoginSucceeded, now).await?;
@@ -441,8 +440,7 @@ pub async fn change_password(
     let hash = state.hasher.hash(&new).await?;
     let now = state.clock.now();
     let txn = state.db.begin().await?;
-    lockout::clear(&txn, &keys).await?;
-    lockout::forgive_success(&txn, &keys, reservation).await?;
+    lockout::settle_success(&txn, &keys, reservation).await?;
     // A stolen device token must not outlive the password it was issued with.
     trusted_devices::revoke_all(&txn, caller.user.id, now).await?;
     user::Entity::update_many()

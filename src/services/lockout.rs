@@ -197,6 +197,20 @@ pub async fn clear<C: sea_orm::ConnectionTrait>(conn: &C, keys: &Keys) -> Result
     Ok(())
 }
 
+/// Settles a successful password check inside its transaction: the email's
+/// counter forgives it ([`forgive_success`]), then the client's count is
+/// cleared ([`clear`]). In that order because a reservation holds the
+/// email's row before the client's: a success taking them the other way
+/// round deadlocked with a concurrent attempt on Postgres.
+pub async fn settle_success<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    keys: &Keys,
+    reservation: Reservation,
+) -> Result<(), AppError> {
+    forgive_success(conn, keys, reservation).await?;
+    clear(conn, keys).await
+}
+
 /// A success is not a failure: it gives back what it counted on the
 /// email's counter (and the email's lock, if it armed it), so the email's
 /// count is of failures alone. Inside the login's transaction; one atomic
