@@ -197,8 +197,16 @@ pub fn cap_errors(errors: &mut Vec<ServerError>, max: usize) {
     if errors.len() <= max {
         return;
     }
-    let omitted = errors.len() - max;
-    errors.truncate(max);
+    // The errors a client must see whatever else failed stay, first: they
+    // carry the `Retry-After` the HTTP layer reads, or a request id.
+    let (mut kept, rest): (Vec<_>, Vec<_>) = errors.drain(..).partition(always_kept);
+    let room = max.saturating_sub(kept.len());
+    let omitted = rest.len().saturating_sub(room);
+    kept.extend(rest.into_iter().take(room));
+    *errors = kept;
+    if omitted == 0 {
+        return;
+    }
     let mut err = ServerError::new(
         format!("too many errors; {omitted} more were left out"),
         None,
@@ -207,4 +215,19 @@ pub fn cap_errors(errors: &mut Vec<ServerError>, max: usize) {
     ext.set("code", TOO_MANY_ERRORS);
     ext.set("omitted", omitted);
     errors.push(err);
+}
+
+/// Codes that [`cap_errors`] never drops: `RATE_LIMITED` and
+/// `ACCOUNT_LOCKED` carry `retryAfter` (and make the `Retry-After`
+/// header), `INTERNAL` the request id to quote. Aliases bound how many
+/// there can be.
+const ALWAYS_KEPT: [&str; 3] = ["RATE_LIMITED", "ACCOUNT_LOCKED", "INTERNAL"];
+
+fn always_kept(err: &ServerError) -> bool {
+    err.extensions
+        .as_ref()
+        .and_then(|ext| ext.get("code"))
+        .is_some_and(|code| {
+            matches!(code, async_graphql::Value::String(code) if ALWAYS_KEPT.contains(&code.as_str()))
+        })
 }

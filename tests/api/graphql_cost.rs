@@ -268,6 +268,38 @@ async fn a_response_carries_at_most_twenty_errors_then_says_how_many_were_left_o
     );
 }
 
+/// Twenty failed fields before three refreshes past their limit: the cap
+/// used to drop the `RATE_LIMITED` errors, and with them `Retry-After`.
+#[tokio::test]
+async fn the_error_cap_never_drops_a_rate_limit_error_or_its_retry_after() {
+    let app =
+        crate::helpers::spawn_app_with(|c| c.rate_refresh_ip = "2/min".parse().unwrap()).await;
+    let mut document = String::from("mutation { ");
+    for i in 0..20 {
+        document.push_str(&format!("a{i}: logoutAllDevices "));
+    }
+    for i in 0..3 {
+        document.push_str(&format!(
+            "r{i}: refresh(refreshToken: \"not-a-token-{i}\") {{ accessToken }} "
+        ));
+    }
+    document.push('}');
+    let response = app.post(None, &document, json!({})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let retry_after = response.headers().get("retry-after").cloned();
+    let body: Value = response.json().await.unwrap();
+    let codes: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["extensions"]["code"].as_str())
+        .collect();
+    assert_eq!(codes.len(), 21, "{body}");
+    assert!(codes.contains(&"RATE_LIMITED"), "{codes:?}");
+    assert_eq!(codes.last(), Some(&"TOO_MANY_ERRORS"));
+    assert!(retry_after.is_some(), "no Retry-After: {body}");
+}
+
 #[tokio::test]
 async fn a_kept_document_is_measured_again_with_each_requests_variables() {
     let app = spawn_app().await;
