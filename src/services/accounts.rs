@@ -310,6 +310,7 @@ async fn admit_password_check(
     state: &AppState,
     meta: &RequestMeta,
     email: &Email,
+    session_id: Uuid,
 ) -> Result<(Keys, Reservation), AppError> {
     limits::enforce(
         state,
@@ -318,12 +319,12 @@ async fn admit_password_check(
         &limits::ip_email_key(state, meta, email),
     )
     .await?;
-    let bucket = limits::ip_key(meta);
-    let mut keys = Keys::new(&state.pseudonyms.of(email), Client::Ip(&bucket));
     // A live session of the account proves at least what a device token
     // does: a distributed attack on the email must not stop its owner from
-    // changing the password. The client's own count still applies.
-    keys.trusted = true;
+    // changing the password. It is counted per session, not per address:
+    // keyed by IP, a stolen session could check the password from one
+    // address after another while the email is locked to everyone else.
+    let keys = Keys::new(&state.pseudonyms.of(email), Client::Session(session_id));
     let reservation = reserve_password_check(state, &keys).await?;
     Ok((keys, reservation))
 }
@@ -424,7 +425,7 @@ pub async fn change_password(
             "the new password must differ from the current one",
         ));
     }
-    let (keys, reservation) = admit_password_check(state, meta, &email).await?;
+    let (keys, reservation) = admit_password_check(state, meta, &email, caller.session_id).await?;
     let check = state.hasher.verify(current, &caller.user.password_hash);
     if current.len() > MAX_LOGIN_PASSWORD_BYTES
         || !check_reserved(state, &keys, reservation, check).await?

@@ -450,3 +450,39 @@ async fn an_unlock_clears_the_email_and_every_client_count_of_that_email_only() 
         "other emails stay locked"
     );
 }
+
+/// `changePassword` checks the current password too. Keyed by address, a
+/// stolen session could check it from one address after another while the
+/// email is closed to everyone else (8 addresses: 24 checks); counted per
+/// session, it gets the client threshold in all.
+#[tokio::test]
+async fn a_session_gets_the_threshold_of_change_password_checks_from_any_number_of_addresses() {
+    let app = spawn_app_with(small_thresholds).await;
+    let who = email();
+    let token = app.register(&who).await["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    attack(&app, &who).await;
+    let mut checked = 0;
+    let mut locked = 0;
+    for client in 1..=8 {
+        let body = app
+            .gql_with_headers(
+                Some(&token),
+                "mutation { changePassword(currentPassword: \"not it at all 5\", newPassword: \"a fresh long passphrase 9\") }",
+                json!({}),
+                &[("x-forwarded-for", format!("203.0.113.{client}"))],
+            )
+            .await;
+        match code(&body) {
+            Some("INVALID_CREDENTIALS") => checked += 1,
+            Some("ACCOUNT_LOCKED") => locked += 1,
+            other => panic!("unexpected {other:?}: {body}"),
+        }
+    }
+    assert_eq!(
+        (checked, locked),
+        (THRESHOLD as usize, 8 - THRESHOLD as usize)
+    );
+}

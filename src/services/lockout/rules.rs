@@ -208,6 +208,10 @@ pub enum Client<'a> {
     /// A trusted device of the account, proven by its device token: counted
     /// on its own, so attackers sharing its address cannot lock it out.
     Device(Uuid),
+    /// A live session of the account (`changePassword`): trusted like a
+    /// device, and counted per session, so one stolen session gets the
+    /// threshold in all, from however many addresses it calls.
+    Session(Uuid),
 }
 
 /// The two `login_attempts` keys of one attempt.
@@ -227,6 +231,7 @@ impl Keys {
         let (client, trusted) = match client {
             Client::Ip(bucket) => (format!("{pseudonym}|ip:{bucket}"), false),
             Client::Device(id) => (format!("{pseudonym}|device:{id}"), true),
+            Client::Session(id) => (format!("{pseudonym}|session:{id}"), true),
         };
         Self {
             email: pseudonym.to_owned(),
