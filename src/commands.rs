@@ -342,7 +342,12 @@ async fn run_admin(
     action: AdminAction,
     raw_email: &str,
 ) -> Result<String, AppError> {
-    let email = Email::parse(raw_email)?;
+    // A new admin's address passes today's rules; promoting or demoting
+    // finds an account that may predate them.
+    let email = match action {
+        AdminAction::Create => Email::parse(raw_email)?,
+        _ => Email::parse_existing(raw_email)?,
+    };
     let password = match action {
         AdminAction::Create => Some(read_password(&email)?),
         _ => None,

@@ -39,6 +39,10 @@ pub struct Email {
     /// ASCII (trimmed and lowercased only), when that differs: an account
     /// registered then is still found by the same spelling.
     legacy: Option<String>,
+    /// The address with its domain in Unicode (`ada@bücher.example`), when
+    /// the domain is an IDN: the spelling an older Warden stored when the
+    /// user typed it that way.
+    unicode: Option<String>,
 }
 
 impl Email {
@@ -87,8 +91,49 @@ impl Email {
         if address.len() > MAX_EMAIL_BYTES {
             return Err(bad("email must be at most 254 bytes"));
         }
+        let unicode = domain
+            .contains("xn--")
+            .then(|| idna::domain_to_unicode(&domain).0)
+            .map(|unicode| format!("{local}@{unicode}"))
+            .filter(|spelled| *spelled != address && *spelled != lowered);
         let legacy = (lowered != address).then_some(lowered);
-        Ok(Self { address, legacy })
+        Ok(Self {
+            address,
+            legacy,
+            unicode,
+        })
+    }
+
+    /// For looking up an account that exists, not for creating one: the
+    /// strict [`parse`](Self::parse), or, when that refuses, the rules an
+    /// older Warden registered addresses under (trimmed, lowercased, no
+    /// spaces or controls, `local@domain.tld`, at most 254 bytes), so an
+    /// account registered before the stricter rules can still log in,
+    /// change its password and be promoted. Such an address can no longer
+    /// be registered, so it names an old account or none.
+    pub fn parse_existing(raw: &str) -> Result<Self, AppError> {
+        let strict = Self::parse(raw);
+        if strict.is_ok() {
+            return strict;
+        }
+        let lowered = raw.trim().to_lowercase();
+        let old_shape = lowered.len() <= MAX_EMAIL_BYTES
+            && !lowered.chars().any(|c| c.is_control() || c.is_whitespace())
+            && lowered.rsplit_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && local.len() <= MAX_LOCAL_BYTES
+                    && !local.contains('@')
+                    && domain.contains('.')
+                    && domain.split('.').all(|label| !label.is_empty())
+            });
+        if !old_shape {
+            return strict;
+        }
+        Ok(Self {
+            address: lowered,
+            legacy: None,
+            unicode: None,
+        })
     }
 
     /// The normalized address.
@@ -100,6 +145,16 @@ impl Email {
     /// differs from [`as_str`](Self::as_str); lookups try it second.
     pub fn legacy(&self) -> Option<&str> {
         self.legacy.as_deref()
+    }
+
+    /// Every other spelling an older Warden may have stored for this
+    /// address: the input as typed (lowercased) and the domain in Unicode.
+    /// Lookups and `register`'s check try them after the address itself.
+    pub fn older_spellings(&self) -> impl Iterator<Item = &str> {
+        self.legacy
+            .iter()
+            .chain(self.unicode.iter())
+            .map(String::as_str)
     }
 
     /// Consumes into the normalized address.

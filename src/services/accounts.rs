@@ -84,20 +84,26 @@ pub struct NewAccount {
 }
 
 /// The account with `email`. An account stored before domains were kept in
-/// ASCII (`ada@bücher.example`) is found by its old spelling too, but only
-/// when no account has the new one: two rows are never treated as one.
+/// ASCII (`ada@bücher.example`) is found by an older spelling too
+/// ([`Email::older_spellings`]), but only when no account has the new one:
+/// two rows are never treated as one. One query for every spelling.
 async fn find_by_email(state: &AppState, email: &Email) -> Result<Option<user::Model>, AppError> {
-    let found = user::Entity::find()
-        .filter(user::Column::Email.eq(email.as_str()))
-        .unique(state.db.read())
-        .await?;
-    match (found, email.legacy()) {
-        (None, Some(legacy)) => Ok(user::Entity::find()
-            .filter(user::Column::Email.eq(legacy))
+    let spellings: Vec<&str> = std::iter::once(email.as_str())
+        .chain(email.older_spellings())
+        .collect();
+    if spellings.len() == 1 {
+        return Ok(user::Entity::find()
+            .filter(user::Column::Email.eq(email.as_str()))
             .unique(state.db.read())
-            .await?),
-        (found, _) => Ok(found),
+            .await?);
     }
+    let mut found = user::Entity::find()
+        .filter(user::Column::Email.is_in(spellings.iter().copied()))
+        .all(state.db.read())
+        .await?;
+    // The normalized spelling first, then the older ones in their order.
+    found.sort_by_key(|row| spellings.iter().position(|s| *s == row.email));
+    Ok(found.into_iter().next())
 }
 
 /// Inserts a user inside `txn`, mapping the unique index to `EMAIL_TAKEN`.
@@ -222,7 +228,7 @@ pub async fn login_with_device(
     device_token: Option<&str>,
 ) -> Result<AuthOutcome, AppError> {
     let ip_key = limits::ip_key(meta);
-    let email = Email::parse(raw_email);
+    let email = Email::parse_existing(raw_email);
     let too_long = password.len() > MAX_LOGIN_PASSWORD_BYTES;
     // An overloaded hasher refuses before the lockout counts the attempt:
     // overload must never lock a real user out.
@@ -415,7 +421,7 @@ pub async fn change_password(
     current: &str,
     new: &str,
 ) -> Result<u64, AppError> {
-    let email = Email::parse(&caller.user.email)?;
+    let email = Email::parse_existing(&caller.user.email)?;
     limits::enforce(state, meta, Rule::LoginIp, &limits::ip_key(meta)).await?;
     let context = password::context_words(email.as_str(), caller.user.username.as_deref());
     let new = Password::parse_for(new, "newPassword", &context)?;

@@ -178,6 +178,59 @@ async fn an_account_stored_with_a_unicode_domain_before_the_change_still_logs_in
     let _ = s(&payload, "accessToken");
 }
 
+/// Rewrites the stored email of `payload`'s account to `old`, as an older
+/// Warden would have stored it.
+async fn store_old_spelling(app: &TestApp, payload: &Value, old: &str) {
+    user::Entity::update_many()
+        .col_expr(user::Column::Email, Expr::value(old))
+        .filter(user::Column::Email.eq(payload["user"]["email"].as_str().unwrap_or_default()))
+        .exec(app.state.db.write())
+        .await
+        .expect("row rewritten");
+}
+
+/// An old row `ada@bücher.example`: registering the ASCII spelling used to
+/// create a second account that then shadowed the owner's at login.
+#[tokio::test]
+async fn the_ascii_spelling_of_an_old_unicode_account_cannot_be_registered_again() {
+    let app = spawn_app().await;
+    let payload = app.register(&email()).await;
+    store_old_spelling(&app, &payload, "ada@bücher.example").await;
+    let taken = register_with(&app, "ada@xn--bcher-kva.example", PASSWORD, None).await;
+    assert_eq!(code(&taken), Some("EMAIL_TAKEN"), "{taken}");
+    let login = app.login("ada@xn--bcher-kva.example", PASSWORD).await;
+    assert_eq!(
+        login["data"]["login"]["user"]["id"], payload["user"]["id"],
+        "{login}"
+    );
+}
+
+/// An address the older, looser rules accepted (an underscore in the
+/// domain) still logs in and changes its password; it cannot be registered
+/// anew.
+#[tokio::test]
+async fn an_account_whose_address_predates_the_stricter_rules_still_logs_in() {
+    let app = spawn_app().await;
+    let payload = app.register(&email()).await;
+    store_old_spelling(&app, &payload, "bob@my_host.example.com").await;
+    let login = app.login("Bob@My_Host.example.com", PASSWORD).await;
+    assert_eq!(
+        login["data"]["login"]["user"]["id"], payload["user"]["id"],
+        "{login}"
+    );
+    let token = s(&login["data"]["login"], "accessToken").to_owned();
+    let changed = app
+        .gql(
+            Some(&token),
+            CHANGE,
+            json!({ "c": PASSWORD, "n": "a wholly new passphrase 31" }),
+        )
+        .await;
+    assert!(changed["errors"].is_null(), "{changed}");
+    let again = register_with(&app, "bob@my_host.example.com", PASSWORD, None).await;
+    assert_eq!(code(&again), Some("BAD_USER_INPUT"), "{again}");
+}
+
 const CHANGE: &str =
     "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }";
 
