@@ -325,6 +325,11 @@ fn accepts_html(headers: &HeaderMap) -> bool {
 /// True when the operation that would run is a mutation (or a subscription).
 /// A document that does not parse is left to the executor to refuse.
 fn is_mutation(query: &str, operation_name: Option<&str>) -> bool {
+    // The gate's cheap pre-scan first, so a hostile GET is not parsed here
+    // outside it; a text it refuses never executes, mutation or not.
+    if crate::graphql::cost::check_text(query, &crate::graphql::LIMITS).is_err() {
+        return false;
+    }
     let Ok(doc) = async_graphql::parser::parse_query(query) else {
         return false;
     };
