@@ -53,50 +53,13 @@ pub const PUBLISH_AHEAD: Duration = Duration::from_secs(JWKS_MAX_AGE.as_secs() +
 /// verifying: the 60 s the contract allows for clock skew.
 pub const RETIRE_LEEWAY: TimeDelta = TimeDelta::seconds(60);
 
-/// The signing algorithm, from `WARDEN_JWT_ALGORITHM`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum JwtAlgorithm {
-    /// HMAC-SHA256 with a shared secret: fastest; only Warden can verify.
-    Hs256,
-    /// Ed25519: anyone can verify with the public keys from JWKS.
-    EdDsa,
-}
+pub use crate::config::JwtAlgorithm;
 
-impl JwtAlgorithm {
-    /// The stored and configured name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Hs256 => "HS256",
-            Self::EdDsa => "EdDSA",
-        }
-    }
-
-    fn jwt(self) -> Algorithm {
-        match self {
-            Self::Hs256 => Algorithm::HS256,
-            Self::EdDsa => Algorithm::EdDSA,
-        }
-    }
-
-    /// Reads a stored name.
-    pub fn from_stored(name: &str) -> Option<Self> {
-        match name {
-            "HS256" => Some(Self::Hs256),
-            "EdDSA" => Some(Self::EdDsa),
-            _ => None,
-        }
-    }
-}
-
-impl std::str::FromStr for JwtAlgorithm {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "hs256" => Ok(Self::Hs256),
-            "eddsa" | "ed25519" => Ok(Self::EdDsa),
-            _ => Err(format!("`{s}` is not HS256 or EdDSA")),
-        }
+/// The `jsonwebtoken` algorithm of a configured one.
+fn jwt_algorithm(algorithm: JwtAlgorithm) -> Algorithm {
+    match algorithm {
+        JwtAlgorithm::Hs256 => Algorithm::HS256,
+        JwtAlgorithm::EdDsa => Algorithm::EdDSA,
     }
 }
 
@@ -255,7 +218,7 @@ impl KeyRing {
             ring.verifying.insert(
                 row.kid.clone(),
                 VerifyingKey {
-                    algorithm: alg.jwt(),
+                    algorithm: jwt_algorithm(alg),
                     key: decoding,
                     retire_at: row.retire_after,
                 },
@@ -264,7 +227,7 @@ impl KeyRing {
             if alg == algorithm && !env_signs {
                 ring.signers.push(Signer {
                     kid: row.kid.clone(),
-                    algorithm: alg.jwt(),
+                    algorithm: jwt_algorithm(alg),
                     key: encoding,
                     from: row.signing_from(),
                     until: row.retire_after,
