@@ -91,7 +91,7 @@ impl App {
         let state = build_state(config, clock).await?;
         // Only a server acts on its signing settings (retiring keys of
         // another source or algorithm): a CLI command's settings may differ.
-        signing_keys::take_over(&state.db, &state.config, &state.tokens, state.clock.now()).await?;
+        signing_keys::take_over(&state.db, &state.config, &state.tokens, &state.clock).await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|source| StartupError::Bind {

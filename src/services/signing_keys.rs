@@ -28,6 +28,7 @@ use crate::{
         },
     },
     clock::delta,
+    clock::Clock,
     config::Config,
     db::Db,
     domain::AuditEventKind,
@@ -95,9 +96,13 @@ pub async fn take_over(
     db: &Db,
     config: &Config,
     tokens: &AccessTokens,
-    now: DateTime<Utc>,
+    clock: &Clock,
 ) -> Result<(), AppError> {
-    reconcile(db, config, now, &RequestMeta::local("startup")).await?;
+    reconcile(db, config, clock, &RequestMeta::local("startup")).await?;
+    // Read after `reconcile` waited for the key lock: an instance starting
+    // beside this one may have made the first key, signing from its own
+    // (later) clock read, while this one waited.
+    let now = clock.now();
     tokens.replace(ring_from(all(db.write()).await?, config)?);
     if !tokens.can_sign(now) {
         return Err(AppError::bad_input(
@@ -212,7 +217,10 @@ async fn ensure_chain(
     if existing.is_some() {
         return Ok(None);
     }
-    let row = new_row(algorithm, now, now)?;
+    // The first key of a chain signs from a little before now: an instance
+    // whose clock lags the one that made it must not find it "not yet
+    // signing" (and refuse to start). Nothing of this chain signs earlier.
+    let row = new_row(algorithm, now, now - RETIRE_LEEWAY)?;
     let kid = row.kid.clone();
     signing_key::Entity::insert(row.into_active_model())
         .exec_without_returning(txn)
@@ -229,10 +237,13 @@ async fn ensure_chain(
 pub async fn reconcile(
     db: &Db,
     config: &Config,
-    now: DateTime<Utc>,
+    clock: &Clock,
     meta: &RequestMeta,
 ) -> Result<(), AppError> {
     let txn = begin(db).await?;
+    // The time is read holding the key lock, so instances starting together
+    // see each other's keys in the order of their clocks.
+    let now = clock.now();
     let rows = all(&txn).await?;
     let algorithm = config.jwt_algorithm;
     let env = config.jwt_secret.as_ref().filter(|_| env_signs(config));
