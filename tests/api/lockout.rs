@@ -332,8 +332,10 @@ async fn concurrent_logins_from_one_client_mixing_right_and_wrong_passwords_neve
     .await;
     let who = email();
     app.register(&who).await;
-    // Twelve clients of one address log in back to back, half of them right.
-    let clients = (0..12).map(|i| {
+    // Six clients of one address log in back to back, half of them right.
+    // (Six, not more: twelve bcrypt calls queued on a machine loaded by the
+    // rest of the suite can make the hashing queue refuse some, by design.)
+    let clients = (0..6).map(|i| {
         let (app, who) = (&app, &who);
         async move {
             let (password, expected) = if i % 2 == 0 {
@@ -341,7 +343,7 @@ async fn concurrent_logins_from_one_client_mixing_right_and_wrong_passwords_neve
             } else {
                 ("a wrong guess 77", Some("INVALID_CREDENTIALS"))
             };
-            for round in 0..15 {
+            for round in 0..30 {
                 let body = app.login(who, password).await;
                 assert_eq!(code(&body), expected, "client {i}, round {round}: {body}");
             }

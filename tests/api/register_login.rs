@@ -124,7 +124,25 @@ async fn concurrent_registrations_of_one_email_create_exactly_one_account() {
             json!({ "i": { "email": who, "password": PASSWORD } }),
         )
     });
-    let bodies = futures::future::join_all(attempts).await;
+    let mut bodies = futures::future::join_all(attempts).await;
+    // On a machine loaded by the rest of the suite, the low-priority hashing
+    // thread can fall so far behind that the queue refuses some of the
+    // twelve (`SERVICE_UNAVAILABLE`, by design): those try again, one by one.
+    for body in &mut bodies {
+        for _ in 0..5 {
+            if code(body) != Some("SERVICE_UNAVAILABLE") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            *body = app
+                .gql(
+                    None,
+                    REGISTER,
+                    json!({ "i": { "email": who, "password": PASSWORD } }),
+                )
+                .await;
+        }
+    }
     let created = bodies.iter().filter(|b| b["errors"].is_null()).count();
     let taken = bodies
         .iter()
