@@ -256,8 +256,8 @@ pub async fn reconcile(
     if let (Some(secret), Some(kid)) = (env, &env_kid) {
         match rows.iter().find(|r| &r.kid == kid) {
             None => {
-                let record = stored::row_of(env_record(secret, now));
-                signing_key::Entity::insert(record.into_active_model())
+                let row = stored::row_of(env_record(secret, now));
+                signing_key::Entity::insert(row.into_active_model())
                     .exec_without_returning(&txn)
                     .await?;
             }
