@@ -2,14 +2,18 @@
 //!
 //! Every variant documents the `extensions.code` a client sees. Services return
 //! `Result<T, AppError>`; resolvers turn it into a GraphQL error with
-//! [`AppError::into_graphql`], which is the only place an error crosses to the
-//! client. Foreign errors (database, bcrypt, JWT) never reach a client as text:
-//! they become [`AppError::Internal`] or [`AppError::ServiceUnavailable`] and
-//! their detail goes to the log, once, with the request id.
+//! [`into_graphql`], which is the only place an error crosses to the client.
+//! Foreign errors (database, bcrypt, JWT) never reach a client as text: they
+//! become [`AppError::Internal`] or [`AppError::ServiceUnavailable`] and their
+//! detail goes to the log, once, with the request id.
+//!
+//! This file is on the bottom floor and knows nothing of GraphQL: the
+//! conversion, and the logging that goes with it, live in `graphql/`.
+//!
+//! [`into_graphql`]: crate::graphql::errors::into_graphql
 
 use std::{fmt, sync::Arc};
 
-use async_graphql::ErrorExtensions;
 use sea_orm::{DbErr, RuntimeErr};
 
 /// Why an access token was not accepted; sent as `extensions.reason`.
@@ -136,40 +140,6 @@ impl AppError {
             _ => None,
         }
     }
-
-    /// The GraphQL error a client receives. Internal and unavailable errors
-    /// are logged here with their whole cause chain: this is the one place.
-    pub fn into_graphql(self, request_id: &str) -> async_graphql::Error {
-        match &self {
-            Self::Internal(source) => {
-                tracing::error!(request_id, error = %Chain(source.as_ref()), "internal error");
-            }
-            // At most one line a second: an outage or a flood must not turn
-            // into a flood of identical log lines.
-            Self::ServiceUnavailable(source) if unavailable_log_allowed() => {
-                tracing::warn!(request_id, error = %Chain(source.as_ref()), "service unavailable (further ones this second not logged)");
-            }
-            _ => {}
-        }
-        let request_id = request_id.to_owned();
-        self.extend_with(|err, ext| match err {
-            Self::BadUserInput { field, .. } => ext.set("field", *field),
-            Self::Unauthenticated(reason) => ext.set("reason", reason.as_str()),
-            Self::Internal(_) => ext.set("requestId", request_id.clone()),
-            _ => {
-                if let Some(secs) = err.retry_after() {
-                    ext.set("retryAfter", secs);
-                }
-            }
-        })
-    }
-}
-
-impl ErrorExtensions for AppError {
-    fn extend(&self) -> async_graphql::Error {
-        async_graphql::Error::new(self.to_string())
-            .extend_with(|_, ext| ext.set("code", self.code()))
-    }
 }
 
 impl From<DbErr> for AppError {
@@ -258,17 +228,6 @@ const UNAVAILABLE_CODES: &[&str] = &[
     "5", "261", "517", "773", "6", "262", "57014", "55P03", "53300", "57P03", "40001", "40P01",
 ];
 
-/// True at most once per second, across threads.
-fn unavailable_log_allowed() -> bool {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static LAST: AtomicU64 = AtomicU64::new(u64::MAX);
-    let second = crate::clock::Clock::system()
-        .now()
-        .timestamp()
-        .unsigned_abs();
-    LAST.swap(second, Ordering::Relaxed) != second
-}
-
 /// Displays an error and all its sources, `a: b: c`.
 pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
 
@@ -288,31 +247,18 @@ impl fmt::Display for Chain<'_> {
 mod tests {
     use super::*;
 
-    fn ext(err: &async_graphql::Error, key: &str) -> Option<String> {
-        err.extensions
-            .as_ref()
-            .and_then(|e| e.get(key))
-            .map(|v| v.to_string())
-    }
-
     #[test]
-    fn internal_errors_hide_their_cause_and_carry_the_request_id() {
-        let err = AppError::internal("UNIQUE constraint failed: users.email").into_graphql("req-1");
-        assert_eq!(err.message, "internal error");
-        assert_eq!(ext(&err, "code").as_deref(), Some("\"INTERNAL\""));
-        assert_eq!(ext(&err, "requestId").as_deref(), Some("\"req-1\""));
-    }
-
-    #[test]
-    fn lock_and_limit_errors_carry_retry_after() {
-        let err = AppError::AccountLocked { retry_after: 42 }.into_graphql("r");
-        assert_eq!(ext(&err, "retryAfter").as_deref(), Some("42"));
-        assert_eq!(ext(&err, "code").as_deref(), Some("\"ACCOUNT_LOCKED\""));
-    }
-
-    #[test]
-    fn unauthenticated_carries_its_reason() {
-        let err = AppError::Unauthenticated(UnauthReason::Expired).into_graphql("r");
-        assert_eq!(ext(&err, "reason").as_deref(), Some("\"EXPIRED\""));
+    fn only_locks_and_limits_carry_a_retry_after() {
+        assert_eq!(
+            AppError::AccountLocked { retry_after: 42 }.retry_after(),
+            Some(42)
+        );
+        assert_eq!(
+            AppError::RateLimited { retry_after: 7 }.retry_after(),
+            Some(7)
+        );
+        assert_eq!(AppError::bad_input("email", "no").retry_after(), None);
+        assert_eq!(AppError::bad_input("email", "no").code(), "BAD_USER_INPUT");
+        assert_eq!(AppError::internal("boom").to_string(), "internal error");
     }
 }

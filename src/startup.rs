@@ -7,8 +7,8 @@ use tokio::net::TcpListener;
 
 use crate::{
     auth::{
-        jwt::AccessTokens, keys::ServerKeys, limiter::Limits, password::PasswordHasher,
-        pseudonym::EmailPseudonyms, refresh::SuccessorKey,
+        jwt::AccessTokens, limiter::Limits, password::PasswordHasher, pseudonym::EmailPseudonyms,
+        refresh::SuccessorKey,
     },
     clock::{delta, Clock},
     config::Config,
@@ -16,7 +16,7 @@ use crate::{
     error::AppError,
     graphql, http,
     metrics::Metrics,
-    services::{liveness::SessionChecks, signing_keys},
+    services::{liveness::SessionChecks, server_keys::ServerKeys, signing_keys},
     state::AppState,
 };
 

@@ -1,15 +1,14 @@
 //! Credentials, tokens and rate limits: the mechanisms of authentication.
 //!
-//! Nothing here touches the SQL database except [`keys`], which loads or
-//! creates the server's key material once at start-up; [`redis_limiter`]
-//! talks to Redis.
+//! Mechanism only: nothing here touches the SQL database or knows GraphQL.
+//! Key storage is in `services/` (`server_keys`, `signing_keys`);
+//! [`redis_limiter`] talks to Redis.
 
 pub mod charset;
 pub mod email;
 pub mod failover;
 pub mod hash_threads;
 pub mod jwt;
-pub mod keys;
 pub mod limiter;
 pub mod password;
 pub mod pseudonym;

@@ -380,6 +380,22 @@ mod tests {
         }
     }
 
+    /// Moved from `auth::strength` (whose tests no longer import this
+    /// module, so the two files depend one way only).
+    #[test]
+    fn the_account_itself_is_context_for_the_policy() {
+        let words = context_words("ada.lovelace@analytical.example", Some("countess ada"));
+        let personal = "ada.lovelace";
+        assert!(Password::parse(personal, "password").is_ok());
+        assert!(Password::parse_for(personal, "password", &words).is_err());
+    }
+
+    /// Moved from `auth::strength`, like the test above.
+    #[test]
+    fn a_weak_unit_repeated_to_72_bytes_stays_weak() {
+        assert!(Password::parse(&"p4$$w0rd!".repeat(8), "password").is_err());
+    }
+
     #[test]
     fn debug_never_shows_the_password() {
         let p = Password::parse("tide pool lantern", "password").ok();

@@ -1,6 +1,8 @@
 //! Access-token signing keys, as a running server holds them: which key
-//! signs now, which keys verify, and the JWKS document. No SQL here: the
-//! rows come from [`crate::services::signing_keys`].
+//! signs now, which keys verify, and the JWKS document. No SQL and no
+//! database types here: the rows come from [`crate::services::signing_keys`],
+//! read through [`StoredKey`], and a new key is a [`KeyRecord`] the service
+//! stores.
 //!
 //! Every token carries the `kid` of the key that signed it, and each key is
 //! pinned to one algorithm: a token can only verify with the algorithm of
@@ -25,16 +27,17 @@ use std::{
     time::Duration,
 };
 
+mod record;
+
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, TimeDelta, Utc};
-use ed25519_dalek::{pkcs8::EncodePrivateKey, SigningKey};
-use entity::signing_key::{self, SOURCE_ENV, SOURCE_GENERATED};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
-use crate::{auth::refresh::random_bytes, error::AppError};
+use crate::error::AppError;
+
+pub use record::{env_kid, env_record, new_key, new_kid, KeyRecord, KeySource, StoredKey};
 
 /// How long verifiers may cache the JWKS document (its `Cache-Control:
 /// max-age`).
@@ -107,24 +110,6 @@ pub struct KeyRing {
     pub version: u64,
 }
 
-/// The `kid` of a secret from the environment: derived, so it is stable
-/// across instances, and a hash, so it reveals nothing.
-pub fn env_kid(secret: &SecretString) -> String {
-    let digest = Sha256::digest(secret.expose_secret().as_bytes());
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("hs256-{hex}")
-}
-
-/// A fresh random `kid`.
-pub fn new_kid(algorithm: JwtAlgorithm) -> String {
-    let prefix = if algorithm == JwtAlgorithm::EdDsa {
-        "ed"
-    } else {
-        "hs"
-    };
-    format!("{prefix}-{}", URL_SAFE_NO_PAD.encode(random_bytes(9)))
-}
-
 /// The rows with the retirement that rotation implies written into
 /// `retire_after`: in each chain of generated keys of one algorithm (those
 /// neither revoked nor retired by a configuration change), a key stops
@@ -132,20 +117,23 @@ pub fn new_kid(algorithm: JwtAlgorithm) -> String {
 /// access-token lifetime plus leeway) later, once every token it signed has
 /// expired. Deriving this instead of storing it means revoking a key that
 /// was not signing yet hands the signing back to its predecessor.
-pub fn schedule(mut rows: Vec<signing_key::Model>, grace: TimeDelta) -> Vec<signing_key::Model> {
+pub fn schedule<K: StoredKey>(mut rows: Vec<K>, grace: TimeDelta) -> Vec<K> {
     let mut chain: Vec<usize> = rows
         .iter()
         .enumerate()
         .filter(|(_, r)| {
-            r.source == SOURCE_GENERATED && r.revoked_at.is_none() && r.retire_after.is_none()
+            r.source() == Some(KeySource::Generated)
+                && r.revoked_at().is_none()
+                && r.retire_after().is_none()
         })
         .map(|(i, _)| i)
         .collect();
-    chain.sort_by_key(|&i| (rows[i].algorithm.clone(), rows[i].signing_from()));
+    chain.sort_by_key(|&i| (rows[i].algorithm().to_owned(), rows[i].signing_from()));
     for pair in chain.windows(2) {
         let (older, newer) = (pair[0], pair[1]);
-        if rows[older].algorithm == rows[newer].algorithm {
-            rows[older].retire_after = Some(rows[newer].signing_from() + grace);
+        if rows[older].algorithm() == rows[newer].algorithm() {
+            let retire_after = rows[newer].signing_from() + grace;
+            rows[older].set_retire_after(Some(retire_after));
         }
     }
     rows
@@ -171,11 +159,11 @@ pub fn fingerprint<'a>(
 }
 
 impl KeyRing {
-    /// Builds the ring from stored rows (as [`schedule`] leaves them) and
+    /// Builds the ring from stored keys (as [`schedule`] leaves them) and
     /// the environment secret, signing with `algorithm`. Revoked keys, and
     /// a revoked `WARDEN_JWT_SECRET`, are left out entirely.
     pub fn build(
-        rows: &[signing_key::Model],
+        rows: &[KeyRecord],
         env_secret: Option<&SecretString>,
         algorithm: JwtAlgorithm,
     ) -> Result<Self, AppError> {
@@ -189,7 +177,7 @@ impl KeyRing {
             ring.add_env_secret(rows, secret, algorithm);
         }
         for row in rows {
-            if row.revoked_at.is_some() || row.source != SOURCE_GENERATED {
+            if row.revoked_at.is_some() || row.source != KeySource::Generated {
                 continue;
             }
             let Some(alg) = JwtAlgorithm::from_stored(&row.algorithm) else {
@@ -244,12 +232,14 @@ impl KeyRing {
     /// verifies nor signs.
     fn add_env_secret(
         &mut self,
-        rows: &[signing_key::Model],
+        rows: &[KeyRecord],
         secret: &SecretString,
         algorithm: JwtAlgorithm,
     ) {
         let kid = env_kid(secret);
-        let record = rows.iter().find(|r| r.kid == kid && r.source == SOURCE_ENV);
+        let record = rows
+            .iter()
+            .find(|r| r.kid == kid && r.source == KeySource::Env);
         let signs = algorithm == JwtAlgorithm::Hs256;
         let retire_at = match record {
             Some(r) if r.revoked_at.is_some() => return,
@@ -313,67 +303,8 @@ impl KeyRing {
 /// A ring with one freshly generated key of `algorithm`, kept nowhere: for
 /// benchmarks and tests that need keys without a database.
 pub fn ephemeral(algorithm: JwtAlgorithm, now: DateTime<Utc>) -> Result<KeyRing, AppError> {
-    let row = new_row(algorithm, now, now)?;
+    let row = new_key(algorithm, now, now)?;
     KeyRing::build(&[row], None, algorithm)
-}
-
-/// A new generated key of `algorithm`, created `now`, signing from
-/// `signs_from`.
-pub fn new_row(
-    algorithm: JwtAlgorithm,
-    now: DateTime<Utc>,
-    signs_from: DateTime<Utc>,
-) -> Result<signing_key::Model, AppError> {
-    let (private_key, public_key) = generate(algorithm)?;
-    Ok(signing_key::Model {
-        kid: new_kid(algorithm),
-        algorithm: algorithm.name().to_owned(),
-        private_key,
-        public_key,
-        active: true,
-        created_at: now,
-        retire_after: None,
-        signs_from: Some(signs_from),
-        revoked_at: None,
-        source: SOURCE_GENERATED.to_owned(),
-    })
-}
-
-/// The record of a `WARDEN_JWT_SECRET` (no key material: the secret stays
-/// in the environment).
-pub fn env_record(secret: &SecretString, now: DateTime<Utc>) -> signing_key::Model {
-    signing_key::Model {
-        kid: env_kid(secret),
-        algorithm: JwtAlgorithm::Hs256.name().to_owned(),
-        private_key: Vec::new(),
-        public_key: Vec::new(),
-        active: true,
-        created_at: now,
-        retire_after: None,
-        signs_from: Some(now),
-        revoked_at: None,
-        source: SOURCE_ENV.to_owned(),
-    }
-}
-
-/// Generates key material for `algorithm`: (private, public).
-fn generate(algorithm: JwtAlgorithm) -> Result<(Vec<u8>, Vec<u8>), AppError> {
-    match algorithm {
-        JwtAlgorithm::Hs256 => Ok((random_bytes(64), Vec::new())),
-        JwtAlgorithm::EdDsa => {
-            let seed: [u8; 32] = random_bytes(32)
-                .try_into()
-                .map_err(|_| AppError::internal("random seed of the wrong size"))?;
-            let key = SigningKey::from_bytes(&seed);
-            let der = key
-                .to_pkcs8_der()
-                .map_err(|e| AppError::internal(e.to_string()))?;
-            Ok((
-                der.as_bytes().to_vec(),
-                key.verifying_key().to_bytes().to_vec(),
-            ))
-        }
-    }
 }
 
 #[cfg(test)]
@@ -384,8 +315,8 @@ mod tests {
         DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap_or_default()
     }
 
-    fn row(kid: &str, algorithm: JwtAlgorithm, signs_from: i64) -> signing_key::Model {
-        let mut row = new_row(algorithm, at(signs_from), at(signs_from)).expect("keys");
+    fn row(kid: &str, algorithm: JwtAlgorithm, signs_from: i64) -> KeyRecord {
+        let mut row = new_key(algorithm, at(signs_from), at(signs_from)).expect("keys");
         row.kid = kid.into();
         row
     }

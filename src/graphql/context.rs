@@ -163,7 +163,7 @@ impl<T> Respond<T> for Result<T, AppError> {
                 .meta()
                 .map(|m| m.request_id.as_str())
                 .unwrap_or("unknown");
-            err.into_graphql(request_id)
+            super::errors::into_graphql(err, request_id)
         })
     }
 }

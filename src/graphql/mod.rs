@@ -2,12 +2,13 @@
 //!
 //! Resolvers are thin: they parse input at the edge, call a service, and turn
 //! its [`AppError`](crate::error::AppError) into a client error with
-//! [`context::Respond::respond`].
+//! [`context::Respond::respond`] (the conversion itself is [`errors`]).
 
 pub mod context;
 pub mod cost;
 pub mod device;
 pub mod documents;
+pub mod errors;
 pub mod input_errors;
 pub mod limits;
 pub mod mutation;

@@ -8,6 +8,7 @@ pub mod limits;
 pub mod liveness;
 pub mod lockout;
 pub mod rotation;
+pub mod server_keys;
 pub mod sessions;
 pub mod signing_keys;
 pub mod trusted_devices;

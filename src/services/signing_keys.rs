@@ -11,6 +11,8 @@
 //! 2-core machine): about 0.5 ms per poll on SQLite and 1 ms on Postgres
 //! over loopback, one query per second per instance.
 
+mod stored;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use entity::signing_key::{self, SOURCE_ENV, SOURCE_GENERATED};
 use sea_orm::{
@@ -23,7 +25,7 @@ use crate::{
     auth::{
         jwt::AccessTokens,
         signing::{
-            env_kid, env_record, fingerprint, new_row, schedule, JwtAlgorithm, KeyRing,
+            env_kid, env_record, fingerprint, new_key, schedule, JwtAlgorithm, KeyRecord, KeyRing,
             PUBLISH_AHEAD, RETIRE_LEEWAY, WATCH_EVERY,
         },
     },
@@ -75,9 +77,12 @@ fn version_of(rows: &[signing_key::Model]) -> u64 {
 
 fn ring_from(rows: Vec<signing_key::Model>, config: &Config) -> Result<KeyRing, AppError> {
     let version = version_of(&rows);
-    let rows = schedule(rows, grace(config));
+    let records: Vec<KeyRecord> = schedule(rows, grace(config))
+        .into_iter()
+        .filter_map(stored::record_of)
+        .collect();
     Ok(
-        KeyRing::build(&rows, config.jwt_secret.as_ref(), config.jwt_algorithm)?
+        KeyRing::build(&records, config.jwt_secret.as_ref(), config.jwt_algorithm)?
             .with_version(version),
     )
 }
@@ -220,7 +225,7 @@ async fn ensure_chain(
     // The first key of a chain signs from a little before now: an instance
     // whose clock lags the one that made it must not find it "not yet
     // signing" (and refuse to start). Nothing of this chain signs earlier.
-    let row = new_row(algorithm, now, now - RETIRE_LEEWAY)?;
+    let row = stored::row_of(new_key(algorithm, now, now - RETIRE_LEEWAY)?);
     let kid = row.kid.clone();
     signing_key::Entity::insert(row.into_active_model())
         .exec_without_returning(txn)
@@ -251,7 +256,8 @@ pub async fn reconcile(
     if let (Some(secret), Some(kid)) = (env, &env_kid) {
         match rows.iter().find(|r| &r.kid == kid) {
             None => {
-                signing_key::Entity::insert(env_record(secret, now).into_active_model())
+                let row = stored::row_of(env_record(secret, now));
+                signing_key::Entity::insert(row.into_active_model())
                     .exec_without_returning(&txn)
                     .await?;
             }
@@ -368,7 +374,7 @@ pub async fn rotate(
             ),
         ));
     }
-    let row = new_row(algorithm, now, signs_from)?;
+    let row = stored::row_of(new_key(algorithm, now, signs_from)?);
     let kid = row.kid.clone();
     signing_key::Entity::insert(row.into_active_model())
         .exec_without_returning(&txn)
@@ -458,7 +464,7 @@ pub async fn revoke(
     let signing = chain_signer(&scheduled, &row.algorithm, now).is_some_and(|s| s.kid == kid);
     let replaced_by = match (signing, JwtAlgorithm::from_stored(&row.algorithm)) {
         (true, Some(algorithm)) => {
-            let fresh = new_row(algorithm, now, now)?;
+            let fresh = stored::row_of(new_key(algorithm, now, now)?);
             let fresh_kid = fresh.kid.clone();
             signing_key::Entity::insert(fresh.into_active_model())
                 .exec_without_returning(&txn)

@@ -1,9 +1,12 @@
-//! Server key material other than token-signing keys (see
-//! [`crate::auth::signing`]), loaded once at start-up.
+//! Storage of the server's key material other than token-signing keys
+//! (those are [`crate::services::signing_keys`]): loaded, and created on
+//! first start, once at start-up. The keys themselves, and what they do,
+//! are mechanism and live in `auth/` ([`crate::auth::refresh::SuccessorKey`],
+//! [`crate::auth::pseudonym::EmailPseudonyms`]).
 //!
-//! The refresh-successor key (and the email-pseudonym key) is generated once and kept in `server_keys`:
-//! it must be the same on every instance, and across restarts, for a replay
-//! to get the same successor anywhere. Creation is `INSERT … ON CONFLICT DO
+//! The refresh-successor key (and the email-pseudonym key) is generated
+//! once and kept in `server_keys`: it must be the same on every instance,
+//! and across restarts, for a replay to get the same successor anywhere. Creation is `INSERT … ON CONFLICT DO
 //! NOTHING` then read back, so two instances starting together agree.
 
 use entity::server_key;
