@@ -13,16 +13,13 @@ use async_graphql::Context;
 use crate::{
     auth::jwt::Claims,
     error::{AppError, UnauthReason},
-    http::cookie,
+    graphql::cookies::{CookieIntent, ResponseCookies},
     meta::RequestMeta,
     services::sessions::{self, AuthUser},
     state::AppState,
 };
 
-/// The refresh tokens of the request's `warden_refresh` cookies, in cookie
-/// mode (empty otherwise): at most [`cookie::MAX_TRIED`], in the order sent.
-#[derive(Clone, Debug, Default)]
-pub struct RefreshCookie(pub Vec<String>);
+pub use crate::graphql::cookies::RefreshCookie;
 
 /// What the `Authorization` header said, after signature and claim checks.
 #[derive(Clone, Debug)]
@@ -109,7 +106,8 @@ pub trait ContextExt {
     fn auth(&self) -> Result<&RequestAuth, AppError>;
     /// The refresh cookies, in cookie mode (empty otherwise).
     fn refresh_cookies(&self) -> &[String];
-    /// In cookie mode, sets (or with `None` clears) the refresh cookie.
+    /// In cookie mode, sets (or with `None` clears) the refresh cookie: the
+    /// HTTP layer writes the `Set-Cookie` header after execution.
     fn set_refresh_cookie(&self, token: Option<(&str, i64)>);
 }
 
@@ -140,12 +138,18 @@ impl ContextExt for Context<'_> {
         if !state.config.refresh_cookie.enabled() {
             return;
         }
-        let secure = state.config.cookie_secure;
-        let value = match token {
-            Some((token, max_age)) => cookie::set(token, max_age, secure),
-            None => cookie::clear(secure),
+        // Without the HTTP layer (a schema run on its own) there is no
+        // response to carry a cookie.
+        let Ok(cookies) = self.data::<ResponseCookies>() else {
+            return;
         };
-        self.append_http_header(poem::http::header::SET_COOKIE, value);
+        cookies.record(match token {
+            Some((token, max_age)) => CookieIntent::SetRefresh {
+                token: token.into(),
+                max_age,
+            },
+            None => CookieIntent::ClearRefresh,
+        });
     }
 }
 

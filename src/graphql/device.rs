@@ -4,21 +4,23 @@
 
 use async_graphql::{Context, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use secrecy::ExposeSecret;
 
-use crate::{graphql::context::ContextExt, http::device_cookie, services::AuthOutcome};
-
-/// The device token from the `warden_device` cookie, in cookie mode.
-#[derive(Clone, Debug, Default)]
-pub struct DeviceCookie(pub Option<String>);
+pub use crate::graphql::cookies::DeviceCookie;
+use crate::{
+    graphql::{
+        context::ContextExt,
+        cookies::{CookieIntent, ResponseCookies},
+    },
+    services::AuthOutcome,
+};
 
 /// The device cookie's token, in cookie mode.
 pub fn cookie<'a>(ctx: &'a Context<'_>) -> Option<&'a str> {
     ctx.data::<DeviceCookie>().ok().and_then(|c| c.0.as_deref())
 }
 
-/// In cookie mode, puts the outcome's device token in the device cookie,
-/// and with `WARDEN_REFRESH_COOKIE=only` takes it out of the body: no
+/// In cookie mode, asks the response for the device cookie holding the
+/// outcome's device token (the HTTP layer writes it), and with `WARDEN_REFRESH_COOKIE=only` takes it out of the body: no
 /// script sees it then.
 pub fn deliver(ctx: &Context<'_>, mut outcome: AuthOutcome) -> AuthOutcome {
     let Ok(state) = ctx.state() else {
@@ -28,10 +30,13 @@ pub fn deliver(ctx: &Context<'_>, mut outcome: AuthOutcome) -> AuthOutcome {
     if !mode.enabled() {
         return outcome;
     }
-    if let Some(token) = &outcome.device_token {
+    // Without the HTTP layer there is no response to carry the cookie.
+    if let (Some(token), Ok(cookies)) = (&outcome.device_token, ctx.data::<ResponseCookies>()) {
         let max_age = i64::try_from(state.config.device_token_ttl.as_secs()).unwrap_or(i64::MAX);
-        let value = device_cookie::set(token.expose_secret(), max_age, state.config.cookie_secure);
-        ctx.append_http_header(poem::http::header::SET_COOKIE, value);
+        cookies.record(CookieIntent::SetDevice {
+            token: token.clone(),
+            max_age,
+        });
     }
     if mode.cookie_only() {
         outcome.device_token = None;

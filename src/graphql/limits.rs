@@ -231,3 +231,6 @@ fn always_kept(err: &ServerError) -> bool {
             matches!(code, async_graphql::Value::String(code) if ALWAYS_KEPT.contains(&code.as_str()))
         })
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,6 +5,7 @@
 //! [`context::Respond::respond`] (the conversion itself is [`errors`]).
 
 pub mod context;
+pub mod cookies;
 pub mod cost;
 pub mod device;
 pub mod documents;

@@ -18,6 +18,7 @@ use poem::{
     web::{Data, Html},
     Body, IntoResponse, Request, Response,
 };
+use secrecy::ExposeSecret;
 use serde_json::json;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -28,8 +29,8 @@ use crate::services::signing_keys;
 use crate::{
     error::UnauthReason,
     graphql::{
-        context::{RefreshCookie, RequestAuth, Viewer},
-        device::DeviceCookie,
+        context::{RequestAuth, Viewer},
+        cookies::{CookieIntent, DeviceCookie, RefreshCookie, ResponseCookies},
     },
     meta::RequestMeta,
 };
@@ -176,12 +177,18 @@ async fn execute(
             .then(|| device_cookie::read(req.headers()))
             .flatten(),
     );
-    let attach = |request: async_graphql::Request| {
+    // Each operation records the cookies it sets in its own list, read
+    // back below in operation order.
+    let mut set_cookies = Vec::new();
+    let mut attach = |request: async_graphql::Request| {
+        let cookies = ResponseCookies::new();
+        set_cookies.push(cookies.clone());
         request
             .data(meta.clone())
             .data(RequestAuth::new(viewer.clone()))
             .data(cookie.clone())
             .data(device.clone())
+            .data(cookies)
     };
     let batch = match batch {
         BatchRequest::Single(request) => BatchRequest::Single(attach(request)),
@@ -221,18 +228,28 @@ async fn execute(
         .status(status)
         .content_type("application/json")
         .header("X-Request-Id", request_id);
-    // Headers resolvers set (the refresh cookie), from every operation.
-    let set_by_resolvers: Vec<_> = match &response {
-        BatchResponse::Single(r) => r.http_headers.iter().collect(),
-        BatchResponse::Batch(rs) => rs.iter().flat_map(|r| r.http_headers.iter()).collect(),
-    };
-    for (name, value) in set_by_resolvers {
-        builder = builder.header(name.clone(), value.clone());
+    // The cookies resolvers asked for, from every operation, in order.
+    let secure = http.app.config.cookie_secure;
+    for intent in set_cookies.iter().flat_map(ResponseCookies::take) {
+        builder = builder.header(header::SET_COOKIE, set_cookie(&intent, secure));
     }
     if let Some(secs) = retry_after {
         builder = builder.header(header::RETRY_AFTER, secs.to_string());
     }
     builder.body(body)
+}
+
+/// The `Set-Cookie` value that carries out what a resolver asked.
+fn set_cookie(intent: &CookieIntent, secure: bool) -> String {
+    match intent {
+        CookieIntent::SetRefresh { token, max_age } => {
+            cookie::set(token.expose_secret(), *max_age, secure)
+        }
+        CookieIntent::ClearRefresh => cookie::clear(secure),
+        CookieIntent::SetDevice { token, max_age } => {
+            device_cookie::set(token.expose_secret(), *max_age, secure)
+        }
+    }
 }
 
 /// `retryAfter` of a `RATE_LIMITED` or `ACCOUNT_LOCKED` error.

@@ -10,6 +10,7 @@ mod browser;
 mod cleanup;
 mod cli;
 mod connections;
+mod cookie_headers;
 mod deploy;
 mod devices;
 mod graphql_cost;
