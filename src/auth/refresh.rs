@@ -111,6 +111,35 @@ mod tests {
         assert!(looks_valid(s1.expose_secret()));
     }
 
+    /// A fixed token, and the key material `0, 1, 2, …` of a given length.
+    const PARENT: &str = "q1w2e3r4t5y6u7i8o9p0-_ASDFGHJKLzxcvbnmQWERT";
+    fn counting_key(len: u8) -> SuccessorKey {
+        SuccessorKey::new((0..len).collect())
+    }
+
+    #[test]
+    fn successors_match_fixed_vectors_for_short_block_and_long_keys() {
+        for (len, expected) in [
+            (32, "n65Dl8I3M4k12iRmLks0u40a226Mht8abbp8ypO8rec"),
+            (64, "tvqLRaEkDtg8V6nnjhLDpkHhGrVzV7r3GSYneF8TJaY"),
+            (100, "N82FiX3nxLcElQdoy83dTUDTjlE3r4d0Zecq5a-ddBU"),
+        ] {
+            assert_eq!(
+                counting_key(len).successor(PARENT).expose_secret(),
+                expected,
+                "{len}-byte key"
+            );
+        }
+    }
+
+    #[test]
+    fn the_stored_hash_of_a_fixed_token_is_stable() {
+        assert_eq!(
+            hash(PARENT),
+            "a900958432a76d47979e791d053dd98e56ee28d27920f50f422da8b80e9c1049"
+        );
+    }
+
     #[test]
     fn hashes_are_hex_sha256() {
         assert_eq!(
