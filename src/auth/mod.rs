@@ -11,6 +11,7 @@ pub mod hash_threads;
 pub mod jwt;
 pub mod keys;
 pub mod limiter;
+pub mod opaque_token;
 pub mod password;
 pub mod pseudonym;
 pub mod pwned;

@@ -9,7 +9,7 @@
 //! [`crate::services::rotation`] (one statement on Postgres). A loser finds the token used and decides:
 //! - within the reuse interval of the first use, with the successor still
 //!   unused and the session alive: it gets the *same* successor (derived from
-//!   the token, see [`crate::auth::refresh`]) — a retry or a second tab;
+//!   the token, see [`crate::auth::opaque_token`]) — a retry or a second tab;
 //! - otherwise the token was stolen or replayed late: the whole session is
 //!   revoked and `REFRESH_TOKEN_REUSE_DETECTED` is written, and that
 //!   transaction is committed before the request fails.
@@ -25,7 +25,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
-    auth::{jwt::Claims, limiter::Rule, refresh},
+    auth::{jwt::Claims, limiter::Rule, opaque_token},
     clock::delta,
     db::FetchUnique,
     domain::{AuditEventKind, Role},
@@ -120,7 +120,7 @@ pub async fn start(
     })
     .exec_without_returning(txn)
     .await?;
-    let token = refresh::random_token();
+    let token = opaque_token::generate();
     let (row, expires) = token_row(state, session_id, session_expires, &token, now);
     refresh_token::Entity::insert(row)
         .exec_without_returning(txn)
@@ -143,7 +143,7 @@ fn token_row(
 ) -> (refresh_token::ActiveModel, DateTime<Utc>) {
     let ttl = delta(state.config.refresh_token_ttl);
     let expires = rotation::token_expiry(now, ttl, session_expires);
-    let hash = refresh::hash(token.expose_secret());
+    let hash = opaque_token::hash(token.expose_secret());
     let row = rotation::token_row(Uuid::now_v7(), session_id, hash, None, now, expires);
     (row, expires)
 }
@@ -221,7 +221,7 @@ async fn rotate(
     on_reuse: OnReuse,
 ) -> Result<AuthOutcome, AppError> {
     let failed = || Event::new(AuditEventKind::RefreshFailed);
-    let Some(presented) = presented.filter(|t| refresh::looks_valid(t)) else {
+    let Some(presented) = presented.filter(|t| opaque_token::looks_valid(t)) else {
         let reason = if presented.is_some() {
             "malformed"
         } else {
@@ -234,9 +234,9 @@ async fn rotate(
     let successor = state.successors.successor(presented);
     let refreshed = Event::new(AuditEventKind::TokenRefreshed);
     let rotation = Rotation {
-        presented_hash: refresh::hash(presented),
+        presented_hash: opaque_token::hash(presented),
         successor_id: Uuid::now_v7(),
-        successor_hash: refresh::hash(successor.expose_secret()),
+        successor_hash: opaque_token::hash(successor.expose_secret()),
         successor_ttl: ttl,
         audit: audit::row(now, meta, &refreshed),
         now,
@@ -441,11 +441,11 @@ pub async fn logout_by_refresh_token(
     meta: &RequestMeta,
     presented: &str,
 ) -> Result<bool, AppError> {
-    if !refresh::looks_valid(presented) {
+    if !opaque_token::looks_valid(presented) {
         return Ok(true);
     }
     let found = refresh_token::Entity::find()
-        .filter(refresh_token::Column::TokenHash.eq(refresh::hash(presented)))
+        .filter(refresh_token::Column::TokenHash.eq(opaque_token::hash(presented)))
         .find_also_related(session::Entity)
         .unique(state.db.read())
         .await?;
