@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use crate::{
     auth::opaque_token, clock::delta, db::FetchUnique, error::AppError, meta::RequestMeta,
-    services::sessions::AuthUser, state::AppState,
+    services::auth_user::AuthUser, state::AppState,
 };
 
 /// Live trusted devices an account keeps; a new one beyond pushes out the
