@@ -1,5 +1,5 @@
 //! The SQLite refresh ceiling: the transaction shape of one refresh rotation
-//! (`src/services/sessions.rs`), in a tight loop on one connection, on a WAL
+//! (`src/services/rotation/sqlite.rs`), in a tight loop on one connection, on a WAL
 //! file with `synchronous=FULL`, on Warden's own schema (its migrations run
 //! first). Nothing else: no HTTP, no GraphQL, no ORM, no pool.
 //!
