@@ -9,7 +9,7 @@
 //! the shape before any lookup, so malformed input costs no database round
 //! trip. A lookup by hash in SQL is an equality on a value the attacker
 //! cannot choose the preimage of; where a presented token is compared with a
-//! stored value in Rust, [`matches`] compares the hashes in constant time.
+//! stored value in Rust, [`matches()`] compares the hashes in constant time.
 //!
 //! # Keyed successors
 //! A refresh token's successor is not random but `HMAC-SHA256(successor key,
