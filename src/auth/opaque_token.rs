@@ -7,9 +7,11 @@
 //! characters). Only its SHA-256, as lowercase hex, is ever stored, so a
 //! leaked table holds nothing a client could present. [`looks_valid`] checks
 //! the shape before any lookup, so malformed input costs no database round
-//! trip. A lookup by hash in SQL is an equality on a value the attacker
-//! cannot choose the preimage of; where a presented token is compared with a
-//! stored value in Rust, [`matches()`] compares the hashes in constant time.
+//! trip. A lookup by hash in SQL gives nothing away by its timing: a client
+//! chooses the token but not its SHA-256, so how close a guess came in the
+//! index says nothing about a stored token. Where a presented token is
+//! compared with a stored value in Rust, [`matches()`] compares the hashes
+//! in constant time.
 //!
 //! # Keyed successors
 //! A refresh token's successor is not random but `HMAC-SHA256(successor key,
