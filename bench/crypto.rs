@@ -23,7 +23,7 @@ use uuid::Uuid;
 use warden::{
     auth::{
         jwt::AccessTokens,
-        refresh::{self, SuccessorKey},
+        opaque_token::{self, SuccessorKey},
         signing::{self, JwtAlgorithm, KeyRing},
     },
     clock::Clock,
@@ -32,7 +32,7 @@ use warden::{
 
 fn jwt(c: &mut Criterion) {
     // As Warden builds it from WARDEN_JWT_SECRET: HS256, with a `kid`.
-    let secret = SecretString::from(refresh::random_token().expose_secret().repeat(2));
+    let secret = SecretString::from(opaque_token::generate().expose_secret().repeat(2));
     let ring = KeyRing::build(&[], Some(&secret), JwtAlgorithm::Hs256).expect("key ring");
     let tokens = AccessTokens::new(ring, "warden", "warden", TimeDelta::minutes(15));
     let clock = Clock::system();
@@ -88,17 +88,17 @@ fn bcrypt_verify(c: &mut Criterion) {
 }
 
 fn refresh_tokens(c: &mut Criterion) {
-    let key = SuccessorKey::new(refresh::random_bytes(32));
-    let token = refresh::random_token();
+    let key = SuccessorKey::new(opaque_token::random_bytes(32));
+    let token = opaque_token::generate();
     let token = token.expose_secret();
     let mut group = c.benchmark_group("refresh");
     group.bench_function("sha256_hash", |b| {
-        b.iter(|| refresh::hash(black_box(token)))
+        b.iter(|| opaque_token::hash(black_box(token)))
     });
     group.bench_function("successor_hmac", |b| {
         b.iter(|| key.successor(black_box(token)))
     });
-    group.bench_function("random_token", |b| b.iter(refresh::random_token));
+    group.bench_function("random_token", |b| b.iter(opaque_token::generate));
     group.finish();
 }
 

@@ -1,5 +1,5 @@
 //! The SQLite refresh ceiling: the transaction shape of one refresh rotation
-//! (`src/services/sessions.rs`), in a tight loop on one connection, on a WAL
+//! (`src/services/rotation/sqlite.rs`), in a tight loop on one connection, on a WAL
 //! file with `synchronous=FULL`, on Warden's own schema (its migrations run
 //! first). Nothing else: no HTTP, no GraphQL, no ORM, no pool.
 //!
@@ -36,7 +36,7 @@ use sea_orm::{
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 use warden::{
-    auth::refresh::{self, SuccessorKey},
+    auth::opaque_token::{self, SuccessorKey},
     clock::Clock,
 };
 
@@ -85,7 +85,7 @@ async fn seed(
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
     for i in 0..n {
         let (user_id, session_id) = (Uuid::now_v7(), Uuid::now_v7());
-        let token = refresh::random_token();
+        let token = opaque_token::generate();
         sqlx::query(
             "INSERT INTO users (id, email, username, password_hash, role, created_at, last_login_at) \
              VALUES (?1, ?2, NULL, ?3, 'USER', ?4, NULL)",
@@ -112,7 +112,7 @@ async fn seed(
         )
         .bind(Uuid::now_v7())
         .bind(session_id)
-        .bind(refresh::hash(token.expose_secret()))
+        .bind(opaque_token::hash(token.expose_secret()))
         .bind(now)
         .bind(now + TimeDelta::days(7))
         .execute(&mut *conn)
@@ -141,7 +141,7 @@ async fn rotate(
         "SELECT t.id, t.used_at, s.expires_at FROM refresh_tokens t \
          JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = ?1",
     )
-    .bind(refresh::hash(presented))
+    .bind(opaque_token::hash(presented))
     .fetch_one(&mut *conn)
     .await?;
     let token_id: Uuid = row.try_get(0)?;
@@ -167,7 +167,7 @@ async fn rotate(
     )
     .bind(Uuid::now_v7())
     .bind(chain.session_id)
-    .bind(refresh::hash(successor.expose_secret()))
+    .bind(opaque_token::hash(successor.expose_secret()))
     .bind(token_id)
     .bind(now)
     .bind(now + TimeDelta::days(7))
@@ -219,7 +219,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .await?;
 
     let clock = Clock::system();
-    let key = SuccessorKey::new(refresh::random_bytes(32));
+    let key = SuccessorKey::new(opaque_token::random_bytes(32));
     let mut chains = seed(&mut conn, &clock, args.sessions).await?;
 
     let warmup_until = Instant::now() + Duration::from_secs_f64(args.warmup);

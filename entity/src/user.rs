@@ -28,6 +28,19 @@ impl std::fmt::Debug for Model {
     }
 }
 
+/// The columns of `users` in the order of [`Column`](crate::user::Column), each prefixed `u.`:
+/// the select list of hand-written SQL that reads a [`Model`](crate::user::Model) from `users u`
+/// (Warden's one-statement refresh rotation on Postgres and its in-place
+/// session check on SQLite). A macro rather than a `const` so that
+/// `concat!` can build those statements as constants. Warden's tests fail
+/// when `Column` has a column this list lacks.
+#[macro_export]
+macro_rules! user_columns {
+    () => {
+        "u.id, u.email, u.username, u.password_hash, u.role, u.created_at, u.last_login_at"
+    };
+}
+
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
     #[sea_orm(has_many = "super::session::Entity")]

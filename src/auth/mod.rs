@@ -10,6 +10,7 @@ pub mod failover;
 pub mod hash_threads;
 pub mod jwt;
 pub mod limiter;
+pub mod opaque_token;
 pub mod password;
 pub mod pseudonym;
 pub mod pwned;

@@ -252,7 +252,7 @@ impl PasswordHasher {
     async fn dummy_hash(&self) -> Result<String, AppError> {
         self.dummy
             .get_or_try_init(|| async {
-                let random = crate::auth::refresh::random_token();
+                let random = crate::auth::opaque_token::generate();
                 let cost = self.cost;
                 self.run(move || bcrypt::hash(random.expose_secret(), cost))
                     .await?

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod auth_user;
 pub mod devices;
 pub mod limits;
 pub mod liveness;

@@ -23,8 +23,8 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::{
-    auth::refresh, clock::delta, db::FetchUnique, error::AppError, meta::RequestMeta,
-    services::sessions::AuthUser, state::AppState,
+    auth::opaque_token, clock::delta, db::FetchUnique, error::AppError, meta::RequestMeta,
+    services::auth_user::AuthUser, state::AppState,
 };
 
 /// Live trusted devices an account keeps; a new one beyond pushes out the
@@ -38,12 +38,12 @@ pub async fn find_live(
     state: &AppState,
     token: Option<&str>,
 ) -> Result<Option<trusted_device::Model>, AppError> {
-    let Some(token) = token.filter(|t| refresh::looks_valid(t)) else {
+    let Some(token) = token.filter(|t| opaque_token::looks_valid(t)) else {
         return Ok(None);
     };
     let now = state.clock.now();
     Ok(trusted_device::Entity::find()
-        .filter(trusted_device::Column::TokenHash.eq(refresh::hash(token)))
+        .filter(trusted_device::Column::TokenHash.eq(opaque_token::hash(token)))
         .filter(trusted_device::Column::RevokedAt.is_null())
         .filter(trusted_device::Column::ExpiresAt.gt(now))
         .unique(state.db.read())
@@ -61,8 +61,8 @@ pub async fn issue<C: ConnectionTrait>(
     presented: Option<&trusted_device::Model>,
     now: DateTime<Utc>,
 ) -> Result<SecretString, AppError> {
-    let token = refresh::random_token();
-    let hash = refresh::hash(token.expose_secret());
+    let token = opaque_token::generate();
+    let hash = opaque_token::hash(token.expose_secret());
     let expires_at = now + delta(state.config.device_token_ttl);
     if let Some(device) = presented.filter(|d| d.user_id == user_id) {
         // Guarded by the old hash: of two logins renewing one token at once,

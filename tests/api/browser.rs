@@ -235,7 +235,7 @@ async fn with_several_refresh_cookies_the_good_one_is_found_and_kept() {
     let good = s(&mine, "refreshToken");
     // A stale cookie at another path, garbage, and an unknown token come
     // first, as a browser may send them.
-    let unknown = warden::auth::refresh::random_token();
+    let unknown = warden::auth::opaque_token::generate();
     use secrecy::ExposeSecret;
     let cookies = format!(
         "warden_refresh=short; warden_refresh={}; theme=dark; warden_refresh={good}",
@@ -290,7 +290,7 @@ async fn at_most_four_refresh_cookies_are_tried() {
             use secrecy::ExposeSecret;
             format!(
                 "warden_refresh={}",
-                warden::auth::refresh::random_token().expose_secret()
+                warden::auth::opaque_token::generate().expose_secret()
             )
         })
         .collect();

@@ -67,7 +67,7 @@ async fn logout_answers_true_for_unknown_garbage_and_repeated_tokens() {
     let app = spawn_app().await;
     let first = app.register(&email()).await;
     let token = s(&first, "refreshToken");
-    let unknown = warden::auth::refresh::random_token();
+    let unknown = warden::auth::opaque_token::generate();
     use secrecy::ExposeSecret;
     for t in [token, token, unknown.expose_secret(), "garbage"] {
         let body = app.gql(None, LOGOUT, json!({ "t": t })).await;

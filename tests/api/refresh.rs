@@ -7,7 +7,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 use uuid::Uuid;
 use warden::{
-    auth::refresh,
+    auth::opaque_token,
     domain::AuditEventKind,
     meta::RequestMeta,
     services::{
@@ -57,7 +57,7 @@ async fn only_the_hash_of_a_refresh_token_is_stored() {
         .unwrap();
     assert_eq!(rows.len(), 1);
     assert_ne!(rows[0].token_hash, token);
-    assert_eq!(rows[0].token_hash, warden::auth::refresh::hash(token));
+    assert_eq!(rows[0].token_hash, warden::auth::opaque_token::hash(token));
 }
 
 #[tokio::test]
@@ -148,7 +148,7 @@ async fn a_zero_interval_turns_the_grace_off() {
 #[tokio::test]
 async fn unknown_malformed_and_missing_tokens_are_invalid() {
     let app = spawn_app().await;
-    let unknown = warden::auth::refresh::random_token();
+    let unknown = warden::auth::opaque_token::generate();
     use secrecy::ExposeSecret;
     for token in [
         json!(unknown.expose_secret()),
@@ -268,7 +268,7 @@ async fn rotate_directly(
     let now = app.clock.now();
     let event = audit::Event::new(AuditEventKind::TokenRefreshed).detail(json!({ "direct": true }));
     let rotation = Rotation {
-        presented_hash: refresh::hash(token),
+        presented_hash: opaque_token::hash(token),
         successor_id: Uuid::now_v7(),
         successor_hash,
         successor_ttl: chrono::TimeDelta::days(7),
@@ -304,18 +304,18 @@ fn refused(outcome: &Outcome) -> Option<&'static str> {
 
 /// A well-formed token that was never issued.
 fn unknown_token() -> String {
-    secrecy::ExposeSecret::expose_secret(&refresh::random_token()).to_owned()
+    secrecy::ExposeSecret::expose_secret(&opaque_token::generate()).to_owned()
 }
 
 fn fresh_hash() -> String {
-    refresh::hash(secrecy::ExposeSecret::expose_secret(
-        &refresh::random_token(),
+    opaque_token::hash(secrecy::ExposeSecret::expose_secret(
+        &opaque_token::generate(),
     ))
 }
 
 async fn stored(app: &crate::helpers::TestApp, token: &str) -> refresh_token::Model {
     refresh_token::Entity::find()
-        .filter(refresh_token::Column::TokenHash.eq(refresh::hash(token)))
+        .filter(refresh_token::Column::TokenHash.eq(opaque_token::hash(token)))
         .one(app.state.db.read())
         .await
         .unwrap()
@@ -461,7 +461,7 @@ async fn a_rotation_writes_all_of_its_rows_or_none() {
     let (token, session_id) = token_and_session(&failed);
     let before = last_used(&app, session_id).await;
     app.clock.advance(minute);
-    let taken = refresh::hash(s(&won, "refreshToken"));
+    let taken = opaque_token::hash(s(&won, "refreshToken"));
     assert!(rotate_directly(&app, token, taken).await.is_err());
     let rows = chain(&app, session_id).await;
     assert_eq!(rows.len(), 1);

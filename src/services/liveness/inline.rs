@@ -39,10 +39,13 @@ use uuid::Uuid;
 
 /// The owner of a live session that belongs to the given user. Expiry is
 /// compared in Rust, on the parsed time, not as text.
-const OWNER_OF_SESSION: &str = "SELECT u.id, u.email, u.username, u.password_hash, u.role, \
-     u.created_at, u.last_login_at, s.expires_at \
+const OWNER_OF_SESSION: &str = concat!(
+    "SELECT ",
+    entity::user_columns!(),
+    ", s.expires_at \
      FROM sessions s JOIN users u ON u.id = s.user_id \
-     WHERE s.id = ?1 AND s.user_id = ?2 AND s.revoked_at IS NULL";
+     WHERE s.id = ?1 AND s.user_id = ?2 AND s.revoked_at IS NULL"
+);
 
 /// Connections kept between checks; more are opened when more threads check
 /// at once, and dropped afterwards.
