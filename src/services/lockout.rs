@@ -30,14 +30,15 @@
 //! attempt whose password the hasher refused to check (overload) gives its
 //! reservations back, and with them any lock it armed.
 
+mod counter;
+mod keys;
 mod rules;
 
 use chrono::{DateTime, Utc};
+pub use counter::{give_back, reserve, Counter, Policies, Policy, Step};
 use entity::login_attempt;
-pub use rules::{
-    decide, give_back, reserve, Client, Counter, Keys, Policies, Policy, Reservation, Scope, Step,
-    Verdict,
-};
+pub use keys::{Client, Keys};
+pub use rules::{decide, Reservation, Scope, Verdict};
 use sea_orm::{
     sea_query::{Expr, OnConflict},
     ActiveValue::Set,
