@@ -1,7 +1,5 @@
 //! Accounts: registration, login, and the role changes the CLI makes.
 
-use std::future::Future;
-
 use chrono::{DateTime, Utc};
 use entity::user;
 use sea_orm::{
@@ -27,7 +25,7 @@ use crate::{
     services::{
         audit::{self, Event},
         limits,
-        lockout::{self, Client, Keys, Reservation, Verdict},
+        lockout::{self, Admission, Attempt, Checked, Client, Failure, Keys},
         sessions::{self, AuthUser, RevokeReason},
         trusted_devices, AuthOutcome,
     },
@@ -273,37 +271,40 @@ pub async fn login_with_device(
     }
     // A token is trusted only for its own account: a stolen token of
     // another account, or any token with an unknown email, counts as none.
-    let trusted = device
-        .as_ref()
-        .filter(|d| user.as_ref().is_some_and(|u| u.id == d.user_id));
-    let client = match trusted {
+    let user_id = user.as_ref().map(|u| u.id);
+    let trusted = device.filter(|d| user_id == Some(d.user_id));
+    let client = match &trusted {
         Some(device) => Client::Device(device.id),
         None => Client::Ip(&ip_key),
     };
     let keys = Keys::new(&state.pseudonyms.of(&email), client);
     // Before any hashing, and whatever the lookup found, so a locked email
     // answers the same whether or not an account has it.
-    let reservation = reserve_password_check(state, &keys).await?;
+    let attempt = reserve_password_check(state, keys).await?;
     let check = async {
-        match &user {
-            Some(user) => state.hasher.verify(password, &user.password_hash).await,
-            None => state.hasher.verify_dummy(password).await.map(|()| false),
+        match user {
+            Some(user) => Ok(state
+                .hasher
+                .verify(password, &user.password_hash)
+                .await?
+                .then_some(user)),
+            None => state.hasher.verify_dummy(password).await.map(|()| None),
         }
     };
-    let verified = check_reserved(state, &keys, reservation, check).await?;
-    match user {
-        Some(user) if verified => {
+    match attempt.check(state, check).await? {
+        Checked::Right(success, user) => {
             let now = state.clock.now();
             let txn = state.db.begin().await?;
-            lockout::settle_success(&txn, &keys, reservation).await?;
-            let token = trusted_devices::issue(&txn, state, meta, user.id, trusted, now).await?;
+            success.settle(&txn).await?;
+            let token =
+                trusted_devices::issue(&txn, state, meta, user.id, trusted.as_ref(), now).await?;
             let mut outcome =
                 open_session(state, meta, txn, user, AuditEventKind::LoginSucceeded, now).await?;
             outcome.device_token = Some(token);
             Ok(outcome)
         }
-        user => {
-            record_failure(state, meta, &email, user.map(|u| u.id), reservation).await?;
+        Checked::Wrong(failure) => {
+            record_failure(state, meta, &email, user_id, failure).await?;
             Err(AppError::InvalidCredentials)
         }
     }
@@ -317,7 +318,7 @@ async fn admit_password_check(
     meta: &RequestMeta,
     email: &Email,
     session_id: Uuid,
-) -> Result<(Keys, Reservation), AppError> {
+) -> Result<Attempt, AppError> {
     limits::enforce(
         state,
         meta,
@@ -331,38 +332,17 @@ async fn admit_password_check(
     // keyed by IP, a stolen session could check the password from one
     // address after another while the email is locked to everyone else.
     let keys = Keys::new(&state.pseudonyms.of(email), Client::Session(session_id));
-    let reservation = reserve_password_check(state, &keys).await?;
-    Ok((keys, reservation))
+    reserve_password_check(state, keys).await
 }
 
 /// The lockout reservation in front of a password check.
-async fn reserve_password_check(state: &AppState, keys: &Keys) -> Result<Reservation, AppError> {
-    match lockout::reserve_attempt(state, keys).await? {
-        Verdict::Locked { until, .. } => {
-            let retry_after = lockout::seconds_until(until, state.clock.now());
-            Err(AppError::AccountLocked { retry_after })
-        }
-        Verdict::Proceed(reservation) => Ok(reservation),
+async fn reserve_password_check(state: &AppState, keys: Keys) -> Result<Attempt, AppError> {
+    match lockout::reserve(state, keys).await? {
+        Admission::Proceed(attempt) => Ok(attempt),
+        Admission::Locked(lock) => Err(AppError::AccountLocked {
+            retry_after: lock.retry_after(state.clock.now()),
+        }),
     }
-}
-
-/// Runs the password check of an attempt that holds a lockout reservation.
-/// When the hasher could not check it (overloaded, or stopped), the
-/// reservation is given back before the error is returned: the attempt
-/// guessed nothing, and must not lock anyone out.
-async fn check_reserved(
-    state: &AppState,
-    keys: &Keys,
-    reservation: Reservation,
-    check: impl Future<Output = Result<bool, AppError>>,
-) -> Result<bool, AppError> {
-    let outcome = check.await;
-    if outcome.is_err() {
-        if let Err(err) = lockout::release_attempt(state, keys, reservation).await {
-            tracing::error!(error = %err, "could not give back a lockout reservation");
-        }
-    }
-    outcome
 }
 
 /// Audits a failed login and each lock it armed: the client's, the email's.
@@ -371,7 +351,7 @@ async fn record_failure(
     meta: &RequestMeta,
     email: &Email,
     user_id: Option<Uuid>,
-    reservation: Reservation,
+    failure: Failure,
 ) -> Result<(), AppError> {
     let now = state.clock.now();
     let txn = state.db.begin().await?;
@@ -387,11 +367,7 @@ async fn record_failure(
         None => json!({ "reason": reason, "email": email.as_str() }),
     };
     audit::record(&txn, now, meta, failed.detail(detail)).await?;
-    let armed = [
-        (reservation.arms_client, lockout::Scope::Client),
-        (reservation.arms_email, lockout::Scope::Email),
-    ];
-    for (_, scope) in armed.iter().filter(|(armed, _)| *armed) {
+    for scope in failure.armed() {
         let mut locked = Event::new(AuditEventKind::AccountLocked)
             .detail(json!({ "email": email.as_str(), "scope": scope.as_str() }));
         if let Some(id) = user_id {
@@ -400,11 +376,11 @@ async fn record_failure(
         audit::record(&txn, now, meta, locked).await?;
     }
     txn.commit().await?;
-    if reservation.arms_client {
-        state.metrics.lockouts.inc();
-    }
-    if reservation.arms_email {
-        state.metrics.lockout_email_locks.inc();
+    for scope in failure.armed() {
+        match scope {
+            lockout::Scope::Client => state.metrics.lockouts.inc(),
+            lockout::Scope::Email => state.metrics.lockout_email_locks.inc(),
+        }
     }
     Ok(())
 }
@@ -431,23 +407,32 @@ pub async fn change_password(
             "the new password must differ from the current one",
         ));
     }
-    let (keys, reservation) = admit_password_check(state, meta, &email, caller.session_id).await?;
-    let check = state.hasher.verify(current, &caller.user.password_hash);
-    if current.len() > MAX_LOGIN_PASSWORD_BYTES
-        || !check_reserved(state, &keys, reservation, check).await?
-    {
+    let attempt = admit_password_check(state, meta, &email, caller.session_id).await?;
+    // A current password too long to be anyone's is wrong without a check
+    // (and stays counted, like any wrong guess).
+    let check = async {
+        if current.len() > MAX_LOGIN_PASSWORD_BYTES {
+            return Ok(None);
+        }
+        let right = state
+            .hasher
+            .verify(current, &caller.user.password_hash)
+            .await?;
+        Ok(right.then_some(()))
+    };
+    let Checked::Right(success, ()) = attempt.check(state, check).await? else {
         let event = Event::new(AuditEventKind::AccessDenied)
             .user(caller.user.id)
             .session(caller.session_id)
             .detail(json!({ "operation": "changePassword", "reason": "wrong_password" }));
         audit::record(state.db.write(), state.clock.now(), meta, event).await?;
         return Err(AppError::InvalidCredentials);
-    }
+    };
     refuse_breached(state, meta, &new, "newPassword", Some(caller.user.id)).await?;
     let hash = state.hasher.hash(&new).await?;
     let now = state.clock.now();
     let txn = state.db.begin().await?;
-    lockout::settle_success(&txn, &keys, reservation).await?;
+    success.settle(&txn).await?;
     // A stolen device token must not outlive the password it was issued with.
     trusted_devices::revoke_all(&txn, caller.user.id, now).await?;
     user::Entity::update_many()
