@@ -7,6 +7,7 @@ pub mod devices;
 pub mod limits;
 pub mod liveness;
 pub mod lockout;
+pub mod login;
 pub mod rotation;
 pub mod sessions;
 pub mod signing_keys;
