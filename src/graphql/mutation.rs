@@ -19,6 +19,7 @@ use crate::{
     services::{
         accounts::{self, NewAccount},
         devices, limits,
+        login::{self, LoginOutcome},
         sessions::{self, Scope},
         trusted_devices,
     },
@@ -99,14 +100,18 @@ impl MutationRoot {
             let state = ctx.state()?;
             // The argument first, like `refresh`; else the device cookie.
             let device_token = input.device_token.as_deref().or(device::cookie(ctx));
-            let result = accounts::login_with_device(
+            let result = login::login_with_device(
                 state,
                 ctx.meta()?,
                 &input.email,
                 &input.password,
                 device_token,
             )
-            .await;
+            .await
+            .and_then(|outcome| match outcome {
+                LoginOutcome::Authenticated(signed_in) => Ok(*signed_in),
+                LoginOutcome::Refused(refusal) => Err(AppError::from(refusal)),
+            });
             let outcome = match &result {
                 Ok(_) => "success".to_owned(),
                 Err(err) => err.code().to_ascii_lowercase(),

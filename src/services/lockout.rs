@@ -29,26 +29,37 @@
 //! would give the attack a fresh allowance each time the owner logs in. An
 //! attempt whose password the hasher refused to check (overload) gives its
 //! reservations back, and with them any lock it armed.
+//!
+//! [`reserve`] hands the counted attempt back as an [`Attempt`], a value
+//! whose only ways out consume it ([`Attempt::check`], then
+//! [`Success::settle`]), so no caller can reserve and forget to give back
+//! or settle. Here: storage (the rows, reserving, unlocking); in
+//! `attempt.rs` the attempt value, giving back and settling; the pure
+//! rules in `rules.rs` (both counters), `counter.rs` (one counter) and
+//! `keys.rs` (the rows' keys).
 
+mod attempt;
+mod counter;
+mod keys;
 mod rules;
 
+pub use attempt::{Admission, Attempt, Checked, Failure, Lock, Success};
 use chrono::{DateTime, Utc};
+pub use counter::{give_back, Counter, Policies, Policy, Step};
 use entity::login_attempt;
-pub use rules::{
-    decide, give_back, reserve, Client, Counter, Keys, Policies, Policy, Reservation, Scope, Step,
-    Verdict,
-};
+pub use keys::{Client, Keys};
+pub use rules::{decide, Reservation, Scope, Verdict};
 use sea_orm::{
-    sea_query::{Expr, OnConflict},
-    ActiveValue::Set,
-    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::OnConflict, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 
 use crate::{error::AppError, state::AppState};
 
-/// Reserves one attempt at the password of the email of `keys`.
+/// Reserves one attempt at the password of the email of `keys`: counts it
+/// on both counters, or finds it locked out. Before any hashing.
 #[tracing::instrument(skip_all)]
-pub async fn reserve_attempt(state: &AppState, keys: &Keys) -> Result<Verdict, AppError> {
+pub async fn reserve(state: &AppState, keys: Keys) -> Result<Admission, AppError> {
     let policies = Policies::from_config(&state.config);
     let now = state.clock.now();
     let txn = state.db.begin().await?;
@@ -65,7 +76,7 @@ pub async fn reserve_attempt(state: &AppState, keys: &Keys) -> Result<Verdict, A
         )
         .exec_without_returning(&txn)
         .await?;
-    let (client, email) = held_counters(state, &txn, keys).await?;
+    let (client, email) = held_counters(state, &txn, &keys).await?;
     if email.is_none() {
         return Err(AppError::internal(
             "login_attempts row missing after insert",
@@ -75,30 +86,10 @@ pub async fn reserve_attempt(state: &AppState, keys: &Keys) -> Result<Verdict, A
     store(&txn, &keys.client, client, client_next, now).await?;
     store(&txn, &keys.email, email, email_next, now).await?;
     txn.commit().await?;
-    Ok(verdict)
-}
-
-/// Gives back the reservation of an attempt whose password was never
-/// checked (the hasher refused it: overloaded, or stopped). Such an attempt
-/// guessed nothing, so it must not count, and above all must not leave the
-/// lock it armed: overload must never lock a real user out.
-#[tracing::instrument(skip_all)]
-pub async fn release_attempt(
-    state: &AppState,
-    keys: &Keys,
-    reservation: Reservation,
-) -> Result<(), AppError> {
-    let now = state.clock.now();
-    let txn = state.db.begin().await?;
-    let (client, email) = held_counters(state, &txn, keys).await?;
-    let client_back = client.map(|c| give_back(c, reservation.arms_client));
-    store(&txn, &keys.client, client, client_back, now).await?;
-    if reservation.counted_email {
-        let email_back = email.map(|c| give_back(c, reservation.arms_email));
-        store(&txn, &keys.email, email, email_back, now).await?;
-    }
-    txn.commit().await?;
-    Ok(())
+    Ok(match verdict {
+        Verdict::Proceed(reservation) => Admission::Proceed(Attempt::new(keys, reservation)),
+        Verdict::Locked { until, scope } => Admission::Locked(Lock { until, scope }),
+    })
 }
 
 /// The counters of `keys` (client's, email's), their rows held until `txn`
@@ -183,60 +174,6 @@ async fn store(
         .filter(login_attempt::Column::Email.eq(key))
         .exec(txn)
         .await?;
-    Ok(())
-}
-
-/// A successful login clears the client's counter (never the email's: see
-/// the module docs). Runs inside the caller's transaction, so a login costs
-/// one commit less.
-pub async fn clear<C: sea_orm::ConnectionTrait>(conn: &C, keys: &Keys) -> Result<(), AppError> {
-    login_attempt::Entity::delete_many()
-        .filter(login_attempt::Column::Email.eq(keys.client.as_str()))
-        .exec(conn)
-        .await?;
-    Ok(())
-}
-
-/// Settles a successful password check inside its transaction: the email's
-/// counter forgives it ([`forgive_success`]), then the client's count is
-/// cleared ([`clear`]). In that order because a reservation holds the
-/// email's row before the client's: a success taking them the other way
-/// round deadlocked with a concurrent attempt on Postgres.
-pub async fn settle_success<C: sea_orm::ConnectionTrait>(
-    conn: &C,
-    keys: &Keys,
-    reservation: Reservation,
-) -> Result<(), AppError> {
-    forgive_success(conn, keys, reservation).await?;
-    clear(conn, keys).await
-}
-
-/// A success is not a failure: it gives back what it counted on the
-/// email's counter (and the email's lock, if it armed it), so the email's
-/// count is of failures alone. Inside the login's transaction; one atomic
-/// `UPDATE`, so no row needs holding.
-pub async fn forgive_success<C: sea_orm::ConnectionTrait>(
-    conn: &C,
-    keys: &Keys,
-    reservation: Reservation,
-) -> Result<(), AppError> {
-    if !reservation.counted_email {
-        return Ok(());
-    }
-    let mut update = login_attempt::Entity::update_many()
-        .col_expr(
-            login_attempt::Column::Attempts,
-            sea_orm::sea_query::ExprTrait::sub(Expr::col(login_attempt::Column::Attempts), 1),
-        )
-        .filter(login_attempt::Column::Email.eq(keys.email.as_str()))
-        .filter(login_attempt::Column::Attempts.gt(0));
-    if reservation.arms_email {
-        update = update.col_expr(
-            login_attempt::Column::LockedUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        );
-    }
-    update.exec(conn).await?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@ pub mod devices;
 pub mod limits;
 pub mod liveness;
 pub mod lockout;
+pub mod login;
 pub mod rotation;
 pub mod server_keys;
 pub mod sessions;

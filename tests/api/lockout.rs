@@ -189,7 +189,7 @@ const COST_12_HASH: &str = "$2b$12$EjMBF2jxts6q.PXpwyHLkuFyHS2ASLEWdR/YIlXG4gsFg
 /// out, nor spend their attempts.
 #[tokio::test]
 async fn an_attempt_the_hasher_refuses_gives_back_its_count_and_its_lock() {
-    use warden::{auth::password::PasswordHasher, meta::RequestMeta, services::accounts};
+    use warden::{auth::password::PasswordHasher, meta::RequestMeta, services::login};
 
     let app = spawn_app_with(|c| c.lockout_threshold = 3).await;
     let (counted, arming) = (email(), email());
@@ -211,7 +211,7 @@ async fn an_attempt_the_hasher_refuses_gives_back_its_count_and_its_lock() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     let meta = RequestMeta::new(Some("203.0.113.9".parse().unwrap()), None, "t".into());
     for who in [&counted, &arming] {
-        let refused = accounts::login(&state, &meta, who, PASSWORD).await;
+        let refused = login::login(&state, &meta, who, PASSWORD).await;
         let code = refused.as_ref().err().map(|err| err.code());
         assert_eq!(code, Some("SERVICE_UNAVAILABLE"), "{who}");
     }

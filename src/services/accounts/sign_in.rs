@@ -1,0 +1,51 @@
+//! Signing an account in: the last step of a `register` or a login, once
+//! whoever is asking has proven they may (a new account, a right password).
+
+use chrono::{DateTime, Utc};
+use entity::user;
+use sea_orm::{sea_query::Expr, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
+
+use crate::{
+    domain::{AuditEventKind, Role},
+    error::AppError,
+    meta::RequestMeta,
+    services::{
+        audit::{self, Event},
+        sessions, AuthOutcome,
+    },
+    state::AppState,
+};
+
+/// Starts a session for `user` inside `txn`, stamps `last_login_at`,
+/// records `kind`, commits, and mints the access token. The outcome carries
+/// no device token: a caller that issues one (inside `txn`, before this)
+/// puts it in.
+pub async fn sign_in(
+    state: &AppState,
+    meta: &RequestMeta,
+    txn: DatabaseTransaction,
+    mut user: user::Model,
+    kind: AuditEventKind,
+    now: DateTime<Utc>,
+) -> Result<AuthOutcome, AppError> {
+    let started = sessions::start(&txn, state, meta, user.id, now).await?;
+    user::Entity::update_many()
+        .col_expr(user::Column::LastLoginAt, Expr::value(now))
+        .filter(user::Column::Id.eq(user.id))
+        .exec(&txn)
+        .await?;
+    user.last_login_at = Some(now);
+    let event = Event::new(kind).user(user.id).session(started.session_id);
+    audit::record(&txn, now, meta, event).await?;
+    txn.commit().await?;
+    let role = Role::from_stored(&user.role);
+    let access = state.tokens.mint(user.id, started.session_id, role, now)?;
+    Ok(AuthOutcome {
+        user,
+        session_id: started.session_id,
+        access,
+        refresh_token: started.refresh_token,
+        refresh_expires_at: started.refresh_expires_at,
+        device_token: None,
+    })
+}
