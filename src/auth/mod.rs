@@ -1,12 +1,11 @@
 //! Credentials, tokens and rate limits: the mechanisms of authentication.
 //!
 //! Nothing here touches the SQL database except [`keys`], which loads or
-//! creates the server's key material once at start-up; [`redis_limiter`]
+//! creates the server's key material once at start-up; [`limiter::redis`]
 //! talks to Redis.
 
 pub mod charset;
 pub mod email;
-pub mod failover;
 pub mod hash_threads;
 pub mod jwt;
 pub mod keys;
@@ -14,7 +13,6 @@ pub mod limiter;
 pub mod password;
 pub mod pseudonym;
 pub mod pwned;
-pub mod redis_limiter;
 pub mod refresh;
 pub mod signing;
 pub mod strength;
