@@ -2,11 +2,10 @@
 //!
 //! Mechanism only: nothing here touches the SQL database or knows GraphQL.
 //! Key storage is in `services/` (`server_keys`, `signing_keys`);
-//! [`redis_limiter`] talks to Redis.
+//! [`limiter::redis`] talks to Redis.
 
 pub mod charset;
 pub mod email;
-pub mod failover;
 pub mod hash_threads;
 pub mod jwt;
 pub mod limiter;
@@ -14,7 +13,6 @@ pub mod opaque_token;
 pub mod password;
 pub mod pseudonym;
 pub mod pwned;
-pub mod redis_limiter;
 pub mod refresh;
 pub mod signing;
 pub mod strength;

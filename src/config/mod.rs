@@ -9,6 +9,8 @@
 //! - this file: the [`Config`] struct (every setting, its variable, flag and
 //!   default), the list of known variables, and building a config;
 //! - [`values`]: the typed values settings take (quotas, modes, algorithm);
+//! - [`rates`]: the table of rate rules, which makes the [`Rule`] enum and
+//!   the `WARDEN_RATE_*` settings ([`RateQuotas`]);
 //! - `parse`: the value parsers that make a bad value stop start-up with a
 //!   line naming it.
 
@@ -20,11 +22,13 @@ use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 
 mod parse;
+pub mod rates;
 #[cfg(test)]
 mod tests;
 pub mod values;
 
 use parse::*;
+pub use rates::{KeyPart, RateQuotas, Rule};
 pub use values::{JwtAlgorithm, LogFormat, RateQuota, RefreshCookieMode};
 
 /// Every setting of the server. Secrets are [`SecretString`]s, so `Debug`
@@ -132,50 +136,10 @@ pub struct Config {
     #[arg(long, env = "WARDEN_RATE_LIMITS", default_value = "on", value_parser = parse_switch, global = true)]
     pub rate_limits: bool,
 
-    /// `login` quota per client IP.
-    #[arg(
-        long,
-        env = "WARDEN_RATE_LOGIN_IP",
-        default_value = "10/min",
-        global = true
-    )]
-    pub rate_login_ip: RateQuota,
-
-    /// `login` quota per client IP and email.
-    #[arg(
-        long,
-        env = "WARDEN_RATE_LOGIN_EMAIL",
-        default_value = "5/min",
-        global = true
-    )]
-    pub rate_login_email: RateQuota,
-
-    /// `register` quota per client IP.
-    #[arg(
-        long,
-        env = "WARDEN_RATE_REGISTER_IP",
-        default_value = "5/min",
-        global = true
-    )]
-    pub rate_register_ip: RateQuota,
-
-    /// `refresh` quota per client IP.
-    #[arg(
-        long,
-        env = "WARDEN_RATE_REFRESH_IP",
-        default_value = "30/min",
-        global = true
-    )]
-    pub rate_refresh_ip: RateQuota,
-
-    /// `auditLog` reads per user.
-    #[arg(
-        long,
-        env = "WARDEN_RATE_AUDIT_LOG",
-        default_value = "60/min",
-        global = true
-    )]
-    pub rate_audit_log: RateQuota,
+    /// The quota of each rate rule (`WARDEN_RATE_LOGIN_IP` …), from the
+    /// table in [`rates`].
+    #[command(flatten)]
+    pub rates: RateQuotas,
 
     /// Comma-separated IPs or CIDRs whose `X-Forwarded-For` is believed.
     #[arg(long, env = "WARDEN_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net, global = true)]
@@ -277,8 +241,16 @@ pub struct Config {
 }
 
 /// Every variable [`Config`] reads. Kept next to the struct so that adding a
-/// field without listing it fails the unit test below.
-pub const KNOWN_ENV: &[&str] = &[
+/// field without listing it fails a unit test; the rate rules' variables
+/// come from their table ([`rates::VARIABLES`]).
+pub const KNOWN_ENV: &[&str] = &KNOWN_ENV_ARRAY;
+
+/// [`OWN_ENV`] then [`rates::VARIABLES`].
+const KNOWN_ENV_ARRAY: [&str; OWN_ENV.len() + rates::VARIABLES.len()] =
+    concat_names(OWN_ENV, &rates::VARIABLES);
+
+/// The variables of the settings in this file.
+const OWN_ENV: &[&str] = &[
     "WARDEN_LISTEN",
     "WARDEN_DATABASE_URL",
     "WARDEN_REDIS_URL",
@@ -295,10 +267,6 @@ pub const KNOWN_ENV: &[&str] = &[
     "WARDEN_LOCKOUT_WINDOW",
     "WARDEN_LOCKOUT_DURATION",
     "WARDEN_RATE_LIMITS",
-    "WARDEN_RATE_LOGIN_IP",
-    "WARDEN_RATE_LOGIN_EMAIL",
-    "WARDEN_RATE_REGISTER_IP",
-    "WARDEN_RATE_REFRESH_IP",
     "WARDEN_TRUSTED_PROXIES",
     "WARDEN_MAX_BODY_BYTES",
     "WARDEN_MAX_BATCH",
@@ -317,12 +285,28 @@ pub const KNOWN_ENV: &[&str] = &[
     "WARDEN_LOCKOUT_GLOBAL_THRESHOLD",
     "WARDEN_DEVICE_TOKEN_TTL",
     "WARDEN_IPV6_PREFIX",
-    "WARDEN_RATE_AUDIT_LOG",
     "WARDEN_MAX_CONNECTIONS",
     "WARDEN_MAX_CONNECTIONS_PER_IP",
     "WARDEN_PWNED_PASSWORDS",
     "WARDEN_PWNED_PASSWORDS_URL",
 ];
+
+/// `a` then `b`, at compile time (`N` must be their total length, or the
+/// build fails).
+const fn concat_names<const N: usize>(a: &[&'static str], b: &[&'static str]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < a.len() {
+        out[i] = a[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < b.len() {
+        out[i + j] = b[j];
+        j += 1;
+    }
+    out
+}
 
 /// Refuses a `WARDEN_*` variable that no setting reads: the one-line error
 /// names it, so a typo stops start-up instead of being ignored.

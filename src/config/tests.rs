@@ -32,8 +32,26 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(config.access_token_ttl, Duration::from_secs(900));
     assert_eq!(config.refresh_reuse_interval, Duration::from_secs(10));
     assert_eq!(config.bcrypt_cost, 12);
-    assert_eq!(config.rate_login_email.to_string(), "5/min");
+    assert_eq!(config.rates.rate_login_email.to_string(), "5/min");
     assert!(config.jwt_secret.is_none() && config.introspection && config.rate_limits);
+}
+
+#[test]
+fn every_rate_rule_defaults_to_the_quota_of_its_table_entry() {
+    let config = Config::defaults().expect("defaults parse");
+    assert_eq!(config.rates, RateQuotas::defaults());
+    for rule in Rule::ALL {
+        let flag = Wrapper::command()
+            .get_arguments()
+            .find(|a| a.get_env().is_some_and(|e| e == rule.variable()))
+            .and_then(|a| a.get_long().map(str::to_owned));
+        assert!(flag.is_some(), "{} has a flag", rule.variable());
+        let set = Config::from_vars([(rule.variable(), "7/h")]).expect("a quota parses");
+        assert_eq!(set.rates.get(rule).to_string(), "7/h", "{rule:?}");
+        for other in Rule::ALL.into_iter().filter(|r| *r != rule) {
+            assert_eq!(set.rates.get(other), other.default_quota(), "{other:?}");
+        }
+    }
 }
 
 #[test]

@@ -2,16 +2,23 @@
 //!
 //! Limits are spent per executed field: an alias or a batched operation is
 //! one more call here, so neither multiplies an attacker's attempts.
+//!
+//! A rule's bucket key is built from the parts its table entry declares
+//! ([`Rule::key_parts`]), each part rendered by one function here and joined
+//! by `|` in one place ([`KeyFacts::key`]); the unit tests check every
+//! rule's key against its declaration.
 
 use std::{future::Future, pin::pin, task::Poll};
 
 use futures::future::try_join;
 use serde_json::json;
+use uuid::Uuid;
 
 use crate::{
     auth::{
         email::Email,
-        limiter::{retry_after_secs, Rule},
+        limiter::{retry_after_secs, KeyPart, Rule},
+        pseudonym::EmailPseudonyms,
     },
     domain::AuditEventKind,
     error::AppError,
@@ -20,16 +27,118 @@ use crate::{
     state::AppState,
 };
 
-/// The bucket key of a client: its IPv4 address, or its IPv6 address's
-/// `WARDEN_IPV6_PREFIX` network (so one /64 cannot look like many clients).
+/// Between the parts of a bucket key. Neither an IP bucket, a pseudonym
+/// (hex) nor a user id holds one, so parts cannot run into each other.
+const SEPARATOR: &str = "|";
+
+/// The bucket key of a client ([`KeyPart::Ip`]): its IPv4 address, or its
+/// IPv6 address's `WARDEN_IPV6_PREFIX` network (so one /64 cannot look like
+/// many clients). The whole key of the rules keyed by the IP alone.
 pub fn ip_key(meta: &RequestMeta) -> String {
     meta.bucket_key()
 }
 
-/// The bucket key of a client and an email. The email appears only as its
-/// pseudonym (a keyed hash), so Redis never holds an address.
+/// The bucket key of a client and an email (`login_email`'s parts). The
+/// email appears only as its pseudonym (a keyed hash), so Redis never holds
+/// an address.
 pub fn ip_email_key(state: &AppState, meta: &RequestMeta, email: &Email) -> String {
-    format!("{}|{}", ip_key(meta), state.pseudonyms.of(email))
+    ip_email_key_under(&state.pseudonyms, meta, email)
+}
+
+/// [`ip_email_key`] under `pseudonyms`.
+fn ip_email_key_under(pseudonyms: &EmailPseudonyms, meta: &RequestMeta, email: &Email) -> String {
+    join([ip_key(meta), email_part(pseudonyms, email)])
+}
+
+/// The bucket key of an account ([`KeyPart::User`]): its id, hyphenated.
+pub fn user_key(user: Uuid) -> String {
+    user.to_string()
+}
+
+/// [`KeyPart::Email`]: the pseudonym, never the address.
+fn email_part(pseudonyms: &EmailPseudonyms, email: &Email) -> String {
+    pseudonyms.of(email)
+}
+
+fn join<const N: usize>(parts: [String; N]) -> String {
+    parts.join(SEPARATOR)
+}
+
+/// What a request knows that a bucket key can be built from; a rule takes
+/// the parts its table entry names.
+#[derive(Clone, Copy)]
+pub struct KeyFacts<'a> {
+    meta: &'a RequestMeta,
+    email: Option<(&'a EmailPseudonyms, &'a Email)>,
+    user: Option<Uuid>,
+}
+
+impl<'a> KeyFacts<'a> {
+    /// What every request knows: its client's IP bucket.
+    pub fn of(meta: &'a RequestMeta) -> Self {
+        Self {
+            meta,
+            email: None,
+            user: None,
+        }
+    }
+
+    /// The email the request names, under `pseudonyms`.
+    pub fn with_email(self, pseudonyms: &'a EmailPseudonyms, email: &'a Email) -> Self {
+        Self {
+            email: Some((pseudonyms, email)),
+            ..self
+        }
+    }
+
+    /// The signed-in account.
+    pub fn with_user(self, user: Uuid) -> Self {
+        Self {
+            user: Some(user),
+            ..self
+        }
+    }
+
+    /// `rule`'s bucket key: its declared parts, in order, joined by `|`.
+    /// A part the request does not know is a caller's mistake, refused as
+    /// internal rather than sharing one bucket among everyone.
+    pub fn key(&self, rule: Rule) -> Result<String, AppError> {
+        let parts = rule
+            .key_parts()
+            .iter()
+            .map(|part| {
+                self.part(*part).ok_or_else(|| {
+                    AppError::internal(format!(
+                        "rate rule {} is keyed by {part:?}, which the caller did not give",
+                        rule.name()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(parts.join(SEPARATOR))
+    }
+
+    fn part(&self, part: KeyPart) -> Option<String> {
+        match part {
+            KeyPart::Ip => Some(ip_key(self.meta)),
+            KeyPart::Email => self
+                .email
+                .map(|(pseudonyms, email)| email_part(pseudonyms, email)),
+            KeyPart::User => self.user.map(user_key),
+        }
+    }
+}
+
+/// Spends one unit of `rule` for the key its declaration builds from
+/// `facts` ([`KeyFacts::key`]), or refuses with `RATE_LIMITED`.
+pub async fn enforce_rule(
+    state: &AppState,
+    meta: &RequestMeta,
+    rule: Rule,
+    facts: KeyFacts<'_>,
+) -> Result<(), AppError> {
+    let key = facts.key(rule)?;
+    enforce(state, meta, rule, &key).await
 }
 
 /// Spends one unit of `rule` for `key`, or refuses with `RATE_LIMITED`.
@@ -110,3 +219,6 @@ async fn refuse(
     }
     AppError::RateLimited { retry_after }
 }
+
+#[cfg(test)]
+mod tests;

@@ -246,7 +246,8 @@ async fn views(app: &TestApp) -> Vec<entity::audit_event::Model> {
 
 #[tokio::test]
 async fn reading_the_audit_log_is_rate_limited_per_account() {
-    let app = crate::helpers::spawn_app_with(|c| c.rate_audit_log = "5/min".parse().unwrap()).await;
+    let app =
+        crate::helpers::spawn_app_with(|c| c.rates.rate_audit_log = "5/min".parse().unwrap()).await;
     let mine = app.register(&email()).await;
     let token = s(&mine, "accessToken");
     for i in 0..5 {

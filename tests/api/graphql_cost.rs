@@ -273,7 +273,8 @@ async fn a_response_carries_at_most_twenty_errors_then_says_how_many_were_left_o
 #[tokio::test]
 async fn the_error_cap_never_drops_a_rate_limit_error_or_its_retry_after() {
     let app =
-        crate::helpers::spawn_app_with(|c| c.rate_refresh_ip = "2/min".parse().unwrap()).await;
+        crate::helpers::spawn_app_with(|c| c.rates.rate_refresh_ip = "2/min".parse().unwrap())
+            .await;
     let mut document = String::from("mutation { ");
     for i in 0..20 {
         document.push_str(&format!("a{i}: logoutAllDevices "));

@@ -95,10 +95,10 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     config.bcrypt_cost = 4;
     // Tests raise the limits; the abuse tests set their own.
     let generous: warden::config::RateQuota = "100000/s".parse().expect("quota");
-    config.rate_login_ip = generous;
-    config.rate_login_email = generous;
-    config.rate_register_ip = generous;
-    config.rate_refresh_ip = generous;
+    config.rates.rate_login_ip = generous;
+    config.rates.rate_login_email = generous;
+    config.rates.rate_register_ip = generous;
+    config.rates.rate_refresh_ip = generous;
     config.lockout_threshold = 1000;
     tweak(&mut config);
     start(config, Clock::system(), Some(dir)).await

@@ -53,7 +53,7 @@ fn one_64() -> Vec<String> {
 
 fn behind_local_proxy(config: &mut warden::config::Config, prefix: u8) {
     config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-    config.rate_login_ip = "10/min".parse().unwrap();
+    config.rates.rate_login_ip = "10/min".parse().unwrap();
     config.ipv6_prefix = prefix;
 }
 
@@ -102,7 +102,7 @@ async fn real_ipv6_peers_of_one_64_share_one_login_quota() {
     };
     let app = spawn_app_with(|c| {
         c.listen = "[::]:0".parse().unwrap();
-        c.rate_login_ip = "10/min".parse().unwrap();
+        c.rates.rate_login_ip = "10/min".parse().unwrap();
     })
     .await;
     let port = app

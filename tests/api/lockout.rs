@@ -275,8 +275,8 @@ async fn lockout_rows_and_rate_limit_keys_never_hold_the_email_address() {
     let app = spawn_app_with(|c| {
         c.lockout_threshold = 2;
         // Quotas slow enough that the buckets outlive the test in Redis.
-        c.rate_login_email = "100/h".parse().unwrap();
-        c.rate_login_ip = "100/h".parse().unwrap();
+        c.rates.rate_login_email = "100/h".parse().unwrap();
+        c.rates.rate_login_ip = "100/h".parse().unwrap();
     })
     .await;
     let (real, ghost) = (email(), email());

@@ -163,7 +163,7 @@ async fn account_and_session_counters_move_with_their_operations() {
 
 #[tokio::test]
 async fn rate_limit_refusals_are_counted_by_rule() {
-    let app = spawn_app_with(|c| c.rate_refresh_ip = "1/min".parse().unwrap()).await;
+    let app = spawn_app_with(|c| c.rates.rate_refresh_ip = "1/min".parse().unwrap()).await;
     let refused = moved(
         &app,
         &[

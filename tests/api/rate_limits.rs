@@ -28,7 +28,7 @@ async fn login_with_headers(app: &TestApp, who: &str, headers: &[(&str, String)]
 
 #[tokio::test]
 async fn ten_aliased_logins_against_a_limit_of_three_stop_at_three() {
-    let app = spawn_app_with(|c| c.rate_login_email = quota("3/min")).await;
+    let app = spawn_app_with(|c| c.rates.rate_login_email = quota("3/min")).await;
     let who = email();
     app.register(&who).await;
     let response = app
@@ -71,7 +71,7 @@ async fn ten_aliased_logins_against_a_limit_of_three_stop_at_three() {
 async fn each_operation_of_a_batch_spends_the_same_limit() {
     let app = spawn_app_with(|c| {
         c.max_batch = 10;
-        c.rate_register_ip = quota("2/min");
+        c.rates.rate_register_ip = quota("2/min");
     })
     .await;
     let ops: Vec<Value> = (0..4)
@@ -95,7 +95,7 @@ async fn each_operation_of_a_batch_spends_the_same_limit() {
 
 #[tokio::test]
 async fn forwarded_headers_from_an_untrusted_peer_do_not_reset_the_bucket() {
-    let app = spawn_app_with(|c| c.rate_login_ip = quota("3/min")).await;
+    let app = spawn_app_with(|c| c.rates.rate_login_ip = quota("3/min")).await;
     let mut codes = Vec::new();
     for i in 0..6 {
         let spoof = format!("198.51.100.{i}");
@@ -118,7 +118,7 @@ async fn forwarded_headers_from_an_untrusted_peer_do_not_reset_the_bucket() {
 async fn behind_a_trusted_proxy_the_forwarded_ip_is_the_client() {
     let app = spawn_app_with(|c| {
         c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-        c.rate_login_ip = quota("2/min");
+        c.rates.rate_login_ip = quota("2/min");
     })
     .await;
     let who = email();
@@ -146,7 +146,7 @@ async fn behind_a_trusted_proxy_the_forwarded_ip_is_the_client() {
 
 #[tokio::test]
 async fn refusals_are_audited_as_rate_limited() {
-    let app = spawn_app_with(|c| c.rate_refresh_ip = quota("1/min")).await;
+    let app = spawn_app_with(|c| c.rates.rate_refresh_ip = quota("1/min")).await;
     for _ in 0..3 {
         app.refresh("x").await;
     }
@@ -170,7 +170,7 @@ async fn refusals_are_audited_as_rate_limited() {
 async fn rate_limits_off_turns_them_off() {
     let app = spawn_app_with(|c| {
         c.rate_limits = false;
-        c.rate_login_ip = quota("1/h");
+        c.rates.rate_login_ip = quota("1/h");
     })
     .await;
     for _ in 0..4 {

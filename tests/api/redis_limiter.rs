@@ -16,10 +16,7 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use tempfile::TempDir;
 use warden::{
-    auth::{
-        limiter::{Decision, MemoryLimiter, Quotas, RateLimitStore, Rule},
-        redis_limiter::RedisLimiter,
-    },
+    auth::limiter::{Decision, MemoryLimiter, Quotas, RateLimitStore, RedisLimiter, Rule},
     config::Config,
 };
 
@@ -184,8 +181,8 @@ async fn redis_and_governor_make_the_same_decision_at_every_step() {
     let redis_server = TestRedis::get().await;
     // 5/s: a burst of 5, one back every 200 ms. 2/s: a burst of 2, one back every 500 ms.
     let quotas = quotas(|c| {
-        c.rate_login_ip = "5/s".parse().unwrap();
-        c.rate_login_email = "2/s".parse().unwrap();
+        c.rates.rate_login_ip = "5/s".parse().unwrap();
+        c.rates.rate_login_email = "2/s".parse().unwrap();
     });
     let memory = MemoryLimiter::new(quotas);
     let redis = redis_limiter(&redis_server.url, &prefix(), quotas).await;
@@ -224,8 +221,8 @@ async fn checks_in_order_stop_at_the_first_refusal_on_both_stores() {
     let redis_server = TestRedis::get().await;
     // Per minute: nothing comes back during the test.
     let quotas = quotas(|c| {
-        c.rate_login_ip = "2/min".parse().unwrap();
-        c.rate_login_email = "3/min".parse().unwrap();
+        c.rates.rate_login_ip = "2/min".parse().unwrap();
+        c.rates.rate_login_email = "3/min".parse().unwrap();
     });
     let memory = MemoryLimiter::new(quotas);
     let redis = redis_limiter(&redis_server.url, &prefix(), quotas).await;
@@ -277,8 +274,8 @@ async fn every_bucket_written_to_redis_expires_when_it_is_full_again() {
     let redis_server = TestRedis::get().await;
     let prefix = prefix();
     let quotas = quotas(|c| {
-        c.rate_login_ip = "5/s".parse().unwrap();
-        c.rate_register_ip = "3/min".parse().unwrap();
+        c.rates.rate_login_ip = "5/s".parse().unwrap();
+        c.rates.rate_register_ip = "3/min".parse().unwrap();
     });
     let redis = redis_limiter(&redis_server.url, &prefix, quotas).await;
     for _ in 0..3 {
@@ -317,7 +314,7 @@ async fn shared_app(url: &str, prefix: &str) -> TestApp {
     spawn_app_with(move |c| {
         c.redis_url = Some(url.into());
         c.redis_prefix = prefix;
-        c.rate_login_ip = "3/min".parse().unwrap();
+        c.rates.rate_login_ip = "3/min".parse().unwrap();
     })
     .await
 }
@@ -472,7 +469,7 @@ async fn a_refused_login_counts_nowhere_whichever_store_refuses_it() {
             c.redis_url = shared.then(|| url.into());
             c.redis_prefix = prefix();
             c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-            c.rate_login_email = "2/min".parse().unwrap();
+            c.rates.rate_login_email = "2/min".parse().unwrap();
             c.lockout_threshold = 3;
         })
         .await;

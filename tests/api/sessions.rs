@@ -203,7 +203,7 @@ async fn after_change_password_the_other_sessions_are_dead_and_the_current_one_l
 
 #[tokio::test]
 async fn change_password_is_rate_limited_like_login() {
-    let app = spawn_app_with(|c| c.rate_login_email = "2/min".parse().unwrap()).await;
+    let app = spawn_app_with(|c| c.rates.rate_login_email = "2/min".parse().unwrap()).await;
     let current = app.register(&email()).await;
     let token = s(&current, "accessToken");
     let mut codes = Vec::new();

@@ -13,8 +13,11 @@ use std::{
 
 use futures::future::BoxFuture;
 
-use super::limiter::{Decision, LimiterError, MemoryLimiter, RateLimitStore, Rule};
-use crate::metrics::Metrics;
+use super::{
+    memory::MemoryLimiter,
+    store::{Decision, LimiterError, RateLimitStore},
+};
+use crate::{config::Rule, metrics::Metrics};
 
 /// How long to answer from memory after the shared store failed before
 /// asking it again: while Redis is down, requests must not each pay its
@@ -171,18 +174,6 @@ impl RateLimitStore for Failover {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        auth::limiter::{Limits, Quotas},
-        config::RateQuota,
-    };
-
-    fn quotas(q: &str) -> Quotas {
-        let q: RateQuota = q.parse().unwrap_or(RateQuota {
-            count: 1,
-            per: Duration::from_secs(60),
-        });
-        Quotas::uniform(q)
-    }
 
     #[test]
     fn after_a_failure_the_shared_store_is_skipped_for_a_while_then_probed_once() {
@@ -208,89 +199,5 @@ mod tests {
         assert!(health.succeeded(), "a success ends the outage");
         assert!(!health.succeeded());
         assert!(health.should_try(later, retry), "healthy again: always ask");
-    }
-
-    /// A shared store that refuses everything while up, so answers from it
-    /// and from memory can be told apart.
-    #[derive(Default)]
-    struct Flaky {
-        down: std::sync::atomic::AtomicBool,
-        calls: std::sync::atomic::AtomicUsize,
-    }
-
-    impl RateLimitStore for Flaky {
-        fn check<'a>(
-            &'a self,
-            _rule: Rule,
-            _key: &'a str,
-        ) -> BoxFuture<'a, Result<Decision, LimiterError>> {
-            use std::sync::atomic::Ordering;
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            let down = self.down.load(Ordering::SeqCst);
-            Box::pin(async move {
-                if down {
-                    Err(LimiterError("down".into()))
-                } else {
-                    Ok(Decision::Deny {
-                        retry_after: Duration::from_secs(7),
-                    })
-                }
-            })
-        }
-
-        fn backend(&self) -> &'static str {
-            "flaky"
-        }
-    }
-
-    fn failover(shared: Arc<Flaky>, retry: Duration) -> (Limits, Arc<Metrics>) {
-        let metrics = Arc::new(Metrics::new().unwrap());
-        let store = Failover::new(
-            shared,
-            MemoryLimiter::new(quotas("2/h")),
-            metrics.clone(),
-            retry,
-        );
-        (Limits::new(Arc::new(store), true), metrics)
-    }
-
-    #[tokio::test]
-    async fn a_failing_shared_store_is_answered_from_memory_with_the_same_quotas() {
-        use std::sync::atomic::Ordering;
-        let shared = Arc::new(Flaky::default());
-        let (limits, metrics) = failover(shared.clone(), Duration::from_secs(60));
-        let from_shared = Decision::Deny {
-            retry_after: Duration::from_secs(7),
-        };
-        assert_eq!(limits.check(Rule::LoginIp, "k").await, from_shared);
-        assert_eq!(limits.backend(), "flaky");
-        shared.down.store(true, Ordering::SeqCst);
-        assert_eq!(limits.check(Rule::LoginIp, "k").await, Decision::Allow);
-        assert_eq!(limits.check(Rule::LoginIp, "k").await, Decision::Allow);
-        assert!(
-            matches!(limits.check(Rule::LoginIp, "k").await, Decision::Deny { retry_after } if retry_after > Duration::from_secs(1700)),
-            "memory keeps the quota: never allow-all"
-        );
-        assert_eq!(metrics.limiter_fallbacks.get(), 3);
-        assert_eq!(
-            shared.calls.load(Ordering::SeqCst),
-            2,
-            "after the failure the shared store is skipped"
-        );
-    }
-
-    #[tokio::test]
-    async fn when_the_shared_store_is_back_it_answers_again() {
-        use std::sync::atomic::Ordering;
-        let shared = Arc::new(Flaky::default());
-        let (limits, metrics) = failover(shared.clone(), Duration::ZERO);
-        shared.down.store(true, Ordering::SeqCst);
-        assert_eq!(limits.check(Rule::LoginIp, "k").await, Decision::Allow);
-        shared.down.store(false, Ordering::SeqCst);
-        assert!(matches!(
-            limits.check(Rule::LoginIp, "k").await,
-            Decision::Deny { retry_after } if retry_after == Duration::from_secs(7)
-        ));
-        assert_eq!(metrics.limiter_fallbacks.get(), 1);
     }
 }

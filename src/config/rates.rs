@@ -1,0 +1,272 @@
+//! The rate rules: one table, one entry per rule.
+//!
+//! An entry says everything about a rule: its stable name (Redis keys,
+//! metric labels, audit rows), its `WARDEN_RATE_*` variable, its default
+//! quota, what its bucket is keyed by, and the help line of its flag. The
+//! `rate_rules!` macro turns the table into the [`Rule`] enum and the
+//! [`RateQuotas`] settings that [`Config`](super::Config) flattens in, so
+//! adding a rule is one entry here (and a row in the README's configuration
+//! table, which a test checks).
+//!
+//! The table lives in configuration, the lowest floor, because it owns
+//! variable names and defaults; the limiter (`auth::limiter`) and the
+//! services (`services::limits`) read it from here.
+
+use std::time::Duration;
+
+use super::values::RateQuota;
+
+/// What a rule's bucket is keyed by; a key is its parts, in order, joined
+/// by `|`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyPart {
+    /// The client's IP bucket: an IPv4 address, or an IPv6 address's
+    /// `WARDEN_IPV6_PREFIX` network (`RequestMeta::bucket_key`).
+    Ip,
+    /// The email's pseudonym (a keyed hash): never the address itself.
+    Email,
+    /// The signed-in account's id.
+    User,
+}
+
+/// The period a quota unit is written in, as a [`Duration`].
+macro_rules! per {
+    (s) => {
+        Duration::from_secs(1)
+    };
+    (min) => {
+        Duration::from_secs(60)
+    };
+    (h) => {
+        Duration::from_secs(3600)
+    };
+}
+
+/// Generates [`Rule`] and [`RateQuotas`] from the table below. Each entry:
+/// the variant's docs, `Variant { name, variable, field, default, key, help }`
+/// where `field` is the setting's field in [`RateQuotas`] (clap derives the
+/// flag from it: `rate_login_ip` is `--rate-login-ip`), `default` is
+/// `COUNT / UNIT` with a unit of `s`, `min` or `h`, and `help` is the flag's
+/// help line.
+macro_rules! rate_rules {
+    ($(
+        $(#[$doc:meta])*
+        $rule:ident {
+            name: $name:literal,
+            variable: $variable:literal,
+            field: $field:ident,
+            default: $count:literal / $unit:ident,
+            key: [$($part:ident),+ $(,)?],
+            help: $help:literal $(,)?
+        }
+    ),+ $(,)?) => {
+        /// What is being limited, each with its own quota. Generated from
+        /// the table in [`config::rates`](crate::config::rates).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Rule {
+            $($(#[$doc])* $rule,)+
+        }
+
+        impl Rule {
+            /// How many rules there are.
+            pub const COUNT: usize = [$($name),+].len();
+
+            /// Every rule, in table order.
+            pub const ALL: [Self; Self::COUNT] = [$(Self::$rule),+];
+
+            /// Stable name, for keys, logs, metrics and the audit log.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Self::$rule => $name,)+
+                }
+            }
+
+            /// The `WARDEN_RATE_*` variable that sets its quota.
+            pub fn variable(self) -> &'static str {
+                match self {
+                    $(Self::$rule => $variable,)+
+                }
+            }
+
+            /// The quota when its variable is not set.
+            pub fn default_quota(self) -> RateQuota {
+                match self {
+                    $(Self::$rule => RateQuota {
+                        count: $count,
+                        per: per!($unit),
+                    },)+
+                }
+            }
+
+            /// What its bucket is keyed by, in key order.
+            pub fn key_parts(self) -> &'static [KeyPart] {
+                match self {
+                    $(Self::$rule => &[$(KeyPart::$part),+],)+
+                }
+            }
+
+            /// Its place in [`ALL`](Self::ALL), for per-rule arrays.
+            pub fn index(self) -> usize {
+                self as usize
+            }
+        }
+
+        /// The quota of every rule, one `WARDEN_RATE_*` setting each
+        /// (flattened into [`Config`](super::Config) as `rates`).
+        #[derive(clap::Args, Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct RateQuotas {
+            $(
+                #[doc = $help]
+                #[arg(
+                    long,
+                    env = $variable,
+                    default_value = concat!(stringify!($count), "/", stringify!($unit)),
+                    global = true
+                )]
+                pub $field: RateQuota,
+            )+
+        }
+
+        impl RateQuotas {
+            /// The same quota for every rule.
+            pub fn uniform(quota: RateQuota) -> Self {
+                Self { $($field: quota,)+ }
+            }
+
+            /// Every rule's default quota.
+            pub fn defaults() -> Self {
+                Self { $($field: Rule::$rule.default_quota(),)+ }
+            }
+
+            /// The quota of `rule`.
+            pub fn get(&self, rule: Rule) -> RateQuota {
+                match rule {
+                    $(Rule::$rule => self.$field,)+
+                }
+            }
+
+            /// Sets the quota of `rule`.
+            pub fn set(&mut self, rule: Rule, quota: RateQuota) {
+                match rule {
+                    $(Rule::$rule => self.$field = quota,)+
+                }
+            }
+        }
+
+        /// Every rule's variable, for the list of known variables.
+        pub const VARIABLES: [&str; Rule::COUNT] = [$($variable),+];
+    };
+}
+
+rate_rules! {
+    /// `login` per client IP.
+    LoginIp {
+        name: "login_ip",
+        variable: "WARDEN_RATE_LOGIN_IP",
+        field: rate_login_ip,
+        default: 10 / min,
+        key: [Ip],
+        help: "`login` quota per client IP.",
+    },
+    /// `login` per client IP and email.
+    LoginEmail {
+        name: "login_email",
+        variable: "WARDEN_RATE_LOGIN_EMAIL",
+        field: rate_login_email,
+        default: 5 / min,
+        key: [Ip, Email],
+        help: "`login` quota per client IP and email.",
+    },
+    /// `register` per client IP.
+    RegisterIp {
+        name: "register_ip",
+        variable: "WARDEN_RATE_REGISTER_IP",
+        field: rate_register_ip,
+        default: 5 / min,
+        key: [Ip],
+        help: "`register` quota per client IP.",
+    },
+    /// `refresh` per client IP.
+    RefreshIp {
+        name: "refresh_ip",
+        variable: "WARDEN_RATE_REFRESH_IP",
+        field: rate_refresh_ip,
+        default: 30 / min,
+        key: [Ip],
+        help: "`refresh` quota per client IP.",
+    },
+    /// `auditLog` reads per account (user id): every read is a database
+    /// query, so a token must not turn into a flood of them.
+    AuditLogUser {
+        name: "audit_log_user",
+        variable: "WARDEN_RATE_AUDIT_LOG",
+        field: rate_audit_log,
+        default: 60 / min,
+        key: [User],
+        help: "`auditLog` reads per user.",
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn names_variables_and_fields_are_unique_and_in_table_order() {
+        let names: HashSet<_> = Rule::ALL.iter().map(|r| r.name()).collect();
+        let variables: HashSet<_> = VARIABLES.iter().collect();
+        assert_eq!(names.len(), Rule::COUNT);
+        assert_eq!(variables.len(), Rule::COUNT);
+        for (index, rule) in Rule::ALL.iter().enumerate() {
+            assert_eq!(rule.index(), index);
+            assert_eq!(VARIABLES[index], rule.variable());
+            assert!(rule.variable().starts_with("WARDEN_RATE_"), "{rule:?}");
+            assert!(!rule.key_parts().is_empty(), "{rule:?}");
+        }
+    }
+
+    #[test]
+    fn setting_a_rule_changes_that_rule_alone() {
+        let mut quotas = RateQuotas::defaults();
+        let one: RateQuota = "1/h".parse().unwrap();
+        for rule in Rule::ALL {
+            assert_ne!(quotas.get(rule), one, "{rule:?}");
+            quotas.set(rule, one);
+            assert_eq!(quotas.get(rule), one, "{rule:?}");
+        }
+        assert_eq!(quotas, RateQuotas::uniform(one));
+    }
+
+    #[test]
+    fn the_key_parts_of_existing_rules_are_pinned() {
+        // A bucket's key is stored in Redis: changing a rule's parts would
+        // strand the buckets of a running deployment.
+        let keys: Vec<_> = Rule::ALL
+            .iter()
+            .map(|r| (r.name(), r.key_parts()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("login_ip", &[KeyPart::Ip][..]),
+                ("login_email", &[KeyPart::Ip, KeyPart::Email][..]),
+                ("register_ip", &[KeyPart::Ip][..]),
+                ("refresh_ip", &[KeyPart::Ip][..]),
+                ("audit_log_user", &[KeyPart::User][..]),
+            ]
+        );
+    }
+
+    /// The README's configuration table has one row per rule, naming its
+    /// variable and its default.
+    #[test]
+    fn every_rule_has_its_row_in_the_readme() {
+        let readme = include_str!("../../README.md");
+        for rule in Rule::ALL {
+            let row = format!("| `{}` | `{}` |", rule.variable(), rule.default_quota());
+            assert!(readme.contains(&row), "README lacks the row {row}");
+        }
+    }
+}
