@@ -5,12 +5,15 @@ pub mod accounts;
 pub mod audit;
 pub mod devices;
 pub mod limits;
-pub mod liveness;
 pub mod lockout;
 pub mod rotation;
 pub mod sessions;
 pub mod signing_keys;
 pub mod trusted_devices;
+
+/// The session check moved below the state, to [`crate::db::liveness`];
+/// this keeps the old path working.
+pub use crate::db::liveness;
 
 use chrono::{DateTime, Utc};
 use entity::user;
