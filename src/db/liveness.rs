@@ -20,10 +20,10 @@
 //!
 //! It lives under `db`, not `services`: it is a read mechanism over the
 //! store (which query, on which connection, batched how), with no use case
-//! and no audit row in it. `AppState` holds one,
-//! and the state sits below the services, so the checker must sit below the
-//! state too. Nothing here may import `services`, `state`, `graphql` or
-//! `http`; the services decide what a dead session means for a request.
+//! and no audit row in it. `AppState` holds one, and the state sits below
+//! the services, so the checker must sit below the state too. Nothing here
+//! may import `services`, `state`, `graphql` or `http`; the services decide
+//! what a dead session means for a request.
 
 use std::{collections::HashMap, fmt, sync::Arc};
 
