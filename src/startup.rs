@@ -12,11 +12,11 @@ use crate::{
     },
     clock::{delta, Clock},
     config::Config,
-    db::Db,
+    db::{liveness::SessionChecks, Db},
     error::AppError,
     graphql, http,
     metrics::Metrics,
-    services::{liveness::SessionChecks, server_keys::ServerKeys, signing_keys},
+    services::{server_keys::ServerKeys, signing_keys},
     state::AppState,
 };
 

@@ -10,9 +10,8 @@ use crate::{
     },
     clock::Clock,
     config::Config,
-    db::Db,
+    db::{liveness::SessionChecks, Db},
     metrics::Metrics,
-    services::liveness::SessionChecks,
 };
 
 /// Shared, read-only server state.

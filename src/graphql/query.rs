@@ -1,31 +1,24 @@
-//! Query resolvers: `me`, `sessions` and `auditLog`.
+//! Query resolvers: `me`, `trustedDevices`, `sessions` and `auditLog`.
+//! Each translates its arguments for a service and the answer into GraphQL
+//! types; the use cases live in [`crate::services`].
 
-use async_graphql::{Context, Object, ID};
-use serde_json::json;
-use uuid::Uuid;
+use async_graphql::{Context, Object};
 
 use crate::{
-    auth::limiter::Rule,
-    domain::{AuditEventKind, Role},
     error::AppError,
     graphql::{
         context::{ContextExt, Respond},
         device::TrustedDevice,
         types::{
-            decode_cursor, encode_cursor, storable_time, AuditEvent, AuditEventConnection,
-            AuditEventEdge, AuditLogFilter, PageInfo, Session, User,
+            AuditEvent, AuditEventConnection, AuditEventEdge, AuditLogFilter, PageInfo, Session,
+            User,
         },
     },
     services::{
-        audit::{self, Event},
-        devices, limits, trusted_devices,
+        audit::{self, AuditPage, AuditQuery},
+        devices, trusted_devices,
     },
 };
-
-/// Largest page `auditLog` returns; larger `first` values are capped.
-pub const MAX_PAGE: i32 = 200;
-/// Page size when `first` is omitted or null.
-pub const DEFAULT_PAGE: i32 = 50;
 
 /// Reads.
 pub struct QueryRoot;
@@ -96,89 +89,44 @@ impl QueryRoot {
         after: Option<String>,
         #[graphql(desc = "Only events matching every given field.")] filter: Option<AuditLogFilter>,
     ) -> async_graphql::Result<AuditEventConnection> {
-        audit_log(
-            ctx,
-            first.unwrap_or(DEFAULT_PAGE),
-            after,
-            filter.unwrap_or_default(),
-        )
-        .await
-        .respond(ctx)
+        audit_log(ctx, first, after, filter.unwrap_or_default())
+            .await
+            .respond(ctx)
     }
-}
-
-fn parse_id(id: &ID, field: &'static str) -> Result<Uuid, AppError> {
-    Uuid::parse_str(id.as_str()).map_err(|_| AppError::bad_input(field, "not a valid id"))
 }
 
 async fn audit_log(
     ctx: &Context<'_>,
-    first: i32,
+    first: Option<i32>,
     after: Option<String>,
     filter: AuditLogFilter,
 ) -> Result<AuditEventConnection, AppError> {
     let state = ctx.state()?;
     let meta = ctx.meta()?;
     let caller = ctx.auth()?.require_user(state).await?;
-    // Per account, before any other work: each read is a query, and every
-    // token of the account (every session) draws on the same bucket.
-    limits::enforce(state, meta, Rule::AuditLogUser, &caller.user.id.to_string()).await?;
-    if first < 0 {
-        return Err(AppError::bad_input(
-            "first",
-            "first must be between 0 and 200",
-        ));
-    }
-    let before_id = after.as_deref().map(decode_cursor).transpose()?;
-    let requested_user = filter
-        .user_id
-        .as_ref()
-        .map(|id| parse_id(id, "userId"))
-        .transpose()?;
-    let is_admin = caller.role() == Role::Admin;
-    if !is_admin && requested_user.is_some_and(|u| u != caller.user.id) {
-        let event = Event::new(AuditEventKind::AccessDenied)
-            .user(caller.user.id)
-            .session(caller.session_id)
-            .detail(json!({ "operation": "auditLog", "reason": "other_users_events" }));
-        audit::record(state.db.write(), state.clock.now(), meta, event).await?;
-        return Err(AppError::Forbidden);
-    }
-    let query = audit::Query {
+    let query = AuditQuery {
+        first,
+        after,
         kinds: filter.kinds.unwrap_or_default(),
-        user_id: if is_admin {
-            requested_user
-        } else {
-            Some(caller.user.id)
-        },
-        since: storable_time("since", filter.since)?,
-        until: storable_time("until", filter.until)?,
+        user_id: filter.user_id.map(|id| id.0),
+        since: filter.since,
+        until: filter.until,
         min_severity: filter.min_severity,
-        before_id,
-        limit: u64::try_from(first.min(MAX_PAGE)).unwrap_or(0),
     };
-    let (rows, has_next_page) = audit::page(state.db.read(), &query).await?;
-    let viewed = Event::new(AuditEventKind::AuditLogViewed)
-        .user(caller.user.id)
-        .session(caller.session_id)
-        .detail(json!({ "returned": rows.len(), "scope": if is_admin { "all" } else { "own" } }));
-    // One row per session and minute, however often it reads.
-    audit::record_view(
-        &state.db,
-        state.clock.now(),
-        meta,
-        caller.session_id,
-        viewed,
-    )
-    .await?;
-    let edges = rows
+    let AuditPage {
+        events,
+        has_next_page,
+        end_cursor,
+    } = audit::read(state, meta, &caller, query).await?;
+    let edges = events
         .into_iter()
-        .map(|row| {
-            let cursor = encode_cursor(row.id);
-            AuditEvent::try_from(row).map(|node| AuditEventEdge { cursor, node })
+        .map(|paged| {
+            AuditEvent::try_from(paged.event).map(|node| AuditEventEdge {
+                cursor: paged.cursor,
+                node,
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let end_cursor = edges.last().map(|e| e.cursor.clone());
     Ok(AuditEventConnection {
         edges,
         page_info: PageInfo {

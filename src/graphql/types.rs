@@ -3,7 +3,6 @@
 //! in `schema.graphql`: it is written for the frontend developer.
 
 use async_graphql::{InputObject, Json, SimpleObject, ID};
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, Utc};
 use entity::{audit_event, user};
 use secrecy::ExposeSecret;
@@ -254,59 +253,4 @@ pub struct PageInfo {
     pub has_next_page: bool,
     /// Cursor of the last event of this page; pass it as `after`.
     pub end_cursor: Option<String>,
-}
-
-/// Opaque cursor for an audit row id.
-pub fn encode_cursor(id: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("audit:{id}"))
-}
-
-/// `at`, if every backend can store and compare it: years 0001 to 9999.
-///
-/// chrono accepts ±262143; Postgres's `timestamptz` stops at 4713 BC (an
-/// error, which was an `INTERNAL`), and SQLite keeps times as text, where
-/// a year past 9999 or before 0 compares wrongly (`since: +10000-…`
-/// matched every row). Four-digit years are what a client means anyway.
-pub fn storable_time(
-    field: &'static str,
-    at: Option<DateTime<Utc>>,
-) -> Result<Option<DateTime<Utc>>, AppError> {
-    use chrono::Datelike;
-    match at {
-        Some(t) if !(1..=9999).contains(&t.year()) => Err(AppError::bad_input(
-            field,
-            "must be a time between the years 0001 and 9999",
-        )),
-        _ => Ok(at),
-    }
-}
-
-/// Reads a cursor made by [`encode_cursor`].
-pub fn decode_cursor(cursor: &str) -> Result<i64, AppError> {
-    let bad = || AppError::bad_input("after", "not a cursor returned by auditLog");
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    text.strip_prefix("audit:")
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(bad)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_garbage_is_bad_input() {
-        assert_eq!(decode_cursor(&encode_cursor(42)).ok(), Some(42));
-        assert_eq!(
-            decode_cursor("nope!").err().map(|e| e.code()),
-            Some("BAD_USER_INPUT")
-        );
-        assert_eq!(
-            decode_cursor(&URL_SAFE_NO_PAD.encode("user:1"))
-                .err()
-                .map(|e| e.code()),
-            Some("BAD_USER_INPUT")
-        );
-    }
 }

@@ -1,5 +1,5 @@
-//! The audit log: recording events (inside the caller's transaction) and
-//! reading them back as pages, newest first.
+//! The audit log: recording events, inside the caller's transaction.
+//! Reading them back, and the `auditLog` use case, are in [`read`].
 //!
 //! Rows hold ids, kinds and reasons — never a password, token or hash.
 
@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use entity::{audit_event, session};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -17,6 +17,10 @@ use crate::{
     domain::{AuditEventKind, Severity},
     meta::RequestMeta,
 };
+
+pub mod read;
+
+pub use read::{page, read, AuditPage, AuditQuery, PagedEvent, Query};
 
 /// One event to record.
 #[derive(Debug)]
@@ -157,58 +161,4 @@ pub fn log(meta: &RequestMeta, event: &Event) {
             tracing::error!(target: "warden::audit", kind, user_id, session_id, ip, request_id = %meta.request_id, "security event")
         }
     }
-}
-
-/// What to read from the log.
-#[derive(Debug, Default, Clone)]
-pub struct Query {
-    /// Only these kinds (any, when empty).
-    pub kinds: Vec<AuditEventKind>,
-    /// Only this user's events.
-    pub user_id: Option<Uuid>,
-    /// At or after.
-    pub since: Option<DateTime<Utc>>,
-    /// At or before.
-    pub until: Option<DateTime<Utc>>,
-    /// At least this severe.
-    pub min_severity: Option<Severity>,
-    /// Only events older than this id (the cursor).
-    pub before_id: Option<i64>,
-    /// Page size, already capped.
-    pub limit: u64,
-}
-
-/// One page of events, newest first, and whether more follow.
-pub async fn page<C: ConnectionTrait>(
-    conn: &C,
-    query: &Query,
-) -> Result<(Vec<audit_event::Model>, bool), DbErr> {
-    let mut select = audit_event::Entity::find();
-    if !query.kinds.is_empty() {
-        select =
-            select.filter(audit_event::Column::Kind.is_in(query.kinds.iter().map(|k| k.as_str())));
-    }
-    if let Some(user) = query.user_id {
-        select = select.filter(audit_event::Column::UserId.eq(user));
-    }
-    if let Some(since) = query.since {
-        select = select.filter(audit_event::Column::At.gte(since));
-    }
-    if let Some(until) = query.until {
-        select = select.filter(audit_event::Column::At.lte(until));
-    }
-    if let Some(min) = query.min_severity {
-        select = select.filter(audit_event::Column::Severity.gte(min.level()));
-    }
-    if let Some(before) = query.before_id {
-        select = select.filter(audit_event::Column::Id.lt(before));
-    }
-    let mut rows = select
-        .order_by_desc(audit_event::Column::Id)
-        .limit(query.limit + 1)
-        .all(conn)
-        .await?;
-    let has_next = rows.len() as u64 > query.limit;
-    rows.truncate(usize::try_from(query.limit).unwrap_or(usize::MAX));
-    Ok((rows, has_next))
 }

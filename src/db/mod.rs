@@ -13,6 +13,9 @@
 //! audit log, so it is private: Warden creates it 0600 before SQLite opens
 //! it (SQLite gives the -wal and -shm files the main file's permissions),
 //! and warns at start when an existing file is open to group or others.
+//!
+//! [`liveness`] answers the per-request "is this session alive?" read,
+//! batched through the pool or, on a SQLite file, in place.
 
 use std::{
     path::{Path, PathBuf},
@@ -30,6 +33,8 @@ use sea_orm::{
 use secrecy::ExposeSecret;
 
 use crate::config::Config;
+
+pub mod liveness;
 
 /// Advisory lock key held while migrating ("warden" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7761_7264_656e;

@@ -17,6 +17,13 @@
 //! starts after each of its checks was queued, so it sees every revocation
 //! committed before the request asked. Under load, batches grow by
 //! themselves.
+//!
+//! It lives under `db`, not `services`: it is a read mechanism over the
+//! store (which query, on which connection, batched how), with no use case
+//! and no audit row in it. `AppState` holds one, and the state sits below
+//! the services, so the checker must sit below the state too. Nothing here
+//! may import `services`, `state`, `graphql` or `http`; the services decide
+//! what a dead session means for a request.
 
 use std::{collections::HashMap, fmt, sync::Arc};
 
@@ -27,7 +34,8 @@ use sea_orm::{
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use uuid::Uuid;
 
-use crate::{clock::Clock, db::Db, error::AppError};
+use super::Db;
+use crate::{clock::Clock, error::AppError};
 
 mod inline;
 
@@ -71,6 +79,18 @@ impl SessionChecks {
                 None
             }
         });
+        Self::with_inline(db, clock, inline)
+    }
+
+    /// Checks that always take the batched query, as on Postgres or when
+    /// the in-place read is unavailable: lets a SQLite test reach the path
+    /// a plain `cargo test` would otherwise never take.
+    #[cfg(test)]
+    fn batched_only(db: Db, clock: Clock) -> Self {
+        Self::with_inline(db, clock, None)
+    }
+
+    fn with_inline(db: Db, clock: Clock, inline: Option<Arc<InlineChecks>>) -> Self {
         let (queue, rx) = mpsc::unbounded_channel();
         tokio::spawn(dispatch(db, clock.clone(), rx));
         Self {
@@ -208,26 +228,4 @@ impl FromQueryResult for LiveOwner {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Config;
-
-    async fn checks_for(url: &str) -> SessionChecks {
-        let mut config = Config::defaults().expect("defaults");
-        config.database_url = secrecy::SecretString::from(url.to_owned());
-        let db = Db::connect(&config).await.expect("connect");
-        db.migrate().await.expect("migrate");
-        SessionChecks::start(db, Clock::system())
-    }
-
-    #[tokio::test]
-    async fn checks_on_a_sqlite_file_are_answered_in_place() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let file = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
-        let on_file = checks_for(&file).await;
-        assert!(on_file.inline.is_some());
-        // Nobody owns an unknown session, whichever path answers.
-        let nobody = on_file.owner(Uuid::now_v7(), Uuid::now_v7()).await;
-        assert!(matches!(nobody, Ok(None)), "{nobody:?}");
-    }
-}
+mod tests;
