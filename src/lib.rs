@@ -1,3 +1,5 @@
+#![warn(missing_docs)]
+
 //! Warden: a small, fast authentication server that speaks GraphQL.
 //!
 //! # Layout

@@ -7,8 +7,8 @@ use tokio::net::TcpListener;
 
 use crate::{
     auth::{
-        jwt::AccessTokens, limiter::Limits, password::PasswordHasher, pseudonym::EmailPseudonyms,
-        refresh::SuccessorKey,
+        jwt::AccessTokens, limiter::Limits, opaque_token::SuccessorKey, password::PasswordHasher,
+        pseudonym::EmailPseudonyms,
     },
     clock::{delta, Clock},
     config::Config,

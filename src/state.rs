@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crate::{
     auth::{
-        jwt::AccessTokens, limiter::Limits, password::PasswordHasher, pseudonym::EmailPseudonyms,
-        refresh::SuccessorKey,
+        jwt::AccessTokens, limiter::Limits, opaque_token::SuccessorKey, password::PasswordHasher,
+        pseudonym::EmailPseudonyms,
     },
     clock::Clock,
     config::Config,

@@ -13,6 +13,5 @@ pub mod opaque_token;
 pub mod password;
 pub mod pseudonym;
 pub mod pwned;
-pub mod refresh;
 pub mod signing;
 pub mod strength;

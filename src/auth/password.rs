@@ -365,7 +365,7 @@ mod tests {
                     assert!(message.starts_with("this password is"), "{weak}: {message}");
                     assert!(!message.contains(weak), "{weak} echoed in {message}");
                 }
-                other => unreachable!("{weak} gave {other:?}"),
+                other => panic!("{weak} gave {other:?}"),
             }
         }
         for strong in [

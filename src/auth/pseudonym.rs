@@ -52,7 +52,7 @@ impl EmailPseudonyms {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::refresh::random_bytes;
+    use crate::auth::opaque_token::random_bytes;
 
     #[test]
     fn pseudonyms_are_stable_per_key_and_hide_the_address() {

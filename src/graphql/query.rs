@@ -15,7 +15,7 @@ use crate::{
         },
     },
     services::{
-        audit::{self, AuditPage, AuditQuery},
+        audit_log::{self, AuditPage, AuditQuery},
         devices, trusted_devices,
     },
 };
@@ -117,7 +117,7 @@ async fn audit_log(
         events,
         has_next_page,
         end_cursor,
-    } = audit::read(state, meta, &caller, query).await?;
+    } = audit_log::read(state, meta, &caller, query).await?;
     let edges = events
         .into_iter()
         .map(|paged| {

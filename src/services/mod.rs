@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod audit_log;
 pub mod auth_user;
 pub mod devices;
 pub mod limits;
@@ -13,10 +14,6 @@ pub mod server_keys;
 pub mod sessions;
 pub mod signing_keys;
 pub mod trusted_devices;
-
-/// The session check moved below the state, to [`crate::db::liveness`];
-/// this keeps the old path working.
-pub use crate::db::liveness;
 
 use chrono::{DateTime, Utc};
 use entity::user;

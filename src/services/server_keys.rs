@@ -1,7 +1,7 @@
 //! Storage of the server's key material other than token-signing keys
 //! (those are [`crate::services::signing_keys`]): loaded, and created on
 //! first start, once at start-up. The keys themselves, and what they do,
-//! are mechanism and live in `auth/` ([`crate::auth::refresh::SuccessorKey`],
+//! are mechanism and live in `auth/` ([`crate::auth::opaque_token::SuccessorKey`],
 //! [`crate::auth::pseudonym::EmailPseudonyms`]).
 //!
 //! The refresh-successor key (and the email-pseudonym key) is generated
@@ -13,7 +13,7 @@ use entity::server_key;
 use sea_orm::{sea_query::OnConflict, ActiveValue::Set, EntityTrait};
 
 use crate::{
-    auth::refresh::random_bytes,
+    auth::opaque_token::random_bytes,
     clock::Clock,
     db::{Db, FetchUnique},
     error::AppError,

@@ -205,7 +205,7 @@ async fn a_token_issued_in_the_future_is_invalid() {
 }
 
 /// Session checks of concurrent requests share database queries
-/// (`services::liveness`); each request must still get its own answer.
+/// (`db::liveness`); each request must still get its own answer.
 /// Live, logged-out and cross-wired sessions are mixed in one burst.
 #[tokio::test]
 async fn concurrent_session_checks_each_get_their_own_answer() {

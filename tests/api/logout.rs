@@ -1,7 +1,7 @@
 //! `logout` and `logoutAllDevices`: immediate effect, idempotence, no oracle.
 
 use serde_json::json;
-use warden::{domain::AuditEventKind, services::audit};
+use warden::{domain::AuditEventKind, services::audit_log};
 
 use crate::helpers::{code, email, reason, s, spawn_app, PASSWORD};
 
@@ -74,12 +74,15 @@ async fn logout_answers_true_for_unknown_garbage_and_repeated_tokens() {
         assert_eq!(body["data"]["logout"], true, "{body}");
         assert!(body["errors"].is_null());
     }
-    let revoked = audit::Query {
+    let revoked = audit_log::Query {
         kinds: vec![AuditEventKind::SessionRevoked],
         limit: 10,
         ..Default::default()
     };
-    let events = audit::page(app.state.db.read(), &revoked).await.unwrap().0;
+    let events = audit_log::page(app.state.db.read(), &revoked)
+        .await
+        .unwrap()
+        .0;
     assert_eq!(events.len(), 1, "only the real revocation is audited");
 }
 
@@ -169,12 +172,15 @@ async fn logout_all_devices_is_audited_with_its_count() {
         "the second field sees the revocation"
     );
     assert_eq!(reason(&body), Some("REVOKED"));
-    let query = audit::Query {
+    let query = audit_log::Query {
         kinds: vec![AuditEventKind::AllSessionsRevoked],
         limit: 10,
         ..Default::default()
     };
-    let events = audit::page(app.state.db.read(), &query).await.unwrap().0;
+    let events = audit_log::page(app.state.db.read(), &query)
+        .await
+        .unwrap()
+        .0;
     assert_eq!(events.len(), 1);
     assert_eq!(
         events[0].detail.as_ref().map(|d| d["count"].clone()),

@@ -11,7 +11,7 @@ use warden::{
     domain::AuditEventKind,
     meta::RequestMeta,
     services::{
-        audit,
+        audit, audit_log,
         rotation::{self, Claim, Outcome, Rotation},
         sessions::{self, RevokeReason},
     },
@@ -23,12 +23,15 @@ async fn kinds(
     app: &crate::helpers::TestApp,
     kind: AuditEventKind,
 ) -> Vec<entity::audit_event::Model> {
-    let query = audit::Query {
+    let query = audit_log::Query {
         kinds: vec![kind],
         limit: 100,
         ..Default::default()
     };
-    audit::page(app.state.db.read(), &query).await.unwrap().0
+    audit_log::page(app.state.db.read(), &query)
+        .await
+        .unwrap()
+        .0
 }
 
 #[tokio::test]
@@ -372,7 +375,7 @@ async fn a_rotation_writes_all_of_its_rows_or_none() {
     let outcome = rotate_directly(&app, token, fresh_hash()).await.unwrap();
     assert_eq!(claim(&outcome), Some(Claim::Rotated), "{outcome:?}");
     let Outcome::Tried { presented, .. } = &outcome else {
-        unreachable!()
+        panic!("a rotation that was tried: {outcome:?}")
     };
     assert_eq!(
         (presented.user.id, presented.session_id),

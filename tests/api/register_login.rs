@@ -1,7 +1,7 @@
 //! `register` and `login`: success, validation and every error code they return.
 
 use serde_json::json;
-use warden::services::audit;
+use warden::services::audit_log;
 
 use crate::helpers::{code, email, s, spawn_app, spawn_app_with, PASSWORD};
 
@@ -196,9 +196,9 @@ async fn unknown_email_and_wrong_password_get_the_same_answer() {
     );
     assert_eq!(wrong["data"], unknown["data"]);
 
-    let failed = audit::page(
+    let failed = audit_log::page(
         app.state.db.read(),
-        &audit::Query {
+        &audit_log::Query {
             kinds: vec![warden::domain::AuditEventKind::LoginFailed],
             limit: 10,
             ..Default::default()

@@ -108,7 +108,7 @@ mod tests {
             assert_eq!(limiter.check_now(Rule::LoginIp, "1.2.3.4"), Decision::Allow);
         }
         let Decision::Deny { retry_after } = limiter.check_now(Rule::LoginIp, "1.2.3.4") else {
-            unreachable!("the fourth unit is refused");
+            panic!("the fourth unit is refused");
         };
         assert_eq!(retry_after, Duration::from_secs(20));
         assert_eq!(

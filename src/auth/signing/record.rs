@@ -10,7 +10,7 @@ use ed25519_dalek::{pkcs8::EncodePrivateKey, SigningKey};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
-use crate::{auth::refresh::random_bytes, config::JwtAlgorithm, error::AppError};
+use crate::{auth::opaque_token::random_bytes, config::JwtAlgorithm, error::AppError};
 
 /// Where a key's material lives (the stored `source`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

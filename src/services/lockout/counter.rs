@@ -210,7 +210,7 @@ mod tests {
         for _ in 0..3 {
             state = Some(reserve(state, t0(), policy()).0);
         }
-        let armed = state.unwrap_or_else(|| unreachable!("three reservations were made"));
+        let armed = state.unwrap_or_else(|| panic!("three reservations were made"));
         assert!(armed.locked_until.is_some());
         let back = give_back(armed, true);
         assert_eq!(back.attempts, 2);

@@ -190,7 +190,7 @@ mod tests {
     use sea_orm::{IdenStatic, Iterable};
 
     /// The hand-written reads of a user (`postgres.rs` here, the in-place
-    /// session check in `services::liveness`) select
+    /// session check in `db::liveness`) select
     /// `entity::user_columns!()` and decode it by name or by position: a
     /// column added to the entity but not to that list fails here, not in
     /// production.

@@ -10,7 +10,7 @@ use crate::{
 
 /// Checks that the session behind verified `claims` is alive and loads its
 /// user, on every authenticated request (batched with concurrent checks:
-/// see [`crate::services::liveness`]).
+/// see [`crate::db::liveness`]).
 pub async fn authenticate(state: &AppState, claims: &Claims) -> Result<AuthUser, AppError> {
     match state.session_checks.owner(claims.sid, claims.sub).await? {
         Some(user) => Ok(AuthUser {

@@ -20,13 +20,13 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{record, record_view, Event};
+use super::audit::{record, record_view, Event};
 use crate::{
     auth::limiter::Rule,
     domain::{AuditEventKind, Role, Severity},
     error::AppError,
     meta::RequestMeta,
-    services::{limits, sessions::AuthUser},
+    services::{auth_user::AuthUser, limits},
     state::AppState,
 };
 
@@ -137,7 +137,7 @@ pub struct AuditPage {
 /// account's is `FORBIDDEN` and recorded as `ACCESS_DENIED`. Each read
 /// draws on the account's `AuditLogUser` bucket before any other work, and
 /// is recorded as `AUDIT_LOG_VIEWED`, at most once per session and
-/// [`VIEW_WINDOW`](super::VIEW_WINDOW).
+/// [`VIEW_WINDOW`](super::audit::VIEW_WINDOW).
 pub async fn read(
     state: &AppState,
     meta: &RequestMeta,

@@ -1,5 +1,6 @@
 //! The audit log: recording events, inside the caller's transaction.
-//! Reading them back, and the `auditLog` use case, are in [`read`].
+//! Reading them back, and the `auditLog` use case, are in
+//! [`audit_log`](super::audit_log).
 //!
 //! Rows hold ids, kinds and reasons — never a password, token or hash.
 
@@ -17,10 +18,6 @@ use crate::{
     domain::{AuditEventKind, Severity},
     meta::RequestMeta,
 };
-
-pub mod read;
-
-pub use read::{page, read, AuditPage, AuditQuery, PagedEvent, Query};
 
 /// One event to record.
 #[derive(Debug)]
