@@ -9,7 +9,7 @@
 //! queued with one `WHERE sessions.id IN (...)` query.
 //!
 //! On a SQLite file the check is answered in place instead, without the
-//! hand-off (see [`inline`]); the batched query is then only the fallback.
+//! hand-off (see `inline`); the batched query is then only the fallback.
 //!
 //! Nothing is cached and nothing waits for company: a check that arrives
 //! when the dispatcher is idle runs at once, alone. Checks only share a query

@@ -115,7 +115,7 @@ pub struct Cost {
 
 /// Refuses, before parsing, a text certain to break a limit: one with more
 /// than twice `limits.max_size` tokens or more than `max_size` selections
-/// (it would measure more than `max_size`, see [`tokens`]), or more than
+/// (it would measure more than `max_size`, see `tokens`), or more than
 /// `limits.max_definitions` definitions. Costs one pass over the bytes.
 pub fn check_text(text: &str, limits: &Limits) -> Result<(), Refusal> {
     let most = limits.max_size.saturating_mul(2);

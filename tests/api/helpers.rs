@@ -110,10 +110,18 @@ pub async fn test_database(dir: &TempDir) -> String {
     match std::env::var("WARDEN_TEST_DATABASE_URL") {
         Ok(admin) if admin.starts_with("postgres") => {
             use sea_orm::{ConnectionTrait, Database};
-            let name = format!("warden_test_{}", uuid::Uuid::new_v4().simple());
+            // The process id in the name lets a later run drop what an
+            // earlier one left (a test binary never drops its own: a test's
+            // server may still be closing when the test returns).
+            let name = format!(
+                "warden_test_{}_{}",
+                std::process::id(),
+                uuid::Uuid::new_v4().simple()
+            );
             let server = Database::connect(admin.clone())
                 .await
                 .expect("test Postgres reachable");
+            drop_leftovers_once(&server).await;
             server
                 .execute_unprepared(&format!("CREATE DATABASE {name}"))
                 .await
@@ -126,6 +134,41 @@ pub async fn test_database(dir: &TempDir) -> String {
             dir.path().join("warden.db").display()
         ),
     }
+}
+
+/// Drops, once per test process, the databases of test processes that
+/// are gone, so repeated local runs do not fill the disk (about 8 MB each).
+async fn drop_leftovers_once(server: &sea_orm::DatabaseConnection) {
+    use sea_orm::{ConnectionTrait, Statement};
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    SWEPT
+        .get_or_init(|| async {
+            let rows = server
+                .query_all_raw(Statement::from_string(
+                    server.get_database_backend(),
+                    "SELECT datname FROM pg_database WHERE datname LIKE 'warden\\_test\\_%'",
+                ))
+                .await
+                .unwrap_or_default();
+            for row in rows {
+                let Ok(name) = row.try_get::<String>("", "datname") else {
+                    continue;
+                };
+                let pid = name.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
+                // Older names carry no pid: those are leftovers too. Without
+                // FORCE, a database still in use (a run elsewhere) stays.
+                let gone = pid.is_none_or(|pid| {
+                    pid != std::process::id()
+                        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                });
+                if gone {
+                    let _ = server
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\""))
+                        .await;
+                }
+            }
+        })
+        .await;
 }
 
 /// True when the suite runs on Postgres.

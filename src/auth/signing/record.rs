@@ -22,7 +22,7 @@ pub enum KeySource {
     Env,
 }
 
-/// What the key schedule reads (and [`schedule`] writes) of a stored key.
+/// What the key schedule reads (and the schedule writes) of a stored key.
 /// The storage's row type implements it, so this file names no database
 /// type.
 pub trait StoredKey {

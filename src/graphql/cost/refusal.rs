@@ -4,23 +4,23 @@
 /// The bound a document broke; its wire name is `extensions.limit`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Limit {
-    /// [`Limits::max_size`].
+    /// [`Limits::max_size`](super::Limits::max_size).
     Size,
-    /// [`Limits::max_aliases`].
+    /// [`Limits::max_aliases`](super::Limits::max_aliases).
     Aliases,
-    /// [`Limits::max_audit_logs`].
+    /// [`Limits::max_audit_logs`](super::Limits::max_audit_logs).
     AuditLog,
-    /// [`Limits::max_introspection`].
+    /// [`Limits::max_introspection`](super::Limits::max_introspection).
     Introspection,
-    /// [`Limits::max_depth`].
+    /// [`Limits::max_depth`](super::Limits::max_depth).
     Depth,
-    /// [`Limits::max_definitions`].
+    /// [`Limits::max_definitions`](super::Limits::max_definitions).
     Definitions,
-    /// [`Limits::max_variables`].
+    /// [`Limits::max_variables`](super::Limits::max_variables).
     Variables,
-    /// [`Limits::max_arguments`].
+    /// [`Limits::max_arguments`](super::Limits::max_arguments).
     Arguments,
-    /// [`Limits::max_directives`].
+    /// [`Limits::max_directives`](super::Limits::max_directives).
     Directives,
     /// A fragment spreads itself, directly or through others.
     FragmentCycle,
