@@ -134,10 +134,11 @@ pub fn give_back(counter: Counter, armed_lock: bool) -> Counter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn policy() -> Policy {
+    /// A client policy: 3 failures in 15 minutes lock for 15 minutes.
+    pub(in crate::services::lockout) fn policy() -> Policy {
         Policy {
             threshold: 3,
             window: TimeDelta::minutes(15),
@@ -145,7 +146,8 @@ mod tests {
         }
     }
 
-    fn t0() -> DateTime<Utc> {
+    /// A fixed instant to count from.
+    pub(in crate::services::lockout) fn t0() -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default()
     }
 

@@ -94,19 +94,10 @@ mod tests {
     use chrono::TimeDelta;
 
     use super::*;
-    use crate::services::lockout::counter::Policy;
-
-    fn policy() -> Policy {
-        Policy {
-            threshold: 3,
-            window: TimeDelta::minutes(15),
-            duration: TimeDelta::minutes(15),
-        }
-    }
-
-    fn t0() -> DateTime<Utc> {
-        DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default()
-    }
+    use crate::services::lockout::counter::{
+        tests::{policy, t0},
+        Policy,
+    };
 
     fn policies() -> Policies {
         Policies {
