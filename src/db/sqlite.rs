@@ -1,0 +1,175 @@
+//! Opening a SQLite store: the pool settings (WAL, `synchronous = FULL`,
+//! `busy_timeout`), the retry while another instance holds the file busy,
+//! and the file's permissions (created 0600, a warning when group or others
+//! can read it).
+
+use std::{
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::Duration,
+};
+
+use sea_orm::{
+    sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
+    ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr,
+};
+
+/// Opens a SQLite pool, trying again for up to `timeout` while the file is
+/// busy. Two instances starting together on a new file both switch it to
+/// WAL, and SQLite may answer that switch with SQLITE_BUSY at once rather
+/// than wait on `busy_timeout`.
+pub(super) async fn connect_sqlite(
+    url: &str,
+    connections: u32,
+    timeout: Duration,
+) -> Result<DatabaseConnection, DbErr> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match Database::connect(sqlite_options(url, connections, timeout)).await {
+            Err(err) if sqlite_busy(&err) && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// The file a SQLite URL names, unless the database lives in memory.
+pub(super) fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    (!in_memory).then(|| options.get_filename().to_owned())
+}
+
+/// True when the URL lets SQLite create a missing file (`mode=rwc`).
+pub(super) fn may_create(url: &str) -> bool {
+    url.split_once('?').is_some_and(|(_, query)| {
+        query
+            .split('&')
+            .any(|pair| pair.eq_ignore_ascii_case("mode=rwc"))
+    })
+}
+
+/// Creates the database file 0600 when it is missing and may be created,
+/// so SQLite (which would create it 0644 under the usual umask) finds it
+/// private, and gives its -wal and -shm files the same mode. Warns, once
+/// per file, when the file or its -wal or -shm can be read or written by
+/// group or others. Does not chmod an existing file: its mode may be the
+/// operator's choice (a backup group), and the warning tells them.
+pub(super) fn keep_private(path: &Path, create: bool) {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if create {
+        // `create_new`: two instances starting together cannot both create
+        // it, and an existing file (or symlink) is left alone. Any other
+        // failure (no such directory) is SQLite's to report when it opens.
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = PathBuf::from(name);
+        let Ok(meta) = std::fs::metadata(&file) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %file.display(),
+                mode = format!("{mode:o}"),
+                "the SQLite database file can be read or written by other users; chmod 600 it"
+            );
+        }
+    }
+}
+
+/// SQLITE_BUSY or SQLITE_LOCKED, extended codes included.
+fn sqlite_busy(err: &DbErr) -> bool {
+    let (DbErr::Conn(RuntimeErr::SqlxError(sqlx))
+    | DbErr::Exec(RuntimeErr::SqlxError(sqlx))
+    | DbErr::Query(RuntimeErr::SqlxError(sqlx))) = err
+    else {
+        return false;
+    };
+    let sea_orm::sqlx::Error::Database(db) = sqlx.as_ref() else {
+        return false;
+    };
+    db.code()
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 5 | 6))
+}
+
+/// `timeout` bounds both the wait for a pooled connection and SQLite's
+/// wait for its write lock (`busy_timeout`).
+fn sqlite_options(url: &str, connections: u32, timeout: Duration) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(connections)
+        .min_connections(1)
+        .acquire_timeout(timeout)
+        // A local file has no network to lose: no ping before each query.
+        .test_before_acquire(false)
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(move |opts| {
+            opts.journal_mode(SqliteJournalMode::Wal)
+                // FULL: a revocation that was acknowledged survives a power cut.
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(timeout)
+                .foreign_keys(true)
+        });
+    options
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_mode_rwc_lets_warden_create_the_file() {
+        assert!(may_create("sqlite:///var/lib/warden.db?mode=rwc"));
+        assert!(may_create("sqlite://w.db?cache=shared&mode=rwc"));
+        assert!(!may_create("sqlite://w.db?mode=rw"));
+        assert!(!may_create("sqlite://w.db"));
+    }
+
+    #[test]
+    fn a_new_file_is_created_private_and_an_existing_one_is_left_as_it_is() {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(dir) = tempfile::tempdir() else {
+            panic!("temp dir")
+        };
+        let mode = |p: &Path| {
+            std::fs::metadata(p)
+                .map(|m| m.permissions().mode() & 0o777)
+                .ok()
+        };
+        let fresh = dir.path().join("fresh.db");
+        keep_private(&fresh, true);
+        assert_eq!(mode(&fresh), Some(0o600));
+        let missing = dir.path().join("missing.db");
+        keep_private(&missing, false);
+        assert_eq!(mode(&missing), None);
+        let shared = dir.path().join("shared.db");
+        let _ = std::fs::write(&shared, b"");
+        let _ = std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o640));
+        keep_private(&shared, true);
+        assert_eq!(mode(&shared), Some(0o640));
+    }
+
+    #[test]
+    fn the_sqlite_file_is_the_path_the_url_names_and_none_in_memory() {
+        assert_eq!(
+            sqlite_file("sqlite:///var/lib/warden/warden.db?mode=rwc"),
+            Some(PathBuf::from("/var/lib/warden/warden.db"))
+        );
+        assert_eq!(
+            sqlite_file("sqlite://warden.db?mode=rwc"),
+            Some(PathBuf::from("warden.db"))
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("sqlite://shared?mode=memory"), None);
+    }
+}
