@@ -65,7 +65,7 @@ pub const MAX_ERRORS: usize = 20;
 const KEPT_DOCUMENTS: usize = 128;
 const MAX_KEPT_DOCUMENT_BYTES: usize = 4 * 1024;
 
-fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+fn builder(limits: cost::Limits) -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
     let cache = documents::DocumentCache::new(KEPT_DOCUMENTS, MAX_KEPT_DOCUMENT_BYTES);
     Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .limit_depth(MAX_DEPTH)
@@ -74,7 +74,7 @@ fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
         .limit_directives(MAX_DIRECTIVES)
         // The cache first: a text it holds passed the gate when first seen.
         .extension(cache.clone())
-        .extension(limits::DocumentLimits::new(LIMITS, MAX_ERRORS, cache))
+        .extension(limits::DocumentLimits::new(limits, MAX_ERRORS, cache))
         .extension(input_errors::InputErrors)
 }
 
@@ -82,7 +82,18 @@ fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
 pub fn build(state: AppState) -> WardenSchema {
     let introspection = state.config.introspection;
     let observe = observe::Observe(state.metrics.clone());
-    let mut schema = builder().extension(observe).data(state);
+    // Introspection off: the gate refuses `__schema` and `__type` with an
+    // error that says so (async-graphql alone would answer a silent
+    // `null`, which reads like a broken server to a client).
+    let limits = if introspection {
+        LIMITS
+    } else {
+        cost::Limits {
+            max_introspection: 0,
+            ..LIMITS
+        }
+    };
+    let mut schema = builder(limits).extension(observe).data(state);
     if !introspection {
         schema = schema.disable_introspection().disable_suggestions();
     }
@@ -91,7 +102,7 @@ pub fn build(state: AppState) -> WardenSchema {
 
 /// The SDL of the schema, as committed in `schema.graphql`.
 pub fn sdl() -> String {
-    builder().finish().sdl()
+    builder(LIMITS).finish().sdl()
 }
 
 #[cfg(test)]
@@ -104,7 +115,10 @@ mod tests {
 
     #[tokio::test]
     async fn every_type_field_argument_and_value_is_documented() {
-        let response = super::builder().finish().execute(INTROSPECT).await;
+        let response = super::builder(super::LIMITS)
+            .finish()
+            .execute(INTROSPECT)
+            .await;
         let data = serde_json::to_value(&response.data).unwrap_or_default();
         let mut missing = Vec::new();
         let documented = |v: &Value| {

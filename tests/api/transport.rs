@@ -244,6 +244,41 @@ async fn introspection_off_hides_the_schema_graphiql_and_suggestions() {
         body["data"]["__schema"].is_null(),
         "no schema is revealed: {body}"
     );
+    // Refused with an error that says why, not a silent null: `__schema`,
+    // `__type`, and either of them hidden in a fragment.
+    for document in [
+        "{ __schema { types { name } } }",
+        "{ __type(name: \"User\") { name } }",
+        "query { ...Peek } fragment Peek on Query { __type(name: \"User\") { fields { name } } }",
+    ] {
+        let body: Value = app
+            .post(None, document, json!({}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let error = &body["errors"][0];
+        assert_eq!(
+            error["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+            "{document}: {body}"
+        );
+        assert_eq!(
+            error["extensions"]["limit"], "INTROSPECTION_FIELDS",
+            "{body}"
+        );
+        let message = error["message"].as_str().unwrap_or_default();
+        assert!(message.contains("introspection is turned off"), "{message}");
+        assert!(body["data"].is_null(), "{body}");
+    }
+    // `__typename` is not introspection of the schema: clients add it to
+    // every selection (Apollo's cache does), so it keeps working.
+    let body: Value = app
+        .post(None, "{ __typename }", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["data"]["__typename"], "Query", "{body}");
     let typo: Value = app
         .post(None, "{ auditLo { edges { cursor } } }", json!({}))
         .await

@@ -85,6 +85,10 @@ impl std::fmt::Display for Refusal {
         match self.limit {
             Limit::FragmentCycle => write!(f, "the fragment `{fragment}` spreads itself"),
             Limit::UnknownFragment => write!(f, "the fragment `{fragment}` is not defined"),
+            Limit::Introspection if self.max == 0 => f.write_str(
+                "introspection is turned off on this server (WARDEN_INTROSPECTION=false): \
+                 __schema and __type are refused; __typename still works",
+            ),
             Limit::Depth => write!(
                 f,
                 "the document is nested more than {} levels deep once its fragments are expanded",
