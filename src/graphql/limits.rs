@@ -162,7 +162,7 @@ impl Extension for Gate {
 fn check(request: &mut Request, limits: &Limits) -> ServerResult<()> {
     cost::check_text(&request.query, limits).map_err(refusal)?;
     let document = async_graphql::parser::parse_query(&request.query)
-        .map_err(|err| with_code(err.into(), PARSE_FAILED))?;
+        .map_err(|err| with_code(super::parse_errors::server_error(err), PARSE_FAILED))?;
     cost::measure(&document, &request.variables, limits).map_err(refusal)?;
     request.set_parsed_query(document);
     Ok(())

@@ -14,6 +14,7 @@ pub mod input_errors;
 pub mod limits;
 pub mod mutation;
 pub mod observe;
+pub mod parse_errors;
 pub mod query;
 pub mod types;
 

@@ -133,6 +133,33 @@ async fn a_document_that_does_not_parse_or_validate_gets_400_with_errors() {
 }
 
 #[tokio::test]
+async fn a_syntax_error_reads_as_a_sentence_with_its_place() {
+    let app = spawn_app().await;
+    let body: Value = app
+        .post(None, "{\n  me {\n    id\n", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let error = &body["errors"][0];
+    assert_eq!(
+        error["extensions"]["code"], "GRAPHQL_PARSE_FAILED",
+        "{body}"
+    );
+    assert_eq!(
+        error["message"],
+        "Syntax error at line 4, column 1: expected a selection set, a selection, \
+         a directive or arguments.",
+        "{body}"
+    );
+    assert_eq!(
+        error["locations"],
+        json!([{ "line": 4, "column": 1 }]),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn every_response_carries_a_request_id() {
     let app = spawn_app().await;
     let response = app.post(None, "{ me { id } }", json!({})).await;
