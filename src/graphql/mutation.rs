@@ -18,7 +18,8 @@ use crate::{
     },
     services::{
         accounts::{self, NewAccount},
-        devices, limits,
+        devices,
+        limits::{self, KeyFacts},
         login::{self, LoginOutcome},
         sessions::{self, Scope},
         trusted_devices,
@@ -68,7 +69,7 @@ impl MutationRoot {
         async {
             let (state, meta) = (ctx.state()?, ctx.meta()?);
             // Spent before the input is even read: malformed attempts count too.
-            limits::enforce(state, meta, Rule::RegisterIp, &limits::ip_key(meta)).await?;
+            limits::enforce_rule(state, meta, Rule::RegisterIp, KeyFacts::of(meta)).await?;
             let email = Email::parse(&input.email)?;
             let username = accounts::parse_username(input.username.as_deref())?;
             let context = password::context_words(email.as_str(), username.as_deref());

@@ -26,7 +26,10 @@ use crate::{
     domain::{AuditEventKind, Role, Severity},
     error::AppError,
     meta::RequestMeta,
-    services::{auth_user::AuthUser, limits},
+    services::{
+        auth_user::AuthUser,
+        limits::{self, KeyFacts},
+    },
     state::AppState,
 };
 
@@ -146,7 +149,8 @@ pub async fn read(
 ) -> Result<AuditPage, AppError> {
     // Per account, before any other work: each read is a query, and every
     // token of the account (every session) draws on the same bucket.
-    limits::enforce(state, meta, Rule::AuditLogUser, &caller.user.id.to_string()).await?;
+    let facts = KeyFacts::of(meta).with_user(caller.user.id);
+    limits::enforce_rule(state, meta, Rule::AuditLogUser, facts).await?;
     let first = query.first.unwrap_or(DEFAULT_PAGE);
     if first < 0 {
         return Err(AppError::bad_input(

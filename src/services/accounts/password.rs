@@ -19,7 +19,7 @@ use crate::{
     meta::RequestMeta,
     services::{
         audit::{self, Event},
-        limits,
+        limits::{self, KeyFacts},
         lockout::{self, Admission, Attempt, Checked, Client, Keys},
         sessions::{self, AuthUser, RevokeReason},
         trusted_devices,
@@ -75,7 +75,7 @@ pub async fn change_password(
     new: &str,
 ) -> Result<u64, AppError> {
     let email = Email::parse_existing(&caller.user.email)?;
-    limits::enforce(state, meta, Rule::LoginIp, &limits::ip_key(meta)).await?;
+    limits::enforce_rule(state, meta, Rule::LoginIp, KeyFacts::of(meta)).await?;
     let context = password::context_words(email.as_str(), caller.user.username.as_deref());
     let new = Password::parse_for(new, "newPassword", &context)?;
     if new.expose() == current {

@@ -19,7 +19,7 @@ use crate::{
     meta::RequestMeta,
     services::{
         audit::{self, Event},
-        limits,
+        limits::{self, KeyFacts},
         rotation::{self, Claim, Outcome, Rotation},
         AuthOutcome,
     },
@@ -41,7 +41,7 @@ pub async fn refresh(
     meta: &RequestMeta,
     presented: Option<&str>,
 ) -> Result<AuthOutcome, AppError> {
-    limits::enforce(state, meta, Rule::RefreshIp, &limits::ip_key(meta)).await?;
+    limits::enforce_rule(state, meta, Rule::RefreshIp, KeyFacts::of(meta)).await?;
     rotate(state, meta, presented, OnReuse::Revoke).await
 }
 
@@ -63,7 +63,7 @@ pub async fn refresh_any(
     meta: &RequestMeta,
     candidates: &[String],
 ) -> Result<AuthOutcome, AppError> {
-    limits::enforce(state, meta, Rule::RefreshIp, &limits::ip_key(meta)).await?;
+    limits::enforce_rule(state, meta, Rule::RefreshIp, KeyFacts::of(meta)).await?;
     let mut spent = None;
     for candidate in candidates {
         match rotate(state, meta, Some(candidate), OnReuse::Spare).await {
