@@ -177,18 +177,23 @@ async fn execute(
             .then(|| device_cookie::read(req.headers()))
             .flatten(),
     );
-    // Each operation records the cookies it sets in its own list, read
-    // back below in operation order.
+    // In cookie mode, each operation records the cookies it sets in its
+    // own list, read back below in operation order. Otherwise no resolver
+    // sets one, and a request (a `me`, say) allocates no list.
+    let cookie_mode = http.app.config.refresh_cookie.enabled();
     let mut set_cookies = Vec::new();
     let mut attach = |request: async_graphql::Request| {
-        let cookies = ResponseCookies::new();
-        set_cookies.push(cookies.clone());
-        request
+        let request = request
             .data(meta.clone())
             .data(RequestAuth::new(viewer.clone()))
             .data(cookie.clone())
-            .data(device.clone())
-            .data(cookies)
+            .data(device.clone());
+        if !cookie_mode {
+            return request;
+        }
+        let cookies = ResponseCookies::new();
+        set_cookies.push(cookies.clone());
+        request.data(cookies)
     };
     let batch = match batch {
         BatchRequest::Single(request) => BatchRequest::Single(attach(request)),
