@@ -23,6 +23,7 @@ mod keys;
 mod lockout;
 mod logout;
 mod metrics;
+mod node;
 mod ops;
 mod outage;
 mod rate_limits;
