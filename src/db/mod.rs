@@ -86,12 +86,8 @@ impl Db {
                     "cannot open the SQLite database {path}: {err}"
                 )))
             };
-            let write = connect_sqlite(&url, 1, timeout)
-                .await
-                .map_err(unopenable)?;
-            let read = connect_sqlite(&url, 4, timeout)
-                .await
-                .map_err(unopenable)?;
+            let write = connect_sqlite(&url, 1, timeout).await.map_err(unopenable)?;
+            let read = connect_sqlite(&url, 4, timeout).await.map_err(unopenable)?;
             Ok(Self {
                 read,
                 write,
@@ -119,7 +115,8 @@ impl Db {
                 // cut; a busy connection is not pinged before every query.
                 .test_before_acquire_if_idle_for(Duration::from_secs(10))
                 .sqlx_logging(false);
-            let pool = connect_with_retry(options, config.database_connect_timeout).await?;
+            let pool =
+                connect_with_retry(options, config.database_connect_timeout, timeout).await?;
             Ok(Self {
                 read: pool.clone(),
                 write: pool,
@@ -193,26 +190,40 @@ impl Db {
 }
 
 /// Connects to Postgres, retrying with backoff until `within` has passed.
+///
+/// Each attempt is one plain connection, bounded by the smaller of
+/// `attempt` and the time left (the pool's own connect would retry
+/// silently for its whole acquire timeout); once one succeeds, the pool is
+/// opened as usual.
 async fn connect_with_retry(
     options: ConnectOptions,
     within: Duration,
+    attempt_timeout: Duration,
 ) -> Result<DatabaseConnection, DbErr> {
+    use std::str::FromStr;
+
+    use sea_orm::sqlx::{postgres::PgConnectOptions, Connection, PgConnection};
     let server = postgres_server(options.get_url());
-    let started = tokio::time::Instant::now();
-    let deadline = started + within;
+    let probe = PgConnectOptions::from_str(options.get_url())
+        .map_err(|err| DbErr::Conn(RuntimeErr::Internal(format!("bad database URL: {err}"))))?;
+    let deadline = tokio::time::Instant::now() + within;
     let mut backoff = FIRST_BACKOFF;
     let mut attempt = 1u32;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let err = match tokio::time::timeout(left, Database::connect(options.clone())).await {
-            Ok(Ok(pool)) => return Ok(pool),
+        let bound = left.min(attempt_timeout);
+        let err = match tokio::time::timeout(bound, PgConnection::connect_with(&probe)).await {
+            Ok(Ok(connection)) => {
+                let _ = connection.close().await;
+                break;
+            }
             Ok(Err(err)) if !worth_retrying(&err) => {
                 return Err(DbErr::Conn(RuntimeErr::Internal(format!(
                     "cannot connect to the database at {server}: {err}"
                 ))))
             }
             Ok(Err(err)) => err.to_string(),
-            Err(_) => "no answer".to_owned(),
+            Err(_) => format!("no answer within {}", humantime::format_duration(bound)),
         };
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if left.is_zero() {
@@ -233,6 +244,7 @@ async fn connect_with_retry(
         backoff = (backoff * 2).min(MAX_BACKOFF);
         attempt += 1;
     }
+    Database::connect(options).await
 }
 
 /// `host:port` of a Postgres URL, for messages: never the user or password.
@@ -247,13 +259,9 @@ fn postgres_server(url: &str) -> String {
 /// True for failures that may pass by waiting: the server is not listening
 /// yet, is starting up or full. A refused password or a missing database
 /// fails at once.
-fn worth_retrying(err: &DbErr) -> bool {
+fn worth_retrying(err: &sea_orm::sqlx::Error) -> bool {
     use sea_orm::sqlx::Error;
-    let (DbErr::Conn(RuntimeErr::SqlxError(err)) | DbErr::Exec(RuntimeErr::SqlxError(err))) = err
-    else {
-        return true;
-    };
-    match err.as_ref() {
+    match err {
         Error::Io(_) | Error::PoolTimedOut | Error::Tls(_) | Error::Protocol(_) => true,
         // 57P03: the server is starting up or shutting down; 53300: too many connections.
         Error::Database(db) => matches!(db.code().as_deref(), Some("57P03" | "53300")),
@@ -271,6 +279,9 @@ mod tests {
             postgres_server("postgres://alice:s3cret@db.internal:6543/warden?sslmode=disable"),
             "db.internal:6543"
         );
-        assert_eq!(postgres_server("postgres://alice:s3cret@db/warden"), "db:5432");
+        assert_eq!(
+            postgres_server("postgres://alice:s3cret@db/warden"),
+            "db:5432"
+        );
     }
 }

@@ -87,10 +87,7 @@ impl Access {
     /// Gives the request its id, runs `next`, echoes the id, logs the line.
     pub async fn handle<E: Endpoint>(&self, next: &E, mut req: Request) -> poem::Result<Response> {
         let started = Instant::now();
-        let incoming = req
-            .headers()
-            .get(&REQUEST_ID)
-            .and_then(|v| v.to_str().ok());
+        let incoming = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok());
         let (request_id, replaced) = match incoming {
             Some(id) if valid_request_id(id) => (id.to_owned(), false),
             Some(_) => (Uuid::new_v4().to_string(), true),
@@ -218,9 +215,8 @@ fn first_operation_name(query: &str) -> Option<String> {
 /// `text` without its leading whitespace, commas, byte-order mark and comments.
 fn skip_ignored(mut text: &str) -> &str {
     loop {
-        let trimmed = text.trim_start_matches(|c: char| {
-            c.is_ascii_whitespace() || c == ',' || c == '\u{feff}'
-        });
+        let trimmed = text
+            .trim_start_matches(|c: char| c.is_ascii_whitespace() || c == ',' || c == '\u{feff}');
         match trimmed.strip_prefix('#') {
             Some(comment) => {
                 text = comment.find(['\n', '\r']).map_or("", |i| &comment[i..]);
@@ -334,10 +330,7 @@ mod tests {
             first_operation_name("  # hi\n mutation Login($i: LoginInput!) { login }"),
             Some("Login".into())
         );
-        assert_eq!(
-            first_operation_name("query Me{me{id}}"),
-            Some("Me".into())
-        );
+        assert_eq!(first_operation_name("query Me{me{id}}"), Some("Me".into()));
         assert_eq!(first_operation_name("{ me { id } }"), None);
         assert_eq!(first_operation_name("query { me { id } }"), None);
         assert_eq!(first_operation_name("fragment F on User { id }"), None);

@@ -68,7 +68,12 @@ async fn check(http: &HttpState) -> Checks {
     let gauge = &app.metrics.dependency_up;
     gauge.with_label_values(&["database"]).set(up(database));
     let redis = match redis {
-        Ok(None) => return Checks { database, redis: None },
+        Ok(None) => {
+            return Checks {
+                database,
+                redis: None,
+            }
+        }
         Ok(Some(Ok(()))) => None,
         Ok(Some(Err(err))) => {
             tracing::warn!(error = %err, "readiness: redis check failed");
