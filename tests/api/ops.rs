@@ -295,6 +295,10 @@ async fn each_request_writes_one_access_line_with_no_secret_in_the_whole_log() {
         ])
         .bearer_auth(&access_token)
         .header("x-request-id", "bad id <script>")
+        .header(
+            "traceparent",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        )
         .send()
         .await
         .unwrap();
@@ -345,6 +349,10 @@ async fn each_request_writes_one_access_line_with_no_secret_in_the_whole_log() {
     assert_eq!(me["method"], "GET");
     assert_eq!(me["operation"], "Me");
     assert_eq!(me["request_id_replaced"], true);
+    assert!(
+        me["trace_id"].is_null(),
+        "an all-zero trace id is refused: {me}"
+    );
     // The internal lines of a request carry the same id as its access line.
     assert!(
         lines
