@@ -37,11 +37,16 @@ pub async fn serve(config: Config) -> ExitCode {
     } else {
         "disabled (WARDEN_INTROSPECTION=false)".to_owned()
     };
+    let metrics = match app.metrics_addr() {
+        Some(metrics) => format!("http://{metrics}/metrics"),
+        None => format!("http://{addr}/metrics"),
+    };
     tracing::info!(
         address = %addr,
         store = %store,
         limiter = app.state().limits.backend(),
         graphiql = %graphiql,
+        metrics = %metrics,
         "warden is serving"
     );
     match app.run_until(shutdown_signal()).await {

@@ -4,16 +4,25 @@
 //! in one process, as in the tests, count separately. Label values come
 //! from small fixed sets (operation names, outcomes, rule names), never from
 //! user input, so the number of series stays bounded.
+//!
+//! Besides Warden's own series (prefixed `warden_`), `/metrics` carries the
+//! standard process series (`process_resident_memory_bytes`,
+//! `process_cpu_seconds_total`, `process_open_fds`, `process_max_fds`,
+//! `process_start_time_seconds`, …; Linux only), from the `prometheus`
+//! crate's process collector in a registry of their own so they keep their
+//! usual unprefixed names, and `warden_build_info{version} 1`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Every metric Warden exports.
 #[derive(Clone, Debug)]
 pub struct Metrics {
     registry: Registry,
+    /// The process collector's registry, without the `warden` prefix.
+    process: Registry,
     /// GraphQL root fields executed, by `operation` and `outcome` (`ok` or an error code).
     pub operations: IntCounterVec,
     /// Seconds per GraphQL root field, by `operation`.
@@ -48,6 +57,11 @@ pub struct Metrics {
     /// Breached-password (Pwned Passwords) checks, by `outcome`: `clean`,
     /// `breached`, or `unavailable` (failed open).
     pub password_breach_checks: IntCounterVec,
+    /// HTTP responses by `status` code (a few dozen values at most).
+    pub http_responses: IntCounterVec,
+    /// 1 when a `dependency` (`database`, `redis`) answered its last check,
+    /// 0 when it did not; set by `/readyz` and before each scrape.
+    pub dependency_up: IntGaugeVec,
 }
 
 impl Metrics {
@@ -78,6 +92,27 @@ impl Metrics {
         registry.register(Box::new(operation_seconds.clone()))?;
         let connections_open = IntGauge::new("connections_open", "Connections open now.")?;
         registry.register(Box::new(connections_open.clone()))?;
+        let dependency_up = IntGaugeVec::new(
+            Opts::new(
+                "dependency_up",
+                "1 when the dependency answered its last check, else 0.",
+            ),
+            &["dependency"],
+        )?;
+        registry.register(Box::new(dependency_up.clone()))?;
+        let build_info = IntGaugeVec::new(
+            Opts::new("build_info", "The running build; always 1."),
+            &["version"],
+        )?;
+        registry.register(Box::new(build_info.clone()))?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let process = Registry::new();
+        #[cfg(target_os = "linux")]
+        process.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         Ok(Self {
             operations: counter_vec(
                 "graphql_operations_total",
@@ -138,7 +173,14 @@ impl Metrics {
                 "Breached-password checks by outcome; unavailable means accepted unchecked.",
                 &["outcome"],
             )?,
+            http_responses: counter_vec(
+                "http_responses_total",
+                "HTTP responses by status code.",
+                &["status"],
+            )?,
+            dependency_up,
             registry,
+            process,
         })
     }
 
@@ -146,7 +188,9 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
         let encoder = TextEncoder::new();
-        if let Err(err) = encoder.encode(&self.registry.gather(), &mut buffer) {
+        let mut families = self.registry.gather();
+        families.extend(self.process.gather());
+        if let Err(err) = encoder.encode(&families, &mut buffer) {
             tracing::warn!(error = %err, "could not encode metrics");
         }
         String::from_utf8(buffer).unwrap_or_default()
@@ -172,6 +216,26 @@ mod tests {
         );
         assert!(text.contains("warden_rate_limited_total{rule=\"login_ip\"} 2"));
         assert!(text.contains("# TYPE warden_registrations_total counter"));
+    }
+
+    #[test]
+    fn build_info_and_process_series_are_exported() {
+        let metrics = Metrics::new().expect("registry");
+        let text = metrics.render();
+        let version = env!("CARGO_PKG_VERSION");
+        assert!(
+            text.contains(&format!("warden_build_info{{version=\"{version}\"}} 1")),
+            "{text}"
+        );
+        #[cfg(target_os = "linux")]
+        for series in [
+            "process_resident_memory_bytes ",
+            "process_cpu_seconds_total ",
+            "process_open_fds ",
+            "process_start_time_seconds ",
+        ] {
+            assert!(text.contains(series), "{series} missing: {text}");
+        }
     }
 
     #[test]

@@ -79,6 +79,8 @@ pub struct App {
     /// The global connection cap: `max_connections`, or less when the
     /// open-files limit cannot hold that many.
     max_connections: usize,
+    /// The `WARDEN_METRICS_LISTEN` listener, bound.
+    metrics_listener: Option<TcpListener>,
 }
 
 impl App {
@@ -102,12 +104,28 @@ impl App {
             addr: listen,
             source,
         })?;
+        let metrics_listener = match state.config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartupError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         Ok(Self {
             listener,
             addr,
             state,
             max_connections,
+            metrics_listener,
         })
+    }
+
+    /// The bound `WARDEN_METRICS_LISTEN` address, when `/metrics` has its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The bound address.
@@ -168,8 +186,29 @@ impl App {
             caps,
         );
         options.metrics = Some(self.state.metrics.clone());
+        // `/metrics` on its own listener, stopped once the main one is.
+        let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let metrics = self.metrics_listener.map(|listener| {
+            let routes = http::metrics_routes(schema.clone(), self.state.clone());
+            let options = http::serve::ServeOptions::new(
+                config.idle_timeout,
+                std::time::Duration::from_secs(1),
+                http::caps::ConnectionCaps::unlimited(),
+            );
+            tokio::spawn(http::serve::serve(listener, routes, options, async move {
+                let _ = metrics_stopped.await;
+            }))
+        });
         let routes = http::routes(schema, self.state);
         let served = http::serve::serve(self.listener, routes, options, shutdown).await;
+        let _ = stop_metrics.send(());
+        if let Some(metrics) = metrics {
+            match metrics.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::warn!(error = %err, "the metrics listener failed"),
+                Err(err) => tracing::warn!(error = %err, "the metrics listener panicked"),
+            }
+        }
         housekeeping.abort();
         keys.abort();
         cleanup.abort();

@@ -1,5 +1,15 @@
 //! The tracing subscriber: human-readable by default, one JSON object per
 //! line with `WARDEN_LOG_FORMAT=json`. `RUST_LOG` overrides the filter.
+//!
+//! The human-readable format is coloured only when standard output is a
+//! terminal and `NO_COLOR` is unset or empty (<https://no-color.org>): a
+//! log file, `docker logs` or a journal gets plain text, not escape codes.
+//! JSON is never coloured.
+//!
+//! Each request writes one line with target `warden::access` (see
+//! `http::access`); probes and scrapes write theirs at DEBUG.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::{fmt, EnvFilter};
 
@@ -15,8 +25,14 @@ pub fn init(format: LogFormat) {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = fmt().with_env_filter(filter).with_target(true);
     let result = match format {
-        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Pretty => builder
+            .with_ansi(colour(
+                std::io::stdout().is_terminal(),
+                std::env::var_os("NO_COLOR"),
+            ))
+            .try_init(),
         LogFormat::Json => builder
+            .with_ansi(false)
             .json()
             .flatten_event(true)
             .with_current_span(true)
@@ -24,5 +40,23 @@ pub fn init(format: LogFormat) {
     };
     if let Err(err) = result {
         eprintln!("warden: logging was already initialised: {err}");
+    }
+}
+
+/// Colour only on a terminal, and only when `NO_COLOR` is unset or empty.
+fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_needs_a_terminal_and_no_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some("".into())));
+        assert!(!colour(true, Some("1".into())));
+        assert!(!colour(false, None));
     }
 }

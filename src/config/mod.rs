@@ -190,6 +190,16 @@ pub struct Config {
     )]
     pub log_format: LogFormat,
 
+    /// How long start-up keeps retrying an unreachable database (Postgres), with
+    /// backoff, before giving up; each failed attempt is logged.
+    #[arg(long, env = "WARDEN_DATABASE_CONNECT_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration, global = true)]
+    pub database_connect_timeout: Duration,
+
+    /// Serve `/metrics` on this address (like `0.0.0.0:9090`) instead of the
+    /// main listener, where it then answers 404. Unset: `/metrics` is on the main listener.
+    #[arg(long, env = "WARDEN_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Largest number of database connections (Postgres; SQLite uses one writer and four readers).
     #[arg(long, env = "WARDEN_DATABASE_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
     pub database_max_connections: u32,
@@ -276,6 +286,8 @@ const OWN_ENV: &[&str] = &[
     "WARDEN_REVOKED_RETENTION",
     "WARDEN_AUDIT_RETENTION",
     "WARDEN_LOG_FORMAT",
+    "WARDEN_DATABASE_CONNECT_TIMEOUT",
+    "WARDEN_METRICS_LISTEN",
     "WARDEN_DATABASE_MAX_CONNECTIONS",
     "WARDEN_DATABASE_ACQUIRE_TIMEOUT",
     "WARDEN_REDIS_PREFIX",

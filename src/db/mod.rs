@@ -17,6 +17,14 @@
 //! [`liveness`] answers the per-request "is this session alive?" read,
 //! batched through the pool or, on a SQLite file, in place.
 //!
+//! Postgres may not be up yet when Warden starts (a compose file, a
+//! restarted node): [`Db::connect`] retries it with backoff for
+//! `WARDEN_DATABASE_CONNECT_TIMEOUT`, logging each failed attempt at WARN
+//! with the host and port (never the URL: it may hold the password), and
+//! then gives up with an error that names the host, the port and the
+//! timeout. Errors that waiting cannot fix (a refused password, a missing
+//! database) fail at once, as does a SQLite file that cannot be opened.
+//!
 //! `sqlite` opens a SQLite store (its pools' settings, the retry while the
 //! file is busy, the file's permissions); [`FetchUnique`] is the `one()`
 //! for unique keys.
@@ -29,7 +37,7 @@ use std::{
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    RuntimeErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use secrecy::ExposeSecret;
 
@@ -44,6 +52,12 @@ pub use unique::FetchUnique;
 
 /// Advisory lock key held while migrating ("warden" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7761_7264_656e;
+
+/// The first wait between two connection attempts; it doubles each time.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+
+/// The longest wait between two connection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(4);
 
 /// The store, with separate read and write handles (the same pool on Postgres).
 #[derive(Clone, Debug)]
@@ -64,8 +78,16 @@ impl Db {
             if let Some(path) = sqlite_file(&url) {
                 keep_private(&path, may_create(&url));
             }
-            let write = connect_sqlite(&url, 1, timeout).await?;
-            let read = connect_sqlite(&url, 4, timeout).await?;
+            // A file that cannot be opened will not open later: no retry.
+            let unopenable = |err: DbErr| {
+                let path = sqlite_file(&url)
+                    .map_or_else(|| "in memory".to_owned(), |p| p.display().to_string());
+                DbErr::Conn(RuntimeErr::Internal(format!(
+                    "cannot open the SQLite database {path}: {err}"
+                )))
+            };
+            let write = connect_sqlite(&url, 1, timeout).await.map_err(unopenable)?;
+            let read = connect_sqlite(&url, 4, timeout).await.map_err(unopenable)?;
             Ok(Self {
                 read,
                 write,
@@ -93,7 +115,8 @@ impl Db {
                 // cut; a busy connection is not pinged before every query.
                 .test_before_acquire_if_idle_for(Duration::from_secs(10))
                 .sqlx_logging(false);
-            let pool = Database::connect(options).await?;
+            let pool =
+                connect_with_retry(options, config.database_connect_timeout, timeout).await?;
             Ok(Self {
                 read: pool.clone(),
                 write: pool,
@@ -163,5 +186,102 @@ impl Db {
             self.write.execute_unprepared("SELECT 1").await?;
         }
         Ok(())
+    }
+}
+
+/// Connects to Postgres, retrying with backoff until `within` has passed.
+///
+/// Each attempt is one plain connection, bounded by the smaller of
+/// `attempt` and the time left (the pool's own connect would retry
+/// silently for its whole acquire timeout); once one succeeds, the pool is
+/// opened as usual.
+async fn connect_with_retry(
+    options: ConnectOptions,
+    within: Duration,
+    attempt_timeout: Duration,
+) -> Result<DatabaseConnection, DbErr> {
+    use std::str::FromStr;
+
+    use sea_orm::sqlx::{postgres::PgConnectOptions, Connection, PgConnection};
+    let server = postgres_server(options.get_url());
+    let probe = PgConnectOptions::from_str(options.get_url())
+        .map_err(|err| DbErr::Conn(RuntimeErr::Internal(format!("bad database URL: {err}"))))?;
+    let deadline = tokio::time::Instant::now() + within;
+    let mut backoff = FIRST_BACKOFF;
+    let mut attempt = 1u32;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let bound = left.min(attempt_timeout);
+        let err = match tokio::time::timeout(bound, PgConnection::connect_with(&probe)).await {
+            Ok(Ok(connection)) => {
+                let _ = connection.close().await;
+                break;
+            }
+            Ok(Err(err)) if !worth_retrying(&err) => {
+                return Err(DbErr::Conn(RuntimeErr::Internal(format!(
+                    "cannot connect to the database at {server}: {err}"
+                ))))
+            }
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => format!("no answer within {}", humantime::format_duration(bound)),
+        };
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return Err(DbErr::Conn(RuntimeErr::Internal(format!(
+                "cannot reach the database at {server} within {} ({attempt} attempts; last: {err})",
+                humantime::format_duration(within)
+            ))));
+        }
+        let wait = backoff.min(left);
+        tracing::warn!(
+            server = %server,
+            attempt,
+            retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            error = %err,
+            "database not reachable yet; retrying"
+        );
+        tokio::time::sleep(wait).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        attempt += 1;
+    }
+    Database::connect(options).await
+}
+
+/// `host:port` of a Postgres URL, for messages: never the user or password.
+fn postgres_server(url: &str) -> String {
+    use std::str::FromStr;
+    match sea_orm::sqlx::postgres::PgConnectOptions::from_str(url) {
+        Ok(options) => format!("{}:{}", options.get_host(), options.get_port()),
+        Err(_) => "(unparsable URL)".to_owned(),
+    }
+}
+
+/// True for failures that may pass by waiting: the server is not listening
+/// yet, is starting up or full. A refused password or a missing database
+/// fails at once.
+fn worth_retrying(err: &sea_orm::sqlx::Error) -> bool {
+    use sea_orm::sqlx::Error;
+    match err {
+        Error::Io(_) | Error::PoolTimedOut | Error::Tls(_) | Error::Protocol(_) => true,
+        // 57P03: the server is starting up or shutting down; 53300: too many connections.
+        Error::Database(db) => matches!(db.code().as_deref(), Some("57P03" | "53300")),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_named_in_messages_has_no_credentials() {
+        assert_eq!(
+            postgres_server("postgres://alice:s3cret@db.internal:6543/warden?sslmode=disable"),
+            "db.internal:6543"
+        );
+        assert_eq!(
+            postgres_server("postgres://alice:s3cret@db/warden"),
+            "db:5432"
+        );
     }
 }

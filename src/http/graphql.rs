@@ -21,7 +21,6 @@ use poem::{
 use secrecy::ExposeSecret;
 use serde_json::json;
 use tracing::Instrument;
-use uuid::Uuid;
 
 use super::{client_ip, cookie, device_cookie, HttpState};
 use crate::auth::jwt::VerifyError;
@@ -160,6 +159,7 @@ async fn execute(
     meta: RequestMeta,
 ) -> Response {
     let started = Instant::now();
+    super::access::record_operation(req, &batch);
     let viewer = viewer(req.headers(), http).await;
     let request_id = meta.request_id.clone();
     // The cookie is read only in cookie mode: otherwise a browser's stray
@@ -325,7 +325,7 @@ fn request_meta(req: &Request, http: &HttpState) -> RequestMeta {
         .headers()
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
-    RequestMeta::new(ip, user_agent, Uuid::new_v4().to_string())
+    RequestMeta::new(ip, user_agent, super::access::request_id(req))
         .with_ipv6_prefix(http.app.config.ipv6_prefix)
 }
 

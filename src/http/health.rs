@@ -24,9 +24,11 @@ pub async fn jwks(Data(http): Data<&Arc<HttpState>>) -> Response {
         .body(http.app.tokens.jwks(http.app.clock.now()).to_string())
 }
 
-/// Prometheus text exposition.
+/// Prometheus text exposition. The dependencies are checked first, so
+/// `warden_dependency_up` is current even when nothing probes `/readyz`.
 #[handler]
 pub async fn metrics(Data(http): Data<&Arc<HttpState>>) -> Response {
+    check(http).await;
     Response::builder()
         .content_type("text/plain; version=0.0.4")
         .body(http.app.metrics.render())
@@ -38,11 +40,23 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// 200 when the database (and Redis, when configured) answer in time, else
-/// 503 naming what failed.
-#[handler]
-pub async fn readyz(Data(http): Data<&Arc<HttpState>>) -> Response {
-    let database = match tokio::time::timeout(READY_TIMEOUT, http.app.db.ping()).await {
+/// What the dependencies answered.
+struct Checks {
+    /// `None` when the database answered in time, else why not.
+    database: Option<&'static str>,
+    /// `None` when Redis answered or is not configured, else why not.
+    redis: Option<&'static str>,
+}
+
+/// Asks the database and Redis (when configured), each within
+/// [`READY_TIMEOUT`], and records the answers in `warden_dependency_up`.
+async fn check(http: &HttpState) -> Checks {
+    let app = &http.app;
+    let (database, redis) = tokio::join!(
+        tokio::time::timeout(READY_TIMEOUT, app.db.ping()),
+        tokio::time::timeout(READY_TIMEOUT, app.limits.ready()),
+    );
+    let database = match database {
         Ok(Ok(())) => None,
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness: database check failed");
@@ -50,18 +64,46 @@ pub async fn readyz(Data(http): Data<&Arc<HttpState>>) -> Response {
         }
         Err(_) => Some("database timed out"),
     };
-    let redis = match tokio::time::timeout(READY_TIMEOUT, http.app.limits.ready()).await {
-        Ok(None | Some(Ok(()))) => None,
+    let up = |failed: Option<&str>| i64::from(failed.is_none());
+    let gauge = &app.metrics.dependency_up;
+    gauge.with_label_values(&["database"]).set(up(database));
+    let redis = match redis {
+        Ok(None) => {
+            return Checks {
+                database,
+                redis: None,
+            }
+        }
+        Ok(Some(Ok(()))) => None,
         Ok(Some(Err(err))) => {
             tracing::warn!(error = %err, "readiness: redis check failed");
             Some("redis unavailable")
         }
         Err(_) => Some("redis timed out"),
     };
-    let failures: Vec<&str> = database.into_iter().chain(redis).collect();
-    if failures.is_empty() {
-        "ready".into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, failures.join("; ")).into_response()
+    gauge.with_label_values(&["redis"]).set(up(redis));
+    Checks { database, redis }
+}
+
+/// Whether this instance should get traffic.
+///
+/// - `200 ready`: every dependency answered.
+/// - `200 degraded: redis unavailable`: the database answers but the shared
+///   rate limiter does not. Each instance limits in its own memory until
+///   Redis is back (limits are per instance meanwhile, counted in
+///   `warden_limiter_fallbacks_total`), so the instance still serves:
+///   taking every instance out of the load balancer because Redis blinked
+///   would turn a degraded limiter into a full outage.
+/// - `503 database unavailable` (or `timed out`): nothing can be served.
+#[handler]
+pub async fn readyz(Data(http): Data<&Arc<HttpState>>) -> Response {
+    let checks = check(http).await;
+    match (checks.database, checks.redis) {
+        (Some(database), redis) => {
+            let failures: Vec<&str> = std::iter::once(database).chain(redis).collect();
+            (StatusCode::SERVICE_UNAVAILABLE, failures.join("; ")).into_response()
+        }
+        (None, Some(redis)) => format!("degraded: {redis}").into_response(),
+        (None, None) => "ready".into_response(),
     }
 }

@@ -4,6 +4,7 @@
 //! resolver runs: the content type, the body size, batching, GET mutations,
 //! the bearer header and the client IP.
 
+mod access;
 pub mod caps;
 mod client_ip;
 pub mod cookie;
@@ -30,19 +31,42 @@ pub struct HttpState {
     pub app: AppState,
 }
 
-/// The routes of a Warden server.
+/// The routes of a Warden server. `/metrics` is among them unless
+/// `WARDEN_METRICS_LISTEN` moves it to [`metrics_routes`].
 pub fn routes(schema: WardenSchema, app: AppState) -> impl poem::Endpoint {
     let cors = cors::Cors::new(app.config.cors_origins.clone());
+    let access = access::Access::new(app.config.trusted_proxies.clone(), app.metrics.clone());
+    let metrics_here = app.config.metrics_listen.is_none();
     let state = Arc::new(HttpState { schema, app });
-    Route::new()
+    let mut route = Route::new()
         .at("/graphql", get(graphql::get).post(graphql::post))
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
-        .at("/metrics", get(health::metrics))
-        .at("/.well-known/jwks.json", get(health::jwks))
+        .at("/.well-known/jwks.json", get(health::jwks));
+    if metrics_here {
+        route = route.at("/metrics", get(health::metrics));
+    }
+    route
         .data(state)
         .around(move |ep, req| {
             let cors = cors.clone();
             async move { cors.handle(&ep, req).await }
+        })
+        .around(move |ep, req| {
+            let access = access.clone();
+            async move { access.handle(&ep, req).await }
+        })
+}
+
+/// `/metrics` alone, for the `WARDEN_METRICS_LISTEN` listener.
+pub fn metrics_routes(schema: WardenSchema, app: AppState) -> impl poem::Endpoint {
+    let access = access::Access::new(app.config.trusted_proxies.clone(), app.metrics.clone());
+    let state = Arc::new(HttpState { schema, app });
+    Route::new()
+        .at("/metrics", get(health::metrics))
+        .data(state)
+        .around(move |ep, req| {
+            let access = access.clone();
+            async move { access.handle(&ep, req).await }
         })
 }

@@ -3,7 +3,7 @@
 use serde_json::json;
 use warden::cleanup;
 
-use crate::helpers::{email, s, spawn_app_with, TestApp, PASSWORD};
+use crate::helpers::{email, s, spawn_app, spawn_app_with, TestApp, PASSWORD};
 
 async fn scrape(app: &TestApp) -> String {
     let response = app
@@ -206,4 +206,91 @@ async fn cleanup_passes_are_counted_by_kind() {
     )
     .await;
     assert_eq!(counted, [1.0, 1.0]);
+}
+
+#[tokio::test]
+async fn responses_are_counted_by_status() {
+    let app = spawn_app().await;
+    let counted = moved(
+        &app,
+        &[
+            "warden_http_responses_total{status=\"200\"}",
+            "warden_http_responses_total{status=\"415\"}",
+            "warden_http_responses_total{status=\"404\"}",
+        ],
+        async {
+            app.me(None).await;
+            let refused = app
+                .client
+                .post(format!("{}/graphql", app.address))
+                .header("content-type", "text/plain")
+                .body("{ me { id } }")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                refused.status(),
+                reqwest::StatusCode::UNSUPPORTED_MEDIA_TYPE
+            );
+            for _ in 0..2 {
+                let missing = app
+                    .client
+                    .get(format!("{}/nowhere", app.address))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(missing.status(), reqwest::StatusCode::NOT_FOUND);
+            }
+        },
+    )
+    .await;
+    // The 200s: the `me`, and the first scrape (counted once it was sent).
+    assert_eq!(counted, [2.0, 1.0, 2.0]);
+}
+
+#[tokio::test]
+async fn process_build_and_dependency_series_are_exported() {
+    let app = spawn_app().await;
+    let text = scrape(&app).await;
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(
+        value(
+            &text,
+            &format!("warden_build_info{{version=\"{version}\"}}")
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "warden_dependency_up{dependency=\"database\"}"),
+        1.0,
+        "{text}"
+    );
+    if cfg!(target_os = "linux") {
+        assert!(
+            value(&text, "process_resident_memory_bytes") > 1e6,
+            "{text}"
+        );
+        assert!(value(&text, "process_open_fds") > 0.0, "{text}");
+        assert!(value(&text, "process_max_fds") > 0.0, "{text}");
+        assert!(value(&text, "process_start_time_seconds") > 1.6e9, "{text}");
+        // The server runs in this process: burn CPU here until it shows.
+        let cpu = value(&text, "process_cpu_seconds_total");
+        assert!(text.contains("process_cpu_seconds_total "), "{text}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let burnt = std::time::Instant::now();
+            let mut x = 0u64;
+            while burnt.elapsed() < std::time::Duration::from_millis(100) {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+            if value(&scrape(&app).await, "process_cpu_seconds_total") > cpu {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "process_cpu_seconds_total never moved from {cpu}"
+            );
+        }
+    }
 }

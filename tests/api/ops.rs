@@ -31,15 +31,27 @@ fn free_port() -> u16 {
 
 /// Starts `warden serve` on a fresh SQLite file with JSON logs.
 async fn serve() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    serve_with(&[("WARDEN_LOG_FORMAT", "json")]).await
+}
+
+/// A `warden` command with no `WARDEN_*`, `RUST_LOG` or `NO_COLOR` from the
+/// test's own environment.
+fn bare_warden() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
     for (key, _) in std::env::vars() {
-        if key.starts_with("WARDEN_") || key == "RUST_LOG" {
+        if key.starts_with("WARDEN_") || key == "RUST_LOG" || key == "NO_COLOR" {
             cmd.env_remove(key);
         }
     }
-    let mut child = cmd
+    cmd
+}
+
+/// Starts `warden serve` on a fresh SQLite file with `extra` settings, its
+/// stdout piped.
+async fn serve_with(extra: &[(&str, &str)]) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = bare_warden()
         .arg("serve")
         .env("WARDEN_LISTEN", format!("127.0.0.1:{port}"))
         .env(
@@ -48,7 +60,7 @@ async fn serve() -> Server {
         )
         .env("WARDEN_BCRYPT_COST", "4")
         .env("WARDEN_RATE_LIMITS", "off")
-        .env("WARDEN_LOG_FORMAT", "json")
+        .envs(extra.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -222,4 +234,292 @@ async fn sigterm_during_a_refresh_storm_leaves_no_half_rotated_session() {
             assert_eq!(children, 1, "every spent token has exactly one successor");
         }
     }
+}
+
+/// The parsed `warden::access` lines of a JSON log.
+fn access_lines(lines: &[String]) -> Vec<Value> {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["target"] == "warden::access")
+        .collect()
+}
+
+#[tokio::test]
+async fn each_request_writes_one_access_line_with_no_secret_in_the_whole_log() {
+    let server = serve().await;
+    let client = reqwest::Client::new();
+    let (who, password) = ("access-log-user@example.com", PASSWORD);
+    let registered = server
+        .gql(
+            "mutation Register($i: RegisterInput!) { register(input: $i) { accessToken refreshToken } }",
+            json!({ "i": { "email": who, "password": password } }),
+        )
+        .await;
+    let access_token = registered["data"]["register"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let login = client
+        .post(format!("{}/graphql", server.base))
+        .header("x-request-id", "lb-7f3a:login.1")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .json(&json!({
+            "query": "mutation SignIn($i: LoginInput!) { login(input: $i) { accessToken refreshToken } }",
+            "operationName": "SignIn",
+            "variables": { "i": { "email": who, "password": password } },
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), reqwest::StatusCode::OK);
+    assert_eq!(login.headers()["x-request-id"], "lb-7f3a:login.1");
+    assert!(
+        login.headers().get("traceparent").is_none(),
+        "traceparent is not sent back to the caller"
+    );
+    let body: Value = login.json().await.unwrap();
+    let refresh_token = body["data"]["login"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A GET query: its variables (here a token) live in the query string.
+    let get = client
+        .get(format!("{}/graphql", server.base))
+        .query(&[
+            ("query", "query Me($t: String) { me { id } }"),
+            ("variables", &json!({ "t": refresh_token }).to_string()),
+        ])
+        .bearer_auth(&access_token)
+        .header("x-request-id", "bad id <script>")
+        .header(
+            "traceparent",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        )
+        .send()
+        .await
+        .unwrap();
+    let replaced = get.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(replaced.len(), 36, "a fresh UUID instead: {replaced}");
+    let health = client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
+    let health_id = health.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (_, lines, _dir) = server.terminate();
+
+    let access = access_lines(&lines);
+    let signin: Vec<&Value> = access
+        .iter()
+        .filter(|e| e["request_id"] == "lb-7f3a:login.1")
+        .collect();
+    assert_eq!(signin.len(), 1, "one line per request: {lines:#?}");
+    let line = signin[0];
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["message"], "request");
+    assert_eq!(line["method"], "POST");
+    assert_eq!(line["path"], "/graphql");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["operation"], "SignIn");
+    assert_eq!(line["client_ip"], "127.0.0.1");
+    assert_eq!(line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(line["parent_id"], "00f067aa0ba902b7");
+    assert!(
+        line["duration_ms"].as_f64().is_some_and(|d| d >= 0.0),
+        "{line}"
+    );
+    assert!(
+        access.iter().any(|e| e["operation"] == "Register"),
+        "{lines:#?}"
+    );
+    // The GET: its path without the query string, its fresh id, the bad
+    // one nowhere.
+    let me = access
+        .iter()
+        .find(|e| e["request_id"] == replaced.as_str())
+        .unwrap_or_else(|| panic!("no line for the GET: {lines:#?}"));
+    assert_eq!(me["path"], "/graphql");
+    assert_eq!(me["method"], "GET");
+    assert_eq!(me["operation"], "Me");
+    assert_eq!(me["request_id_replaced"], true);
+    assert!(
+        me["trace_id"].is_null(),
+        "an all-zero trace id is refused: {me}"
+    );
+    // The internal lines of a request carry the same id as its access line.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("LOGIN_SUCCEEDED") && l.contains("lb-7f3a:login.1")),
+        "{lines:#?}"
+    );
+    // Probes are logged at DEBUG: nothing at the default level.
+    assert!(
+        !access.iter().any(|e| e["request_id"] == health_id.as_str()),
+        "{lines:#?}"
+    );
+    let all = lines.join("\n");
+    for secret in [
+        password,
+        who,
+        access_token.as_str(),
+        refresh_token.as_str(),
+        "<script>",
+    ] {
+        assert!(!all.contains(secret), "{secret} reached the log:\n{all}");
+    }
+}
+
+#[tokio::test]
+async fn pretty_logs_to_a_pipe_have_no_escape_codes() {
+    let server = serve_with(&[]).await;
+    server.register("pretty-pipe@example.com").await;
+    let (ok, lines, _dir) = server.terminate();
+    assert!(ok);
+    let all = lines.join("\n");
+    assert!(all.contains("warden::access"), "{all}");
+    assert!(all.contains("warden is serving"), "{all}");
+    assert!(!all.contains("\u{1b}["), "ANSI codes in a pipe:\n{all}");
+}
+
+/// Runs the binary to its end, or kills it after `limit` (and fails).
+fn run_bounded(mut cmd: Command, limit: Duration) -> (bool, String, String) {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (done, waited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match waited.recv_timeout(limit) {
+        Ok(output) => {
+            let output = output.unwrap();
+            (
+                output.status.success(),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        }
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("warden still running after {limit:?}");
+        }
+    }
+}
+
+#[test]
+fn an_unreachable_postgres_is_retried_then_start_up_fails_naming_the_host() {
+    let port = free_port(); // bound and released: nothing listens there
+    let secret = "Sup3rS3cretDbPassw0rd";
+    let mut cmd = bare_warden();
+    cmd.arg("serve")
+        .env("WARDEN_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env(
+            "WARDEN_DATABASE_URL",
+            format!("postgres://warden:{secret}@127.0.0.1:{port}/warden"),
+        )
+        .env("WARDEN_DATABASE_CONNECT_TIMEOUT", "2s")
+        .env("WARDEN_LOG_FORMAT", "json");
+    let (ok, stdout, stderr) = run_bounded(cmd, Duration::from_secs(30));
+    assert!(!ok, "start-up must fail");
+    let server = format!("127.0.0.1:{port}");
+    assert!(stderr.contains(&server), "{stderr}");
+    assert!(stderr.contains("within 2s"), "{stderr}");
+    let retries: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["message"] == "database not reachable yet; retrying")
+        .collect();
+    assert!(retries.len() >= 2, "each attempt is logged: {stdout}");
+    assert!(retries
+        .iter()
+        .all(|e| e["level"] == "WARN" && e["server"] == server.as_str()));
+    assert!(
+        !stdout.contains(secret) && !stderr.contains(secret),
+        "the password leaked:\n{stdout}\n{stderr}"
+    );
+}
+
+#[test]
+fn a_sqlite_file_that_cannot_be_opened_fails_at_once_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no-such-dir").join("w.db");
+    let mut cmd = bare_warden();
+    cmd.arg("serve")
+        .env("WARDEN_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env(
+            "WARDEN_DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", path.display()),
+        )
+        .env("WARDEN_LOG_FORMAT", "json");
+    let (ok, stdout, stderr) = run_bounded(cmd, Duration::from_secs(30));
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "cannot open the SQLite database {}",
+            path.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("retrying"), "no retry: {stdout}");
+}
+
+#[tokio::test]
+async fn metrics_on_their_own_listener_are_gone_from_the_main_one() {
+    let metrics_port = free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let server = serve_with(&[
+        ("WARDEN_LOG_FORMAT", "json"),
+        ("WARDEN_METRICS_LISTEN", &metrics_addr),
+    ])
+    .await;
+    let client = reqwest::Client::new();
+    let main = client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(main.status(), reqwest::StatusCode::NOT_FOUND);
+    let scraped = client
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scraped.status(), reqwest::StatusCode::OK);
+    let text = scraped.text().await.unwrap();
+    // The main listener's 404 was counted, and is visible on the other one.
+    assert!(
+        text.contains("warden_http_responses_total{status=\"404\"} 1"),
+        "{text}"
+    );
+    let graphql = client
+        .get(format!("http://{metrics_addr}/graphql"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        graphql.status(),
+        reqwest::StatusCode::NOT_FOUND,
+        "only /metrics there"
+    );
+    let (ok, lines, _dir) = server.terminate();
+    assert!(ok, "both listeners stop on SIGTERM");
+    let start = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["message"] == "warden is serving")
+        .expect("start-up line");
+    assert_eq!(start["metrics"], format!("http://{metrics_addr}/metrics"));
 }

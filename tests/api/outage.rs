@@ -133,6 +133,19 @@ async fn while_the_database_is_down_every_operation_is_unavailable_and_it_recove
         .unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(ready.text().await.unwrap().contains("database"));
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("warden_dependency_up{dependency=\"database\"} 0"),
+        "{metrics}"
+    );
 
     proxy.restore();
     let deadline = Instant::now() + Duration::from_secs(15);

@@ -380,9 +380,16 @@ async fn with_redis_unreachable_logins_still_work_and_are_limited_in_memory() {
     }
     assert_eq!(failed_login(&app).await.as_deref(), LIMITED);
     assert!(fallbacks(&app).await >= 4);
+    // Degraded, not unready: the instance serves with in-memory limits.
     let (status, body) = get(&app, "/readyz").await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(body.contains("redis"), "{body}");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, "degraded: redis unavailable");
+    let (_, metrics) = get(&app, "/metrics").await;
+    assert!(
+        metrics.contains("warden_dependency_up{dependency=\"redis\"} 0")
+            && metrics.contains("warden_dependency_up{dependency=\"database\"} 1"),
+        "{metrics}"
+    );
     assert!(
         !captured_logs().contains(&password),
         "the redis URL's password reached the log"
@@ -408,14 +415,14 @@ async fn when_redis_dies_and_returns_sharing_resumes_without_a_restart() {
     assert_eq!(failed_login(&a).await.as_deref(), LIMITED);
     assert!(fallbacks(&a).await >= 4);
     let (status, body) = get(&a, "/readyz").await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(body.contains("redis"), "{body}");
+    assert_eq!(status, StatusCode::OK, "degraded is still ready");
+    assert_eq!(body, "degraded: redis unavailable");
 
     // Back, empty.
     redis_server.restart().await;
     let deadline = Instant::now() + Duration::from_secs(10);
     for app in [&a, &b] {
-        while get(app, "/readyz").await.0 != StatusCode::OK {
+        while get(app, "/readyz").await != (StatusCode::OK, "ready".to_owned()) {
             assert!(Instant::now() < deadline, "readiness never recovered");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -433,6 +440,11 @@ async fn when_redis_dies_and_returns_sharing_resumes_without_a_restart() {
         "the buckets are shared again"
     );
     assert_eq!(fallbacks(&a).await, fallbacks_before);
+    let (_, metrics) = get(&a, "/metrics").await;
+    assert!(
+        metrics.contains("warden_dependency_up{dependency=\"redis\"} 1"),
+        "{metrics}"
+    );
     let logs = captured_logs();
     assert!(
         logs.contains("limiting in memory until it is back"),
