@@ -239,7 +239,7 @@ fn the_dockerfile_builds_in_one_stage_and_runs_slim_with_a_healthcheck() {
     let user = runtime
         .lines()
         .filter_map(|l| l.strip_prefix("USER "))
-        .last()
+        .next_back()
         .unwrap();
     assert!(!["root", "0"].contains(&user.trim()), "runs as {user}");
     assert!(runtime.contains("useradd --system"));
