@@ -91,8 +91,11 @@ pub(super) fn parse_switch(s: &str) -> Result<bool, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "on" | "true" | "1" | "yes" => Ok(true),
         "off" | "false" | "0" | "no" => Ok(false),
+        // A bare switch takes the next word as its value: say how to put
+        // a subcommand after it.
         _ => Err(format!(
-            "`{s}` is not a switch: use true or false (or on/off, yes/no, 1/0)"
+            "`{s}` is not a switch: use true or false (or on/off, yes/no, 1/0); \
+             before a subcommand, write the switch as --flag=true"
         )),
     }
 }
