@@ -1,8 +1,8 @@
 //! Rate limiting: GCRA quotas (governor's semantics) behind one small trait.
 //!
 //! [`RateLimitStore`] is async and fallible so that a shared store (Redis)
-//! can implement it; [`MemoryLimiter`] is the default, governor's keyed GCRA
-//! in this process. [`Limits`] is what the services call: it knows the
+//! can implement it; [`MemoryLimiter`] is the default, governor's GCRA
+//! (its constants, step for step) in this process. [`Limits`] is what the services call: it knows the
 //! quotas, the on/off switch, and which refusals are worth an audit row.
 //!
 //! With `WARDEN_REDIS_URL`, [`Limits::build`] puts the [`RedisLimiter`]
@@ -14,9 +14,10 @@
 //! One direction only: this file builds the stores, the stores import
 //! [`store`] and nothing above it.
 //! - this file, [`Limits`]: the facade the services call;
-//! - [`store`], the [`RateLimitStore`] trait, [`Decision`], [`LimiterError`],
+//! - [`store`], the [`RateLimitStore`] trait, [`BucketState`] (what a check
+//!   spent and what is left), [`Decision`], [`LimiterError`],
 //!   [`Quotas`], [`governor_quota`];
-//! - [`memory`], [`MemoryLimiter`]: governor in this process;
+//! - [`memory`], [`MemoryLimiter`]: the same GCRA in this process;
 //! - [`redis`], [`RedisLimiter`]: the connection to Redis;
 //! - [`gcra`], the Lua script it runs and the constants it takes;
 //! - [`failover`], [`Failover`]: the shared store with memory as fallback;
