@@ -16,7 +16,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use clap::Args;
+use clap::{ArgAction, Args};
 
 use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
@@ -57,6 +57,7 @@ pub struct Config {
         long,
         env = "WARDEN_JWT_ALGORITHM",
         default_value = "HS256",
+        value_parser = parse_jwt_algorithm,
         global = true
     )]
     pub jwt_algorithm: JwtAlgorithm,
@@ -133,7 +134,7 @@ pub struct Config {
     pub ipv6_prefix: u8,
 
     /// `on` or `off`: `off` turns every rate limit off (lockout stays).
-    #[arg(long, env = "WARDEN_RATE_LIMITS", default_value = "on", value_parser = parse_switch, global = true)]
+    #[arg(long, env = "WARDEN_RATE_LIMITS", default_value = "on", value_parser = parse_switch, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "on", global = true)]
     pub rate_limits: bool,
 
     /// The quota of each rate rule (`WARDEN_RATE_LOGIN_IP` …), from the
@@ -166,7 +167,7 @@ pub struct Config {
     pub max_batch: usize,
 
     /// Serve introspection and GraphiQL (`false` also turns field suggestions off).
-    #[arg(long, env = "WARDEN_INTROSPECTION", default_value = "true", value_parser = parse_switch, global = true)]
+    #[arg(long, env = "WARDEN_INTROSPECTION", default_value = "true", value_parser = parse_switch, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", global = true)]
     pub introspection: bool,
 
     /// How often the cleanup task runs.
@@ -186,6 +187,7 @@ pub struct Config {
         long,
         env = "WARDEN_LOG_FORMAT",
         default_value = "pretty",
+        value_parser = parse_enum::<LogFormat>,
         global = true
     )]
     pub log_format: LogFormat,
@@ -210,11 +212,11 @@ pub struct Config {
 
     /// `off`, `on` (also hand the refresh token to browsers as an HttpOnly cookie, and
     /// read it back) or `only` (the cookie alone: `refreshToken` in bodies is empty).
-    #[arg(long, env = "WARDEN_REFRESH_COOKIE", default_value = "off", value_parser = parse_refresh_cookie, global = true)]
+    #[arg(long, env = "WARDEN_REFRESH_COOKIE", default_value = "off", value_parser = parse_refresh_cookie, num_args = 0..=1, default_missing_value = "on", global = true)]
     pub refresh_cookie: RefreshCookieMode,
 
     /// Mark the refresh cookie Secure (HTTPS only); `false` only for local development over HTTP.
-    #[arg(long, env = "WARDEN_COOKIE_SECURE", default_value = "true", value_parser = parse_switch, global = true)]
+    #[arg(long, env = "WARDEN_COOKIE_SECURE", default_value = "true", value_parser = parse_switch, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", global = true)]
     pub cookie_secure: bool,
 
     /// Comma-separated origins (like https://app.example.com) allowed to call Warden from a browser, with credentials.
@@ -232,7 +234,7 @@ pub struct Config {
 
     /// `on` checks new passwords against the Have I Been Pwned range API
     /// (k-anonymity: only 5 hex digits of the SHA-1 leave; fails open).
-    #[arg(long, env = "WARDEN_PWNED_PASSWORDS", default_value = "off", value_parser = parse_switch, global = true)]
+    #[arg(long, env = "WARDEN_PWNED_PASSWORDS", default_value = "off", value_parser = parse_switch, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "on", global = true)]
     pub pwned_passwords: bool,
 
     /// Base URL of the Pwned Passwords range API (`{url}/range/{5 hex digits}`).

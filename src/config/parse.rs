@@ -80,12 +80,45 @@ pub(super) fn parse_origin(s: &str) -> Result<String, String> {
     Ok(origin.to_owned())
 }
 
+/// A boolean setting. With its flag, every form works: `--x` alone (the
+/// field's `default_missing_value`), `--x=false`, `--x false`, and the
+/// variable, `WARDEN_X=off`. A field using it needs, besides
+/// `value_parser = parse_switch`: `action = ArgAction::Set` (a `bool` field
+/// otherwise gets clap's `SetTrue`, which takes no value at all), and
+/// `num_args = 0..=1` with `default_missing_value` (`"true"`, or `"on"` for
+/// a setting documented as on/off), so the value may be left out.
 pub(super) fn parse_switch(s: &str) -> Result<bool, String> {
-    match s.to_ascii_lowercase().as_str() {
+    match s.trim().to_ascii_lowercase().as_str() {
         "on" | "true" | "1" | "yes" => Ok(true),
         "off" | "false" | "0" | "no" => Ok(false),
-        _ => Err(format!("`{s}` is not on/off or true/false")),
+        // A bare switch takes the next word as its value: say how to put
+        // a subcommand after it.
+        _ => Err(format!(
+            "`{s}` is not a switch: use true or false (or on/off, yes/no, 1/0); \
+             before a subcommand, write the switch as --flag=true"
+        )),
     }
+}
+
+/// A [`clap::ValueEnum`] setting, case-insensitively (`WARDEN_LOG_FORMAT=JSON`);
+/// a bad value's message lists the valid ones. Use it as
+/// `value_parser = parse_enum::<TheEnum>` (clap's own parser for a value
+/// enum matches case-sensitively, and its error lists the values on a
+/// second line that the one-line start-up error leaves out).
+pub(super) fn parse_enum<E: clap::ValueEnum>(s: &str) -> Result<E, String> {
+    E::from_str(s.trim(), true).map_err(|_| {
+        let valid: Vec<String> = E::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value())
+            .map(|v| v.get_name().to_owned())
+            .collect();
+        format!("`{s}` is not one of {}", valid.join(", "))
+    })
+}
+
+/// `HS256` or `EdDSA`, in any case.
+pub(super) fn parse_jwt_algorithm(s: &str) -> Result<super::JwtAlgorithm, String> {
+    s.trim().parse()
 }
 
 /// A Redis URL the client can use; the message never repeats it (it may

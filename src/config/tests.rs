@@ -120,3 +120,162 @@ fn zero_durations_and_empty_names_are_refused() {
     assert!(parse_body_limit("10").is_err());
     assert!(parse_batch("0").is_err());
 }
+
+/// A config from command-line arguments alone (no environment).
+fn from_args(args: &[&str]) -> Result<Config, String> {
+    use clap::FromArgMatches;
+    let mut argv = vec!["warden"];
+    argv.extend_from_slice(args);
+    let matches = Wrapper::command()
+        .mut_args(|arg| arg.env(None))
+        .try_get_matches_from(argv)
+        .map_err(|e| e.to_string())?;
+    Wrapper::from_arg_matches(&matches)
+        .map(|w| w.config)
+        .map_err(|e| e.to_string())
+}
+
+/// Every boolean setting, how to read it from a config, and its default.
+type Switch = (&'static str, fn(&Config) -> bool, bool);
+
+const SWITCHES: &[Switch] = &[
+    ("introspection", |c| c.introspection, true),
+    ("rate-limits", |c| c.rate_limits, true),
+    ("cookie-secure", |c| c.cookie_secure, true),
+    ("pwned-passwords", |c| c.pwned_passwords, false),
+];
+
+#[test]
+fn every_switch_takes_every_flag_form() {
+    for (flag, get, default) in SWITCHES {
+        let long = format!("--{flag}");
+        assert_eq!(get(&from_args(&[]).unwrap()), *default, "{flag} default");
+        assert!(
+            get(&from_args(&[&long]).unwrap()),
+            "{long} alone turns it on"
+        );
+        for (value, expected) in [
+            ("true", true),
+            ("false", false),
+            ("on", true),
+            ("off", false),
+            ("TRUE", true),
+            ("Off", false),
+        ] {
+            let joined = format!("{long}={value}");
+            assert_eq!(get(&from_args(&[&joined]).unwrap()), expected, "{joined}");
+            assert_eq!(
+                get(&from_args(&[&long, value]).unwrap()),
+                expected,
+                "{long} {value}"
+            );
+        }
+        // A bare switch followed by another flag leaves that flag alone.
+        let config = from_args(&[&long, "--max-batch", "3"]).unwrap();
+        assert!(
+            get(&config) && config.max_batch == 3,
+            "{long} --max-batch 3"
+        );
+        let err = from_args(&[&format!("{long}=maybe")]).unwrap_err();
+        assert!(err.contains("true or false"), "{err}");
+    }
+}
+
+#[test]
+fn every_switch_of_the_config_is_in_the_switch_test() {
+    // A `bool` field left to clap's defaults gets `SetTrue`, which takes no
+    // value (`--x=false` fails): none may. Every setting whose value may be
+    // left out is a switch of the test above (or the cookie mode).
+    let cmd = Wrapper::command();
+    for arg in cmd.get_arguments() {
+        assert!(
+            !matches!(arg.get_action(), ArgAction::SetTrue | ArgAction::SetFalse),
+            "--{:?} takes no value: give it action = ArgAction::Set",
+            arg.get_long()
+        );
+    }
+    let mut optional: Vec<String> = cmd
+        .get_arguments()
+        .filter(|a| a.get_num_args().is_some_and(|n| n.min_values() == 0))
+        .filter_map(|a| a.get_long().map(str::to_owned))
+        .filter(|long| long != "refresh-cookie")
+        .collect();
+    let mut listed: Vec<String> = SWITCHES.iter().map(|(f, _, _)| f.to_string()).collect();
+    listed.sort();
+    optional.sort();
+    assert_eq!(optional, listed);
+}
+
+#[test]
+fn the_refresh_cookie_mode_takes_every_flag_form_and_any_case() {
+    let mode = |args: &[&str]| from_args(args).map(|c| c.refresh_cookie);
+    assert_eq!(mode(&[]), Ok(RefreshCookieMode::Off));
+    assert_eq!(mode(&["--refresh-cookie"]), Ok(RefreshCookieMode::On));
+    assert_eq!(mode(&["--refresh-cookie=true"]), Ok(RefreshCookieMode::On));
+    assert_eq!(mode(&["--refresh-cookie", "ON"]), Ok(RefreshCookieMode::On));
+    assert_eq!(
+        mode(&["--refresh-cookie=false"]),
+        Ok(RefreshCookieMode::Off)
+    );
+    assert_eq!(
+        mode(&["--refresh-cookie", "Only"]),
+        Ok(RefreshCookieMode::Only)
+    );
+    let err = mode(&["--refresh-cookie=sometimes"]).unwrap_err();
+    assert!(err.contains("off, on, only"), "{err}");
+}
+
+#[test]
+fn enum_values_are_case_insensitive_and_a_bad_one_lists_the_valid_ones() {
+    let log = |v: &str| Config::from_vars([("WARDEN_LOG_FORMAT", v)]).map(|c| c.log_format);
+    assert_eq!(log("JSON"), Ok(LogFormat::Json));
+    assert_eq!(log("Pretty"), Ok(LogFormat::Pretty));
+    let err = log("yaml").unwrap_err();
+    assert!(err.contains("pretty, json"), "{err}");
+    let alg = |v: &str| Config::from_vars([("WARDEN_JWT_ALGORITHM", v)]).map(|c| c.jwt_algorithm);
+    assert_eq!(alg("eddsa"), Ok(JwtAlgorithm::EdDsa));
+    assert_eq!(alg("hs256"), Ok(JwtAlgorithm::Hs256));
+    let err = alg("RS256").unwrap_err();
+    assert!(err.contains("HS256, EdDSA"), "{err}");
+    assert!(parse_enum::<LogFormat>("xml")
+        .unwrap_err()
+        .ends_with("is not one of pretty, json"));
+}
+
+/// Settings that have no default on purpose (unset means "none").
+const WITHOUT_DEFAULT: &[&str] = &[
+    "WARDEN_REDIS_URL",
+    "WARDEN_JWT_SECRET",
+    "WARDEN_TRUSTED_PROXIES",
+    "WARDEN_CORS_ORIGINS",
+];
+
+#[test]
+fn every_setting_shows_its_variable_and_default_in_help() {
+    let help = Wrapper::command().render_long_help().to_string();
+    for name in KNOWN_ENV {
+        let arg = Wrapper::command()
+            .get_arguments()
+            .find(|a| a.get_env().is_some_and(|e| e == *name))
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} has a flag"));
+        let long = arg.get_long().unwrap_or_default().to_owned();
+        assert!(help.contains(&format!("[env: {name}")), "help names {name}");
+        if WITHOUT_DEFAULT.contains(name) {
+            continue;
+        }
+        let default = arg
+            .get_default_values()
+            .first()
+            .map(|v| v.to_string_lossy().into_owned())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{name} (--{long}) has no default: give it one, or list it in WITHOUT_DEFAULT"
+                )
+            });
+        assert!(
+            help.contains(&format!("[default: {default}]")),
+            "help shows --{long}'s default {default}"
+        );
+    }
+}

@@ -76,7 +76,7 @@ pub(super) fn parse_refresh_cookie(s: &str) -> Result<RefreshCookieMode, String>
         "off" | "false" | "0" | "no" => Ok(RefreshCookieMode::Off),
         "on" | "true" | "1" | "yes" => Ok(RefreshCookieMode::On),
         "only" => Ok(RefreshCookieMode::Only),
-        _ => Err(format!("`{s}` is not off, on or only")),
+        _ => Err(format!("`{s}` is not one of off, on, only (or true/false)")),
     }
 }
 
@@ -124,7 +124,7 @@ impl std::str::FromStr for JwtAlgorithm {
         match s.to_ascii_lowercase().as_str() {
             "hs256" => Ok(Self::Hs256),
             "eddsa" | "ed25519" => Ok(Self::EdDsa),
-            _ => Err(format!("`{s}` is not HS256 or EdDSA")),
+            _ => Err(format!("`{s}` is not one of HS256, EdDSA")),
         }
     }
 }

@@ -24,7 +24,8 @@ use tracing::Instrument;
 
 use super::{client_ip, cookie, device_cookie, HttpState};
 use crate::auth::jwt::VerifyError;
-use crate::services::signing_keys;
+use crate::auth::limiter::RateReport;
+use crate::services::{limits, signing_keys};
 use crate::{
     error::UnauthReason,
     graphql::{
@@ -201,7 +202,8 @@ async fn execute(
             BatchRequest::Batch(requests.into_iter().map(attach).collect())
         }
     };
-    let response = http.schema.execute_batch(batch).await;
+    let rate_report = RateReport::new();
+    let response = limits::reporting(rate_report.clone(), http.schema.execute_batch(batch)).await;
     let errors: Vec<&ServerError> = match &response {
         BatchResponse::Single(r) => r.errors.iter().collect(),
         BatchResponse::Batch(rs) => rs.iter().flat_map(|r| r.errors.iter()).collect(),
@@ -241,7 +243,23 @@ async fn execute(
     if let Some(secs) = retry_after {
         builder = builder.header(header::RETRY_AFTER, secs.to_string());
     }
+    builder = rate_limit_headers(builder, &rate_report);
     builder.body(body)
+}
+
+/// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10,
+/// see [`RateReport`]) for the rules the operations checked; none when they
+/// checked none (or limits are off).
+fn rate_limit_headers(
+    mut builder: poem::ResponseBuilder,
+    report: &RateReport,
+) -> poem::ResponseBuilder {
+    if let (Some(policy), Some(limit)) = (report.policy_header(), report.limit_header()) {
+        builder = builder
+            .header("RateLimit-Policy", policy)
+            .header("RateLimit", limit);
+    }
+    builder
 }
 
 /// The `Set-Cookie` value that carries out what a resolver asked.

@@ -7,6 +7,18 @@
 //! ([`Rule::key_parts`]), each part rendered by one function here and joined
 //! by `|` in one place ([`KeyFacts::key`]); the unit tests check every
 //! rule's key against its declaration.
+//!
+//! Every check's outcome (all buckets checked, allowed or not) is also
+//! recorded in the [`RateReport`] of the request being served, if any, for
+//! its `RateLimit-Policy` and `RateLimit` headers. The report travels as a
+//! task-local set by the HTTP layer around the execution ([`reporting`]):
+//! checks happen deep inside the use cases, which return their own results
+//! and know nothing of responses, and threading a collector through every
+//! one of them (or through [`RequestMeta`], which the CLI and tests build
+//! too) would change every signature for a transport concern. Nothing here
+//! spawns between the resolver and the check, so the execution's task is
+//! the request's. Outside [`reporting`] (the CLI, unit tests) nothing is
+//! recorded.
 
 use std::{future::Future, pin::pin, task::Poll};
 
@@ -17,7 +29,7 @@ use uuid::Uuid;
 use crate::{
     auth::{
         email::Email,
-        limiter::{retry_after_secs, KeyPart, Rule},
+        limiter::{first_refusal, retry_after_secs, KeyPart, RateReport, Rule},
         pseudonym::EmailPseudonyms,
     },
     domain::AuditEventKind,
@@ -26,6 +38,17 @@ use crate::{
     services::audit::{self, Event},
     state::AppState,
 };
+
+tokio::task_local! {
+    /// The report of the request whose execution this task is running.
+    static REPORT: RateReport;
+}
+
+/// Runs `execution` (one HTTP request's operations) with every rate-limit
+/// check it makes recorded in `report`.
+pub async fn reporting<F: Future>(report: RateReport, execution: F) -> F::Output {
+    REPORT.scope(report, execution).await
+}
 
 /// Between the parts of a bucket key. Neither an IP bucket, a pseudonym
 /// (hex) nor a user id holds one, so parts cannot run into each other.
@@ -160,7 +183,10 @@ pub async fn enforce_in_order(
     meta: &RequestMeta,
     checks: &[(Rule, &str)],
 ) -> Result<(), AppError> {
-    let Some((index, retry_after)) = state.limits.check_in_order(checks).await else {
+    let states = state.limits.check_in_order(checks).await;
+    // Not set outside an HTTP request: nothing to report to.
+    let _ = REPORT.try_with(|report| report.record(&states));
+    let Some((index, retry_after)) = first_refusal(&states) else {
         return Ok(());
     };
     let Some(&(rule, key)) = checks.get(index) else {

@@ -166,6 +166,129 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
     }
 }
 
+/// Runs `warden <args>` (`migrate` on a scratch database: it accepts the
+/// whole configuration, then exits) and fails the test with its stderr if
+/// the command line was refused.
+fn accepted(url: &str, args: &[&str], env: &[(&str, &str)]) {
+    let out = warden(url, args, "", env);
+    assert!(
+        out.status.success(),
+        "`warden {}` with {env:?}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn boolean_settings_work_as_flags_in_every_form() {
+    let (_dir, url) = scratch();
+    let switches = [
+        ("introspection", "true"),
+        ("rate-limits", "on"),
+        ("refresh-cookie", "on"),
+        ("cookie-secure", "true"),
+        ("pwned-passwords", "on"),
+    ];
+    for (flag, on) in switches {
+        let long = format!("--{flag}");
+        let mut forms: Vec<Vec<String>> = vec![vec![long.clone()]];
+        for value in ["true", "false", on, "off", "on"] {
+            forms.push(vec![format!("{long}={value}")]);
+            forms.push(vec![long.clone(), value.to_owned()]);
+        }
+        for form in forms {
+            let form: Vec<&str> = form.iter().map(String::as_str).collect();
+            // After the subcommand, and before it with a value.
+            let mut after = vec!["migrate"];
+            after.extend(&form);
+            accepted(&url, &after, &[]);
+            if form.len() == 2 || form[0].contains('=') {
+                let mut before = form.clone();
+                before.push("migrate");
+                accepted(&url, &before, &[]);
+            }
+        }
+    }
+    // The variables still work, in any case.
+    for (key, value) in [
+        ("WARDEN_INTROSPECTION", "False"),
+        ("WARDEN_RATE_LIMITS", "OFF"),
+        ("WARDEN_REFRESH_COOKIE", "ON"),
+        ("WARDEN_COOKIE_SECURE", "true"),
+        ("WARDEN_PWNED_PASSWORDS", "off"),
+    ] {
+        accepted(&url, &["migrate"], &[(key, value)]);
+    }
+}
+
+#[test]
+fn enum_values_ignore_case_and_a_bad_one_lists_the_valid_ones() {
+    let (_dir, url) = scratch();
+    accepted(&url, &["migrate"], &[("WARDEN_LOG_FORMAT", "JSON")]);
+    accepted(&url, &["migrate", "--log-format", "Pretty"], &[]);
+    accepted(&url, &["migrate", "--jwt-algorithm", "eddsa"], &[]);
+    accepted(&url, &["migrate"], &[("WARDEN_REFRESH_COOKIE", "Only")]);
+    let cases = [
+        ("WARDEN_LOG_FORMAT", "yaml", "pretty, json"),
+        ("WARDEN_JWT_ALGORITHM", "RS256", "HS256, EdDSA"),
+        ("WARDEN_REFRESH_COOKIE", "sometimes", "off, on, only"),
+        ("WARDEN_INTROSPECTION", "maybe", "true or false"),
+    ];
+    for (key, value, valid) in cases {
+        let out = warden(&url, &["migrate"], "", &[(key, value)]);
+        assert_eq!(out.status.code(), Some(2), "{key}={value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(key), "names {key}: {stderr}");
+        assert!(stderr.contains(valid), "lists {valid}: {stderr}");
+    }
+}
+
+/// Settings that have no default on purpose (unset means "none").
+const WITHOUT_DEFAULT: &[&str] = &[
+    "WARDEN_REDIS_URL",
+    "WARDEN_JWT_SECRET",
+    "WARDEN_TRUSTED_PROXIES",
+    "WARDEN_CORS_ORIGINS",
+];
+
+#[test]
+fn help_shows_every_settings_variable_and_default() {
+    let out = warden("sqlite://unused.db", &["--help"], "", &[]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    // One block per option: from its `--flag` line to the next one.
+    let mut blocks: Vec<String> = Vec::new();
+    for line in help.lines() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        if indent <= 6 && trimmed.starts_with('-') {
+            blocks.push(String::new());
+        }
+        if let Some(block) = blocks.last_mut() {
+            block.push_str(line);
+            block.push('\n');
+        }
+    }
+    for name in warden::config::KNOWN_ENV {
+        // The test database URL is passed in the environment; its value is hidden.
+        let block = blocks
+            .iter()
+            .find(|b| {
+                b.contains(&format!("[env: {name}=")) || b.contains(&format!("[env: {name}]"))
+            })
+            .unwrap_or_else(|| panic!("--help names {name}:\n{help}"));
+        if !WITHOUT_DEFAULT.contains(name) {
+            assert!(
+                block.contains("[default: "),
+                "--help shows the default of {name} (or list it in WITHOUT_DEFAULT):\n{block}"
+            );
+        }
+    }
+    assert!(help.contains("[default: 127.0.0.1:8080]"));
+    assert!(help.contains("[default: 15m]"));
+}
+
 #[test]
 fn migrate_creates_the_schema_and_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();

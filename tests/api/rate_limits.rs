@@ -174,7 +174,161 @@ async fn rate_limits_off_turns_them_off() {
     })
     .await;
     for _ in 0..4 {
-        let body = login_with_headers(&app, &email(), &[]).await;
+        let response = app.post(None, &login_mutation(&email()), json!({})).await;
+        assert_eq!(
+            header(&response, "ratelimit-policy"),
+            None,
+            "no limits, no headers"
+        );
+        assert_eq!(header(&response, "ratelimit"), None);
+        let body: Value = response.json().await.unwrap();
         assert_eq!(code(&body), Some("INVALID_CREDENTIALS"));
     }
+}
+
+// RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers-10).
+
+fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn register_mutation(who: &str) -> String {
+    format!("mutation {{ register(input: {{ email: \"{who}\", password: \"{PASSWORD}\" }}) {{ accessToken }} }}")
+}
+
+fn login_mutation(who: &str) -> String {
+    format!("mutation {{ login(input: {{ email: \"{who}\", password: \"wrong password guess\" }}) {{ accessToken }} }}")
+}
+
+/// `t` of a `RateLimit` item.
+fn reset_of(limit: &str) -> u64 {
+    limit
+        .rsplit_once(";t=")
+        .and_then(|(_, t)| t.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn remaining_counts_down_under_the_configured_policy_and_a_refusal_says_when() {
+    let app = spawn_app_with(|c| c.rates.rate_register_ip = quota("3/min")).await;
+    let mut limits = Vec::new();
+    for _ in 0..3 {
+        let response = app
+            .post(None, &register_mutation(&email()), json!({}))
+            .await;
+        assert_eq!(
+            header(&response, "ratelimit-policy").as_deref(),
+            Some("\"register_ip\";q=3;w=60"),
+            "the policy is the configured quota"
+        );
+        assert_eq!(header(&response, "retry-after"), None, "allowed");
+        limits.push(header(&response, "ratelimit").unwrap());
+    }
+    let remaining: Vec<&str> = limits
+        .iter()
+        .map(|l| l.split(";t=").next().unwrap())
+        .collect();
+    assert_eq!(
+        remaining,
+        [
+            "\"register_ip\";r=2",
+            "\"register_ip\";r=1",
+            "\"register_ip\";r=0"
+        ]
+    );
+    // Full again once every spent unit is back: at most a minute.
+    assert!((1..=60).contains(&reset_of(&limits[0])), "{limits:?}");
+    let refused = app
+        .post(None, &register_mutation(&email()), json!({}))
+        .await;
+    let limit = header(&refused, "ratelimit").unwrap();
+    let retry_after = header(&refused, "retry-after").unwrap();
+    assert!(limit.starts_with("\"register_ip\";r=0;t="), "{limit}");
+    assert_eq!(
+        reset_of(&limit).to_string(),
+        retry_after,
+        "t is the instant of Retry-After"
+    );
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(code(&body), Some("RATE_LIMITED"));
+}
+
+#[tokio::test]
+async fn a_login_announces_both_of_its_rules_and_never_a_key() {
+    let app = spawn_app_with(|c| {
+        c.rates.rate_login_ip = quota("10/min");
+        c.rates.rate_login_email = quota("5/min");
+    })
+    .await;
+    let who = email();
+    let response = app.post(None, &login_mutation(&who), json!({})).await;
+    let policy = header(&response, "ratelimit-policy").unwrap();
+    let limit = header(&response, "ratelimit").unwrap();
+    assert_eq!(policy, "\"login_ip\";q=10;w=60, \"login_email\";q=5;w=60");
+    assert!(
+        limit.starts_with("\"login_ip\";r=9;t=") && limit.contains(", \"login_email\";r=4;t="),
+        "{limit}"
+    );
+    for value in [&policy, &limit] {
+        let lower = value.to_lowercase();
+        let local = who.split('@').next().unwrap();
+        assert!(
+            !value.contains("127.0.0.1") && !lower.contains(local) && !value.contains('|'),
+            "no IP, email or key in {value}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn aliases_and_batches_report_the_state_after_the_last_spend() {
+    let app = spawn_app_with(|c| {
+        c.max_batch = 10;
+        c.rates.rate_login_ip = quota("10/min");
+        c.rates.rate_login_email = quota("5/min");
+    })
+    .await;
+    let who = email();
+    let aliased = app
+        .post(
+            None,
+            &aliased_logins(3, &who, "another wrong guess"),
+            json!({}),
+        )
+        .await;
+    let limit = header(&aliased, "ratelimit").unwrap();
+    assert!(
+        limit.starts_with("\"login_ip\";r=7;t=") && limit.contains("\"login_email\";r=2;t="),
+        "three spends each: {limit}"
+    );
+    let ops: Vec<Value> = (0..2)
+        .map(|_| json!({ "query": login_mutation(&who) }))
+        .collect();
+    let batch = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .json(&ops)
+        .send()
+        .await
+        .unwrap();
+    let limit = header(&batch, "ratelimit").unwrap();
+    assert!(
+        limit.starts_with("\"login_ip\";r=5;t=") && limit.contains("\"login_email\";r=0;t="),
+        "two more: {limit}"
+    );
+}
+
+#[tokio::test]
+async fn an_operation_without_a_limit_carries_no_rate_limit_headers() {
+    let app = spawn_app_with(|c| c.rates.rate_register_ip = quota("3/min")).await;
+    let registered = app.register(&email()).await;
+    let token = registered["accessToken"].as_str().unwrap();
+    let response = app.post(Some(token), "{ me { id } }", json!({})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "ratelimit-policy"), None);
+    assert_eq!(header(&response, "ratelimit"), None);
+    assert_eq!(header(&response, "retry-after"), None);
 }

@@ -16,7 +16,9 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use tempfile::TempDir;
 use warden::{
-    auth::limiter::{Decision, MemoryLimiter, Quotas, RateLimitStore, RedisLimiter, Rule},
+    auth::limiter::{
+        first_refusal, Decision, MemoryLimiter, Quotas, RateLimitStore, RedisLimiter, Rule,
+    },
     config::Config,
 };
 
@@ -146,8 +148,8 @@ async fn redis_limiter(url: &str, prefix: &str, quotas: Quotas) -> RedisLimiter 
 
 /// One check on both stores; asserts they agree and returns the decision.
 async fn both(memory: &MemoryLimiter, redis: &RedisLimiter, rule: Rule, key: &str) -> char {
-    let from_memory = memory.check_now(rule, key);
-    let from_redis = redis.check(rule, key).await.unwrap();
+    let from_memory = memory.check_now(rule, key).decision();
+    let from_redis = redis.check(rule, key).await.unwrap().decision();
     match (from_memory, from_redis) {
         (Decision::Allow, Decision::Allow) => 'A',
         (Decision::Deny { retry_after: m }, Decision::Deny { retry_after: r }) => {
@@ -233,7 +235,8 @@ async fn checks_in_order_stop_at_the_first_refusal_on_both_stores() {
         let pair = [(Rule::LoginIp, ip), (Rule::LoginEmail, mail)];
         let mut seen = Vec::new();
         for _ in 0..3 {
-            seen.push(store.check_in_order(&pair).await.unwrap().map(|(i, _)| i));
+            let states = store.check_in_order(&pair).await.unwrap();
+            seen.push(first_refusal(&states).map(|(i, _)| i));
         }
         assert_eq!(
             seen,
@@ -242,31 +245,156 @@ async fn checks_in_order_stop_at_the_first_refusal_on_both_stores() {
         );
         // The third call stopped at the IP: one unit of the email's is left.
         assert_eq!(
-            store.check(Rule::LoginEmail, mail).await.unwrap(),
+            store
+                .check(Rule::LoginEmail, mail)
+                .await
+                .unwrap()
+                .decision(),
             Decision::Allow,
             "{name}"
         );
         // Now the email's bucket is empty: a fresh IP passes, the email refuses.
         let pair = [(Rule::LoginIp, other_ip), (Rule::LoginEmail, mail)];
-        let refused = store.check_in_order(&pair).await.unwrap();
+        let refused = first_refusal(&store.check_in_order(&pair).await.unwrap());
         assert!(
             matches!(refused, Some((1, wait)) if wait > Duration::from_secs(1)),
             "{name}: {refused:?}"
         );
         // The fresh IP's unit was spent before the refusal: one is left.
         assert_eq!(
-            store.check(Rule::LoginIp, other_ip).await.unwrap(),
+            store
+                .check(Rule::LoginIp, other_ip)
+                .await
+                .unwrap()
+                .decision(),
             Decision::Allow,
             "{name}"
         );
         assert!(
             matches!(
-                store.check(Rule::LoginIp, other_ip).await.unwrap(),
+                store
+                    .check(Rule::LoginIp, other_ip)
+                    .await
+                    .unwrap()
+                    .decision(),
                 Decision::Deny { .. }
             ),
             "{name}"
         );
     }
+}
+
+/// The `RateLimit` header's numbers: for the same sequence, both stores
+/// report the same remaining units at every step, and the same time until
+/// the bucket is full again and until the next unit (within the time the
+/// calls themselves take).
+#[tokio::test]
+async fn memory_and_redis_report_the_same_quota_remaining_and_reset() {
+    let redis_server = TestRedis::get().await;
+    let quotas = quotas(|c| {
+        c.rates.rate_login_ip = "4/min".parse().unwrap();
+        c.rates.rate_login_email = "2/min".parse().unwrap();
+    });
+    let memory = MemoryLimiter::new(quotas);
+    let redis = redis_limiter(&redis_server.url, &prefix(), quotas).await;
+    let pair = [
+        (Rule::LoginIp, "10.0.0.1"),
+        (Rule::LoginEmail, "10.0.0.1|someone"),
+    ];
+    let mut remaining = Vec::new();
+    for _ in 0..4 {
+        let from_memory = memory.check_in_order(&pair).await.unwrap();
+        let from_redis = redis.check_in_order(&pair).await.unwrap();
+        assert_eq!(from_memory.len(), from_redis.len());
+        for (m, r) in from_memory.iter().zip(&from_redis) {
+            assert_eq!(
+                (m.rule, m.quota, m.allowed, m.remaining),
+                (r.rule, r.quota, r.allowed, r.remaining)
+            );
+            assert!(
+                m.reset.abs_diff(r.reset) <= Duration::from_millis(50),
+                "{m:?} vs {r:?}"
+            );
+            assert!(
+                m.retry_after.abs_diff(r.retry_after) <= Duration::from_millis(50),
+                "{m:?} vs {r:?}"
+            );
+        }
+        remaining.push(
+            from_redis
+                .iter()
+                .map(|s| (s.allowed, s.remaining))
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(
+        remaining,
+        [
+            vec![(true, 3), (true, 1)],
+            vec![(true, 2), (true, 0)],
+            vec![(true, 1), (false, 0)],
+            vec![(true, 0), (false, 0)],
+        ],
+        "the email bucket refuses third; the IP's goes on counting down"
+    );
+    let last = redis.check(Rule::LoginIp, "10.0.0.1").await.unwrap();
+    assert!(!last.allowed);
+    // 4/min: 15 s per unit, four spent, so full again in about 60 s; the
+    // next unit in about 15 s.
+    assert!(
+        last.reset > Duration::from_secs(59) && last.reset <= Duration::from_secs(60),
+        "{last:?}"
+    );
+    assert!(
+        last.retry_after > Duration::from_secs(14) && last.retry_after <= Duration::from_secs(15),
+        "{last:?}"
+    );
+}
+
+/// The headers over HTTP with the buckets in Redis (the rate-limit suite
+/// covers memory, or Redis when `WARDEN_TEST_REDIS_URL` is set).
+#[tokio::test]
+async fn rate_limit_headers_come_from_redis_buckets_too() {
+    let redis_server = TestRedis::get().await;
+    let url = redis_server.url.clone();
+    let app = spawn_app_with(|c| {
+        c.redis_url = Some(url.into());
+        c.redis_prefix = prefix();
+        c.rates.rate_register_ip = "2/min".parse().unwrap();
+    })
+    .await;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let response = app
+            .post(
+                None,
+                &format!("mutation {{ register(input: {{ email: \"{}\", password: \"{PASSWORD}\" }}) {{ accessToken }} }}", email()),
+                serde_json::json!({}),
+            )
+            .await;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            header("ratelimit-policy").as_deref(),
+            Some("\"register_ip\";q=2;w=60")
+        );
+        seen.push((
+            header("ratelimit").unwrap_or_default(),
+            header("retry-after").is_some(),
+        ));
+    }
+    assert!(seen[0].0.starts_with("\"register_ip\";r=1;t="), "{seen:?}");
+    assert!(seen[1].0.starts_with("\"register_ip\";r=0;t="), "{seen:?}");
+    assert!(seen[2].0.starts_with("\"register_ip\";r=0;t="), "{seen:?}");
+    assert_eq!(
+        seen.iter().map(|(_, retry)| *retry).collect::<Vec<_>>(),
+        [false, false, true]
+    );
 }
 
 #[tokio::test]

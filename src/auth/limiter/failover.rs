@@ -15,7 +15,7 @@ use futures::future::BoxFuture;
 
 use super::{
     memory::MemoryLimiter,
-    store::{Decision, LimiterError, RateLimitStore},
+    store::{BucketState, LimiterError, RateLimitStore},
 };
 use crate::{config::Rule, metrics::Metrics};
 
@@ -106,23 +106,27 @@ impl Failover {
     }
 
     /// Spends one unit of `rule` for `key`: one check is a sequence of one.
-    async fn decide(&self, rule: Rule, key: &str) -> Decision {
-        Decision::from_refusal(self.decide_in_order(&[(rule, key)]).await)
+    async fn decide(&self, rule: Rule, key: &str) -> BucketState {
+        let states = self.decide_in_order(&[(rule, key)]).await;
+        match states.last() {
+            Some(state) => *state,
+            None => self.memory.check_now(rule, key),
+        }
     }
 
     /// Asks the shared store while it is healthy (or due a probe), else
     /// memory, spending the buckets in order up to the first refusal.
-    async fn decide_in_order(&self, checks: &[(Rule, &str)]) -> Option<(usize, Duration)> {
+    async fn decide_in_order(&self, checks: &[(Rule, &str)]) -> Vec<BucketState> {
         if self.health().should_try(Instant::now(), self.retry_after) {
             match self.shared.check_in_order(checks).await {
-                Ok(refusal) => {
+                Ok(states) => {
                     if self.health().succeeded() {
                         tracing::info!(
                             backend = self.shared.backend(),
                             "shared rate limiter is back; buckets are shared again"
                         );
                     }
-                    return refusal;
+                    return states;
                 }
                 Err(err) => {
                     if self.health().failed(Instant::now(), self.retry_after) {
@@ -136,12 +140,15 @@ impl Failover {
             }
         }
         self.metrics.limiter_fallbacks.inc();
-        checks.iter().enumerate().find_map(|(index, (rule, key))| {
-            match self.memory.check_now(*rule, key) {
-                Decision::Deny { retry_after } => Some((index, retry_after)),
-                Decision::Allow => None,
+        let mut states = Vec::with_capacity(checks.len());
+        for (rule, key) in checks {
+            let state = self.memory.check_now(*rule, key);
+            states.push(state);
+            if !state.allowed {
+                break;
             }
-        })
+        }
+        states
     }
 }
 
@@ -150,14 +157,14 @@ impl RateLimitStore for Failover {
         &'a self,
         rule: Rule,
         key: &'a str,
-    ) -> BoxFuture<'a, Result<Decision, LimiterError>> {
+    ) -> BoxFuture<'a, Result<BucketState, LimiterError>> {
         Box::pin(async move { Ok(self.decide(rule, key).await) })
     }
 
     fn check_in_order<'a>(
         &'a self,
         checks: &'a [(Rule, &'a str)],
-    ) -> BoxFuture<'a, Result<Option<(usize, Duration)>, LimiterError>> {
+    ) -> BoxFuture<'a, Result<Vec<BucketState>, LimiterError>> {
         Box::pin(async move { Ok(self.decide_in_order(checks).await) })
     }
 

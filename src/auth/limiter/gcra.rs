@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use super::store::governor_quota;
-use crate::config::RateQuota;
+use super::store::{governor_quota, BucketState};
+use crate::config::{RateQuota, Rule};
 
 /// GCRA in governor's terms, with every time relative to Redis's clock and
 /// in nanoseconds. Doubles (Lua's only numbers) are exact up to 2^53, which
@@ -22,13 +22,17 @@ use crate::config::RateQuota;
 ///
 /// Key `i` is spent with `ARGV[2i-1]` (t) and `ARGV[2i]` (tau), in order; the
 /// first refusal ends the script, so later keys are not spent. The reply is
-/// `{index, wait}` of that refusal (1-based), or `{0, 0}` when all were
-/// spent. Login checks two buckets in one round trip this way.
+/// flat, two numbers per bucket checked: `1` (spent) or `0` (refused), then
+/// `TAT - now` in nanoseconds after the spend (before it, when refused),
+/// from which [`BucketState::from_gcra`] derives what is left exactly as
+/// the memory store does. Login checks two buckets in one round trip this
+/// way.
 pub(super) const GCRA_SCRIPT: &str = r"
 if redis.replicate_commands then redis.replicate_commands() end
 local now = redis.call('TIME')
 local now_s = tonumber(now[1])
 local now_ns = tonumber(now[2]) * 1000
+local reply = {}
 for i, key in ipairs(KEYS) do
   local t = tonumber(ARGV[2 * i - 1])
   local tau = tonumber(ARGV[2 * i])
@@ -40,9 +44,10 @@ for i, key in ipairs(KEYS) do
       d = (tonumber(s) - now_s) * 1000000000 + (tonumber(ns) - now_ns)
     end
   end
-  local wait = d - tau
-  if wait > 0 then
-    return {i, wait}
+  if d - tau > 0 then
+    table.insert(reply, 0)
+    table.insert(reply, d)
+    return reply
   end
   local next_d = math.max(d, 0) + t
   local abs_ns = now_ns + next_d
@@ -51,8 +56,10 @@ for i, key in ipairs(KEYS) do
   local ttl_ms = math.max(1, math.ceil(next_d / 1000000))
   redis.call('SET', key, string.format('%d:%d', tat_s, tat_ns),
     'PX', string.format('%d', ttl_ms))
+  table.insert(reply, 1)
+  table.insert(reply, next_d)
 end
-return {0, 0}
+return reply
 ";
 
 /// governor's GCRA constants for one quota, in nanoseconds.
@@ -76,14 +83,25 @@ impl GcraParams {
     }
 }
 
-/// The script's reply, `{index, wait_ns}` (1-based, 0 when every bucket
-/// was spent), as the 0-based index of the refusal and its wait.
-pub(super) fn refusal(index: i64, wait_ns: i64) -> Option<(usize, Duration)> {
-    let index = usize::try_from(index).ok()?.checked_sub(1)?;
-    Some((
-        index,
-        Duration::from_nanos(u64::try_from(wait_ns).unwrap_or(0)),
-    ))
+/// The script's reply (two numbers per bucket checked, see
+/// [`GCRA_SCRIPT`]) as the states of `checks`' buckets, in order.
+pub(super) fn states(reply: &[i64], checks: &[(Rule, RateQuota)]) -> Vec<BucketState> {
+    reply
+        .chunks_exact(2)
+        .zip(checks)
+        .map(|(pair, (rule, quota))| {
+            let params = GcraParams::of(*quota);
+            let d_ns = u64::try_from(pair[1]).unwrap_or(0);
+            BucketState::from_gcra(
+                *rule,
+                *quota,
+                pair[0] == 1,
+                d_ns,
+                params.t_ns,
+                params.tau_ns,
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -125,12 +143,20 @@ mod tests {
     }
 
     #[test]
-    fn replies_become_refusals() {
-        assert_eq!(refusal(0, 0), None);
+    fn replies_become_bucket_states() {
+        let quota: RateQuota = "3/min".parse().unwrap();
+        let checks = [(Rule::LoginIp, quota), (Rule::LoginEmail, quota)];
+        assert!(states(&[], &checks).is_empty());
+        let spent = states(&[1, 20_000_000_000, 0, 60_000_000_000], &checks);
+        assert_eq!(spent.len(), 2);
+        assert!(spent[0].allowed && !spent[1].allowed);
         assert_eq!(
-            refusal(2, 1_500_000_000),
-            Some((1, Duration::from_millis(1500)))
+            (spent[0].remaining, spent[0].reset),
+            (2, Duration::from_secs(20))
         );
-        assert_eq!(refusal(1, -5), Some((0, Duration::ZERO)));
+        assert_eq!(spent[0].retry_after, Duration::ZERO);
+        assert_eq!(spent[1].remaining, 0);
+        assert_eq!(spent[1].retry_after, Duration::from_secs(20));
+        assert_eq!(spent[1].rule, Rule::LoginEmail);
     }
 }

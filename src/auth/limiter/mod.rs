@@ -1,8 +1,8 @@
 //! Rate limiting: GCRA quotas (governor's semantics) behind one small trait.
 //!
 //! [`RateLimitStore`] is async and fallible so that a shared store (Redis)
-//! can implement it; [`MemoryLimiter`] is the default, governor's keyed GCRA
-//! in this process. [`Limits`] is what the services call: it knows the
+//! can implement it; [`MemoryLimiter`] is the default, governor's GCRA
+//! (its constants, step for step) in this process. [`Limits`] is what the services call: it knows the
 //! quotas, the on/off switch, and which refusals are worth an audit row.
 //!
 //! With `WARDEN_REDIS_URL`, [`Limits::build`] puts the [`RedisLimiter`]
@@ -14,12 +14,15 @@
 //! One direction only: this file builds the stores, the stores import
 //! [`store`] and nothing above it.
 //! - this file, [`Limits`]: the facade the services call;
-//! - [`store`], the [`RateLimitStore`] trait, [`Decision`], [`LimiterError`],
+//! - [`store`], the [`RateLimitStore`] trait, [`BucketState`] (what a check
+//!   spent and what is left), [`Decision`], [`LimiterError`],
 //!   [`Quotas`], [`governor_quota`];
-//! - [`memory`], [`MemoryLimiter`]: governor in this process;
+//! - [`memory`], [`MemoryLimiter`]: the same GCRA in this process;
 //! - [`redis`], [`RedisLimiter`]: the connection to Redis;
 //! - [`gcra`], the Lua script it runs and the constants it takes;
-//! - [`failover`], [`Failover`]: the shared store with memory as fallback.
+//! - [`failover`], [`Failover`]: the shared store with memory as fallback;
+//! - [`report`], [`RateReport`]: what one request's checks said, for its
+//!   `RateLimit-Policy` and `RateLimit` headers.
 //!
 //! The rules themselves ([`Rule`]: names, variables, default quotas, key
 //! parts) are one table in [`config::rates`](crate::config::rates).
@@ -32,12 +35,16 @@ pub mod failover;
 pub mod gcra;
 pub mod memory;
 pub mod redis;
+pub mod report;
 pub mod store;
 
 pub use self::failover::{Failover, RETRY_SHARED_AFTER};
 pub use self::memory::MemoryLimiter;
 pub use self::redis::RedisLimiter;
-pub use self::store::{governor_quota, Decision, LimiterError, Quotas, RateLimitStore};
+pub use self::report::RateReport;
+pub use self::store::{
+    first_refusal, governor_quota, BucketState, Decision, LimiterError, Quotas, RateLimitStore,
+};
 pub use crate::config::{KeyPart, Rule};
 use crate::{config::Config, metrics::Metrics};
 
@@ -132,20 +139,22 @@ impl Limits {
     /// allows the request (logged): a limiter outage must not lock everyone
     /// out.
     pub async fn check(&self, rule: Rule, key: &str) -> Decision {
-        Decision::from_refusal(self.check_in_order(&[(rule, key)]).await)
+        Decision::from_refusal(first_refusal(&self.check_in_order(&[(rule, key)]).await))
     }
 
     /// [`check`](Self::check) for several buckets in order, in one round
-    /// trip to a shared store: the first refusal's index and wait, if any.
-    pub async fn check_in_order(&self, checks: &[(Rule, &str)]) -> Option<(usize, Duration)> {
+    /// trip to a shared store: the state of each bucket checked, up to and
+    /// including the first refusal ([`first_refusal`]). Empty when limits
+    /// are off or a custom store failed (allowed, and nothing to report).
+    pub async fn check_in_order(&self, checks: &[(Rule, &str)]) -> Vec<BucketState> {
         if !self.enabled {
-            return None;
+            return Vec::new();
         }
         match self.store.check_in_order(checks).await {
-            Ok(refusal) => refusal,
+            Ok(states) => states,
             Err(err) => {
                 tracing::warn!(error = %err, "rate limiter failed; allowing");
-                None
+                Vec::new()
             }
         }
     }

@@ -25,8 +25,8 @@ use redis::{
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    gcra::{refusal, GcraParams, GCRA_SCRIPT},
-    store::{Decision, LimiterError, Quotas, RateLimitStore},
+    gcra::{states, GcraParams, GCRA_SCRIPT},
+    store::{BucketState, LimiterError, Quotas, RateLimitStore},
 };
 use crate::config::Rule;
 
@@ -170,12 +170,13 @@ impl RedisLimiter {
             .ok_or_else(|| LimiterError("redis not connected".into()))
     }
 
-    async fn spend(
-        &self,
-        checks: &[(Rule, &str)],
-    ) -> Result<Option<(usize, Duration)>, LimiterError> {
+    async fn spend(&self, checks: &[(Rule, &str)]) -> Result<Vec<BucketState>, LimiterError> {
         let mut conn = self.connection()?;
         let mut invocation = self.inner.script.prepare_invoke();
+        let quotas: Vec<_> = checks
+            .iter()
+            .map(|(rule, _)| (*rule, self.inner.quotas.get(*rule)))
+            .collect();
         for (rule, key) in checks {
             let params = GcraParams::of(self.inner.quotas.get(*rule));
             invocation
@@ -185,9 +186,9 @@ impl RedisLimiter {
         }
         // `invoke_async` sends EVALSHA and, on NOSCRIPT (a restarted or
         // flushed Redis), loads the script and sends it again.
-        let call = invocation.invoke_async::<(i64, i64)>(&mut conn);
+        let call = invocation.invoke_async::<Vec<i64>>(&mut conn);
         match tokio::time::timeout(REDIS_TIMEOUT, call).await {
-            Ok(Ok((index, wait_ns))) => Ok(refusal(index, wait_ns)),
+            Ok(Ok(reply)) => Ok(states(&reply, &quotas)),
             Ok(Err(err)) => {
                 tracing::debug!(error = %describe(&err), "redis check failed");
                 Err(LimiterError(describe(&err)))
@@ -223,14 +224,19 @@ impl RateLimitStore for RedisLimiter {
         &'a self,
         rule: Rule,
         key: &'a str,
-    ) -> BoxFuture<'a, Result<Decision, LimiterError>> {
-        Box::pin(async move { Ok(Decision::from_refusal(self.spend(&[(rule, key)]).await?)) })
+    ) -> BoxFuture<'a, Result<BucketState, LimiterError>> {
+        Box::pin(async move {
+            self.spend(&[(rule, key)])
+                .await?
+                .pop()
+                .ok_or_else(|| LimiterError("redis answered for no bucket".into()))
+        })
     }
 
     fn check_in_order<'a>(
         &'a self,
         checks: &'a [(Rule, &'a str)],
-    ) -> BoxFuture<'a, Result<Option<(usize, Duration)>, LimiterError>> {
+    ) -> BoxFuture<'a, Result<Vec<BucketState>, LimiterError>> {
         Box::pin(self.spend(checks))
     }
 

@@ -87,9 +87,9 @@ struct Flaky {
 impl RateLimitStore for Flaky {
     fn check<'a>(
         &'a self,
-        _rule: Rule,
+        rule: Rule,
         _key: &'a str,
-    ) -> BoxFuture<'a, Result<Decision, LimiterError>> {
+    ) -> BoxFuture<'a, Result<BucketState, LimiterError>> {
         use std::sync::atomic::Ordering;
         self.calls.fetch_add(1, Ordering::SeqCst);
         let down = self.down.load(Ordering::SeqCst);
@@ -97,7 +97,15 @@ impl RateLimitStore for Flaky {
             if down {
                 Err(LimiterError("down".into()))
             } else {
-                Ok(Decision::Deny {
+                Ok(BucketState {
+                    rule,
+                    quota: RateQuota {
+                        count: 1,
+                        per: Duration::from_secs(60),
+                    },
+                    allowed: false,
+                    remaining: 0,
+                    reset: Duration::from_secs(7),
                     retry_after: Duration::from_secs(7),
                 })
             }
