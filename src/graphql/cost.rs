@@ -57,8 +57,25 @@ pub struct Limits {
     /// walks the schema, and repeating them (under aliases, or spread from
     /// fragments) multiplies a walk no size bound on the text can see.
     pub max_introspection: usize,
-    /// Deepest nesting of selection sets, spreads included.
+    /// Deepest nesting of selection sets, spreads and inline fragments
+    /// included: bounds the walks of the document (this one's, the
+    /// parser's, validation's), whatever the fields.
     pub max_depth: usize,
+    /// Deepest chain of fields outside introspection (`__typename` not
+    /// counted, as async-graphql counts depth).
+    pub max_field_depth: usize,
+    /// Deepest chain of fields through `__schema` or `__type`, counted
+    /// from the operation's root: the standard introspection query's
+    /// `ofType` chain fits, a deeper one does not.
+    pub max_introspection_depth: usize,
+    /// Most fields inside `__schema` and `__type`, the roots included and
+    /// `__typename` not, expanded, all operations together. They are left
+    /// out of the complexity below and bounded by this instead.
+    pub max_introspection_size: usize,
+    /// Most complexity outside introspection, as async-graphql counts it
+    /// (one per field plus what a field declares, e.g. 40 for `login`);
+    /// checked once validation has counted it (see `limits`).
+    pub max_complexity: usize,
     /// Most operations and fragments in one document.
     pub max_definitions: usize,
     /// Most variable definitions, all operations together.
@@ -82,6 +99,17 @@ pub struct Tally {
     pub introspection: usize,
     /// Levels of selection sets below (a spread counts as one level).
     pub height: usize,
+    /// Fields other than `__typename`, expanded.
+    pub fields: usize,
+    /// Longest chain of such fields.
+    pub field_height: usize,
+    /// Longest chain of such fields that enters no `__schema`/`__type`.
+    pub ordinary_height: usize,
+    /// Longest chain of such fields through a `__schema`/`__type` (0 if
+    /// there is none).
+    pub introspection_height: usize,
+    /// Fields inside `__schema`/`__type` subtrees, the roots included.
+    pub introspection_size: usize,
 }
 
 impl Tally {
@@ -91,6 +119,34 @@ impl Tally {
         self.audit_logs = self.audit_logs.saturating_add(other.audit_logs);
         self.introspection = self.introspection.saturating_add(other.introspection);
         self.height = self.height.max(other.height);
+        self.fields = self.fields.saturating_add(other.fields);
+        self.field_height = self.field_height.max(other.field_height);
+        self.ordinary_height = self.ordinary_height.max(other.ordinary_height);
+        self.introspection_height = self.introspection_height.max(other.introspection_height);
+        self.introspection_size = self
+            .introspection_size
+            .saturating_add(other.introspection_size);
+    }
+
+    /// This tally, as the selections of `field` (its own counts aside).
+    fn under_field(mut self, field: &str) -> Self {
+        if field == "__typename" {
+            // No selections, and neither depth nor complexity counts it.
+            return self;
+        }
+        self.fields = self.fields.saturating_add(1);
+        self.field_height = self.field_height.saturating_add(1);
+        if matches!(field, "__schema" | "__type") {
+            self.introspection_size = self.fields;
+            self.introspection_height = self.field_height;
+            self.ordinary_height = 0;
+        } else {
+            self.ordinary_height = self.ordinary_height.saturating_add(1);
+            if self.introspection_height > 0 {
+                self.introspection_height = self.introspection_height.saturating_add(1);
+            }
+        }
+        self
     }
 
     fn grow(&mut self, size: usize) {
@@ -111,6 +167,12 @@ pub struct Cost {
     pub introspection: usize,
     /// Deepest nesting.
     pub depth: usize,
+    /// Longest chain of fields outside introspection, in any operation.
+    pub field_depth: usize,
+    /// Longest chain of fields through `__schema`/`__type`, in any operation.
+    pub introspection_depth: usize,
+    /// Fields inside `__schema`/`__type`, all operations together.
+    pub introspection_size: usize,
 }
 
 /// Refuses, before parsing, a text certain to break a limit: one with more
@@ -178,6 +240,11 @@ pub fn measure(
         cost.audit_logs = cost.audit_logs.max(tally.audit_logs);
         cost.introspection = cost.introspection.max(tally.introspection);
         cost.depth = cost.depth.max(tally.height);
+        cost.field_depth = cost.field_depth.max(tally.ordinary_height);
+        cost.introspection_depth = cost.introspection_depth.max(tally.introspection_height);
+        cost.introspection_size = cost
+            .introspection_size
+            .saturating_add(tally.introspection_size);
     }
     for name in document.fragments.keys() {
         let tally = walk.fragment(name, 0)?;
@@ -201,6 +268,17 @@ pub fn measure(
             cost.introspection,
             limits.max_introspection,
         ),
+        (Limit::FieldDepth, cost.field_depth, limits.max_field_depth),
+        (
+            Limit::IntrospectionDepth,
+            cost.introspection_depth,
+            limits.max_introspection_depth,
+        ),
+        (
+            Limit::IntrospectionSize,
+            cost.introspection_size,
+            limits.max_introspection_size,
+        ),
     ];
     for (limit, found, max) in checks {
         if found > max {
@@ -208,6 +286,22 @@ pub fn measure(
         }
     }
     Ok(cost)
+}
+
+/// Checks `complexity`, as async-graphql's validation counted it for the
+/// whole document, less the introspection fields `cost` found (each of
+/// which validation counted as one: introspection types declare no
+/// complexity of their own), against `limits.max_complexity`.
+pub fn check_complexity(complexity: usize, cost: &Cost, limits: &Limits) -> Result<(), Refusal> {
+    let ordinary = complexity.saturating_sub(cost.introspection_size);
+    if ordinary > limits.max_complexity {
+        return Err(Refusal::new(
+            Limit::Complexity,
+            ordinary,
+            limits.max_complexity,
+        ));
+    }
+    Ok(())
 }
 
 /// A written argument value as a constant, with the variables it names.
@@ -306,9 +400,11 @@ impl<'a> Walk<'a> {
                 size: 1,
                 ..Tally::default()
             };
+            let mut field_name = None;
             let below = match &item.node {
                 Selection::Field(field) => {
                     let field = &field.node;
+                    field_name = Some(field.name.node.as_str());
                     child.aliases = usize::from(field.alias.is_some());
                     child.audit_logs = usize::from(field.name.node == "auditLog");
                     child.introspection =
@@ -330,10 +426,18 @@ impl<'a> Walk<'a> {
                     Some(self.fragment(spread.node.fragment_name.node.as_str(), level + 1)?)
                 }
             };
-            if let Some(mut below) = below {
-                below.height = below.height.saturating_add(1);
-                child.add(below);
-            }
+            let below = match below {
+                Some(mut below) => {
+                    below.height = below.height.saturating_add(1);
+                    below
+                }
+                None => Tally::default(),
+            };
+            // Inline fragments and spreads add no field level.
+            child.add(match field_name {
+                Some(name) => below.under_field(name),
+                None => below,
+            });
             tally.add(child);
         }
         Ok(tally)
