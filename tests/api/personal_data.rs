@@ -5,7 +5,7 @@
 
 use sea_orm::EntityTrait;
 
-use crate::helpers::{code, spawn_app, TestApp, PASSWORD};
+use crate::helpers::{code, spawn_app, spawn_app_with, TestApp, PASSWORD};
 
 /// An address whose local part and domain are each unique to this test, so
 /// finding either one anywhere is a leak, not a coincidence.
@@ -57,7 +57,14 @@ async fn redis_keys_and_values_hold_no_email_after_logins() {
         eprintln!("skipped: WARDEN_TEST_REDIS_URL is not set");
         return;
     };
-    let app = spawn_app().await;
+    // Quotas slow enough that the buckets outlive the test in Redis (the
+    // test default, 100000/s, empties a bucket within microseconds).
+    let app = spawn_app_with(|c| {
+        c.rates.rate_login_ip = "1000/h".parse().unwrap();
+        c.rates.rate_login_email = "1000/h".parse().unwrap();
+        c.rates.rate_register_ip = "1000/h".parse().unwrap();
+    })
+    .await;
     let prefix = app.config.redis_prefix.clone();
     assert!(prefix.starts_with("test-"), "{prefix}");
     let secrets = log_in_and_out(&app).await;
