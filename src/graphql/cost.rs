@@ -39,79 +39,12 @@ use async_graphql::{
     Name, Positioned, Value, Variables,
 };
 
+mod figures;
 mod refusal;
 mod tokens;
 
+pub use figures::{Cost, Limits, Tally};
 pub use refusal::{Limit, Refusal};
-
-/// The bounds a document must stay within.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    /// Largest expanded size of all definitions together.
-    pub max_size: usize,
-    /// Most aliases in one operation, expanded.
-    pub max_aliases: usize,
-    /// Most `auditLog` fields in one operation, expanded.
-    pub max_audit_logs: usize,
-    /// Most `__schema` and `__type` fields in one operation, expanded: each
-    /// walks the schema, and repeating them (under aliases, or spread from
-    /// fragments) multiplies a walk no size bound on the text can see.
-    pub max_introspection: usize,
-    /// Deepest nesting of selection sets, spreads included.
-    pub max_depth: usize,
-    /// Most operations and fragments in one document.
-    pub max_definitions: usize,
-    /// Most variable definitions, all operations together.
-    pub max_variables: usize,
-    /// Most arguments as written (fields and directives).
-    pub max_arguments: usize,
-    /// Most directives as written.
-    pub max_directives: usize,
-}
-
-/// What one definition or selection set adds up to, expanded.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Tally {
-    /// Nodes: selections, arguments, directives and the size of values.
-    pub size: usize,
-    /// Aliased fields.
-    pub aliases: usize,
-    /// Fields named `auditLog`.
-    pub audit_logs: usize,
-    /// Fields named `__schema` or `__type`.
-    pub introspection: usize,
-    /// Levels of selection sets below (a spread counts as one level).
-    pub height: usize,
-}
-
-impl Tally {
-    fn add(&mut self, other: Tally) {
-        self.size = self.size.saturating_add(other.size);
-        self.aliases = self.aliases.saturating_add(other.aliases);
-        self.audit_logs = self.audit_logs.saturating_add(other.audit_logs);
-        self.introspection = self.introspection.saturating_add(other.introspection);
-        self.height = self.height.max(other.height);
-    }
-
-    fn grow(&mut self, size: usize) {
-        self.size = self.size.saturating_add(size);
-    }
-}
-
-/// The whole document's figures, for logs and tests.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Cost {
-    /// Expanded size of all definitions together.
-    pub size: usize,
-    /// Most aliases in one operation.
-    pub aliases: usize,
-    /// Most `auditLog` fields in one operation.
-    pub audit_logs: usize,
-    /// Most `__schema` and `__type` fields in one operation.
-    pub introspection: usize,
-    /// Deepest nesting.
-    pub depth: usize,
-}
 
 /// Refuses, before parsing, a text certain to break a limit: one with more
 /// than twice `limits.max_size` tokens or more than `max_size` selections
@@ -178,6 +111,11 @@ pub fn measure(
         cost.audit_logs = cost.audit_logs.max(tally.audit_logs);
         cost.introspection = cost.introspection.max(tally.introspection);
         cost.depth = cost.depth.max(tally.height);
+        cost.field_depth = cost.field_depth.max(tally.ordinary_height);
+        cost.introspection_depth = cost.introspection_depth.max(tally.introspection_height);
+        cost.introspection_size = cost
+            .introspection_size
+            .saturating_add(tally.introspection_size);
     }
     for name in document.fragments.keys() {
         let tally = walk.fragment(name, 0)?;
@@ -201,6 +139,17 @@ pub fn measure(
             cost.introspection,
             limits.max_introspection,
         ),
+        (Limit::FieldDepth, cost.field_depth, limits.max_field_depth),
+        (
+            Limit::IntrospectionDepth,
+            cost.introspection_depth,
+            limits.max_introspection_depth,
+        ),
+        (
+            Limit::IntrospectionSize,
+            cost.introspection_size,
+            limits.max_introspection_size,
+        ),
     ];
     for (limit, found, max) in checks {
         if found > max {
@@ -208,6 +157,22 @@ pub fn measure(
         }
     }
     Ok(cost)
+}
+
+/// Checks `complexity`, as async-graphql's validation counted it for the
+/// whole document, less the introspection fields `cost` found (each of
+/// which validation counted as one: introspection types declare no
+/// complexity of their own), against `limits.max_complexity`.
+pub fn check_complexity(complexity: usize, cost: &Cost, limits: &Limits) -> Result<(), Refusal> {
+    let ordinary = complexity.saturating_sub(cost.introspection_size);
+    if ordinary > limits.max_complexity {
+        return Err(Refusal::new(
+            Limit::Complexity,
+            ordinary,
+            limits.max_complexity,
+        ));
+    }
+    Ok(())
 }
 
 /// A written argument value as a constant, with the variables it names.
@@ -306,9 +271,11 @@ impl<'a> Walk<'a> {
                 size: 1,
                 ..Tally::default()
             };
+            let mut field_name = None;
             let below = match &item.node {
                 Selection::Field(field) => {
                     let field = &field.node;
+                    field_name = Some(field.name.node.as_str());
                     child.aliases = usize::from(field.alias.is_some());
                     child.audit_logs = usize::from(field.name.node == "auditLog");
                     child.introspection =
@@ -330,10 +297,18 @@ impl<'a> Walk<'a> {
                     Some(self.fragment(spread.node.fragment_name.node.as_str(), level + 1)?)
                 }
             };
-            if let Some(mut below) = below {
-                below.height = below.height.saturating_add(1);
-                child.add(below);
-            }
+            let below = match below {
+                Some(mut below) => {
+                    below.height = below.height.saturating_add(1);
+                    below
+                }
+                None => Tally::default(),
+            };
+            // Inline fragments and spreads add no field level.
+            child.add(match field_name {
+                Some(name) => below.under_field(name),
+                None => below,
+            });
             tally.add(child);
         }
         Ok(tally)

@@ -46,7 +46,7 @@ use async_graphql::{
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{
-    cost::{self, Limits, Refusal},
+    cost::{self, Cost, Limits, Refusal},
     documents::DocumentCache,
 };
 
@@ -88,6 +88,7 @@ impl ExtensionFactory for DocumentLimits {
             cache: self.cache.clone(),
             parsing: self.parsing.clone(),
             permit: Mutex::new(None),
+            cost: Mutex::new(None),
         })
     }
 }
@@ -100,6 +101,8 @@ struct Gate {
     parsing: Arc<Semaphore>,
     /// Held from parsing a new text to the end of its validation.
     permit: Mutex<Option<OwnedSemaphorePermit>>,
+    /// What the gate measured, for the complexity check after validation.
+    cost: Mutex<Option<Cost>>,
 }
 
 impl Gate {
@@ -131,18 +134,18 @@ impl Extension for Gate {
         let kept = self.cache.inspect(&request.query, |document| {
             cost::measure(document, &request.variables, &self.limits)
         });
-        match kept {
-            Some(measured) => {
-                measured.map_err(refusal)?;
-            }
+        let measured = match kept {
+            Some(measured) => measured.map_err(refusal)?,
             None => {
                 // The semaphore is never closed; without a permit the text
                 // is still checked, only not queued.
                 let permit = self.parsing.clone().acquire_owned().await.ok();
-                check(&mut request, &self.limits)?;
+                let measured = check(&mut request, &self.limits)?;
                 *self.permit.lock().unwrap_or_else(PoisonError::into_inner) = permit;
+                measured
             }
-        }
+        };
+        *self.cost.lock().unwrap_or_else(PoisonError::into_inner) = Some(measured);
         next.run(ctx, request).await
     }
 
@@ -153,19 +156,36 @@ impl Extension for Gate {
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let result = next.run(ctx).await;
         self.release();
-        result.map_err(|errors| errors.into_iter().map(with_validation_code).collect())
+        let validated = result.map_err(|errors| {
+            errors
+                .into_iter()
+                .map(with_validation_code)
+                .collect::<Vec<_>>()
+        })?;
+        // Complexity needs the schema (what each field declares), so it is
+        // checked on validation's count, less the introspection fields the
+        // gate bounded on their own. Without the gate's figures nothing is
+        // subtracted: the stricter reading.
+        let cost = self
+            .cost
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .unwrap_or_default();
+        cost::check_complexity(validated.complexity, &cost, &self.limits)
+            .map_err(|refused| vec![refusal(refused)])?;
+        Ok(validated)
     }
 }
 
 /// Parses `request`, measures the document, and leaves it in the request
 /// so that async-graphql does not parse the text again.
-fn check(request: &mut Request, limits: &Limits) -> ServerResult<()> {
+fn check(request: &mut Request, limits: &Limits) -> ServerResult<Cost> {
     cost::check_text(&request.query, limits).map_err(refusal)?;
     let document = async_graphql::parser::parse_query(&request.query)
         .map_err(|err| with_code(super::parse_errors::server_error(err), PARSE_FAILED))?;
-    cost::measure(&document, &request.variables, limits).map_err(refusal)?;
+    let measured = cost::measure(&document, &request.variables, limits).map_err(refusal)?;
     request.set_parsed_query(document);
-    Ok(())
+    Ok(measured)
 }
 
 fn refusal(refusal: Refusal) -> ServerError {

@@ -28,29 +28,48 @@ pub use query::QueryRoot;
 /// The schema type Warden serves.
 pub type WardenSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
-/// Limits every document must stay within. Generous for real clients,
-/// small enough that a hostile document is refused before it costs anything.
-/// Depth and complexity are async-graphql's, checked during validation;
-/// [`LIMITS`] is checked before anything else looks at the document.
-const MAX_DEPTH: usize = 12;
-const MAX_COMPLEXITY: usize = 500;
+/// async-graphql's own bounds: 32 levels of selections (fields, spreads
+/// and inline fragments; the standard introspection query has 18) and
+/// directives on one field, checked once the gate has passed a document. Its depth and complexity limits are not used: they count
+/// introspection like any other field and refused the standard
+/// introspection query every tool sends; [`LIMITS`] bounds both instead.
 const MAX_RECURSIVE_DEPTH: usize = 32;
-/// Directives on one field (async-graphql's check).
 const MAX_DIRECTIVES: usize = 16;
-/// The document gate ([`cost::measure`]). graphql-js's full introspection
-/// query (every option on) measures 548 nodes, all definitions together, 18 levels deep; a
-/// real operation of Warden's is a few dozen. Validation and execution cost
-/// a few microseconds per node, so the largest admitted document costs
+/// Limits every document must stay within. Generous for real clients,
+/// small enough that a hostile document is refused before it costs
+/// anything: checked by the gate ([`cost::measure`]) before anything else
+/// looks at the document, except complexity, which needs the schema and is
+/// checked right after validation (see [`limits`]).
+///
+/// graphql-js's full introspection query (every option on) measures 550
+/// nodes, all definitions together, 18 levels deep; a real operation of
+/// Warden's is a few dozen. Validation and execution cost a few
+/// microseconds per node, so the largest admitted document costs
 /// milliseconds. Aliases, `auditLog` fields and introspection roots
 /// (`__schema`, `__type`: one walk of the schema each, some 2 ms) are
 /// counted in the expanded operation: `{ ...A ...A }` counts what `A` holds
 /// twice.
+///
+/// Depth and complexity: 12 levels of fields and a complexity of 500
+/// outside introspection (`register`, `login`, `refresh` and
+/// `changePassword` weigh 40 each, so at most 12 fit in one document), as
+/// async-graphql counted them before. Fields under `__schema`/`__type` are
+/// bounded on their own instead: the introspection query's shape is fixed
+/// (its deepest path is the `ofType` chain of `TypeRef`), so their depth is
+/// capped at what graphql-js 16's standard query needs (15 levels: nine
+/// `ofType`s under `__schema types fields args type`) and their number a
+/// little over what it holds (230 fields); more `ofType` levels, a second
+/// copy of it or fragment fan-out are refused.
 pub const LIMITS: cost::Limits = cost::Limits {
     max_size: 3_000,
     max_aliases: 32,
     max_audit_logs: 1,
     max_introspection: 2,
     max_depth: 64,
+    max_field_depth: 12,
+    max_introspection_depth: 15,
+    max_introspection_size: 300,
+    max_complexity: 500,
     max_definitions: 64,
     max_variables: 64,
     max_arguments: 128,
@@ -69,8 +88,6 @@ const MAX_KEPT_DOCUMENT_BYTES: usize = 4 * 1024;
 fn builder(limits: cost::Limits) -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
     let cache = documents::DocumentCache::new(KEPT_DOCUMENTS, MAX_KEPT_DOCUMENT_BYTES);
     Schema::build(QueryRoot, MutationRoot, EmptySubscription)
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(MAX_RECURSIVE_DEPTH)
         .limit_directives(MAX_DIRECTIVES)
         // The cache first: a text it holds passed the gate when first seen.

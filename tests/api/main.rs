@@ -26,6 +26,7 @@ mod metrics;
 mod node;
 mod ops;
 mod outage;
+mod personal_data;
 mod rate_limits;
 mod redis_limiter;
 mod refresh;

@@ -14,6 +14,14 @@ pub enum Limit {
     Introspection,
     /// [`Limits::max_depth`](super::Limits::max_depth).
     Depth,
+    /// [`Limits::max_field_depth`](super::Limits::max_field_depth).
+    FieldDepth,
+    /// [`Limits::max_introspection_depth`](super::Limits::max_introspection_depth).
+    IntrospectionDepth,
+    /// [`Limits::max_introspection_size`](super::Limits::max_introspection_size).
+    IntrospectionSize,
+    /// [`Limits::max_complexity`](super::Limits::max_complexity).
+    Complexity,
     /// [`Limits::max_definitions`](super::Limits::max_definitions).
     Definitions,
     /// [`Limits::max_variables`](super::Limits::max_variables).
@@ -36,7 +44,11 @@ impl Limit {
             Self::Aliases => "ALIASES",
             Self::AuditLog => "AUDIT_LOG_FIELDS",
             Self::Introspection => "INTROSPECTION_FIELDS",
-            Self::Depth => "DEPTH",
+            Self::Depth => "NESTING",
+            Self::FieldDepth => "DEPTH",
+            Self::IntrospectionDepth => "INTROSPECTION_DEPTH",
+            Self::IntrospectionSize => "INTROSPECTION_SIZE",
+            Self::Complexity => "COMPLEXITY",
             Self::Definitions => "DEFINITIONS",
             Self::Variables => "VARIABLES",
             Self::Arguments => "ARGUMENTS",
@@ -55,6 +67,12 @@ impl Limit {
                 "__schema and __type fields in one operation once its fragments are expanded"
             }
             Self::Depth => "levels of nesting once its fragments are expanded",
+            Self::FieldDepth => "levels of fields outside introspection",
+            Self::IntrospectionDepth => "levels of fields under __schema or __type",
+            Self::IntrospectionSize => {
+                "fields under __schema and __type once its fragments are expanded"
+            }
+            Self::Complexity => "complexity outside introspection",
             Self::Definitions => "operations and fragments",
             Self::Variables => "variable definitions",
             Self::Arguments => "arguments",
@@ -91,7 +109,18 @@ impl std::fmt::Display for Refusal {
             ),
             Limit::Depth => write!(
                 f,
-                "the document is nested more than {} levels deep once its fragments are expanded",
+                "the document's selections are nested more than {} levels deep once its fragments are expanded",
+                self.max
+            ),
+            Limit::FieldDepth => write!(
+                f,
+                "the document's fields are nested more than {} levels deep",
+                self.max
+            ),
+            Limit::IntrospectionDepth => write!(
+                f,
+                "the fields under __schema or __type are nested more than {} levels deep \
+                 (the standard introspection query fits)",
                 self.max
             ),
             limit => write!(

@@ -44,6 +44,49 @@ fn the_full_introspection_query_fits_well_within_the_size_bound() {
     );
     assert!(cost.size * 4 <= LIMITS.max_size, "{cost:?}");
     assert_eq!(cost.aliases, 0);
+    // Every field is under `__schema`; its deepest is the ninth `ofType`'s
+    // leaf: __schema types fields args type, then TypeRef's ten levels.
+    assert_eq!(cost.field_depth, 0, "{cost:?}");
+    assert_eq!(cost.introspection_depth, 15, "{cost:?}");
+    assert_eq!(cost.introspection_depth, LIMITS.max_introspection_depth);
+    // Its fields fit the introspection bound; twice them do not.
+    assert!(cost.introspection_size <= LIMITS.max_introspection_size);
+    assert!(cost.introspection_size * 2 > LIMITS.max_introspection_size);
+}
+
+#[test]
+fn field_depth_counts_fields_not_fragments_nor_typename_and_sets_introspection_apart() {
+    let cost = |query: &str| measured(query).unwrap();
+    let plain = cost("{ me { id } }");
+    assert_eq!((plain.field_depth, plain.introspection_depth), (2, 0));
+    let wrapped = cost(
+        "{ ... on Query { me { ...U } } } fragment U on User { ... on User { id __typename } }",
+    );
+    assert_eq!(wrapped.field_depth, 2, "{wrapped:?}");
+    let mixed =
+        cost("{ me { id } __type(name: \"User\") { fields { type { ofType { name } } } } }");
+    assert_eq!(mixed.field_depth, 2, "{mixed:?}");
+    assert_eq!(mixed.introspection_depth, 5, "{mixed:?}");
+    assert_eq!(mixed.introspection_size, 5, "{mixed:?}");
+    // Spread twice, counted twice; `__typename` not at all.
+    let twice = cost("{ a: __schema { ...T } b: __schema { ...T } } fragment T on __Schema { types { name __typename } }");
+    assert_eq!(twice.introspection_size, 6, "{twice:?}");
+    let deep = format!("{{ {}id{} }}", "me { ".repeat(12), " }".repeat(12));
+    assert_eq!(refused(&deep), Limit::FieldDepth);
+    let ok = format!("{{ {}__typename{} }}", "me { ".repeat(12), " }".repeat(12));
+    assert_eq!(measured(&ok).unwrap().field_depth, 12);
+}
+
+#[test]
+fn complexity_leaves_out_introspection_fields_only() {
+    let cost = Cost {
+        introspection_size: 300,
+        ..Cost::default()
+    };
+    assert!(check_complexity(800, &cost, &LIMITS).is_ok());
+    let refusal = check_complexity(801, &cost, &LIMITS).unwrap_err();
+    assert_eq!((refusal.limit, refusal.found), (Limit::Complexity, 501));
+    assert!(check_complexity(501, &Cost::default(), &LIMITS).is_err());
 }
 
 #[test]
@@ -262,6 +305,10 @@ fn the_token_and_selection_counts_never_exceed_what_measure_finds() {
         max_audit_logs: usize::MAX,
         max_introspection: usize::MAX,
         max_depth: 64,
+        max_field_depth: usize::MAX,
+        max_introspection_depth: usize::MAX,
+        max_introspection_size: usize::MAX,
+        max_complexity: usize::MAX,
         max_definitions: usize::MAX,
         max_variables: usize::MAX,
         max_arguments: usize::MAX,
