@@ -26,6 +26,8 @@ mod metrics;
 mod node;
 mod ops;
 mod outage;
+mod over_http;
+mod persisted;
 mod rate_limits;
 mod redis_limiter;
 mod refresh;
