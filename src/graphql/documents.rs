@@ -165,6 +165,12 @@ impl DocumentCache {
 
     /// Names an already kept text by `hash`; false when the text is not kept.
     fn name(&self, text: &str, hash: Hash) -> bool {
+        // Named already (every GET by hash comes back here): no write lock.
+        match self.inner.read().parsed.get(text) {
+            None => return false,
+            Some(entry) if entry.hash == Some(hash) => return true,
+            Some(_) => {}
+        }
         let mut kept = self.inner.write();
         let Some(entry) = kept.parsed.get_mut(text) else {
             return false;
@@ -305,6 +311,11 @@ impl Extension for Lookup {
             Persisted::Lookup(hash) => {
                 request.query = self.cache.text_of(&hash).ok_or_else(persisted::not_found)?;
             }
+            // A text with a string literal runs but is never named by its
+            // hash: a literal may be a secret (a password written into a
+            // `login`), and a kept hash of it would answer "found" to
+            // anyone guessing texts offline, without a login attempt.
+            Persisted::Register(_) if request.query.contains('"') => {}
             Persisted::Register(hash) => {
                 if !self.cache.name(&request.query, hash) {
                     *self.register.lock().unwrap_or_else(PoisonError::into_inner) = Some(hash);

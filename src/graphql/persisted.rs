@@ -10,6 +10,12 @@
 //! kept document, and are registered only once they passed the document
 //! gate and validation.
 //!
+//! A text that holds a string literal runs but is never registered: a
+//! literal may be a secret (a password written into a `login` instead of
+//! a variable), and a hash kept for it would tell anyone who guesses texts
+//! offline that a guess was right, without a login attempt. Its hash keeps
+//! missing and the client keeps sending the text; Apollo's link copes.
+//!
 //! Errors (all request errors: nothing runs, no `data`):
 //! - `PERSISTED_QUERY_NOT_FOUND` (message `PersistedQueryNotFound`, as
 //!   Apollo's link and server spell it): a hash alone that is not kept;

@@ -273,3 +273,16 @@ async fn apollo_persisted_query_link_misses_registers_then_hits_over_get() {
     assert_eq!(requests[2]["status"], 200, "{report}");
     assert_eq!(requests[2]["data"]["__typename"], "Query", "{report}");
 }
+
+#[tokio::test]
+async fn a_text_with_a_string_literal_runs_but_is_never_kept_under_its_hash() {
+    let app = spawn_app().await;
+    let query = "{ __type(name: \"User\") { name } }";
+    for _ in 0..3 {
+        let (status, answer) = register(&app, query).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["data"]["__type"]["name"], "User", "{answer}");
+    }
+    let (_, answer) = by_hash(&app, &sha256(query)).await;
+    assert_eq!(code(&answer), "PERSISTED_QUERY_NOT_FOUND", "{answer}");
+}
