@@ -259,12 +259,13 @@ fn response_body(response: &BatchResponse) -> Vec<u8> {
         }
         value
     };
-    let value = match response {
-        BatchResponse::Single(r) => strip(r),
-        BatchResponse::Batch(rs) => serde_json::Value::Array(rs.iter().map(strip).collect()),
+    let body = match response {
+        // The common case, an operation that ran, is written directly.
+        BatchResponse::Single(r) if !is_request_error(r) => serde_json::to_vec(r),
+        BatchResponse::Single(r) => serde_json::to_vec(&strip(r)),
+        BatchResponse::Batch(rs) => serde_json::to_vec(&rs.iter().map(strip).collect::<Vec<_>>()),
     };
-    serde_json::to_vec(&value)
-        .unwrap_or_else(|_| b"{\"errors\":[{\"message\":\"internal error\"}]}".to_vec())
+    body.unwrap_or_else(|_| b"{\"errors\":[{\"message\":\"internal error\"}]}".to_vec())
 }
 
 /// The `Set-Cookie` value that carries out what a resolver asked.
