@@ -166,6 +166,17 @@ pub struct Config {
     #[arg(long, env = "WARDEN_MAX_BATCH", default_value_t = 1, value_parser = parse_batch, global = true)]
     pub max_batch: usize,
 
+    /// Parsed documents kept for reuse, persisted queries included (one
+    /// bound for both); 0 keeps none, and then every persisted-query hash
+    /// is unknown.
+    #[arg(
+        long,
+        env = "WARDEN_DOCUMENT_CACHE_SIZE",
+        default_value_t = 128,
+        global = true
+    )]
+    pub document_cache_size: usize,
+
     /// Serve introspection and GraphiQL (`false` also turns field suggestions off).
     #[arg(long, env = "WARDEN_INTROSPECTION", default_value = "true", value_parser = parse_switch, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", global = true)]
     pub introspection: bool,
@@ -282,6 +293,7 @@ const OWN_ENV: &[&str] = &[
     "WARDEN_TRUSTED_PROXIES",
     "WARDEN_MAX_BODY_BYTES",
     "WARDEN_MAX_BATCH",
+    "WARDEN_DOCUMENT_CACHE_SIZE",
     "WARDEN_IDLE_TIMEOUT",
     "WARDEN_INTROSPECTION",
     "WARDEN_CLEANUP_INTERVAL",

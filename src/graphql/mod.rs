@@ -15,6 +15,7 @@ pub mod limits;
 pub mod mutation;
 pub mod observe;
 pub mod parse_errors;
+pub mod persisted;
 pub mod query;
 pub mod types;
 
@@ -77,17 +78,25 @@ pub const LIMITS: cost::Limits = cost::Limits {
 };
 /// Errors in one response; past it, one more says how many were left out.
 pub const MAX_ERRORS: usize = 20;
-/// Parsed documents kept for reuse, and the longest text kept. A frontend
-/// sends a few dozen distinct documents, each well under the length bound.
-/// 4 KB of text hold at most about 1,400 fields (some 270 KB parsed), so a
-/// full cache stays under about 35 MB even if every entry were hostile; a
-/// real frontend's documents take well under 1 MB.
-const KEPT_DOCUMENTS: usize = 128;
+/// The longest document text kept for reuse. The number kept is
+/// `WARDEN_DOCUMENT_CACHE_SIZE` (default 128): a frontend sends a few dozen
+/// distinct documents, each well under the length bound. 4 KB of text hold
+/// at most about 1,400 fields (some 270 KB parsed), so a full cache of 128
+/// stays under about 35 MB even if every entry were hostile; a real
+/// frontend's documents take well under 1 MB.
 const MAX_KEPT_DOCUMENT_BYTES: usize = 4 * 1024;
+/// The default of `WARDEN_DOCUMENT_CACHE_SIZE`, for the SDL export.
+const KEPT_DOCUMENTS: usize = 128;
 
-fn builder(limits: cost::Limits) -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
-    let cache = documents::DocumentCache::new(KEPT_DOCUMENTS, MAX_KEPT_DOCUMENT_BYTES);
+fn builder(
+    limits: cost::Limits,
+    kept_documents: usize,
+) -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+    let cache = documents::DocumentCache::new(kept_documents, MAX_KEPT_DOCUMENT_BYTES);
     Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+        // The HTTP layer reads it: a GET that names a persisted mutation by
+        // its hash is refused before anything runs.
+        .data(cache.clone())
         .limit_recursive_depth(MAX_RECURSIVE_DEPTH)
         .limit_directives(MAX_DIRECTIVES)
         // The cache first: a text it holds passed the gate when first seen.
@@ -111,7 +120,8 @@ pub fn build(state: AppState) -> WardenSchema {
             ..LIMITS
         }
     };
-    let mut schema = builder(limits).extension(observe).data(state);
+    let kept = state.config.document_cache_size;
+    let mut schema = builder(limits, kept).extension(observe).data(state);
     if !introspection {
         schema = schema.disable_introspection().disable_suggestions();
     }
@@ -120,7 +130,7 @@ pub fn build(state: AppState) -> WardenSchema {
 
 /// The SDL of the schema, as committed in `schema.graphql`.
 pub fn sdl() -> String {
-    builder(LIMITS).finish().sdl()
+    builder(LIMITS, KEPT_DOCUMENTS).finish().sdl()
 }
 
 #[cfg(test)]
@@ -133,7 +143,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_type_field_argument_and_value_is_documented() {
-        let response = super::builder(super::LIMITS)
+        let response = super::builder(super::LIMITS, super::KEPT_DOCUMENTS)
             .finish()
             .execute(INTROSPECT)
             .await;

@@ -3,12 +3,16 @@
 //! A POST must be `application/json`: a browser can send a cross-site form
 //! (`text/plain`, urlencoded, multipart) without a CORS preflight, so those
 //! are refused with 415 before anything executes. A GET may run queries but
-//! never a mutation (405), since GETs can be triggered by links and images.
+//! never a mutation (405), since GETs can be triggered by links and images,
+//! not even one named only by its persisted-query hash.
+//!
+//! Media types, status codes and the request's shape follow the GraphQL
+//! over HTTP spec ([`over_http`]).
 
 use std::{net::IpAddr, sync::Arc, time::Instant};
 
 use async_graphql::{
-    http::{parse_query_string, GraphiQLSource},
+    http::GraphiQLSource,
     parser::types::{DocumentOperations, OperationType},
     BatchRequest, BatchResponse, ServerError,
 };
@@ -22,12 +26,17 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use tracing::Instrument;
 
-use super::{client_ip, cookie, device_cookie, HttpState};
+use super::{
+    client_ip, cookie, device_cookie,
+    over_http::{self, Media},
+    HttpState,
+};
 use crate::auth::jwt::VerifyError;
 use crate::auth::limiter::RateReport;
 use crate::services::{limits, signing_keys};
 use crate::{
     error::UnauthReason,
+    graphql::documents::DocumentCache,
     graphql::{
         context::{RequestAuth, Viewer},
         cookies::{CookieIntent, DeviceCookie, RefreshCookie, ResponseCookies},
@@ -48,6 +57,10 @@ pub async fn post(req: &Request, body: Body, Data(http): Data<&Arc<HttpState>>) 
                 &meta,
             );
         }
+        let Some(media) = over_http::negotiate(req.headers()) else {
+            return not_acceptable(&meta);
+        };
+        let refuse = |status, message: &str| refuse_in(media, status, message, &meta);
         // The head had WARDEN_IDLE_TIMEOUT to arrive; the body gets as long,
         // so a client trickling it cannot hold the connection open forever.
         let config = &http.app.config;
@@ -56,54 +69,29 @@ pub async fn post(req: &Request, body: Body, Data(http): Data<&Arc<HttpState>>) 
             return refuse(
                 StatusCode::REQUEST_TIMEOUT,
                 "the request body did not arrive in time",
-                &meta,
             );
         };
         let bytes = match read {
             Ok(bytes) => bytes,
             Err(poem::error::ReadBodyError::PayloadTooLarge) => {
-                return refuse(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "request body too large",
-                    &meta,
-                )
+                return refuse(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
             }
-            Err(_) => {
-                return refuse(
-                    StatusCode::BAD_REQUEST,
-                    "could not read the request body",
-                    &meta,
-                )
-            }
+            Err(_) => return refuse(StatusCode::BAD_REQUEST, "could not read the request body"),
         };
-        let batch = match serde_json::from_slice::<BatchRequest>(&bytes) {
+        let batch = match over_http::parse_body(&bytes) {
             Ok(batch) => batch,
-            Err(_) => {
-                return refuse(
-                    StatusCode::BAD_REQUEST,
-                    "the body is not a GraphQL request in JSON",
-                    &meta,
-                )
-            }
+            Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
         };
         if let BatchRequest::Batch(ops) = &batch {
             let max = http.app.config.max_batch;
             if max <= 1 {
-                return refuse(
-                    StatusCode::BAD_REQUEST,
-                    "batched requests are not allowed",
-                    &meta,
-                );
+                return refuse(StatusCode::BAD_REQUEST, "batched requests are not allowed");
             }
             if ops.len() > max || ops.is_empty() {
-                return refuse(
-                    StatusCode::BAD_REQUEST,
-                    "too many operations in one batch",
-                    &meta,
-                );
+                return refuse(StatusCode::BAD_REQUEST, "too many operations in one batch");
             }
         }
-        execute(http, req, batch, meta).await
+        execute(http, req, batch, meta, media).await
     }
     .instrument(span)
     .await
@@ -114,7 +102,7 @@ pub async fn post(req: &Request, body: Body, Data(http): Data<&Arc<HttpState>>) 
 pub async fn get(req: &Request, Data(http): Data<&Arc<HttpState>>) -> Response {
     let meta = request_meta(req, http);
     let query = req.uri().query().unwrap_or_default();
-    if query.is_empty() || !query.split('&').any(|pair| pair.starts_with("query=")) {
+    if !over_http::is_graphql_query_string(query) {
         if http.app.config.introspection && accepts_html(req.headers()) {
             return Html(
                 GraphiQLSource::build()
@@ -130,25 +118,38 @@ pub async fn get(req: &Request, Data(http): Data<&Arc<HttpState>>) -> Response {
             &meta,
         );
     }
-    let request = match parse_query_string(query) {
-        Ok(request) => request,
-        Err(_) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "could not read the query string",
-                &meta,
-            )
-        }
+    let Some(media) = over_http::negotiate(req.headers()) else {
+        return not_acceptable(&meta);
     };
+    let mut request = match over_http::parse_query_string(query) {
+        Ok(request) => request,
+        Err(why) => return refuse_in(media, StatusCode::BAD_REQUEST, why, &meta),
+    };
+    // A hash alone names a document the cache may hold: the method rule
+    // applies to that document, so it is looked up before the check.
+    if request.query.is_empty() {
+        let known = http
+            .schema
+            .data::<DocumentCache>()
+            .and_then(|cache| cache.persisted_text(&request.extensions));
+        if let Some(text) = known {
+            request.query = text;
+        }
+    }
     if is_mutation(&request.query, request.operation_name.as_deref()) {
-        return refuse(
+        let mut response = refuse_in(
+            media,
             StatusCode::METHOD_NOT_ALLOWED,
             "mutations must be sent with POST",
             &meta,
         );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET, POST"));
+        return response;
     }
     let span = tracing::info_span!("request", request_id = %meta.request_id, method = "GET");
-    execute(http, req, BatchRequest::Single(request), meta)
+    execute(http, req, BatchRequest::Single(request), meta, media)
         .instrument(span)
         .await
 }
@@ -158,6 +159,7 @@ async fn execute(
     req: &Request,
     batch: BatchRequest,
     meta: RequestMeta,
+    media: Media,
 ) -> Response {
     let started = Instant::now();
     super::access::record_operation(req, &batch);
@@ -208,24 +210,16 @@ async fn execute(
         BatchResponse::Single(r) => r.errors.iter().collect(),
         BatchResponse::Batch(rs) => rs.iter().flat_map(|r| r.errors.iter()).collect(),
     };
-    // A document that did not parse or validate never reached a field:
-    // its errors carry no path and there is no data.
-    let rejected = match &response {
-        BatchResponse::Single(r) => {
-            r.data == async_graphql::Value::Null
-                && !r.errors.is_empty()
-                && r.errors.iter().all(|e| e.path.is_empty())
-        }
-        BatchResponse::Batch(_) => false,
-    };
     let retry_after = errors.iter().filter_map(|e| retry_after_of(e)).max();
-    let status = if rejected {
+    // A request error (nothing executed) is a 400 only under
+    // graphql-response+json; under application/json it is a 200.
+    let rejected = matches!(&response, BatchResponse::Single(r) if is_request_error(r));
+    let status = if rejected && media == Media::GraphqlResponse {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
     };
-    let body = serde_json::to_vec(&response)
-        .unwrap_or_else(|_| b"{\"errors\":[{\"message\":\"internal error\"}]}".to_vec());
+    let body = response_body(&response);
     tracing::debug!(
         status = status.as_u16(),
         elapsed_us = started.elapsed().as_micros() as u64,
@@ -233,7 +227,7 @@ async fn execute(
     );
     let mut builder = Response::builder()
         .status(status)
-        .content_type("application/json")
+        .content_type(media.content_type())
         .header("X-Request-Id", request_id);
     // The cookies resolvers asked for, from every operation, in order.
     let secure = http.app.config.cookie_secure;
@@ -260,6 +254,36 @@ fn rate_limit_headers(
             .header("RateLimit", limit);
     }
     builder
+}
+
+/// True when `response` is a request error: the document did not parse,
+/// validate or pass the gate, or its variables did not coerce, so nothing
+/// executed. Such errors carry no path and there is no data.
+fn is_request_error(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+/// The JSON body: a request error has no `data` key at all (the spec's
+/// rule under both media types: `data: null` would claim an execution).
+fn response_body(response: &BatchResponse) -> Vec<u8> {
+    let strip = |r: &async_graphql::Response| {
+        let mut value = serde_json::to_value(r).unwrap_or_default();
+        if is_request_error(r) {
+            if let Some(fields) = value.as_object_mut() {
+                fields.remove("data");
+            }
+        }
+        value
+    };
+    let body = match response {
+        // The common case, an operation that ran, is written directly.
+        BatchResponse::Single(r) if !is_request_error(r) => serde_json::to_vec(r),
+        BatchResponse::Single(r) => serde_json::to_vec(&strip(r)),
+        BatchResponse::Batch(rs) => serde_json::to_vec(&rs.iter().map(strip).collect::<Vec<_>>()),
+    };
+    body.unwrap_or_else(|_| b"{\"errors\":[{\"message\":\"internal error\"}]}".to_vec())
 }
 
 /// The `Set-Cookie` value that carries out what a resolver asked.
@@ -392,12 +416,26 @@ fn is_mutation(query: &str, operation_name: Option<&str>) -> bool {
 
 /// A transport-level refusal: nothing executed.
 fn refuse(status: StatusCode, message: &str, meta: &RequestMeta) -> Response {
+    refuse_in(Media::Json, status, message, meta)
+}
+
+/// [`refuse`] in the media type the client asked for.
+fn refuse_in(media: Media, status: StatusCode, message: &str, meta: &RequestMeta) -> Response {
     let body = json!({ "errors": [{ "message": message }] });
     Response::builder()
         .status(status)
-        .content_type("application/json")
+        .content_type(media.content_type())
         .header("X-Request-Id", meta.request_id.clone())
         .body(body.to_string())
+}
+
+/// 406: `Accept` names neither media type a GraphQL response comes in.
+fn not_acceptable(meta: &RequestMeta) -> Response {
+    refuse(
+        StatusCode::NOT_ACCEPTABLE,
+        "Accept must allow application/graphql-response+json or application/json",
+        meta,
+    )
 }
 
 #[cfg(test)]

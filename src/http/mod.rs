@@ -13,6 +13,7 @@ pub mod device_cookie;
 pub mod fd_limit;
 mod graphql;
 mod health;
+mod over_http;
 pub mod serve;
 
 use std::sync::Arc;

@@ -119,10 +119,12 @@ async fn promote_and_demote_change_the_role_and_are_audited() {
 async fn register_can_never_create_an_admin() {
     let app = spawn_app().await;
     let response = app
-        .post(
+        .post_with_headers(
             None,
             "mutation { register(input: { email: \"x@example.com\", password: \"correct horse battery staple\", role: ADMIN }) { accessToken } }",
             serde_json::json!({}),
+            // A request error is a 400 under graphql-response+json.
+            &[("accept", "application/graphql-response+json".to_owned())],
         )
         .await;
     assert_eq!(

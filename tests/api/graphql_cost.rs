@@ -48,6 +48,12 @@ fn nested_spreads(depth: usize, fanout: usize) -> String {
     doc
 }
 
+/// `Accept: application/graphql-response+json`: a refused document is a
+/// 400 there (under `application/json` it is a 200 with the same body).
+fn graphql_response() -> [(&'static str, String); 1] {
+    [("accept", "application/graphql-response+json".to_owned())]
+}
+
 /// What the server did with one document, and the CPU it took.
 struct Answer {
     status: StatusCode,
@@ -57,7 +63,11 @@ struct Answer {
 
 async fn send(app: &TestApp, query: &str) -> Answer {
     let before = thread_cpu();
-    let response = app.post(None, query, json!({})).await;
+    // Under graphql-response+json a refused document is a 400 (under
+    // application/json it would be a 200 with the same body).
+    let response = app
+        .post_with_headers(None, query, json!({}), &graphql_response())
+        .await;
     let status = response.status();
     let body = response.json().await.unwrap_or(Value::Null);
     Answer {
@@ -218,7 +228,9 @@ async fn a_document_with_two_audit_log_fields_is_refused_even_through_fragments_
         format!("{{ {log} ...A }} fragment A on Query {{ ... on Query {{ {log} }} }}"),
     ] {
         let before = thread_cpu();
-        let response = app.post(Some(&token), &query, json!({})).await;
+        let response = app
+            .post_with_headers(Some(&token), &query, json!({}), &graphql_response())
+            .await;
         let answer = Answer {
             status: response.status(),
             body: response.json().await.unwrap(),
@@ -301,7 +313,12 @@ async fn a_kept_document_is_measured_again_with_each_requests_variables() {
     let kinds = vec!["LOGIN_FAILED"; 4_000];
     let before = thread_cpu();
     let response = app
-        .post(None, query, json!({ "f": { "kinds": kinds } }))
+        .post_with_headers(
+            None,
+            query,
+            json!({ "f": { "kinds": kinds } }),
+            &graphql_response(),
+        )
         .await;
     let answer = Answer {
         status: response.status(),

@@ -27,6 +27,8 @@ mod node;
 mod ops;
 mod outage;
 mod personal_data;
+mod over_http;
+mod persisted;
 mod rate_limits;
 mod redis_limiter;
 mod refresh;

@@ -122,13 +122,21 @@ async fn an_oversize_body_gets_413() {
 }
 
 #[tokio::test]
-async fn a_document_that_does_not_parse_or_validate_gets_400_with_errors() {
+async fn a_document_that_does_not_parse_or_validate_gets_errors_and_no_data() {
     let app = spawn_app().await;
+    let strict = [("accept", "application/graphql-response+json".to_owned())];
     for query in ["{ me { id ", "{ nope }", "{ me { passwordHash } }"] {
-        let response = app.post(None, query, json!({})).await;
+        // 400 under graphql-response+json, 200 under application/json.
+        let response = app.post_with_headers(None, query, json!({}), &strict).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
         let body: Value = response.json().await.unwrap();
         assert!(body["errors"][0]["message"].is_string(), "{body}");
+        assert!(body.get("data").is_none(), "{body}");
+        let response = app.post(None, query, json!({})).await;
+        assert_eq!(response.status(), StatusCode::OK, "{query}");
+        let body: Value = response.json().await.unwrap();
+        assert!(body["errors"][0]["message"].is_string(), "{body}");
+        assert!(body.get("data").is_none(), "{body}");
     }
 }
 
@@ -188,7 +196,8 @@ async fn health_and_readiness_answer() {
 /// Sends `query` and expects a refusal before execution.
 async fn assert_refused(app: &crate::helpers::TestApp, query: &str, what: &str) {
     let started = std::time::Instant::now();
-    let response = app.post(None, query, json!({})).await;
+    let strict = [("accept", "application/graphql-response+json".to_owned())];
+    let response = app.post_with_headers(None, query, json!({}), &strict).await;
     let elapsed = started.elapsed();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{what}");
     let body: Value = response.json().await.unwrap();

@@ -107,6 +107,7 @@ async fn me_answers_with_a_p99_under_50_ms_while_hostile_documents_stream_in() {
                                     let send = client
                                         .post(&url)
                                         .header("content-type", "application/json")
+                                        .header("accept", "application/graphql-response+json")
                                         .body(body.clone())
                                         .send();
                                     if let Ok(Ok(response)) =
