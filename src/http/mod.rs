@@ -10,6 +10,7 @@ pub mod cookie;
 mod cors;
 pub mod device_cookie;
 pub mod fd_limit;
+mod graphiql;
 mod graphql;
 mod health;
 pub mod serve;
@@ -36,6 +37,7 @@ pub fn routes(schema: WardenSchema, app: AppState) -> impl poem::Endpoint {
     let state = Arc::new(HttpState { schema, app });
     Route::new()
         .at("/graphql", get(graphql::get).post(graphql::post))
+        .at("/graphiql/:version/:file", get(graphiql::assets))
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
         .at("/metrics", get(health::metrics))
