@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256, Sha384};
 
 use crate::helpers::{email, s, spawn_app, spawn_app_with, TestApp};
 
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+const CSP: &str = "default-src 'none'; script-src 'self'; \
+style-src 'self' 'sha256-nzTgYzXYDNe6BAHiiI7NNlfK8n/auuOAhh2t92YvuXo='; \
 connect-src 'self'; img-src 'self' data:; font-src 'self' data:; \
 frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
@@ -251,6 +252,11 @@ async fn graphiql_works_offline_in_chromium_shows_login_and_runs_a_query() {
     assert_eq!(report["offsite"], json!([]), "{report}");
     assert_eq!(report["csp"], json!([]), "no CSP violation: {report}");
     assert_eq!(report["afterReload"]["csp"], json!([]), "{report}");
+    assert_eq!(
+        report["dialogs"].as_array().map(Vec::len),
+        Some(2),
+        "{report}"
+    );
     let console = report["consoleErrors"].as_array().unwrap();
     if docs {
         assert_eq!(console, &Vec::<Value>::new(), "no console error: {report}");

@@ -108,9 +108,20 @@ run(async ([base, token, screenshot, docsWanted]) => {
     // GraphiQL saves its tabs half a second after a change; wait past that.
     await new Promise((resolve) => setTimeout(resolve, 1500));
     const stored = await page.evaluate(() => JSON.stringify({ ...window.localStorage }));
-    const csp = await page.evaluate(() => window.__csp);
     if (screenshot) await page.screenshot({ path: screenshot });
     const title = await page.title();
+
+    // GraphiQL's dialogs insert a scroll-lock <style>: the page's CSP
+    // allows exactly that one by its hash.
+    const dialogs = [];
+    for (const label of ['Open settings dialog', 'Open short keys dialog']) {
+      await page.click(`button[aria-label="${label}"]`);
+      await page.waitForSelector('[role=dialog]', WAIT);
+      dialogs.push(await page.evaluate(() => document.querySelector('[role=dialog] h2')?.textContent ?? null));
+      await page.keyboard.press('Escape');
+      await page.waitForFunction(() => !document.querySelector('[role=dialog]'), WAIT);
+    }
+    const csp = await page.evaluate(() => window.__csp);
 
     // Reloaded, the page restores what was kept (the query), and the
     // headers editor is back to its placeholder.
@@ -140,6 +151,7 @@ run(async ([base, token, screenshot, docsWanted]) => {
       tokenInLocalStorage: stored.includes(token),
       secretInLocalStorage: stored.includes(secret),
       localStorageKeys: Object.keys(JSON.parse(stored)),
+      dialogs,
       afterReload,
       offsite,
       local,
