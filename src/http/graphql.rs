@@ -12,15 +12,14 @@
 use std::{net::IpAddr, sync::Arc, time::Instant};
 
 use async_graphql::{
-    http::GraphiQLSource,
     parser::types::{DocumentOperations, OperationType},
     BatchRequest, BatchResponse, ServerError,
 };
 use poem::{
     handler,
     http::{header, HeaderMap, StatusCode},
-    web::{Data, Html},
-    Body, IntoResponse, Request, Response,
+    web::Data,
+    Body, Request, Response,
 };
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -104,13 +103,7 @@ pub async fn get(req: &Request, Data(http): Data<&Arc<HttpState>>) -> Response {
     let query = req.uri().query().unwrap_or_default();
     if !over_http::is_graphql_query_string(query) {
         if http.app.config.introspection && accepts_html(req.headers()) {
-            return Html(
-                GraphiQLSource::build()
-                    .endpoint("/graphql")
-                    .title("Warden")
-                    .finish(),
-            )
-            .into_response();
+            return super::graphiql::page();
         }
         return refuse(
             StatusCode::BAD_REQUEST,

@@ -11,6 +11,7 @@ pub mod cookie;
 mod cors;
 pub mod device_cookie;
 pub mod fd_limit;
+mod graphiql;
 mod graphql;
 mod health;
 mod over_http;
@@ -41,6 +42,7 @@ pub fn routes(schema: WardenSchema, app: AppState) -> impl poem::Endpoint {
     let state = Arc::new(HttpState { schema, app });
     let mut route = Route::new()
         .at("/graphql", get(graphql::get).post(graphql::post))
+        .at("/graphiql/:version/:file", get(graphiql::assets))
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
         .at("/.well-known/jwks.json", get(health::jwks));

@@ -14,6 +14,7 @@ mod connections;
 mod cookie_headers;
 mod deploy;
 mod devices;
+mod graphiql;
 mod graphql_cost;
 mod helpers;
 mod identities;
