@@ -32,7 +32,7 @@ pub struct HttpState {
 
 /// The routes of a Warden server.
 pub fn routes(schema: WardenSchema, app: AppState) -> impl poem::Endpoint {
-    let cors = cors::Cors::new(app.config.cors_origins.clone());
+    let cors = cors::Cors::from_config(&app.config);
     let state = Arc::new(HttpState { schema, app });
     Route::new()
         .at("/graphql", get(graphql::get).post(graphql::post))
