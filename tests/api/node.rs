@@ -13,7 +13,9 @@ use serde_json::Value;
 
 /// `tests/js` in this checkout.
 fn js_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("js")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("js")
 }
 
 /// The Chromium binary the browser checks drive.
@@ -88,7 +90,10 @@ async fn headless_chromium_loads_a_page_from_the_server_under_test() {
     };
     assert_eq!(report["status"], 200, "{report}");
     assert!(
-        report["userAgent"].as_str().unwrap_or("").contains("Chrome"),
+        report["userAgent"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Chrome"),
         "{report}"
     );
 }
