@@ -37,6 +37,9 @@ pub enum StartupError {
         /// Why.
         source: std::io::Error,
     },
+    /// Settings that contradict each other (the message names the variable).
+    #[error("{0}")]
+    Config(String),
     /// The password hashing threads could not be started.
     #[error("cannot start the password hashing threads: {0}")]
     Threads(std::io::Error),
@@ -71,6 +74,15 @@ pub async fn build_state(config: Config, clock: Clock) -> Result<AppState, Start
     })
 }
 
+/// One WARN line for each thing a browser would silently get wrong with
+/// these settings: above all, in cookie mode, a CORS origin on another
+/// site than the API, whose requests would never carry the cookie.
+fn warn_about_cookies(config: &Config) {
+    for warning in config.cookie_warnings() {
+        tracing::warn!("cookie mode: {warning}");
+    }
+}
+
 /// A built server, bound and ready to run.
 pub struct App {
     listener: TcpListener,
@@ -86,6 +98,10 @@ pub struct App {
 impl App {
     /// Builds everything and binds `config.listen` (port 0 picks a free port).
     pub async fn build(config: Config, clock: Clock) -> Result<Self, StartupError> {
+        config
+            .check_browser_settings()
+            .map_err(StartupError::Config)?;
+        warn_about_cookies(&config);
         let listen = config.listen;
         // Before anything opens a descriptor: every connection needs one.
         let nofile = http::fd_limit::raise_open_files_limit();

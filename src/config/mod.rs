@@ -13,6 +13,10 @@
 //!   the `WARDEN_RATE_*` settings ([`RateQuotas`]);
 //! - `parse`: the value parsers that make a bad value stop start-up with a
 //!   line naming it.
+//! - `browser`: the browser-facing settings' values and the checks across
+//!   them (`SameSite=None` needs `Secure`; cross-site CORS origins in
+//!   cookie mode are warned about);
+//! - [`site`]: sites and registrable domains, as `SameSite` uses them.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -21,12 +25,15 @@ use clap::{ArgAction, Args};
 use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 
+mod browser;
 mod parse;
 pub mod rates;
+pub mod site;
 #[cfg(test)]
 mod tests;
 pub mod values;
 
+pub use browser::{SameSite, DEFAULT_CORS_ALLOW_HEADERS};
 use parse::*;
 pub use rates::{KeyPart, RateQuotas, Rule};
 pub use values::{JwtAlgorithm, LogFormat, RateQuota, RefreshCookieMode};
@@ -234,6 +241,32 @@ pub struct Config {
     #[arg(long, env = "WARDEN_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin, global = true)]
     pub cors_origins: Vec<String>,
 
+    /// `SameSite` of Warden's cookies: `Strict`, `Lax`, or `None` (an app on another site; needs WARDEN_COOKIE_SECURE=true).
+    #[arg(
+        long,
+        env = "WARDEN_COOKIE_SAME_SITE",
+        default_value = "Strict",
+        ignore_case = true,
+        global = true
+    )]
+    pub cookie_same_site: SameSite,
+
+    /// `Domain` of Warden's cookies (like example.com): widens them to every subdomain. Unset: the API's host only.
+    #[arg(long, env = "WARDEN_COOKIE_DOMAIN", value_parser = browser::parse_cookie_domain, global = true)]
+    pub cookie_domain: Option<String>,
+
+    /// Warden's external URL (like https://auth.example.com). Unset: http:// and WARDEN_LISTEN.
+    #[arg(long, env = "WARDEN_PUBLIC_URL", value_parser = browser::parse_public_url, global = true)]
+    pub public_url: Option<String>,
+
+    /// Comma-separated request headers a CORS origin may send (replaces the default list; must keep content-type).
+    #[arg(long, env = "WARDEN_CORS_ALLOW_HEADERS", value_delimiter = ',', default_value = browser::DEFAULT_CORS_ALLOW_HEADERS, value_parser = browser::parse_header_name, global = true)]
+    pub cors_allow_headers: Vec<String>,
+
+    /// How long browsers may cache a CORS preflight answer (Chromium caps it at 2h, Firefox at 24h).
+    #[arg(long, env = "WARDEN_CORS_MAX_AGE", default_value = "10m", value_parser = parse_duration, global = true)]
+    pub cors_max_age: Duration,
+
     /// Most connections open at once; a connection over the cap is answered 503 and closed.
     #[arg(long, env = "WARDEN_MAX_CONNECTIONS", default_value_t = 65536, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub max_connections: u32,
@@ -308,6 +341,11 @@ const OWN_ENV: &[&str] = &[
     "WARDEN_REFRESH_COOKIE",
     "WARDEN_COOKIE_SECURE",
     "WARDEN_CORS_ORIGINS",
+    "WARDEN_COOKIE_SAME_SITE",
+    "WARDEN_COOKIE_DOMAIN",
+    "WARDEN_PUBLIC_URL",
+    "WARDEN_CORS_ALLOW_HEADERS",
+    "WARDEN_CORS_MAX_AGE",
     "WARDEN_LOCKOUT_GLOBAL_THRESHOLD",
     "WARDEN_DEVICE_TOKEN_TTL",
     "WARDEN_IPV6_PREFIX",

@@ -5,30 +5,67 @@
 //! cookie mode works. An unlisted origin gets no CORS headers at all: its
 //! browser refuses to hand the response to the page. Requests without an
 //! `Origin` (curl, servers, same-origin GETs) are untouched.
+//!
+//! A preflight of a listed origin is answered with exactly the configured
+//! request headers (`WARDEN_CORS_ALLOW_HEADERS`), never an echo of what it
+//! asked: a request header outside the list gets no allow, and the browser
+//! refuses the request, naming that header in its console. The answer may
+//! be cached for `WARDEN_CORS_MAX_AGE`. Responses expose the headers a
+//! client needs to back off and to report (`Retry-After`, `RateLimit`,
+//! `RateLimit-Policy`, `X-Request-Id`).
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use poem::{
     http::{header, HeaderValue, Method, StatusCode},
     Endpoint, IntoResponse, Request, Response,
 };
 
-/// The configured allow-list.
-#[derive(Clone, Debug, Default)]
+use crate::config::Config;
+
+/// The response headers a page on a granted origin may read.
+const EXPOSED: &str = "retry-after, ratelimit, ratelimit-policy, x-request-id";
+
+/// The configured allow-list and preflight answer.
+#[derive(Clone, Debug)]
 pub struct Cors {
-    origins: Arc<Vec<String>>,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    origins: Vec<String>,
+    /// `Access-Control-Allow-Headers`: the allowed names, comma-separated.
+    allow_headers: Option<HeaderValue>,
+    /// `Access-Control-Max-Age`, in seconds.
+    max_age: HeaderValue,
 }
 
 impl Cors {
-    /// CORS for `origins` (already validated, no trailing slash).
-    pub fn new(origins: Vec<String>) -> Self {
+    /// CORS for `origins` (already validated, no trailing slash), allowing
+    /// the request headers `allow_headers` (validated names) and letting
+    /// browsers cache a preflight for `max_age`.
+    pub fn new(origins: Vec<String>, allow_headers: &[String], max_age: Duration) -> Self {
         Self {
-            origins: Arc::new(origins),
+            inner: Arc::new(Inner {
+                origins,
+                allow_headers: HeaderValue::from_str(&allow_headers.join(", ")).ok(),
+                max_age: HeaderValue::from(max_age.as_secs()),
+            }),
         }
     }
 
+    /// CORS as the settings say.
+    pub fn from_config(config: &Config) -> Self {
+        Self::new(
+            config.cors_origins.clone(),
+            &config.cors_allow_headers,
+            config.cors_max_age,
+        )
+    }
+
     fn allowed(&self, origin: &str) -> bool {
-        self.origins.iter().any(|o| o == origin)
+        self.inner.origins.iter().any(|o| o == origin)
     }
 
     /// Answers a preflight, or runs `next` and adds the grant headers.
@@ -55,14 +92,10 @@ impl Cors {
                     header::ACCESS_CONTROL_ALLOW_METHODS,
                     HeaderValue::from_static("GET, POST"),
                 );
-                headers.insert(
-                    header::ACCESS_CONTROL_ALLOW_HEADERS,
-                    HeaderValue::from_static("authorization, content-type"),
-                );
-                headers.insert(
-                    header::ACCESS_CONTROL_MAX_AGE,
-                    HeaderValue::from_static("600"),
-                );
+                if let Some(allowed) = &self.inner.allow_headers {
+                    headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allowed.clone());
+                }
+                headers.insert(header::ACCESS_CONTROL_MAX_AGE, self.inner.max_age.clone());
             }
             return Ok(response);
         }
@@ -71,7 +104,7 @@ impl Cors {
             grant(&mut response, origin);
             response.headers_mut().insert(
                 header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                HeaderValue::from_static("retry-after, x-request-id"),
+                HeaderValue::from_static(EXPOSED),
             );
         }
         Ok(response)

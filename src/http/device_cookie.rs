@@ -2,13 +2,17 @@
 //! token that proves a browser is a trusted device of an account (see
 //! [`crate::services::trusted_devices`]).
 //!
-//! The same protections as the refresh cookie: HttpOnly (no script, and so
-//! no XSS, reads it), SameSite=Strict (no other site makes the browser send
-//! it), Path=/graphql, Secure unless `WARDEN_COOKIE_SECURE=false`. It lives
+//! The same attributes as the refresh cookie ([`super::cookie::Attributes`]):
+//! HttpOnly (no script, and so no XSS, reads it), `WARDEN_COOKIE_SAME_SITE`
+//! (Strict by default: no other site makes the browser send it),
+//! Path=/graphql, `WARDEN_COOKIE_DOMAIN` when set, Secure unless
+//! `WARDEN_COOKIE_SECURE=false`. It lives
 //! as long as the device token (`WARDEN_DEVICE_TOKEN_TTL`), and is kept
 //! across `logout`: the device stays trusted after the session ends.
 
 use poem::http::{header, HeaderMap};
+
+use super::cookie::Attributes;
 
 /// The cookie's name.
 pub const NAME: &str = "warden_device";
@@ -27,12 +31,8 @@ pub fn read(headers: &HeaderMap) -> Option<String> {
 }
 
 /// `Set-Cookie` value that stores `token` for `max_age` seconds.
-pub fn set(token: &str, max_age: i64, secure: bool) -> String {
-    format!(
-        "{NAME}={token}; Max-Age={}; Path=/graphql; HttpOnly; SameSite=Strict{}",
-        max_age.max(0),
-        if secure { "; Secure" } else { "" }
-    )
+pub fn set(token: &str, max_age: i64, attributes: &Attributes<'_>) -> String {
+    attributes.cookie(NAME, token, max_age)
 }
 
 #[cfg(test)]
@@ -48,7 +48,12 @@ mod tests {
             HeaderValue::from_static("warden_refresh=r; warden_device=d_1-X"),
         );
         assert_eq!(read(&headers).as_deref(), Some("d_1-X"));
-        let cookie = set("tok", 7_776_000, true);
+        let attributes = Attributes {
+            secure: true,
+            same_site: crate::config::SameSite::Strict,
+            domain: None,
+        };
+        let cookie = set("tok", 7_776_000, &attributes);
         for part in [
             "warden_device=tok",
             "Max-Age=7776000",

@@ -223,9 +223,9 @@ async fn execute(
         .content_type(media.content_type())
         .header("X-Request-Id", request_id);
     // The cookies resolvers asked for, from every operation, in order.
-    let secure = http.app.config.cookie_secure;
+    let attributes = cookie::Attributes::of(&http.app.config);
     for intent in set_cookies.iter().flat_map(ResponseCookies::take) {
-        builder = builder.header(header::SET_COOKIE, set_cookie(&intent, secure));
+        builder = builder.header(header::SET_COOKIE, set_cookie(&intent, &attributes));
     }
     if let Some(secs) = retry_after {
         builder = builder.header(header::RETRY_AFTER, secs.to_string());
@@ -280,14 +280,14 @@ fn response_body(response: &BatchResponse) -> Vec<u8> {
 }
 
 /// The `Set-Cookie` value that carries out what a resolver asked.
-fn set_cookie(intent: &CookieIntent, secure: bool) -> String {
+fn set_cookie(intent: &CookieIntent, attributes: &cookie::Attributes<'_>) -> String {
     match intent {
         CookieIntent::SetRefresh { token, max_age } => {
-            cookie::set(token.expose_secret(), *max_age, secure)
+            cookie::set(token.expose_secret(), *max_age, attributes)
         }
-        CookieIntent::ClearRefresh => cookie::clear(secure),
+        CookieIntent::ClearRefresh => cookie::clear(attributes),
         CookieIntent::SetDevice { token, max_age } => {
-            device_cookie::set(token.expose_secret(), *max_age, secure)
+            device_cookie::set(token.expose_secret(), *max_age, attributes)
         }
     }
 }

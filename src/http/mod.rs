@@ -36,7 +36,7 @@ pub struct HttpState {
 /// The routes of a Warden server. `/metrics` is among them unless
 /// `WARDEN_METRICS_LISTEN` moves it to [`metrics_routes`].
 pub fn routes(schema: WardenSchema, app: AppState) -> impl poem::Endpoint {
-    let cors = cors::Cors::new(app.config.cors_origins.clone());
+    let cors = cors::Cors::from_config(&app.config);
     let access = access::Access::new(app.config.trusted_proxies.clone(), app.metrics.clone());
     let metrics_here = app.config.metrics_listen.is_none();
     let state = Arc::new(HttpState { schema, app });

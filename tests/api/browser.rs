@@ -349,3 +349,175 @@ async fn in_cookie_only_mode_no_body_carries_the_refresh_token() {
     let (_, body) = post(&app, REFRESH, json!({}), Some(&next), None).await;
     assert!(body["errors"].is_null(), "{body}");
 }
+
+/// A preflight from `origin` for a POST with `request_headers`.
+async fn preflight(app: &TestApp, origin: &str, request_headers: &str) -> reqwest::Response {
+    app.client
+        .request(Method::OPTIONS, format!("{}/graphql", app.address))
+        .header(header::ORIGIN, origin)
+        .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+        .header(header::ACCESS_CONTROL_REQUEST_HEADERS, request_headers)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn header_of(response: &reqwest::Response, name: header::HeaderName) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn a_preflight_allows_exactly_the_configured_headers_for_the_max_age() {
+    const APP: &str = "https://app.example.com";
+    let app = spawn_app_with(|c| c.cors_origins = vec![APP.into()]).await;
+    let default_list = warden::config::DEFAULT_CORS_ALLOW_HEADERS.replace(',', ", ");
+    // What Apollo Client and a traced fetch ask for: all of it allowed.
+    let asked = "content-type, apollo-require-preflight, x-apollo-operation-name, \
+                 apollographql-client-name, apollographql-client-version, traceparent, \
+                 tracestate, baggage, sentry-trace, x-request-id, authorization";
+    let answer = preflight(&app, APP, asked).await;
+    assert_eq!(answer.status(), StatusCode::NO_CONTENT);
+    let allowed = header_of(&answer, header::ACCESS_CONTROL_ALLOW_HEADERS).unwrap();
+    assert_eq!(allowed, default_list);
+    for name in asked.split(", ") {
+        assert!(
+            allowed.split(", ").any(|a| a == name),
+            "{name} in {allowed}"
+        );
+    }
+    assert_eq!(
+        header_of(&answer, header::ACCESS_CONTROL_MAX_AGE).as_deref(),
+        Some("600")
+    );
+    // A header outside the list is not echoed back: no allow for it.
+    let answer = preflight(&app, APP, "content-type, x-evil").await;
+    let allowed = header_of(&answer, header::ACCESS_CONTROL_ALLOW_HEADERS).unwrap();
+    assert_eq!(allowed, default_list);
+    assert!(!allowed.contains("x-evil"), "{allowed}");
+    // An unlisted origin gets nothing, whatever it asks.
+    let answer = preflight(&app, "https://evil.example", "content-type").await;
+    assert_eq!(
+        header_of(&answer, header::ACCESS_CONTROL_ALLOW_HEADERS),
+        None
+    );
+    assert_eq!(header_of(&answer, header::ACCESS_CONTROL_MAX_AGE), None);
+
+    let custom = spawn_app_with(|c| {
+        c.cors_origins = vec![APP.into()];
+        c.cors_allow_headers = vec!["content-type".into(), "x-tenant".into()];
+        c.cors_max_age = std::time::Duration::from_secs(7200);
+    })
+    .await;
+    let answer = preflight(&custom, APP, "content-type, traceparent").await;
+    assert_eq!(
+        header_of(&answer, header::ACCESS_CONTROL_ALLOW_HEADERS).as_deref(),
+        Some("content-type, x-tenant")
+    );
+    assert_eq!(
+        header_of(&answer, header::ACCESS_CONTROL_MAX_AGE).as_deref(),
+        Some("7200")
+    );
+}
+
+#[tokio::test]
+async fn a_granted_origin_may_read_the_retry_rate_limit_and_request_id_headers() {
+    const APP: &str = "https://app.example.com";
+    let app = spawn_app_with(|c| c.cors_origins = vec![APP.into()]).await;
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .header(header::ORIGIN, APP)
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .unwrap();
+    let exposed = header_of(&response, header::ACCESS_CONTROL_EXPOSE_HEADERS).unwrap();
+    let exposed: Vec<&str> = exposed.split(", ").collect();
+    assert_eq!(
+        exposed,
+        [
+            "retry-after",
+            "ratelimit",
+            "ratelimit-policy",
+            "x-request-id"
+        ]
+    );
+}
+
+#[test]
+fn cors_allow_headers_are_validated_at_start_up() {
+    use warden::config::Config;
+    for bad in ["x-a b", "x:y", "content-type,x\u{e9}"] {
+        assert!(
+            Config::from_vars([("WARDEN_CORS_ALLOW_HEADERS", bad)]).is_err(),
+            "{bad}"
+        );
+    }
+    let custom =
+        Config::from_vars([("WARDEN_CORS_ALLOW_HEADERS", "Content-Type, X-Tenant")]).unwrap();
+    assert_eq!(custom.cors_allow_headers, ["content-type", "x-tenant"]);
+    assert!(Config::from_vars([("WARDEN_CORS_MAX_AGE", "soon")]).is_err());
+}
+
+/// Runs `warden serve` with `env`; returns its exit status and standard
+/// error, or fails the test when it is still running after 30 s (it did
+/// not refuse to start).
+fn serve_refused(env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("WARDEN_") {
+            cmd.env_remove(key);
+        }
+    }
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
+    let mut child = cmd
+        .arg("serve")
+        .env("WARDEN_DATABASE_URL", db)
+        .env("WARDEN_LISTEN", "127.0.0.1:0")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+            return (status, stderr);
+        }
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("warden started with {env:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn same_site_none_without_secure_refuses_to_start_naming_the_variable() {
+    let (status, stderr) = serve_refused(&[
+        ("WARDEN_COOKIE_SAME_SITE", "none"),
+        ("WARDEN_COOKIE_SECURE", "false"),
+    ]);
+    assert!(!status.success());
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("WARDEN_COOKIE_SAME_SITE"), "{stderr}");
+    assert!(lines[0].contains("WARDEN_COOKIE_SECURE"), "{stderr}");
+}
+
+#[test]
+fn a_public_suffix_cookie_domain_refuses_to_start_naming_the_variable() {
+    for bad in ["com", "co.uk", "https://example.com"] {
+        let (status, stderr) = serve_refused(&[("WARDEN_COOKIE_DOMAIN", bad)]);
+        assert!(!status.success());
+        assert!(stderr.contains("WARDEN_COOKIE_DOMAIN"), "{stderr}");
+    }
+}

@@ -5,7 +5,7 @@
 
 use reqwest::header;
 use serde_json::{json, Value};
-use warden::config::{Config, RefreshCookieMode};
+use warden::config::{Config, RefreshCookieMode, SameSite};
 
 use crate::helpers::{email, spawn_app_with, TestApp, PASSWORD};
 
@@ -222,5 +222,66 @@ async fn without_cookie_mode_no_operation_sets_a_cookie() {
     let logged_out = post(&app, LOGOUT, json!({}), Some(&jar)).await;
     for answer in [registered, logged_in, refreshed, logged_out] {
         assert!(answer.set_cookies.is_empty(), "{:?}", answer.set_cookies);
+    }
+}
+
+/// The attributes after `Max-Age` for `SameSite=same_site` and `domain`.
+fn attributes_with(same_site: &str, domain: Option<&str>, secure: bool) -> String {
+    let domain = domain.map(|d| format!("; Domain={d}")).unwrap_or_default();
+    let secure = if secure { "; Secure" } else { "" };
+    let partitioned = if same_site == "None" {
+        "; Partitioned"
+    } else {
+        ""
+    };
+    format!("Path=/graphql{domain}; HttpOnly; SameSite={same_site}{secure}{partitioned}")
+}
+
+#[tokio::test]
+async fn same_site_and_domain_settings_shape_every_cookie_set_and_cleared() {
+    for (same_site, domain, secure) in [
+        (SameSite::Lax, None, false),
+        (SameSite::Strict, Some("example.test"), true),
+        (SameSite::None, None, true),
+        (SameSite::None, Some("example.test"), true),
+    ] {
+        let app = spawn_app_with(|c| {
+            c.refresh_cookie = RefreshCookieMode::On;
+            c.cookie_secure = secure;
+            c.cookie_same_site = same_site;
+            c.cookie_domain = domain.map(str::to_owned);
+        })
+        .await;
+        let tail = attributes_with(same_site.as_str(), domain, secure);
+        let who = email();
+        let vars = json!({ "i": { "email": who, "password": PASSWORD } });
+        post(&app, REGISTER, vars.clone(), None).await;
+        let login = post(&app, LOGIN, vars, None).await;
+        assert_eq!(login.set_cookies.len(), 2, "{:?}", login.set_cookies);
+        for (header, name) in login
+            .set_cookies
+            .iter()
+            .zip(["warden_refresh", "warden_device"])
+        {
+            let (pair, rest) = header.split_once("; ").unwrap();
+            assert!(pair.starts_with(&format!("{name}=")), "{header}");
+            let (max_age, found) = rest.split_once("; ").unwrap();
+            assert!(max_age.starts_with("Max-Age="), "{header}");
+            assert_eq!(found, tail, "{header}");
+        }
+        let refresh = login.set_cookies[0].split_once(';').unwrap().0.to_owned();
+        let refreshed = post(&app, REFRESH, json!({}), Some(&refresh)).await;
+        assert!(refreshed.body["errors"].is_null(), "{}", refreshed.body);
+        assert!(
+            refreshed.set_cookies[0].ends_with(&format!("; {tail}")),
+            "{:?}",
+            refreshed.set_cookies
+        );
+        // Cleared with the same attributes, or the browser keeps it.
+        let out = post(&app, LOGOUT, json!({}), None).await;
+        assert_eq!(
+            out.set_cookies,
+            [format!("warden_refresh=; Max-Age=0; {tail}")]
+        );
     }
 }

@@ -12,6 +12,7 @@ mod cleanup;
 mod cli;
 mod connections;
 mod cookie_headers;
+mod cross_site;
 mod deploy;
 mod devices;
 mod graphiql;
