@@ -216,29 +216,9 @@ async fn graphiql_works_offline_in_chromium_shows_login_and_runs_a_query() {
     let screenshot = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target")
         .join("graphiql.png");
-    // The docs explorer needs graphql-js's full introspection query to pass
-    // the document limits (#19 item 1). Until a server takes it, the docs
-    // step is skipped, loudly; everything else is still checked.
-    let introspection: Value = app
-        .post(None, include_str!("introspection.graphql"), json!({}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let docs = introspection["errors"].is_null();
-    if !docs {
-        eprintln!(
-            "docs explorer NOT checked: the full introspection query is refused: {introspection}"
-        );
-    }
     let Some(report) = crate::node::run(
         "graphiql.mjs",
-        &[
-            &app.address,
-            token,
-            &screenshot.to_string_lossy(),
-            if docs { "docs=yes" } else { "docs=no" },
-        ],
+        &[&app.address, token, &screenshot.to_string_lossy()],
         true,
     )
     .await
@@ -258,22 +238,13 @@ async fn graphiql_works_offline_in_chromium_shows_login_and_runs_a_query() {
         "{report}"
     );
     let console = report["consoleErrors"].as_array().unwrap();
-    if docs {
-        assert_eq!(console, &Vec::<Value>::new(), "no console error: {report}");
-        // The docs explorer lists login under Mutation.
-        assert_eq!(report["docs"]["title"], "Mutation", "{report}");
-        let fields = report["docs"]["fields"].as_array().unwrap();
-        assert!(fields.iter().any(|f| f == "login"), "{report}");
-        assert!(fields.iter().any(|f| f == "register"), "{report}");
-    } else {
-        // Only the refused introspection request(s).
-        assert!(
-            console
-                .iter()
-                .all(|e| e.as_str().unwrap_or_default().contains("status of 400")),
-            "{report}"
-        );
-    }
+    assert_eq!(console, &Vec::<Value>::new(), "no console error: {report}");
+    // The docs explorer (fed by GraphiQL's full introspection query) lists
+    // login under Mutation.
+    assert_eq!(report["docs"]["title"], "Mutation", "{report}");
+    let fields = report["docs"]["fields"].as_array().unwrap();
+    assert!(fields.iter().any(|f| f == "login"), "{report}");
+    assert!(fields.iter().any(|f| f == "register"), "{report}");
     // The headers editor opens with an Authorization header to fill in.
     assert_eq!(report["headersVisible"], "Headers", "{report}");
     let headers = report["initialHeaders"].as_str().unwrap_or_default();

@@ -4,15 +4,13 @@
 // type, runs a query with an access token in the headers editor, and
 // reports what it saw: CSP violations, console errors, the texts, and
 // whether the token reached localStorage.
-// Usage: node graphiql.mjs http://127.0.0.1:PORT ACCESS_TOKEN SCREENSHOT.png [docs=yes|no]
-// (`no` skips the docs explorer, for a server that refuses GraphiQL's
-// introspection query).
+// Usage: node graphiql.mjs http://127.0.0.1:PORT ACCESS_TOKEN SCREENSHOT.png
 import { launch } from './lib/browser.mjs';
 import { run } from './lib/report.mjs';
 
 const WAIT = { timeout: 20000 };
 
-run(async ([base, token, screenshot, docsWanted]) => {
+run(async ([base, token, screenshot]) => {
   const origin = new URL(base).origin;
   // Nothing but loopback resolves: a CDN URL would fail even unintercepted.
   const browser = await launch(['--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1']);
@@ -63,25 +61,22 @@ run(async ([base, token, screenshot, docsWanted]) => {
     });
 
     // The docs explorer: Query and Mutation at the root, `login` in Mutation.
-    let docs = 'skipped';
-    if (docsWanted !== 'docs=no') {
-      await page.click('button[aria-label="Show Documentation Explorer"]');
-      await page.waitForFunction(
-        () => [...document.querySelectorAll('.graphiql-doc-explorer a')].some((a) => a.textContent === 'Mutation'),
-        WAIT,
-      );
-      await page.evaluate(() => {
-        [...document.querySelectorAll('.graphiql-doc-explorer a')].find((a) => a.textContent === 'Mutation').click();
-      });
-      await page.waitForFunction(
-        () => document.querySelector('.graphiql-doc-explorer-title')?.textContent === 'Mutation',
-        WAIT,
-      );
-      docs = await page.evaluate(() => ({
-        title: document.querySelector('.graphiql-doc-explorer-title')?.textContent ?? null,
-        fields: [...document.querySelectorAll('.graphiql-doc-explorer-field-name')].map((a) => a.textContent),
-      }));
-    }
+    await page.click('button[aria-label="Show Documentation Explorer"]');
+    await page.waitForFunction(
+      () => [...document.querySelectorAll('.graphiql-doc-explorer a')].some((a) => a.textContent === 'Mutation'),
+      WAIT,
+    );
+    await page.evaluate(() => {
+      [...document.querySelectorAll('.graphiql-doc-explorer a')].find((a) => a.textContent === 'Mutation').click();
+    });
+    await page.waitForFunction(
+      () => document.querySelector('.graphiql-doc-explorer-title')?.textContent === 'Mutation',
+      WAIT,
+    );
+    const docs = await page.evaluate(() => ({
+      title: document.querySelector('.graphiql-doc-explorer-title')?.textContent ?? null,
+      fields: [...document.querySelectorAll('.graphiql-doc-explorer-field-name')].map((a) => a.textContent),
+    }));
 
     // A query with the token pasted into the headers editor, and a secret in
     // the variables (as a password would be), which must not be kept either.
