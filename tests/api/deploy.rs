@@ -294,6 +294,47 @@ fn the_dockerfile_builds_dependencies_in_a_layer_before_the_sources() {
             assert!(path.exists(), "COPY {source}: missing");
         }
     }
+    // Every file the binary embeds (include_bytes!/include_str! outside test
+    // code) is copied before the real build, or that build fails.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let copied: Vec<std::path::PathBuf> = lines[sources..last_build]
+        .iter()
+        .filter_map(|l| l.strip_prefix("COPY "))
+        .flat_map(|args| {
+            let parts: Vec<&str> = args.split_whitespace().collect();
+            parts[..parts.len() - 1]
+                .iter()
+                .map(|p| root.join(p))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut embedded = 0;
+    for file in rust_files(&root.join("src")) {
+        // `tests.rs` files and `tests/` folders are test modules.
+        let test_module = file.ends_with("tests.rs")
+            || file.components().any(|c| c.as_os_str() == "tests");
+        if test_module {
+            continue;
+        }
+        let code = std::fs::read_to_string(&file).unwrap();
+        // Test modules come last in a file; what they include is not built.
+        let code = code.split("#[cfg(test)]").next().unwrap();
+        for macro_ in ["include_bytes!(\"", "include_str!(\""] {
+            for (at, _) in code.match_indices(macro_) {
+                let rest = &code[at + macro_.len()..];
+                let relative = &rest[..rest.find('"').unwrap()];
+                let path = file.parent().unwrap().join(relative);
+                let path = path.canonicalize().unwrap_or(path);
+                assert!(
+                    copied.iter().any(|c| path.starts_with(c)),
+                    "{} embeds {relative}, which the Dockerfile does not copy",
+                    file.display()
+                );
+                embedded += 1;
+            }
+        }
+    }
+    assert!(embedded >= 7, "the GraphiQL assets and the password list: {embedded}");
     // Every target the manifest names gets a stub for the dependency build.
     let manifest =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
@@ -314,4 +355,18 @@ fn the_build_context_leaves_out_build_output_node_modules_and_secrets() {
     for needed in ["target", "**/node_modules", ".env", ".git"] {
         assert!(entries.contains(&needed), ".dockerignore lacks {needed}");
     }
+}
+
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
 }
