@@ -311,8 +311,8 @@ fn the_dockerfile_builds_dependencies_in_a_layer_before_the_sources() {
     let mut embedded = 0;
     for file in rust_files(&root.join("src")) {
         // `tests.rs` files and `tests/` folders are test modules.
-        let test_module = file.ends_with("tests.rs")
-            || file.components().any(|c| c.as_os_str() == "tests");
+        let test_module =
+            file.ends_with("tests.rs") || file.components().any(|c| c.as_os_str() == "tests");
         if test_module {
             continue;
         }
@@ -334,7 +334,10 @@ fn the_dockerfile_builds_dependencies_in_a_layer_before_the_sources() {
             }
         }
     }
-    assert!(embedded >= 7, "the GraphiQL assets and the password list: {embedded}");
+    assert!(
+        embedded >= 7,
+        "the GraphiQL assets and the password list: {embedded}"
+    );
     // Every target the manifest names gets a stub for the dependency build.
     let manifest =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
