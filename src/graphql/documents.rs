@@ -192,6 +192,13 @@ impl DocumentCache {
         if text.len() > documents.max_len || documents.capacity == 0 {
             return;
         }
+        // A text with a string literal is never kept: a literal may be a
+        // secret (a password written into a `login` instead of a variable),
+        // which must not outlive its request in memory, and a cache hit
+        // would answer a guess of the whole text faster than a miss.
+        if text.contains('"') {
+            return;
+        }
         let seen_hash = documents.hasher.hash_one(&text);
         if hash.is_none() {
             let mut seen = documents

@@ -36,6 +36,7 @@ use crate::services::{limits, signing_keys};
 use crate::{
     error::UnauthReason,
     graphql::documents::DocumentCache,
+    graphql::persisted::{self, Persisted},
     graphql::{
         context::{RequestAuth, Viewer},
         cookies::{CookieIntent, DeviceCookie, RefreshCookie, ResponseCookies},
@@ -118,15 +119,25 @@ pub async fn get(req: &Request, Data(http): Data<&Arc<HttpState>>) -> Response {
         Ok(request) => request,
         Err(why) => return refuse_in(media, StatusCode::BAD_REQUEST, why, &meta),
     };
-    // A hash alone names a document the cache may hold: the method rule
-    // applies to that document, so it is looked up before the check.
+    // A hash alone names a document the cache may hold. It is resolved
+    // here, once: the method rule applies to the text that will run, and the
+    // executor then gets that text with its hash (checked again), never a
+    // second lookup that a registration in between could answer with a
+    // mutation the check did not see.
     if request.query.is_empty() {
-        let known = http
-            .schema
-            .data::<DocumentCache>()
-            .and_then(|cache| cache.persisted_text(&request.extensions));
-        if let Some(text) = known {
-            request.query = text;
+        match persisted::read(&request.extensions, "") {
+            Ok(Persisted::None) => {}
+            Ok(_) => {
+                let known = http
+                    .schema
+                    .data::<DocumentCache>()
+                    .and_then(|cache| cache.persisted_text(&request.extensions));
+                match known {
+                    Some(text) => request.query = text,
+                    None => return request_error(media, persisted::not_found(), &meta),
+                }
+            }
+            Err(error) => return request_error(media, error, &meta),
         }
     }
     if is_mutation(&request.query, request.operation_name.as_deref()) {
@@ -420,6 +431,22 @@ fn refuse_in(media: Media, status: StatusCode, message: &str, meta: &RequestMeta
         .content_type(media.content_type())
         .header("X-Request-Id", meta.request_id.clone())
         .body(body.to_string())
+}
+
+/// A request error answered before anything executes: errors and no
+/// `data`, 400 under graphql-response+json and 200 under application/json,
+/// as the executor would answer it.
+fn request_error(media: Media, error: ServerError, meta: &RequestMeta) -> Response {
+    let response = BatchResponse::Single(async_graphql::Response::from_errors(vec![error]));
+    let status = match media {
+        Media::GraphqlResponse => StatusCode::BAD_REQUEST,
+        Media::Json => StatusCode::OK,
+    };
+    Response::builder()
+        .status(status)
+        .content_type(media.content_type())
+        .header("X-Request-Id", meta.request_id.clone())
+        .body(response_body(&response))
 }
 
 /// 406: `Accept` names neither media type a GraphQL response comes in.

@@ -286,3 +286,66 @@ async fn a_text_with_a_string_literal_runs_but_is_never_kept_under_its_hash() {
     let (_, answer) = by_hash(&app, &sha256(query)).await;
     assert_eq!(code(&answer), "PERSISTED_QUERY_NOT_FOUND", "{answer}");
 }
+
+/// The attack: GETs name a mutation's hash while it is being registered by
+/// POST. Each GET must answer "not found" (before) or 405 (after), and the
+/// mutation must never run: a lookup for the method check and a second one
+/// at execution could disagree, and a GET carrying the refresh cookie could
+/// then log its owner out. `logout` without a session answers with its
+/// `path` when its resolver runs, so a run is visible in the answer.
+#[tokio::test]
+async fn a_mutation_registered_while_gets_name_its_hash_never_runs_over_get() {
+    let app = spawn_app().await;
+    let mut answers = 0;
+    for round in 0..40 {
+        let mutation = format!("mutation Race{round} {{ logout }}");
+        let hash = sha256(&mutation);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut gets = Vec::new();
+        for _ in 0..8 {
+            let client = app.client.clone();
+            let url = format!("{}/graphql", app.address);
+            let extensions = persisted(&hash).to_string();
+            let stop = stop.clone();
+            gets.push(tokio::spawn(async move {
+                let mut seen = Vec::new();
+                loop {
+                    let done = stop.load(std::sync::atomic::Ordering::Relaxed);
+                    let response = client
+                        .get(&url)
+                        .query(&[("extensions", extensions.as_str())])
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = response.status();
+                    let body: Value = response.json().await.unwrap_or(Value::Null);
+                    seen.push((status, body));
+                    if done {
+                        return seen;
+                    }
+                }
+            }));
+        }
+        let (status, body) = register(&app, &mutation).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for get in gets {
+            for (status, body) in get.await.unwrap() {
+                answers += 1;
+                let ran = body["errors"]
+                    .as_array()
+                    .is_some_and(|errors| errors.iter().any(|e| e.get("path").is_some()))
+                    || body.get("data").is_some_and(|d| !d.is_null());
+                assert!(!ran, "a GET ran the mutation ({status}): {body}");
+                match status {
+                    StatusCode::METHOD_NOT_ALLOWED => {}
+                    StatusCode::OK => {
+                        assert_eq!(code(&body), "PERSISTED_QUERY_NOT_FOUND", "{body}")
+                    }
+                    other => panic!("{other}: {body}"),
+                }
+            }
+        }
+    }
+    assert!(answers >= 320, "{answers}");
+}

@@ -24,6 +24,10 @@ impl Query {
     async fn value(&self, x: i32) -> i32 {
         x * 2
     }
+
+    async fn echo(&self, s: String) -> String {
+        s
+    }
 }
 
 type TestSchema = Schema<Query, EmptyMutation, EmptySubscription>;
@@ -76,6 +80,20 @@ async fn run(schema: &TestSchema, query: &str, x: i32) -> serde_json::Value {
 
 fn first_error(answer: &serde_json::Value) -> &str {
     answer["errors"][0]["message"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_document_with_a_string_literal_is_never_kept() {
+    // The literal may be a password typed into the document: it must not
+    // stay in memory past its request.
+    let cache = DocumentCache::new(8, 1024);
+    let (schema, parses) = schema(&cache);
+    let query = r#"query Q { echo(s: "hunter2") }"#;
+    for _ in 0..3 {
+        assert_eq!(run(&schema, query, 0).await["data"]["echo"], "hunter2");
+    }
+    assert!(cache.is_empty(), "a text with a literal was kept");
+    assert_eq!(parses.load(Ordering::SeqCst), 3, "parsed every time");
 }
 
 #[tokio::test]
