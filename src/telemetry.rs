@@ -48,6 +48,17 @@ fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
     terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
+/// True at most once per wall-clock second for `last`, across threads: for
+/// a warning that a flood would otherwise repeat on every request. Each call
+/// site keeps its own `static LAST: AtomicU64 = AtomicU64::new(u64::MAX)`.
+pub fn once_a_second(last: &std::sync::atomic::AtomicU64) -> bool {
+    let second = crate::clock::Clock::system()
+        .now()
+        .timestamp()
+        .unsigned_abs();
+    last.swap(second, std::sync::atomic::Ordering::Relaxed) != second
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +69,14 @@ mod tests {
         assert!(colour(true, Some("".into())));
         assert!(!colour(true, Some("1".into())));
         assert!(!colour(false, None));
+    }
+
+    #[test]
+    fn once_a_second_says_yes_once_then_no_within_the_second() {
+        let last = std::sync::atomic::AtomicU64::new(u64::MAX);
+        assert!(super::once_a_second(&last));
+        // Within the same second (a retry if the first call sat on a boundary).
+        let again = super::once_a_second(&last) && super::once_a_second(&last);
+        assert!(!again);
     }
 }

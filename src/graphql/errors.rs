@@ -47,13 +47,8 @@ impl ErrorExtensions for AppError {
 
 /// True at most once per second, across threads.
 fn unavailable_log_allowed() -> bool {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static LAST: AtomicU64 = AtomicU64::new(u64::MAX);
-    let second = crate::clock::Clock::system()
-        .now()
-        .timestamp()
-        .unsigned_abs();
-    LAST.swap(second, Ordering::Relaxed) != second
+    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
+    crate::telemetry::once_a_second(&LAST)
 }
 
 #[cfg(test)]

@@ -1,12 +1,15 @@
 //! `/healthz` (the process serves), `/readyz` (its dependencies answer) and
 //! `/metrics` (Prometheus text).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{atomic::AtomicU64, Arc},
+    time::Duration,
+};
 
 use poem::{handler, http::StatusCode, web::Data, IntoResponse, Response};
 
 use super::HttpState;
-use crate::auth::signing::JWKS_MAX_AGE;
+use crate::{auth::signing::JWKS_MAX_AGE, telemetry::once_a_second};
 
 /// How long readiness waits for the database.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -59,7 +62,12 @@ async fn check(http: &HttpState) -> Checks {
     let database = match database {
         Ok(Ok(())) => None,
         Ok(Err(err)) => {
-            tracing::warn!(error = %err, "readiness: database check failed");
+            // Probes are unauthenticated: a flood of them during an outage
+            // must not become a flood of log lines.
+            static LAST: AtomicU64 = AtomicU64::new(u64::MAX);
+            if once_a_second(&LAST) {
+                tracing::warn!(error = %err, "readiness: database check failed");
+            }
             Some("database unavailable")
         }
         Err(_) => Some("database timed out"),
@@ -76,7 +84,10 @@ async fn check(http: &HttpState) -> Checks {
         }
         Ok(Some(Ok(()))) => None,
         Ok(Some(Err(err))) => {
-            tracing::warn!(error = %err, "readiness: redis check failed");
+            static LAST: AtomicU64 = AtomicU64::new(u64::MAX);
+            if once_a_second(&LAST) {
+                tracing::warn!(error = %err, "readiness: redis check failed");
+            }
             Some("redis unavailable")
         }
         Err(_) => Some("redis timed out"),

@@ -19,7 +19,7 @@ pub mod serve;
 
 use std::sync::Arc;
 
-use poem::{get, EndpointExt, Route};
+use poem::{get, http::header, middleware::SetHeader, EndpointExt, Route};
 
 use crate::{graphql::WardenSchema, state::AppState};
 
@@ -41,7 +41,18 @@ pub fn routes(schema: WardenSchema, app: AppState) -> impl poem::Endpoint {
     let metrics_here = app.config.metrics_listen.is_none();
     let state = Arc::new(HttpState { schema, app });
     let mut route = Route::new()
-        .at("/graphql", get(graphql::get).post(graphql::post))
+        .at(
+            "/graphql",
+            get(graphql::get)
+                .post(graphql::post)
+                // Answers carry tokens: no cache may keep one (RFC 6749
+                // §5.1), and no browser may read JSON as anything else.
+                .with(
+                    SetHeader::new()
+                        .overriding(header::CACHE_CONTROL, "no-store")
+                        .overriding(header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                ),
+        )
         .at("/graphiql/:version/:file", get(graphiql::assets))
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))

@@ -419,3 +419,32 @@ async fn an_idle_connection_is_closed_after_the_idle_timeout() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(answer.matches("HTTP/1.1").count(), 1, "{answer}");
 }
+
+/// Token answers must never be cached (RFC 6749 §5.1) nor sniffed: every
+/// /graphql answer, executed or refused, says so.
+#[tokio::test]
+async fn every_graphql_answer_is_no_store_and_nosniff() {
+    let app = spawn_app().await;
+    let who = crate::helpers::email();
+    let register = format!(
+        r#"mutation {{ register(input: {{ email: "{who}", password: "{}" }}) {{ accessToken }} }}"#,
+        crate::helpers::PASSWORD
+    );
+    let url = format!("{}/graphql", app.address);
+    let answers = vec![
+        app.post(None, &register, serde_json::json!({})).await,
+        app.post(None, "{ nope", serde_json::json!({})).await,
+        app.client
+            .get(format!("{url}?query=%7B__typename%7D"))
+            .send()
+            .await
+            .unwrap(),
+        app.client.post(&url).body("x").send().await.unwrap(),
+    ];
+    for answer in answers {
+        let status = answer.status();
+        let headers = answer.headers();
+        assert_eq!(headers["cache-control"], "no-store", "{status}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{status}");
+    }
+}
