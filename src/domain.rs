@@ -104,11 +104,13 @@ pub enum AuditEventKind {
     /// A signing key was revoked (`warden keys revoke`): its tokens stopped
     /// verifying at once.
     SigningKeyRevoked,
+    /// The mail sender gave up on a message after its last attempt.
+    MailFailed,
 }
 
 impl AuditEventKind {
     /// Every kind, for parsing stored names.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 18] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -126,6 +128,7 @@ impl AuditEventKind {
         Self::PasswordCheckUnavailable,
         Self::SigningKeyRotated,
         Self::SigningKeyRevoked,
+        Self::MailFailed,
     ];
 
     /// The stored and wire name.
@@ -148,6 +151,7 @@ impl AuditEventKind {
             Self::PasswordCheckUnavailable => "PASSWORD_CHECK_UNAVAILABLE",
             Self::SigningKeyRotated => "SIGNING_KEY_ROTATED",
             Self::SigningKeyRevoked => "SIGNING_KEY_REVOKED",
+            Self::MailFailed => "MAIL_FAILED",
         }
     }
 
@@ -174,7 +178,8 @@ impl AuditEventKind {
             | Self::RateLimited
             | Self::AccessDenied
             | Self::RoleChanged
-            | Self::SigningKeyRevoked => Severity::Warning,
+            | Self::SigningKeyRevoked
+            | Self::MailFailed => Severity::Warning,
             Self::RefreshTokenReuseDetected => Severity::Critical,
         }
     }

@@ -62,6 +62,11 @@ pub struct Metrics {
     /// 1 when a `dependency` (`database`, `redis`) answered its last check,
     /// 0 when it did not; set by `/readyz` and before each scrape.
     pub dependency_up: IntGaugeVec,
+    /// Delivery attempts of outbound mail by `kind` and `result`
+    /// (`sent`, `retry`, `failed`).
+    pub mail_sent: IntCounterVec,
+    /// Messages in the outbox not yet sent nor given up (as of the sender's last pass).
+    pub mail_outbox_depth: IntGauge,
 }
 
 impl Metrics {
@@ -92,6 +97,11 @@ impl Metrics {
         registry.register(Box::new(operation_seconds.clone()))?;
         let connections_open = IntGauge::new("connections_open", "Connections open now.")?;
         registry.register(Box::new(connections_open.clone()))?;
+        let mail_outbox_depth = IntGauge::new(
+            "mail_outbox_depth",
+            "Outbound messages waiting to be sent (as of the sender's last pass).",
+        )?;
+        registry.register(Box::new(mail_outbox_depth.clone()))?;
         let dependency_up = IntGaugeVec::new(
             Opts::new(
                 "dependency_up",
@@ -179,6 +189,12 @@ impl Metrics {
                 &["status"],
             )?,
             dependency_up,
+            mail_sent: counter_vec(
+                "mail_sent_total",
+                "Outbound mail delivery attempts by kind and result (sent, retry, failed).",
+                &["kind", "result"],
+            )?,
+            mail_outbox_depth,
             registry,
             process,
         })

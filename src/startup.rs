@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use crate::{
     auth::{
         jwt::AccessTokens, limiter::Limits, opaque_token::SuccessorKey, password::PasswordHasher,
-        pseudonym::EmailPseudonyms,
+        pseudonym::EmailPseudonyms, sealing::SealKey,
     },
     clock::{delta, Clock},
     config::Config,
@@ -16,7 +16,7 @@ use crate::{
     error::AppError,
     graphql, http,
     metrics::Metrics,
-    services::{server_keys::ServerKeys, signing_keys},
+    services::{mail, server_keys::ServerKeys, signing_keys},
     state::AppState,
 };
 
@@ -60,7 +60,11 @@ pub async fn build_state(config: Config, clock: Clock) -> Result<AppState, Start
     let hasher = PasswordHasher::for_machine(config.bcrypt_cost).map_err(StartupError::Threads)?;
     let metrics = Arc::new(Metrics::new().map_err(|e| AppError::internal(e.to_string()))?);
     let limits = Limits::build(&config, metrics.clone()).await;
+    let outbox_key = SealKey::new(&keys.outbox)
+        .ok_or_else(|| AppError::internal("the stored mail-outbox key is not 32 bytes"))?;
     Ok(AppState {
+        outbox_key,
+        mail_wake: Arc::new(tokio::sync::Notify::new()),
         limits,
         metrics,
         session_checks: SessionChecks::start(db.clone(), clock.clone()),
@@ -93,6 +97,8 @@ pub struct App {
     max_connections: usize,
     /// The `WARDEN_METRICS_LISTEN` listener, bound.
     metrics_listener: Option<TcpListener>,
+    /// Where the mail sender delivers.
+    mail_transport: mail::Transport,
 }
 
 impl App {
@@ -102,6 +108,8 @@ impl App {
             .check_browser_settings()
             .map_err(StartupError::Config)?;
         warn_about_cookies(&config);
+        let mail_transport = mail::Transport::from_config(&config).map_err(StartupError::Config)?;
+        tracing::info!("outbound mail: {}", mail_transport.describe());
         let listen = config.listen;
         // Before anything opens a descriptor: every connection needs one.
         let nofile = http::fd_limit::raise_open_files_limit();
@@ -134,6 +142,7 @@ impl App {
             state,
             max_connections,
             metrics_listener,
+            mail_transport,
         })
     }
 
@@ -182,6 +191,9 @@ impl App {
         // Every second: pick up rotated, retired and revoked signing keys.
         let keys = tokio::spawn(signing_keys::watch(self.state.clone()));
         let cleanup = tokio::spawn(crate::cleanup::run_every(self.state.clone()));
+        // Delivers the outbox: at start (mail left by a stopped instance),
+        // after each commit that enqueued, and on a timer.
+        let sender = tokio::spawn(mail::run(self.state.clone(), self.mail_transport));
         // zxcvbn builds its dictionaries on first use (~20 ms in release):
         // pay that on a blocking thread now, not in the first `register`.
         drop(tokio::task::spawn_blocking(|| {
@@ -228,6 +240,7 @@ impl App {
         housekeeping.abort();
         keys.abort();
         cleanup.abort();
+        sender.abort();
         served
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::{
     auth::{
         jwt::AccessTokens, limiter::Limits, opaque_token::SuccessorKey, password::PasswordHasher,
-        pseudonym::EmailPseudonyms,
+        pseudonym::EmailPseudonyms, sealing::SealKey,
     },
     clock::Clock,
     config::Config,
@@ -37,4 +37,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Answers "is this session alive?", batching concurrent checks.
     pub session_checks: SessionChecks,
+    /// Seals the bodies of unsent outbox rows.
+    pub outbox_key: SealKey,
+    /// Wakes the mail sender after a transaction that enqueued mail commits.
+    pub mail_wake: Arc<tokio::sync::Notify>,
 }

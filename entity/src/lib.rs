@@ -6,6 +6,7 @@
 
 pub mod audit_event;
 pub mod login_attempt;
+pub mod mail_outbox;
 pub mod refresh_token;
 pub mod server_key;
 pub mod session;

@@ -15,6 +15,7 @@ mod m20261123_000006_create_login_attempts;
 mod m20261123_000007_create_signing_keys;
 mod m20261202_000001_create_trusted_devices;
 mod m20261202_000002_signing_key_lifecycle;
+mod m20261202_000003_create_mail_outbox;
 
 /// The list of every migration, in the order they apply.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000007_create_signing_keys::Migration),
             Box::new(m20261202_000001_create_trusted_devices::Migration),
             Box::new(m20261202_000002_signing_key_lifecycle::Migration),
+            Box::new(m20261202_000003_create_mail_outbox::Migration),
         ]
     }
 }

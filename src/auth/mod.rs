@@ -13,5 +13,6 @@ pub mod opaque_token;
 pub mod password;
 pub mod pseudonym;
 pub mod pwned;
+pub mod sealing;
 pub mod signing;
 pub mod strength;

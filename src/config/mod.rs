@@ -26,6 +26,7 @@ use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 
 mod browser;
+mod mail;
 mod parse;
 pub mod rates;
 pub mod site;
@@ -267,6 +268,26 @@ pub struct Config {
     #[arg(long, env = "WARDEN_CORS_MAX_AGE", default_value = "10m", value_parser = parse_duration, global = true)]
     pub cors_max_age: Duration,
 
+    /// SMTP relay for outbound mail: `smtp://[user[:password]@]host[:port]` (STARTTLS required unless the host is loopback) or `smtps://…` (implicit TLS). Unset: mail is written as .eml files into WARDEN_MAIL_DIR.
+    #[arg(long, env = "WARDEN_SMTP_URL", value_parser = mail::parse_smtp_url, hide_env_values = true, global = true)]
+    pub smtp_url: Option<SecretString>,
+
+    /// SMTP password, when it is not in WARDEN_SMTP_URL (the URL's user name is the login).
+    #[arg(long, env = "WARDEN_SMTP_PASSWORD", value_parser = mail::parse_secret, hide_env_values = true, global = true)]
+    pub smtp_password: Option<SecretString>,
+
+    /// The `From` of every message Warden sends.
+    #[arg(long, env = "WARDEN_MAIL_FROM", default_value = "Warden <no-reply@localhost>", value_parser = mail::parse_mail_from, global = true)]
+    pub mail_from: String,
+
+    /// Directory the messages are written to (one .eml file each) when no WARDEN_SMTP_URL is set; created if missing.
+    #[arg(long, env = "WARDEN_MAIL_DIR", default_value = "./warden-mail", global = true)]
+    pub mail_dir: std::path::PathBuf,
+
+    /// The product's name, as the mail shows it.
+    #[arg(long, env = "WARDEN_PRODUCT_NAME", default_value = "Warden", value_parser = parse_non_empty, global = true)]
+    pub product_name: String,
+
     /// Most connections open at once; a connection over the cap is answered 503 and closed.
     #[arg(long, env = "WARDEN_MAX_CONNECTIONS", default_value_t = 65536, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub max_connections: u32,
@@ -346,6 +367,11 @@ const OWN_ENV: &[&str] = &[
     "WARDEN_PUBLIC_URL",
     "WARDEN_CORS_ALLOW_HEADERS",
     "WARDEN_CORS_MAX_AGE",
+    "WARDEN_SMTP_URL",
+    "WARDEN_SMTP_PASSWORD",
+    "WARDEN_MAIL_FROM",
+    "WARDEN_MAIL_DIR",
+    "WARDEN_PRODUCT_NAME",
     "WARDEN_LOCKOUT_GLOBAL_THRESHOLD",
     "WARDEN_DEVICE_TOKEN_TTL",
     "WARDEN_IPV6_PREFIX",

@@ -9,6 +9,7 @@ pub mod devices;
 pub mod limits;
 pub mod lockout;
 pub mod login;
+pub mod mail;
 pub mod rotation;
 pub mod server_keys;
 pub mod sessions;

@@ -4,7 +4,7 @@
 //! are mechanism and live in `auth/` ([`crate::auth::opaque_token::SuccessorKey`],
 //! [`crate::auth::pseudonym::EmailPseudonyms`]).
 //!
-//! The refresh-successor key (and the email-pseudonym key) is generated
+//! The refresh-successor key (and the email-pseudonym and outbox keys) is generated
 //! once and kept in `server_keys`: it must be the same on every instance,
 //! and across restarts, for a replay to get the same successor anywhere. Creation is `INSERT … ON CONFLICT DO
 //! NOTHING` then read back, so two instances starting together agree.
@@ -21,6 +21,7 @@ use crate::{
 
 const SUCCESSOR_PURPOSE: &str = "refresh-successor";
 const PSEUDONYM_PURPOSE: &str = "email-pseudonym";
+const OUTBOX_PURPOSE: &str = "mail-outbox";
 
 /// The key material a running server needs besides its signing keys.
 pub struct ServerKeys {
@@ -28,6 +29,8 @@ pub struct ServerKeys {
     pub successor: Vec<u8>,
     /// Key of the email pseudonyms that key lockout and rate-limit counters.
     pub pseudonym: Vec<u8>,
+    /// Key that seals the bodies of unsent outbox rows.
+    pub outbox: Vec<u8>,
 }
 
 impl ServerKeys {
@@ -35,9 +38,11 @@ impl ServerKeys {
     pub async fn load(db: &Db, clock: &Clock) -> Result<Self, AppError> {
         let successor = load_or_create(db, clock, SUCCESSOR_PURPOSE, 32).await?;
         let pseudonym = load_or_create(db, clock, PSEUDONYM_PURPOSE, 32).await?;
+        let outbox = load_or_create(db, clock, OUTBOX_PURPOSE, 32).await?;
         Ok(Self {
             successor,
             pseudonym,
+            outbox,
         })
     }
 }

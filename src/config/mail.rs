@@ -1,0 +1,38 @@
+//! Parsers of the outbound-mail settings (`WARDEN_SMTP_URL`, `WARDEN_MAIL_FROM`).
+
+use secrecy::SecretString;
+
+/// An `smtp://` or `smtps://` URL with a host; userinfo may carry credentials.
+pub(super) fn parse_smtp_url(s: &str) -> Result<SecretString, String> {
+    let url = reqwest::Url::parse(s).map_err(|_| {
+        "expected smtp://[user[:password]@]host[:port] or smtps://…".to_owned()
+    })?;
+    if !matches!(url.scheme(), "smtp" | "smtps") {
+        return Err(format!(
+            "scheme {}: expected smtp:// (STARTTLS, plain only on loopback) or smtps:// (implicit TLS)",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("the SMTP URL has no host".to_owned());
+    }
+    if !matches!(url.path(), "" | "/") || url.query().is_some() {
+        return Err("the SMTP URL takes no path or query".to_owned());
+    }
+    Ok(SecretString::from(s.to_owned()))
+}
+
+/// A sender mailbox, like `Warden <no-reply@example.com>`.
+pub(super) fn parse_mail_from(s: &str) -> Result<String, String> {
+    s.parse::<lettre::message::Mailbox>()
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("not a mailbox ({e}); expected like `Warden <no-reply@example.com>`"))
+}
+
+/// A non-empty secret.
+pub(super) fn parse_secret(s: &str) -> Result<SecretString, String> {
+    if s.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    Ok(SecretString::from(s.to_owned()))
+}
