@@ -5,7 +5,9 @@
 //! - sessions revoked more than `WARDEN_REVOKED_RETENTION` ago;
 //! - audit rows older than `WARDEN_AUDIT_RETENTION`;
 //! - lockout counters whose window and lock are both over;
-//! - trusted devices whose token expired or was revoked.
+//! - trusted devices whose token expired or was revoked;
+//! - outbox rows sent or given up more than [`MAIL_RETENTION`] ago (their
+//!   bodies were already erased; only metadata is left).
 //!
 //! It never touches a live session: the token chain that reuse detection
 //! needs is deleted only with its session, once that session is dead.
@@ -18,7 +20,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use entity::{audit_event, login_attempt, refresh_token, session, trusted_device};
+use entity::{audit_event, login_attempt, mail_outbox, refresh_token, session, trusted_device};
 use sea_orm::{
     sea_query::{Expr, ExprTrait, Query},
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -29,6 +31,9 @@ use crate::{clock::delta, config::Config, db::Db, metrics::Metrics, state::AppSt
 
 /// Rows per statement.
 pub const BATCH: u64 = 1000;
+
+/// How long sent and given-up outbox rows are kept (metadata only).
+pub const MAIL_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
 /// Advisory lock key held during a pass on Postgres ("cleanup").
 const CLEANUP_LOCK: i64 = 0x636c_6561_6e75;
@@ -48,6 +53,8 @@ pub struct Removed {
     pub login_attempts: u64,
     /// Trusted devices whose token expired or was revoked.
     pub trusted_devices: u64,
+    /// Outbox rows sent or given up before the retention.
+    pub mail_outbox: u64,
     /// True when another instance held the lock and this pass did nothing.
     pub skipped: bool,
 }
@@ -59,8 +66,8 @@ impl std::fmt::Display for Removed {
         }
         write!(
             f,
-            "expired sessions {}, revoked sessions {}, refresh tokens {}, audit events {}, lockout counters {}, trusted devices {}",
-            self.expired_sessions, self.revoked_sessions, self.refresh_tokens, self.audit_events, self.login_attempts, self.trusted_devices
+            "expired sessions {}, revoked sessions {}, refresh tokens {}, audit events {}, lockout counters {}, trusted devices {}, mail outbox {}",
+            self.expired_sessions, self.revoked_sessions, self.refresh_tokens, self.audit_events, self.login_attempts, self.trusted_devices, self.mail_outbox
         )
     }
 }
@@ -230,6 +237,32 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
         }
     }
 
+    let mail_cutoff = now - MAIL_RETENTION;
+    loop {
+        let done = sea_orm::Condition::any()
+            .add(mail_outbox::Column::SentAt.lt(mail_cutoff))
+            .add(mail_outbox::Column::FailedAt.lt(mail_cutoff));
+        let ids: Vec<Uuid> = mail_outbox::Entity::find()
+            .select_only()
+            .column(mail_outbox::Column::Id)
+            .filter(done.clone())
+            .limit(BATCH)
+            .into_tuple()
+            .all(db.read())
+            .await?;
+        if !ids.is_empty() {
+            removed.mail_outbox += mail_outbox::Entity::delete_many()
+                .filter(mail_outbox::Column::Id.is_in(ids.clone()))
+                .filter(done)
+                .exec(db.write())
+                .await?
+                .rows_affected;
+        }
+        if (ids.len() as u64) < BATCH {
+            break;
+        }
+    }
+
     if let Some(guard) = guard {
         guard.commit().await?;
     }
@@ -276,6 +309,7 @@ pub fn report(metrics: &Metrics, removed: &Removed) {
         ("audit_events", removed.audit_events),
         ("login_attempts", removed.login_attempts),
         ("trusted_devices", removed.trusted_devices),
+        ("mail_outbox", removed.mail_outbox),
     ] {
         metrics
             .cleanup_removed
@@ -289,6 +323,7 @@ pub fn report(metrics: &Metrics, removed: &Removed) {
         audit_events = removed.audit_events,
         login_attempts = removed.login_attempts,
         trusted_devices = removed.trusted_devices,
+        mail_outbox = removed.mail_outbox,
         skipped = removed.skipped,
         "cleanup pass"
     );

@@ -27,7 +27,7 @@
 //!
 //! The request that enqueues never waits for delivery and never sees its
 //! failure. Sent and given-up rows keep only metadata; cleanup purges them
-//! after [`RETENTION`].
+//! after [`crate::cleanup::MAIL_RETENTION`].
 
 use std::{
     path::{Path, PathBuf},
@@ -69,8 +69,6 @@ pub const BACKOFF_BASE: TimeDelta = TimeDelta::seconds(30);
 pub const BACKOFF_CAP: TimeDelta = TimeDelta::hours(1);
 /// Attempts before a message is given up (about 5 hours of retries).
 pub const MAX_ATTEMPTS: i32 = 12;
-/// How long sent and given-up rows (metadata only) are kept.
-pub const RETENTION: TimeDelta = TimeDelta::days(7);
 /// How often the sender looks for due rows when nothing wakes it.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(5);
 /// Timeout of each SMTP command.

@@ -24,6 +24,7 @@ mod ipv6;
 mod keys;
 mod lockout;
 mod logout;
+mod mail;
 mod metrics;
 mod node;
 mod ops;

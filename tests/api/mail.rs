@@ -1,0 +1,416 @@
+//! Durable outbound mail (issue #20, item 1), over real components: a real
+//! SMTP server (Debian's `python3-aiosmtpd`, its Maildir handler) on a
+//! loopback port, the real outbox tables, the real sender task. No GraphQL
+//! operation sends mail yet, so messages enter through
+//! `warden::services::mail::{enqueue, enqueue_now}` on the test app's state.
+
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use entity::{audit_event, mail_outbox};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+};
+use secrecy::SecretString;
+use tempfile::TempDir;
+use uuid::Uuid;
+use warden::services::mail::{self, Mail};
+
+use crate::helpers::{spawn_app_with, TestApp};
+
+/// A real SMTP server writing each message it accepts into a Maildir.
+struct Smtp {
+    child: Child,
+    dir: TempDir,
+}
+
+impl Smtp {
+    async fn start(port: u16) -> Smtp {
+        let dir = tempfile::tempdir().expect("maildir");
+        let child = Command::new("/usr/bin/python3")
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(dir.path().join("box"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3-aiosmtpd is installed (apt-get install python3-aiosmtpd)");
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Smtp { child, dir };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("aiosmtpd did not start on port {port}");
+    }
+
+    /// Every message received so far.
+    fn messages(&self) -> Vec<String> {
+        let new = self.dir.path().join("box").join("new");
+        let Ok(entries) = std::fs::read_dir(new) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+            .collect()
+    }
+
+    /// Waits (up to 30 s) until at least `n` messages arrived; returns them.
+    async fn wait_for(&self, n: usize) -> Vec<String> {
+        for _ in 0..600 {
+            let got = self.messages();
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("expected {n} messages, got {}", self.messages().len());
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port nothing listens on (for now).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+async fn app_with_smtp(port: u16) -> TestApp {
+    spawn_app_with(|c| {
+        c.smtp_url = Some(SecretString::from(format!("smtp://127.0.0.1:{port}")));
+        c.mail_from = "Warden Test <no-reply@warden.test>".to_owned();
+    })
+    .await
+}
+
+fn mail(to: &str, text: &str) -> Mail {
+    Mail {
+        kind: "test",
+        to: to.to_owned(),
+        subject: "Hello from the outbox".to_owned(),
+        text: text.to_owned(),
+        html: None,
+    }
+}
+
+/// The value of header `name` in an RFC 5322 text.
+fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    let head = message.split("\n\n").next().unwrap_or(message);
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+async fn row(app: &TestApp, id: Uuid) -> mail_outbox::Model {
+    mail_outbox::Entity::find_by_id(id)
+        .one(app.state.db.write())
+        .await
+        .unwrap()
+        .expect("outbox row")
+}
+
+/// Waits (up to 30 s) until `check` holds for row `id`.
+async fn wait_row(app: &TestApp, id: Uuid, check: impl Fn(&mail_outbox::Model) -> bool) -> mail_outbox::Model {
+    for _ in 0..600 {
+        let r = row(app, id).await;
+        if check(&r) {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("outbox row {id} never reached the expected state: {:?}", row(app, id).await);
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn a_committed_message_arrives_once_with_message_id_and_date_then_is_purged() {
+    let port = free_port();
+    let smtp = Smtp::start(port).await;
+    let app = app_with_smtp(port).await;
+    let id = mail::enqueue_now(&app.state, mail("alice@example.com", "first message"))
+        .await
+        .unwrap();
+    let got = smtp.wait_for(1).await;
+    let sent = wait_row(&app, id, |r| r.sent_at.is_some()).await;
+    assert_eq!(got.len(), 1);
+    let m = &got[0];
+    assert_eq!(
+        header(m, "Message-ID"),
+        Some(format!("<{}>", sent.message_id).as_str())
+    );
+    assert!(header(m, "Date").is_some_and(|d| !d.is_empty()), "{m}");
+    assert_eq!(header(m, "X-RcptTo"), Some("alice@example.com"));
+    assert_eq!(header(m, "X-MailFrom"), Some("no-reply@warden.test"));
+    assert_eq!(header(m, "Subject"), Some("Hello from the outbox"));
+    assert!(m.contains("first message"), "{m}");
+    assert_eq!(sent.sealed, None, "the body is erased once sent");
+    assert_eq!(sent.attempts, 1);
+    let metrics = app.state.metrics.render();
+    assert!(
+        metrics.contains(r#"warden_mail_sent_total{kind="test",result="sent"} 1"#),
+        "{metrics}"
+    );
+
+    // Another pass sends nothing again.
+    mail::wake(&app.state);
+    let marker = mail::enqueue_now(&app.state, mail("bob@example.com", "marker"))
+        .await
+        .unwrap();
+    wait_row(&app, marker, |r| r.sent_at.is_some()).await;
+    assert_eq!(smtp.wait_for(2).await.len(), 2);
+
+    // Cleanup keeps sent rows for the retention, then purges them.
+    let now = app.clock.now();
+    let kept = warden::cleanup::run_once(&app.state.db, &app.config, now + chrono::TimeDelta::days(6))
+        .await
+        .unwrap();
+    assert_eq!(kept.mail_outbox, 0);
+    let purged = warden::cleanup::run_once(&app.state.db, &app.config, now + chrono::TimeDelta::days(8))
+        .await
+        .unwrap();
+    assert_eq!(purged.mail_outbox, 2);
+    assert_eq!(
+        mail_outbox::Entity::find()
+            .count(app.state.db.read())
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_rolled_back_transaction_sends_nothing() {
+    let port = free_port();
+    let smtp = Smtp::start(port).await;
+    let app = app_with_smtp(port).await;
+    let txn = app.state.db.begin().await.unwrap();
+    mail::enqueue(&txn, &app.state, mail("ghost@example.com", "never sent"))
+        .await
+        .unwrap();
+    txn.rollback().await.unwrap();
+    mail::wake(&app.state);
+    let marker = mail::enqueue_now(&app.state, mail("bob@example.com", "marker"))
+        .await
+        .unwrap();
+    wait_row(&app, marker, |r| r.sent_at.is_some()).await;
+    let got = smtp.messages();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].contains("marker"));
+    assert_eq!(
+        mail_outbox::Entity::find()
+            .count(app.state.db.read())
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn mail_waits_sealed_while_smtp_is_down_and_goes_once_it_is_back() {
+    let port = free_port();
+    let app = app_with_smtp(port).await;
+    let token = format!("tok-{}", Uuid::new_v4().simple());
+    let id = mail::enqueue_now(
+        &app.state,
+        mail("carol@example.com", &format!("your token is {token}")),
+    )
+    .await
+    .unwrap();
+    // The first attempt fails (nothing listens); the row waits.
+    let waiting = wait_row(&app, id, |r| r.attempts == 1).await;
+    assert_eq!(waiting.sent_at, None);
+    assert_eq!(waiting.last_error.as_deref(), Some("connection"));
+    assert!(waiting.next_attempt_at > app.clock.now());
+    // At rest the token exists only sealed: no column holds it.
+    let sealed = waiting.sealed.clone().expect("sealed body while unsent");
+    assert!(!contains(&sealed, token.as_bytes()));
+    for text in [&waiting.kind, &waiting.recipient, &waiting.message_id] {
+        assert!(!text.contains(&token));
+    }
+    let metrics = app.state.metrics.render();
+    assert!(
+        metrics.contains(r#"warden_mail_sent_total{kind="test",result="retry"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("warden_mail_outbox_depth 1"), "{metrics}");
+
+    let smtp = Smtp::start(port).await;
+    app.clock.advance(Duration::from_secs(3600));
+    mail::wake(&app.state);
+    let got = smtp.wait_for(1).await;
+    let sent = wait_row(&app, id, |r| r.sent_at.is_some()).await;
+    assert_eq!(got.len(), 1);
+    assert!(got[0].contains(&token), "the delivered message carries the token");
+    assert_eq!(sent.attempts, 2);
+    assert_eq!(sent.sealed, None, "no secret left once sent");
+}
+
+#[tokio::test]
+async fn mail_committed_before_a_crash_is_delivered_after_restart() {
+    let port = free_port();
+    let smtp = Smtp::start(port).await;
+    let mut app = app_with_smtp(port).await;
+    // The server stops (its sender with it) right after these commits.
+    app.stop().await;
+    let first = mail::enqueue_now(&app.state, mail("dave@example.com", "after restart"))
+        .await
+        .unwrap();
+    // This one was claimed by a sender that died mid-send.
+    let second = mail::enqueue_now(&app.state, mail("erin@example.com", "after the lease"))
+        .await
+        .unwrap();
+    let mut claimed = row(&app, second).await.into_active_model();
+    claimed.claim_owner = Set(Some(Uuid::new_v4()));
+    claimed.claim_until = Set(Some(app.clock.now() + mail::CLAIM_LEASE));
+    mail_outbox::Entity::update(claimed)
+        .exec(app.state.db.write())
+        .await
+        .unwrap();
+    assert!(smtp.messages().is_empty());
+
+    let app = app.restart().await;
+    let got = smtp.wait_for(1).await;
+    assert!(got[0].contains("after restart"));
+    wait_row(&app, first, |r| r.sent_at.is_some()).await;
+    assert_eq!(row(&app, second).await.sent_at, None, "held by the dead claim");
+
+    app.clock.advance(Duration::from_secs(180));
+    mail::wake(&app.state);
+    wait_row(&app, second, |r| r.sent_at.is_some()).await;
+    let got = smtp.messages();
+    assert_eq!(got.len(), 2, "each delivered once");
+    assert!(got.iter().any(|m| m.contains("after the lease")));
+}
+
+#[tokio::test]
+async fn two_instances_deliver_each_message_exactly_once() {
+    const N: usize = 30;
+    let port = free_port();
+    let smtp = Smtp::start(port).await;
+    let a = app_with_smtp(port).await;
+    let b = a.sibling().await;
+    let mut ids = Vec::new();
+    for i in 0..N {
+        let txn = a.state.db.begin().await.unwrap();
+        ids.push(
+            mail::enqueue(&txn, &a.state, mail(&format!("u{i}@example.com"), &format!("message {i}")))
+                .await
+                .unwrap(),
+        );
+        txn.commit().await.unwrap();
+    }
+    // Both senders race for the same rows.
+    mail::wake(&a.state);
+    mail::wake(&b.state);
+    smtp.wait_for(N).await;
+    for &id in &ids {
+        wait_row(&a, id, |r| r.sent_at.is_some()).await;
+    }
+    // One more pass each finds nothing to send.
+    mail::wake(&a.state);
+    mail::wake(&b.state);
+    let marker = mail::enqueue_now(&b.state, mail("last@example.com", "marker"))
+        .await
+        .unwrap();
+    wait_row(&a, marker, |r| r.sent_at.is_some()).await;
+    let got = smtp.wait_for(N + 1).await;
+    assert_eq!(got.len(), N + 1);
+    let distinct: HashSet<&str> = got.iter().filter_map(|m| header(m, "Message-ID")).collect();
+    assert_eq!(distinct.len(), N + 1, "no message was sent twice");
+}
+
+#[tokio::test]
+async fn a_message_is_given_up_after_its_last_attempt() {
+    let port = free_port();
+    let app = app_with_smtp(port).await;
+    let id = mail::enqueue_now(&app.state, mail("frank@example.com", "never delivered"))
+        .await
+        .unwrap();
+    for attempt in 1..=mail::MAX_ATTEMPTS {
+        wait_row(&app, id, |r| r.attempts == attempt).await;
+        app.clock.advance(Duration::from_secs(3600));
+        mail::wake(&app.state);
+    }
+    let failed = wait_row(&app, id, |r| r.failed_at.is_some()).await;
+    assert_eq!(failed.sent_at, None);
+    assert_eq!(failed.sealed, None, "a given-up body is erased too");
+    let audits = audit_event::Entity::find()
+        .filter(audit_event::Column::Kind.eq("MAIL_FAILED"))
+        .all(app.state.db.read())
+        .await
+        .unwrap();
+    assert_eq!(audits.len(), 1);
+    let metrics = app.state.metrics.render();
+    assert!(
+        metrics.contains(r#"warden_mail_sent_total{kind="test",result="failed"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("warden_mail_outbox_depth 0"), "{metrics}");
+}
+
+fn eml_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn without_smtp_each_message_is_an_eml_file() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("mail");
+    let app = spawn_app_with(|c| c.mail_dir = dir.clone()).await;
+    let first = mail::enqueue_now(&app.state, mail("gina@example.com", "file one"))
+        .await
+        .unwrap();
+    wait_row(&app, first, |r| r.sent_at.is_some()).await;
+    app.clock.advance(Duration::from_secs(1));
+    let second = mail::enqueue_now(
+        &app.state,
+        Mail {
+            html: Some("<p>file two</p>".to_owned()),
+            ..mail("hank@example.com", "file two")
+        },
+    )
+    .await
+    .unwrap();
+    let sent = wait_row(&app, second, |r| r.sent_at.is_some()).await;
+    let files = eml_files(&dir);
+    assert_eq!(files.len(), 2, "{files:?}: no temporary file left");
+    assert!(files.iter().all(|f| f.extension().is_some_and(|e| e == "eml")));
+    // Names sort by time: the second message's file is last.
+    let last = std::fs::read_to_string(&files[1]).unwrap();
+    let first_text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(first_text.contains("file one"));
+    // RFC 5322: CRLF lines, headers, a blank line, the body.
+    let (head, body) = last.split_once("\r\n\r\n").expect("header/body separator");
+    let unfolded = head.replace("\r\n", "\n");
+    assert_eq!(
+        header(&unfolded, "Message-ID"),
+        Some(format!("<{}>", sent.message_id).as_str())
+    );
+    assert!(header(&unfolded, "Date").is_some());
+    assert_eq!(header(&unfolded, "To"), Some("hank@example.com"));
+    assert!(header(&unfolded, "Content-Type").is_some_and(|v| v.starts_with("multipart/alternative")));
+    assert!(body.contains("file two") && body.contains("<p>file two</p>"));
+}
