@@ -69,10 +69,17 @@ mod tests {
         let key = SealKey::new(&random_bytes(32)).expect("32 bytes");
         let sealed = key.seal(b"row-1", b"token 123");
         assert!(!sealed.windows(9).any(|w| w == b"token 123"));
-        assert_eq!(key.open(b"row-1", &sealed).as_deref(), Some(&b"token 123"[..]));
+        assert_eq!(
+            key.open(b"row-1", &sealed).as_deref(),
+            Some(&b"token 123"[..])
+        );
         assert_eq!(key.open(b"row-2", &sealed), None);
         let other = SealKey::new(&random_bytes(32)).expect("32 bytes");
         assert_eq!(other.open(b"row-1", &sealed), None);
-        assert_ne!(key.seal(b"row-1", b"token 123"), sealed, "a fresh nonce each time");
+        assert_ne!(
+            key.seal(b"row-1", b"token 123"),
+            sealed,
+            "a fresh nonce each time"
+        );
     }
 }

@@ -4,9 +4,8 @@ use secrecy::SecretString;
 
 /// An `smtp://` or `smtps://` URL with a host; userinfo may carry credentials.
 pub(super) fn parse_smtp_url(s: &str) -> Result<SecretString, String> {
-    let url = reqwest::Url::parse(s).map_err(|_| {
-        "expected smtp://[user[:password]@]host[:port] or smtps://…".to_owned()
-    })?;
+    let url = reqwest::Url::parse(s)
+        .map_err(|_| "expected smtp://[user[:password]@]host[:port] or smtps://…".to_owned())?;
     if !matches!(url.scheme(), "smtp" | "smtps") {
         return Err(format!(
             "scheme {}: expected smtp:// (STARTTLS, plain only on loopback) or smtps:// (implicit TLS)",

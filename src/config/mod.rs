@@ -281,7 +281,12 @@ pub struct Config {
     pub mail_from: String,
 
     /// Directory the messages are written to (one .eml file each) when no WARDEN_SMTP_URL is set; created if missing.
-    #[arg(long, env = "WARDEN_MAIL_DIR", default_value = "./warden-mail", global = true)]
+    #[arg(
+        long,
+        env = "WARDEN_MAIL_DIR",
+        default_value = "./warden-mail",
+        global = true
+    )]
     pub mail_dir: std::path::PathBuf,
 
     /// The product's name, as the mail shows it.

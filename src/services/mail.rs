@@ -44,8 +44,8 @@ use lettre::{
 };
 use rand::Rng;
 use sea_orm::{
-    sea_query::Expr, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::Expr, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -132,9 +132,7 @@ pub async fn enqueue<C: ConnectionTrait>(
         None => builder.singlepart(SinglePart::plain(mail.text)),
     }
     .map_err(|e| AppError::internal(format!("rendering mail: {e}")))?;
-    let sealed = state
-        .outbox_key
-        .seal(id.as_bytes(), &message.formatted());
+    let sealed = state.outbox_key.seal(id.as_bytes(), &message.formatted());
     mail_outbox::Entity::insert(mail_outbox::ActiveModel {
         id: Set(id),
         kind: Set(mail.kind.to_owned()),
@@ -214,7 +212,10 @@ impl Transport {
             .host_str()
             .ok_or_else(|| "WARDEN_SMTP_URL: no host".to_owned())?
             .to_owned();
-        let bare_host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let bare_host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         let loopback = bare_host.eq_ignore_ascii_case("localhost")
             || bare_host
                 .parse::<std::net::IpAddr>()
@@ -302,7 +303,12 @@ impl Transport {
 
 /// Writes `message` as `{time}-{id}.eml` in `dir` (created if missing),
 /// through a temporary file renamed into place.
-async fn write_file(dir: &Path, id: Uuid, now: DateTime<Utc>, message: &[u8]) -> std::io::Result<()> {
+async fn write_file(
+    dir: &Path,
+    id: Uuid,
+    now: DateTime<Utc>,
+    message: &[u8],
+) -> std::io::Result<()> {
     tokio::fs::create_dir_all(dir).await?;
     let name = format!("{}-{}.eml", now.format("%Y%m%dT%H%M%S%.6fZ"), id.simple());
     let temp = dir.join(format!(".{}.tmp", id.simple()));
@@ -365,7 +371,11 @@ pub async fn run(state: AppState, transport: Transport) {
 /// One pass: claims and delivers every due row, batch by batch; returns
 /// how many were sent. Updates the outbox-depth gauge.
 #[doc(hidden)]
-pub async fn deliver_due(state: &AppState, transport: &Transport, owner: Uuid) -> Result<u64, DbErr> {
+pub async fn deliver_due(
+    state: &AppState,
+    transport: &Transport,
+    owner: Uuid,
+) -> Result<u64, DbErr> {
     let mut sent = 0;
     loop {
         let now = state.clock.now();
@@ -379,7 +389,9 @@ pub async fn deliver_due(state: &AppState, transport: &Transport, owner: Uuid) -
             .all(state.db.write())
             .await?;
         for &id in &ids {
-            if claim(state, id, owner, now).await? && deliver_one(state, transport, id, owner).await? {
+            if claim(state, id, owner, now).await?
+                && deliver_one(state, transport, id, owner).await?
+            {
                 sent += 1;
             }
         }
@@ -419,7 +431,10 @@ fn due(now: DateTime<Utc>) -> Condition {
 async fn claim(state: &AppState, id: Uuid, owner: Uuid, now: DateTime<Utc>) -> Result<bool, DbErr> {
     let updated = mail_outbox::Entity::update_many()
         .col_expr(mail_outbox::Column::ClaimOwner, Expr::value(owner))
-        .col_expr(mail_outbox::Column::ClaimUntil, Expr::value(now + CLAIM_LEASE))
+        .col_expr(
+            mail_outbox::Column::ClaimUntil,
+            Expr::value(now + CLAIM_LEASE),
+        )
         .filter(mail_outbox::Column::Id.eq(id))
         .filter(due(now))
         .exec(state.db.write())
@@ -428,7 +443,12 @@ async fn claim(state: &AppState, id: Uuid, owner: Uuid, now: DateTime<Utc>) -> R
 }
 
 /// Delivers the claimed row `id`; true when sent.
-async fn deliver_one(state: &AppState, transport: &Transport, id: Uuid, owner: Uuid) -> Result<bool, DbErr> {
+async fn deliver_one(
+    state: &AppState,
+    transport: &Transport,
+    id: Uuid,
+    owner: Uuid,
+) -> Result<bool, DbErr> {
     let Some(row) = mail_outbox::Entity::find_by_id(id)
         .one(state.db.write())
         .await?
@@ -511,7 +531,9 @@ async fn deliver_one(state: &AppState, transport: &Transport, id: Uuid, owner: U
         .inc();
     match outcome {
         "sent" => tracing::info!(outbox_id = %id, kind = %row.kind, attempts, "mail sent"),
-        "retry" => tracing::warn!(outbox_id = %id, kind = %row.kind, attempts, "mail delivery failed; will retry"),
+        "retry" => {
+            tracing::warn!(outbox_id = %id, kind = %row.kind, attempts, "mail delivery failed; will retry")
+        }
         _ => tracing::error!(outbox_id = %id, kind = %row.kind, attempts, "mail delivery given up"),
     }
     Ok(outcome == "sent")

@@ -40,12 +40,14 @@ impl Smtp {
             .stderr(Stdio::null())
             .spawn()
             .expect("python3-aiosmtpd is installed (apt-get install python3-aiosmtpd)");
+        // Owned at once, so its Drop kills and reaps it on every path.
+        let smtp = Smtp { child, dir };
         for _ in 0..200 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .is_ok()
             {
-                return Smtp { child, dir };
+                return smtp;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -125,7 +127,11 @@ async fn row(app: &TestApp, id: Uuid) -> mail_outbox::Model {
 }
 
 /// Waits (up to 30 s) until `check` holds for row `id`.
-async fn wait_row(app: &TestApp, id: Uuid, check: impl Fn(&mail_outbox::Model) -> bool) -> mail_outbox::Model {
+async fn wait_row(
+    app: &TestApp,
+    id: Uuid,
+    check: impl Fn(&mail_outbox::Model) -> bool,
+) -> mail_outbox::Model {
     for _ in 0..600 {
         let r = row(app, id).await;
         if check(&r) {
@@ -133,7 +139,10 @@ async fn wait_row(app: &TestApp, id: Uuid, check: impl Fn(&mail_outbox::Model) -
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("outbox row {id} never reached the expected state: {:?}", row(app, id).await);
+    panic!(
+        "outbox row {id} never reached the expected state: {:?}",
+        row(app, id).await
+    );
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -179,13 +188,15 @@ async fn a_committed_message_arrives_once_with_message_id_and_date_then_is_purge
 
     // Cleanup keeps sent rows for the retention, then purges them.
     let now = app.clock.now();
-    let kept = warden::cleanup::run_once(&app.state.db, &app.config, now + chrono::TimeDelta::days(6))
-        .await
-        .unwrap();
+    let kept =
+        warden::cleanup::run_once(&app.state.db, &app.config, now + chrono::TimeDelta::days(6))
+            .await
+            .unwrap();
     assert_eq!(kept.mail_outbox, 0);
-    let purged = warden::cleanup::run_once(&app.state.db, &app.config, now + chrono::TimeDelta::days(8))
-        .await
-        .unwrap();
+    let purged =
+        warden::cleanup::run_once(&app.state.db, &app.config, now + chrono::TimeDelta::days(8))
+            .await
+            .unwrap();
     assert_eq!(purged.mail_outbox, 2);
     assert_eq!(
         mail_outbox::Entity::find()
@@ -258,7 +269,10 @@ async fn mail_waits_sealed_while_smtp_is_down_and_goes_once_it_is_back() {
     let got = smtp.wait_for(1).await;
     let sent = wait_row(&app, id, |r| r.sent_at.is_some()).await;
     assert_eq!(got.len(), 1);
-    assert!(got[0].contains(&token), "the delivered message carries the token");
+    assert!(
+        got[0].contains(&token),
+        "the delivered message carries the token"
+    );
     assert_eq!(sent.attempts, 2);
     assert_eq!(sent.sealed, None, "no secret left once sent");
 }
@@ -290,7 +304,11 @@ async fn mail_committed_before_a_crash_is_delivered_after_restart() {
     let got = smtp.wait_for(1).await;
     assert!(got[0].contains("after restart"));
     wait_row(&app, first, |r| r.sent_at.is_some()).await;
-    assert_eq!(row(&app, second).await.sent_at, None, "held by the dead claim");
+    assert_eq!(
+        row(&app, second).await.sent_at,
+        None,
+        "held by the dead claim"
+    );
 
     app.clock.advance(Duration::from_secs(180));
     mail::wake(&app.state);
@@ -311,9 +329,13 @@ async fn two_instances_deliver_each_message_exactly_once() {
     for i in 0..N {
         let txn = a.state.db.begin().await.unwrap();
         ids.push(
-            mail::enqueue(&txn, &a.state, mail(&format!("u{i}@example.com"), &format!("message {i}")))
-                .await
-                .unwrap(),
+            mail::enqueue(
+                &txn,
+                &a.state,
+                mail(&format!("u{i}@example.com"), &format!("message {i}")),
+            )
+            .await
+            .unwrap(),
         );
         txn.commit().await.unwrap();
     }
@@ -397,7 +419,9 @@ async fn without_smtp_each_message_is_an_eml_file() {
     let sent = wait_row(&app, second, |r| r.sent_at.is_some()).await;
     let files = eml_files(&dir);
     assert_eq!(files.len(), 2, "{files:?}: no temporary file left");
-    assert!(files.iter().all(|f| f.extension().is_some_and(|e| e == "eml")));
+    assert!(files
+        .iter()
+        .all(|f| f.extension().is_some_and(|e| e == "eml")));
     // Names sort by time: the second message's file is last.
     let last = std::fs::read_to_string(&files[1]).unwrap();
     let first_text = std::fs::read_to_string(&files[0]).unwrap();
@@ -411,6 +435,8 @@ async fn without_smtp_each_message_is_an_eml_file() {
     );
     assert!(header(&unfolded, "Date").is_some());
     assert_eq!(header(&unfolded, "To"), Some("hank@example.com"));
-    assert!(header(&unfolded, "Content-Type").is_some_and(|v| v.starts_with("multipart/alternative")));
+    assert!(
+        header(&unfolded, "Content-Type").is_some_and(|v| v.starts_with("multipart/alternative"))
+    );
     assert!(body.contains("file two") && body.contains("<p>file two</p>"));
 }
