@@ -35,3 +35,26 @@ pub(super) fn parse_secret(s: &str) -> Result<SecretString, String> {
     }
     Ok(SecretString::from(s.to_owned()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_smtp_and_smtps_urls_with_a_host() {
+        assert!(parse_smtp_url("smtp://mail.example.com").is_ok());
+        assert!(parse_smtp_url("smtps://u:p@mail.example.com:465").is_ok());
+        for bad in [
+            "http://mail.example.com",
+            "mail.example.com",
+            "smtp://",
+            "smtp://mail.example.com/path",
+            "smtp://mail.example.com?tls=none",
+        ] {
+            assert!(parse_smtp_url(bad).is_err(), "{bad}");
+        }
+        assert!(parse_mail_from("Acme <no-reply@example.com>").is_ok());
+        assert!(parse_mail_from("not an address").is_err());
+        assert!(parse_secret("").is_err());
+    }
+}

@@ -276,8 +276,8 @@ pub struct Config {
     #[arg(long, env = "WARDEN_SMTP_PASSWORD", value_parser = mail::parse_secret, hide_env_values = true, global = true)]
     pub smtp_password: Option<SecretString>,
 
-    /// The `From` of every message Warden sends.
-    #[arg(long, env = "WARDEN_MAIL_FROM", default_value = "Warden <no-reply@localhost>", value_parser = mail::parse_mail_from, global = true)]
+    /// The `From` of every message Warden sends (`name <address>` or an address; a bare address is shown with WARDEN_PRODUCT_NAME).
+    #[arg(long, env = "WARDEN_MAIL_FROM", default_value = "no-reply@localhost", value_parser = mail::parse_mail_from, global = true)]
     pub mail_from: String,
 
     /// Directory the messages are written to (one .eml file each) when no WARDEN_SMTP_URL is set; created if missing.

@@ -110,11 +110,14 @@ pub async fn enqueue<C: ConnectionTrait>(
 ) -> Result<Uuid, AppError> {
     let id = Uuid::now_v7();
     let now = state.clock.now();
-    let from: Mailbox = state
+    let mut from: Mailbox = state
         .config
         .mail_from
         .parse()
         .map_err(|e| AppError::internal(format!("WARDEN_MAIL_FROM: {e}")))?;
+    if from.name.is_none() {
+        from.name = Some(state.config.product_name.clone());
+    }
     let to: Mailbox = mail
         .to
         .parse()
@@ -559,6 +562,49 @@ mod tests {
             assert!(d <= full && d >= full / 2, "attempt {attempts}: {d}");
         }
         assert!(backoff(30) <= BACKOFF_CAP);
+    }
+
+    fn transport(url: &str, password: Option<&str>) -> Result<Transport, String> {
+        let mut config = Config::defaults().map_err(|e| e.to_string())?;
+        config.smtp_url = Some(SecretString::from(url.to_owned()));
+        config.smtp_password = password.map(|p| SecretString::from(p.to_owned()));
+        Transport::from_config(&config)
+    }
+
+    #[tokio::test]
+    async fn smtp_urls_choose_tls_and_never_show_the_password() {
+        let shown = |url: &str, password: Option<&str>| {
+            transport(url, password)
+                .map(|t| t.describe())
+                .unwrap_or_else(|e| format!("error: {e}"))
+        };
+        assert_eq!(
+            shown("smtp://bob:s3cret@mail.example.com", None),
+            "SMTP relay smtp://bob@mail.example.com (STARTTLS required)"
+        );
+        assert_eq!(
+            shown("smtps://bob@mail.example.com:2465", Some("s3cret")),
+            "SMTP relay smtps://bob@mail.example.com:2465 (implicit TLS)"
+        );
+        assert_eq!(
+            shown("smtp://127.0.0.1:2525", None),
+            "SMTP relay smtp://127.0.0.1:2525 (plain, loopback)"
+        );
+        assert_eq!(
+            shown("smtp://[::1]:2525", None),
+            "SMTP relay smtp://[::1]:2525 (plain, loopback)"
+        );
+        assert_eq!(
+            shown("smtp://localhost", None),
+            "SMTP relay smtp://localhost (plain, loopback)"
+        );
+        assert!(shown("smtp://bob@mail.example.com", None).starts_with("error: "));
+        let mut config = Config::defaults().expect("defaults");
+        config.mail_dir = PathBuf::from("/var/mail/warden");
+        assert_eq!(
+            Transport::from_config(&config).map(|t| t.describe()),
+            Ok(".eml files in /var/mail/warden".to_owned())
+        );
     }
 
     #[test]

@@ -401,7 +401,11 @@ fn eml_files(dir: &Path) -> Vec<PathBuf> {
 async fn without_smtp_each_message_is_an_eml_file() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("mail");
-    let app = spawn_app_with(|c| c.mail_dir = dir.clone()).await;
+    let app = spawn_app_with(|c| {
+        c.mail_dir = dir.clone();
+        c.product_name = "Acme".to_owned();
+    })
+    .await;
     let first = mail::enqueue_now(&app.state, mail("gina@example.com", "file one"))
         .await
         .unwrap();
@@ -435,6 +439,11 @@ async fn without_smtp_each_message_is_an_eml_file() {
     );
     assert!(header(&unfolded, "Date").is_some());
     assert_eq!(header(&unfolded, "To"), Some("hank@example.com"));
+    assert_eq!(
+        header(&unfolded, "From"),
+        Some("Acme <no-reply@localhost>"),
+        "a bare WARDEN_MAIL_FROM is shown with WARDEN_PRODUCT_NAME"
+    );
     assert!(
         header(&unfolded, "Content-Type").is_some_and(|v| v.starts_with("multipart/alternative"))
     );
