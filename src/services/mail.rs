@@ -392,7 +392,9 @@ pub async fn deliver_due(
             .all(state.db.write())
             .await?;
         for &id in &ids {
-            if claim(state, id, owner, now).await?
+            // The lease starts now, not at the batch's start: a slow relay
+            // must not leave later rows with a lease already running out.
+            if claim(state, id, owner, state.clock.now()).await?
                 && deliver_one(state, transport, id, owner).await?
             {
                 sent += 1;
