@@ -295,6 +295,9 @@ impl Transport {
                 Err(e) if e.is_transient() => Err(Failure::Transient("smtp-transient")),
                 Err(e) if e.is_timeout() => Err(Failure::Transient("timeout")),
                 Err(e) if e.is_tls() => Err(Failure::Transient("tls")),
+                // Among others: a relay off loopback that offers no STARTTLS.
+                Err(e) if e.is_client() => Err(Failure::Transient("client")),
+                Err(e) if e.is_response() => Err(Failure::Transient("smtp-response")),
                 Err(_) => Err(Failure::Transient("connection")),
             },
             Self::Files(dir) => write_file(dir, id, now, message)

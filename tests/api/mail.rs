@@ -30,10 +30,14 @@ struct Smtp {
 
 impl Smtp {
     async fn start(port: u16) -> Smtp {
+        Smtp::start_on("127.0.0.1", port).await
+    }
+
+    async fn start_on(host: &str, port: u16) -> Smtp {
         let dir = tempfile::tempdir().expect("maildir");
         let child = Command::new("/usr/bin/python3")
             .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("{host}:{port}"))
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(dir.path().join("box"))
             .stdout(Stdio::null())
@@ -43,10 +47,7 @@ impl Smtp {
         // Owned at once, so its Drop kills and reaps it on every path.
         let smtp = Smtp { child, dir };
         for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
+            if tokio::net::TcpStream::connect((host, port)).await.is_ok() {
                 return smtp;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -448,4 +449,38 @@ async fn without_smtp_each_message_is_an_eml_file() {
         header(&unfolded, "Content-Type").is_some_and(|v| v.starts_with("multipart/alternative"))
     );
     assert!(body.contains("file two") && body.contains("<p>file two</p>"));
+}
+
+/// This machine's first non-loopback IPv4 address, if it has one.
+fn non_loopback_ipv4() -> Option<String> {
+    let out = Command::new("hostname").arg("-I").output().ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|a| a.parse::<std::net::Ipv4Addr>().ok())
+        .find(|ip| !ip.is_loopback())
+        .map(|ip| ip.to_string())
+}
+
+#[tokio::test]
+async fn plain_smtp_is_refused_off_loopback() {
+    let Some(host) = non_loopback_ipv4() else {
+        eprintln!("skipped: no non-loopback IPv4 address on this machine");
+        return;
+    };
+    let port = free_port();
+    // A relay that offers no STARTTLS, on an address that is not loopback.
+    let smtp = Smtp::start_on(&host, port).await;
+    let app = spawn_app_with(|c| {
+        c.smtp_url = Some(SecretString::from(format!("smtp://{host}:{port}")));
+    })
+    .await;
+    let id = mail::enqueue_now(&app.state, mail("ivan@example.com", "must not go in clear"))
+        .await
+        .unwrap();
+    let refused = wait_row(&app, id, |r| r.attempts == 1).await;
+    assert_eq!(refused.sent_at, None);
+    // lettre refuses before MAIL FROM: "STARTTLS is not supported".
+    assert_eq!(refused.last_error.as_deref(), Some("client"));
+    assert!(refused.sealed.is_some(), "kept for a retry");
+    assert!(smtp.messages().is_empty(), "nothing was sent without TLS");
 }
