@@ -26,6 +26,7 @@
 //! response is also counted in `warden_http_responses_total{status}`.
 
 use std::{
+    net::IpAddr,
     sync::{Arc, Mutex},
     time::Instant,
 };
@@ -64,6 +65,9 @@ const QUIET_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics"];
 pub struct RequestContext {
     /// The caller's valid `X-Request-Id`, or a fresh UUID.
     pub request_id: String,
+    /// The client IP (the peer, or what a trusted proxy forwarded), found
+    /// once per request: the handlers' `RequestMeta` reads it from here.
+    pub client: Option<IpAddr>,
     /// The GraphQL operation name, once the handler has read the request.
     operation: Mutex<Option<String>>,
 }
@@ -104,13 +108,13 @@ impl Access {
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok());
-        let client = client_ip(peer, forwarded, &self.trusted_proxies)
-            .map(|ip| ip.to_string())
-            .unwrap_or_default();
+        let client_addr = client_ip(peer, forwarded, &self.trusted_proxies);
+        let client = client_addr.map(|ip| ip.to_string()).unwrap_or_default();
         let method = req.method().as_str().to_owned();
         let path = logged_path(req.uri().path());
         let context = Arc::new(RequestContext {
             request_id: request_id.clone(),
+            client: client_addr,
             operation: Mutex::new(None),
         });
         req.extensions_mut().insert(context.clone());
@@ -152,6 +156,13 @@ pub fn request_id(req: &Request) -> String {
         .get::<Arc<RequestContext>>()
         .map(|c| c.request_id.clone())
         .unwrap_or_else(|| Uuid::new_v4().to_string())
+}
+
+/// The client IP the access layer found for `req`; `None` outside it.
+pub fn client(req: &Request) -> Option<Option<IpAddr>> {
+    req.extensions()
+        .get::<Arc<RequestContext>>()
+        .map(|c| c.client)
 }
 
 /// Records the operation name of `batch` for the access line: the

@@ -360,13 +360,16 @@ async fn viewer(headers: &HeaderMap, http: &HttpState) -> Viewer {
 }
 
 fn request_meta(req: &Request, http: &HttpState) -> RequestMeta {
-    let peer: Option<IpAddr> = req.remote_addr().as_socket_addr().map(|a| a.ip());
-    let forwarded = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    let ip = client_ip(peer, forwarded, &http.app.config.trusted_proxies);
+    // Found once by the access layer, which wraps every route.
+    let ip = super::access::client(req).unwrap_or_else(|| {
+        let peer: Option<IpAddr> = req.remote_addr().as_socket_addr().map(|a| a.ip());
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        client_ip(peer, forwarded, &http.app.config.trusted_proxies)
+    });
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)
