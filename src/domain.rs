@@ -106,11 +106,24 @@ pub enum AuditEventKind {
     SigningKeyRevoked,
     /// The mail sender gave up on a message after its last attempt.
     MailFailed,
+    /// A verification mail (link and code) was queued for an account's address.
+    EmailVerificationSent,
+    /// An account's address was verified (link or code).
+    EmailVerified,
+    /// A password reset was asked for an address that has an account, and
+    /// its mail queued (nothing is recorded for an address without one).
+    PasswordResetRequested,
+    /// A password was reset with a mailed token or code: every session ended.
+    PasswordReset,
+    /// An email change was asked for: the new address mailed a token, the old one a notice.
+    EmailChangeRequested,
+    /// An account moved to a new, proven address.
+    EmailChanged,
 }
 
 impl AuditEventKind {
     /// Every kind, for parsing stored names.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 24] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -129,6 +142,12 @@ impl AuditEventKind {
         Self::SigningKeyRotated,
         Self::SigningKeyRevoked,
         Self::MailFailed,
+        Self::EmailVerificationSent,
+        Self::EmailVerified,
+        Self::PasswordResetRequested,
+        Self::PasswordReset,
+        Self::EmailChangeRequested,
+        Self::EmailChanged,
     ];
 
     /// The stored and wire name.
@@ -152,6 +171,12 @@ impl AuditEventKind {
             Self::SigningKeyRotated => "SIGNING_KEY_ROTATED",
             Self::SigningKeyRevoked => "SIGNING_KEY_REVOKED",
             Self::MailFailed => "MAIL_FAILED",
+            Self::EmailVerificationSent => "EMAIL_VERIFICATION_SENT",
+            Self::EmailVerified => "EMAIL_VERIFIED",
+            Self::PasswordResetRequested => "PASSWORD_RESET_REQUESTED",
+            Self::PasswordReset => "PASSWORD_RESET",
+            Self::EmailChangeRequested => "EMAIL_CHANGE_REQUESTED",
+            Self::EmailChanged => "EMAIL_CHANGED",
         }
     }
 
@@ -167,13 +192,19 @@ impl AuditEventKind {
             | Self::LoginSucceeded
             | Self::TokenRefreshed
             | Self::SessionRevoked
-            | Self::AuditLogViewed => Severity::Info,
+            | Self::AuditLogViewed
+            | Self::EmailVerificationSent
+            | Self::EmailVerified => Severity::Info,
             Self::LoginFailed
             | Self::RefreshFailed
             | Self::AllSessionsRevoked
             | Self::PasswordChanged
             | Self::PasswordCheckUnavailable
-            | Self::SigningKeyRotated => Severity::Notice,
+            | Self::SigningKeyRotated
+            | Self::PasswordResetRequested
+            | Self::PasswordReset
+            | Self::EmailChangeRequested
+            | Self::EmailChanged => Severity::Notice,
             Self::AccountLocked
             | Self::RateLimited
             | Self::AccessDenied

@@ -79,6 +79,15 @@ pub enum AppError {
     /// `REFRESH_TOKEN_REUSED`: a rotated token came back; its session is revoked.
     #[error("this refresh token was already used; its session has been revoked")]
     RefreshTokenReused,
+    /// `INVALID_TOKEN`: an email-verification, password-reset or
+    /// email-change token or code is unknown, expired, used or superseded
+    /// (five wrong codes end a code).
+    #[error("this link or code is invalid, expired or already used; ask for a new email")]
+    InvalidToken,
+    /// `EMAIL_NOT_VERIFIED`: the password was right, but the server requires
+    /// a verified address and this account's is not yet.
+    #[error("verify your email address first: follow the link or enter the code we sent")]
+    EmailNotVerified,
     /// `FORBIDDEN`: authenticated, but not allowed.
     #[error("you are not allowed to do this")]
     Forbidden,
@@ -125,6 +134,8 @@ impl AppError {
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
             Self::InvalidRefreshToken => "INVALID_REFRESH_TOKEN",
             Self::RefreshTokenReused => "REFRESH_TOKEN_REUSED",
+            Self::InvalidToken => "INVALID_TOKEN",
+            Self::EmailNotVerified => "EMAIL_NOT_VERIFIED",
             Self::Forbidden => "FORBIDDEN",
             Self::ServiceUnavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",

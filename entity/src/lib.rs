@@ -5,6 +5,7 @@
 //! `Debug` on rows that hold hashes is written by hand and redacts them.
 
 pub mod audit_event;
+pub mod email_token;
 pub mod login_attempt;
 pub mod mail_outbox;
 pub mod refresh_token;

@@ -17,6 +17,9 @@ pub struct Model {
     pub role: String,
     pub created_at: DateTimeUtc,
     pub last_login_at: Option<DateTimeUtc>,
+    /// When the address was proven to reach the account's owner (a
+    /// verification, a password reset or an email change); `None`: unverified.
+    pub email_verified_at: Option<DateTimeUtc>,
 }
 
 impl std::fmt::Debug for Model {
@@ -37,7 +40,7 @@ impl std::fmt::Debug for Model {
 #[macro_export]
 macro_rules! user_columns {
     () => {
-        "u.id, u.email, u.username, u.password_hash, u.role, u.created_at, u.last_login_at"
+        "u.id, u.email, u.username, u.password_hash, u.role, u.created_at, u.last_login_at, u.email_verified_at"
     };
 }
 

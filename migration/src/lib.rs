@@ -16,6 +16,7 @@ mod m20261123_000007_create_signing_keys;
 mod m20261202_000001_create_trusted_devices;
 mod m20261202_000002_signing_key_lifecycle;
 mod m20261202_000003_create_mail_outbox;
+mod m20261202_000004_email_lifecycle;
 
 /// The list of every migration, in the order they apply.
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_create_trusted_devices::Migration),
             Box::new(m20261202_000002_signing_key_lifecycle::Migration),
             Box::new(m20261202_000003_create_mail_outbox::Migration),
+            Box::new(m20261202_000004_email_lifecycle::Migration),
         ]
     }
 }

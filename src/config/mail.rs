@@ -28,6 +28,20 @@ pub(super) fn parse_mail_from(s: &str) -> Result<String, String> {
         .map_err(|e| format!("not a mailbox ({e}); expected like `Warden <no-reply@example.com>`"))
 }
 
+/// The frontend's base URL: `http(s)://host[:port][/path]`, no query or
+/// fragment; kept without a trailing slash.
+pub(super) fn parse_app_url(s: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(s)
+        .map_err(|_| "expected an http:// or https:// URL, like https://app.example.com".to_owned())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err("expected an http:// or https:// URL with a host".to_owned());
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err("the app URL takes no query, fragment or credentials".to_owned());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
 /// A non-empty secret.
 pub(super) fn parse_secret(s: &str) -> Result<SecretString, String> {
     if s.is_empty() {
@@ -56,5 +70,16 @@ mod tests {
         assert!(parse_mail_from("Acme <no-reply@example.com>").is_ok());
         assert!(parse_mail_from("not an address").is_err());
         assert!(parse_secret("").is_err());
+        assert_eq!(
+            parse_app_url("https://example.com/account/").as_deref(),
+            Ok("https://example.com/account")
+        );
+        assert_eq!(
+            parse_app_url("http://localhost:3000").as_deref(),
+            Ok("http://localhost:3000")
+        );
+        for bad in ["ftp://x", "https://x/?a=1", "https://x/#f", "https://u@x", "x"] {
+            assert!(parse_app_url(bad).is_err(), "{bad}");
+        }
     }
 }

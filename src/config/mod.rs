@@ -293,6 +293,28 @@ pub struct Config {
     #[arg(long, env = "WARDEN_PRODUCT_NAME", default_value = "Warden", value_parser = parse_non_empty, global = true)]
     pub product_name: String,
 
+    /// The frontend's base URL (like https://app.example.com or https://example.com/account): mailed links go to
+    /// `{app}/verify-email?token=…`, `{app}/reset-password?token=…` and `{app}/confirm-email?token=…`.
+    /// Unset: links go to Warden's own pages under WARDEN_PUBLIC_URL.
+    #[arg(long, env = "WARDEN_APP_URL", value_parser = mail::parse_app_url, global = true)]
+    pub app_url: Option<String>,
+
+    /// Directory of mail templates overriding the built-in ones (`<kind>.subject`, `<kind>.txt`, `<kind>.html`).
+    #[arg(long, env = "WARDEN_MAIL_TEMPLATES", global = true)]
+    pub mail_templates: Option<std::path::PathBuf>,
+
+    /// `true`: `login` (after a right password) and `register` answer EMAIL_NOT_VERIFIED until the address is verified.
+    #[arg(long, env = "WARDEN_REQUIRE_EMAIL_VERIFICATION", default_value = "false", value_parser = parse_switch, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", global = true)]
+    pub require_email_verification: bool,
+
+    /// Lifetime of an email-verification (and email-change) link and code.
+    #[arg(long, env = "WARDEN_VERIFY_TOKEN_TTL", default_value = "24h", value_parser = parse_positive_duration, global = true)]
+    pub verify_token_ttl: Duration,
+
+    /// Lifetime of a password-reset link and code.
+    #[arg(long, env = "WARDEN_RESET_TOKEN_TTL", default_value = "30m", value_parser = parse_positive_duration, global = true)]
+    pub reset_token_ttl: Duration,
+
     /// Most connections open at once; a connection over the cap is answered 503 and closed.
     #[arg(long, env = "WARDEN_MAX_CONNECTIONS", default_value_t = 65536, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub max_connections: u32,
@@ -377,6 +399,11 @@ const OWN_ENV: &[&str] = &[
     "WARDEN_MAIL_FROM",
     "WARDEN_MAIL_DIR",
     "WARDEN_PRODUCT_NAME",
+    "WARDEN_APP_URL",
+    "WARDEN_MAIL_TEMPLATES",
+    "WARDEN_REQUIRE_EMAIL_VERIFICATION",
+    "WARDEN_VERIFY_TOKEN_TTL",
+    "WARDEN_RESET_TOKEN_TTL",
     "WARDEN_LOCKOUT_GLOBAL_THRESHOLD",
     "WARDEN_DEVICE_TOKEN_TTL",
     "WARDEN_IPV6_PREFIX",

@@ -205,6 +205,46 @@ rate_rules! {
         key: [User],
         help: "`auditLog` reads per user.",
     },
+    /// Operations that send mail (`sendVerificationEmail`,
+    /// `requestPasswordReset`, `requestEmailChange`) per client IP.
+    MailIp {
+        name: "mail_ip",
+        variable: "WARDEN_RATE_MAIL_IP",
+        field: rate_mail_ip,
+        default: 10 / min,
+        key: [Ip],
+        help: "Mail-sending operations (`sendVerificationEmail`, `requestPasswordReset`, `requestEmailChange`) per client IP.",
+    },
+    /// Mail to one address, whoever asks: a flood of requests cannot
+    /// flood an inbox. Every mail it lets through reaches the owner, whose
+    /// newest link keeps working, so it cannot lock the owner out.
+    MailEmail {
+        name: "mail_email",
+        variable: "WARDEN_RATE_MAIL_EMAIL",
+        field: rate_mail_email,
+        default: 5 / h,
+        key: [Email],
+        help: "Mail-sending operations per email address.",
+    },
+    /// `verifyEmail`, `resetPassword` and `confirmEmailChange` per client
+    /// IP, link tokens and codes alike.
+    EmailTokenIp {
+        name: "email_token_ip",
+        variable: "WARDEN_RATE_EMAIL_TOKEN_IP",
+        field: rate_email_token_ip,
+        default: 30 / min,
+        key: [Ip],
+        help: "`verifyEmail`, `resetPassword` and `confirmEmailChange` per client IP.",
+    },
+    /// Codes tried for one address (on top of each code's five tries).
+    EmailCode {
+        name: "email_code",
+        variable: "WARDEN_RATE_EMAIL_CODE",
+        field: rate_email_code,
+        default: 20 / h,
+        key: [Email],
+        help: "6-digit codes tried per email address (each code also dies after 5 wrong tries).",
+    },
 }
 
 #[cfg(test)]
@@ -255,6 +295,10 @@ mod tests {
                 ("register_ip", &[KeyPart::Ip][..]),
                 ("refresh_ip", &[KeyPart::Ip][..]),
                 ("audit_log_user", &[KeyPart::User][..]),
+                ("mail_ip", &[KeyPart::Ip][..]),
+                ("mail_email", &[KeyPart::Email][..]),
+                ("email_token_ip", &[KeyPart::Ip][..]),
+                ("email_code", &[KeyPart::Email][..]),
             ]
         );
     }

@@ -143,6 +143,11 @@ const SWITCHES: &[Switch] = &[
     ("rate-limits", |c| c.rate_limits, true),
     ("cookie-secure", |c| c.cookie_secure, true),
     ("pwned-passwords", |c| c.pwned_passwords, false),
+    (
+        "require-email-verification",
+        |c| c.require_email_verification,
+        false,
+    ),
 ];
 
 #[test]
@@ -253,6 +258,8 @@ const WITHOUT_DEFAULT: &[&str] = &[
     "WARDEN_METRICS_LISTEN",
     "WARDEN_SMTP_URL",
     "WARDEN_SMTP_PASSWORD",
+    "WARDEN_APP_URL",
+    "WARDEN_MAIL_TEMPLATES",
 ];
 
 #[test]

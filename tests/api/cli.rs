@@ -257,6 +257,8 @@ const WITHOUT_DEFAULT: &[&str] = &[
     "WARDEN_METRICS_LISTEN",
     "WARDEN_SMTP_URL",
     "WARDEN_SMTP_PASSWORD",
+    "WARDEN_APP_URL",
+    "WARDEN_MAIL_TEMPLATES",
 ];
 
 #[test]

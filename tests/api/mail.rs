@@ -7,7 +7,7 @@
 use std::{
     collections::HashSet,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
     time::Duration,
 };
 
@@ -16,81 +16,13 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
 };
 use secrecy::SecretString;
-use tempfile::TempDir;
 use uuid::Uuid;
 use warden::services::mail::{self, Mail};
 
-use crate::helpers::{spawn_app_with, TestApp};
-
-/// A real SMTP server writing each message it accepts into a Maildir.
-struct Smtp {
-    child: Child,
-    dir: TempDir,
-}
-
-impl Smtp {
-    async fn start(port: u16) -> Smtp {
-        Smtp::start_on("127.0.0.1", port).await
-    }
-
-    async fn start_on(host: &str, port: u16) -> Smtp {
-        let dir = tempfile::tempdir().expect("maildir");
-        let child = Command::new("/usr/bin/python3")
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("{host}:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(dir.path().join("box"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3-aiosmtpd is installed (apt-get install python3-aiosmtpd)");
-        // Owned at once, so its Drop kills and reaps it on every path.
-        let smtp = Smtp { child, dir };
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect((host, port)).await.is_ok() {
-                return smtp;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("aiosmtpd did not start on port {port}");
-    }
-
-    /// Every message received so far.
-    fn messages(&self) -> Vec<String> {
-        let new = self.dir.path().join("box").join("new");
-        let Ok(entries) = std::fs::read_dir(new) else {
-            return Vec::new();
-        };
-        entries
-            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-            .collect()
-    }
-
-    /// Waits (up to 30 s) until at least `n` messages arrived; returns them.
-    async fn wait_for(&self, n: usize) -> Vec<String> {
-        for _ in 0..600 {
-            let got = self.messages();
-            if got.len() >= n {
-                return got;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("expected {n} messages, got {}", self.messages().len());
-    }
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A loopback port nothing listens on (for now).
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
+use crate::{
+    helpers::{spawn_app_with, TestApp},
+    smtp::{free_port, header, Smtp},
+};
 
 async fn app_with_smtp(port: u16) -> TestApp {
     spawn_app_with(|c| {
@@ -108,15 +40,6 @@ fn mail(to: &str, text: &str) -> Mail {
         text: text.to_owned(),
         html: None,
     }
-}
-
-/// The value of header `name` in an RFC 5322 text.
-fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
-    let head = message.split("\n\n").next().unwrap_or(message);
-    head.lines().find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
 }
 
 async fn row(app: &TestApp, id: Uuid) -> mail_outbox::Model {

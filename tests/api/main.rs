@@ -40,4 +40,5 @@ mod restart;
 mod schema;
 mod secrets;
 mod sessions;
+mod smtp;
 mod transport;

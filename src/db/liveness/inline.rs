@@ -185,6 +185,10 @@ fn decode(row: &Row<'_>) -> Result<(user::Model, DateTime<Utc>), InlineError> {
         Some(value) => Some(time(&value, "last login")?),
         None => None,
     };
+    let email_verified_at = match optional_text(7, "email verified")? {
+        Some(value) => Some(time(&value, "email verified")?),
+        None => None,
+    };
     let owner = user::Model {
         id,
         email: text(1, "email")?,
@@ -193,8 +197,9 @@ fn decode(row: &Row<'_>) -> Result<(user::Model, DateTime<Utc>), InlineError> {
         role: text(4, "role")?,
         created_at: time(&text(5, "created at")?, "created at")?,
         last_login_at,
+        email_verified_at,
     };
-    let expires_at = time(&text(7, "expiry")?, "expiry")?;
+    let expires_at = time(&text(8, "expiry")?, "expiry")?;
     Ok((owner, expires_at))
 }
 
@@ -234,6 +239,7 @@ mod tests {
                 role: "USER".into(),
                 created_at: now - TimeDelta::days(3),
                 last_login_at: Some(now - TimeDelta::microseconds(1_234_567)),
+                email_verified_at: Some(now - TimeDelta::microseconds(7_654_321)),
             };
             user.clone()
                 .into_active_model()

@@ -42,6 +42,7 @@ async fn add_user(db: &Db, name: &str) -> user::Model {
         role: "USER".into(),
         created_at: now - TimeDelta::days(3),
         last_login_at: Some(now - TimeDelta::microseconds(1_234_567)),
+        email_verified_at: None,
     }
     .into_active_model()
     .insert(db.write())

@@ -80,6 +80,7 @@ pub(super) async fn insert_user<C: sea_orm::ConnectionTrait>(
         role: role.as_str().to_owned(),
         created_at: now,
         last_login_at: None,
+        email_verified_at: None,
     };
     let active = user::ActiveModel {
         id: Set(model.id),
@@ -89,6 +90,7 @@ pub(super) async fn insert_user<C: sea_orm::ConnectionTrait>(
         role: Set(model.role.clone()),
         created_at: Set(now),
         last_login_at: Set(None),
+        email_verified_at: Set(None),
     };
     match user::Entity::insert(active)
         .exec_without_returning(conn)

@@ -51,6 +51,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use uuid::Uuid;
 
+pub mod templates;
+
+pub use templates::{compose, MailKind, MailValues};
+
 use crate::{
     config::Config,
     domain::AuditEventKind,
