@@ -149,8 +149,17 @@ pub async fn reset_password(
     input: TokenInput,
     new_password: &str,
 ) -> Result<(), AppError> {
-    // The policy first (no database): a weak password spends no try.
-    Password::parse(new_password, "newPassword")?;
+    // The policy first (no database): a weak password spends no try. With
+    // a code, the address typed is context too.
+    let typed = match &input {
+        TokenInput::Code { email, .. } => Some(email.trim().to_lowercase()),
+        TokenInput::Link(_) => None,
+    };
+    let typed_context = typed
+        .as_deref()
+        .map(|e| password::context_words(e, None))
+        .unwrap_or_default();
+    Password::parse_for(new_password, "newPassword", &typed_context)?;
     let row = tokens::find(state, meta, Purpose::Reset, &input).await?;
     let user = user::Entity::find_by_id(row.user_id)
         .one(state.db.write())
@@ -168,6 +177,9 @@ pub async fn reset_password(
     let now = state.clock.now();
     let txn = state.db.begin().await?;
     tokens::claim(&txn, row.id, now).await?;
+    // Every other link or code mailed before, a pending email change above
+    // all, dies with the old password.
+    tokens::retire(&txn, user.id, None, now).await?;
     let mut update = user::Entity::update_many()
         .col_expr(user::Column::PasswordHash, Expr::value(hash))
         .filter(user::Column::Id.eq(user.id));
