@@ -18,7 +18,10 @@ async fn wait_audit(app: &MailApp, user_id: &str, kind: &str) -> Vec<String> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("no {kind} for {user_id}: {:?}", app.audit_kinds(user_id).await);
+    panic!(
+        "no {kind} for {user_id}: {:?}",
+        app.audit_kinds(user_id).await
+    );
 }
 
 #[tokio::test]
@@ -51,8 +54,14 @@ async fn every_flow_audits_its_kind_and_no_secret_leaks_anywhere() {
     answers.push(app.request_change(Some(&token), &new, &password).await);
     let change = app.nth_mail(&new, 1).await;
     app.nth_mail(&who, 5).await; // the notice
-    answers.push(app.confirm_change(Some(&token), by_code(&new, &change.code())).await);
-    answers.push(app.gql(Some(&token), "{ me { id email emailVerified } }", json!({})).await);
+    answers.push(
+        app.confirm_change(Some(&token), by_code(&new, &change.code()))
+            .await,
+    );
+    answers.push(
+        app.gql(Some(&token), "{ me { id email emailVerified } }", json!({}))
+            .await,
+    );
 
     let kinds = wait_audit(&app, &user_id, "EMAIL_CHANGED").await;
     for kind in [
@@ -66,7 +75,10 @@ async fn every_flow_audits_its_kind_and_no_secret_leaks_anywhere() {
         assert!(kinds.iter().any(|k| k == kind), "{kind} missing: {kinds:?}");
     }
     assert_eq!(
-        kinds.iter().filter(|k| *k == "EMAIL_VERIFICATION_SENT").count(),
+        kinds
+            .iter()
+            .filter(|k| *k == "EMAIL_VERIFICATION_SENT")
+            .count(),
         2,
         "register and sendVerificationEmail: {kinds:?}"
     );
@@ -95,24 +107,48 @@ async fn every_flow_audits_its_kind_and_no_secret_leaks_anywhere() {
         .outbox()
         .await
         .iter()
-        .map(|r| format!("{} {} {} {:?}", r.kind, r.recipient, r.message_id, r.last_error))
+        .map(|r| {
+            format!(
+                "{} {} {} {:?}",
+                r.kind, r.recipient, r.message_id, r.last_error
+            )
+        })
         .collect();
     let outbox = outbox.join("\n");
     let answers = serde_json::to_string(&answers).unwrap();
     let logs = captured_logs();
     for secret in &secrets {
-        assert!(!audit.contains(secret.as_str()), "a secret in the audit log");
-        assert!(!outbox.contains(secret.as_str()), "a secret in the outbox: {outbox}");
+        assert!(
+            !audit.contains(secret.as_str()),
+            "a secret in the audit log"
+        );
+        assert!(
+            !outbox.contains(secret.as_str()),
+            "a secret in the outbox: {outbox}"
+        );
         assert!(!answers.contains(secret.as_str()), "a secret in an answer");
         assert!(!logs.contains(secret.as_str()), "a secret in the log");
     }
     // Six digits occur by chance in logs (timestamps); look for the code
     // as a value.
     for code in &codes {
-        assert!(!audit.contains(code.as_str()), "a code in the audit log: {audit}");
-        assert!(!outbox.contains(code.as_str()), "a code in the outbox: {outbox}");
-        assert!(!answers.contains(code.as_str()), "a code in an answer: {answers}");
-        for shape in [format!("\"{code}\""), format!("={code}"), format!(": {code}")] {
+        assert!(
+            !audit.contains(code.as_str()),
+            "a code in the audit log: {audit}"
+        );
+        assert!(
+            !outbox.contains(code.as_str()),
+            "a code in the outbox: {outbox}"
+        );
+        assert!(
+            !answers.contains(code.as_str()),
+            "a code in an answer: {answers}"
+        );
+        for shape in [
+            format!("\"{code}\""),
+            format!("={code}"),
+            format!(": {code}"),
+        ] {
             assert!(!logs.contains(&shape), "a code in the log: {shape}");
         }
     }
@@ -123,7 +159,10 @@ async fn every_flow_audits_its_kind_and_no_secret_leaks_anywhere() {
             assert!(!row.code_hash.contains(secret.as_str()));
         }
         assert!(codes.iter().all(|c| row.code_hash != *c));
-        assert!(row.email_key != who && row.email_key != new, "a pseudonym, not the address");
+        assert!(
+            row.email_key != who && row.email_key != new,
+            "a pseudonym, not the address"
+        );
     }
 }
 

@@ -26,7 +26,10 @@ async fn a_change_needs_an_access_token_and_the_right_password() {
         assert_eq!(code(&body), Some("BAD_USER_INPUT"), "{bad:?}: {body}");
     }
     app.settle().await;
-    assert!(app.mails_to(&new).is_empty(), "nothing mailed for refused requests");
+    assert!(
+        app.mails_to(&new).is_empty(),
+        "nothing mailed for refused requests"
+    );
     assert_eq!(app.mails_to(&who).len(), 1, "only the verification");
 }
 
@@ -43,11 +46,20 @@ async fn the_new_address_gets_link_and_code_the_old_a_notice_and_the_link_moves_
     assert_eq!(body["data"]["requestEmailChange"], true, "{body}");
 
     let confirm = app.nth_mail(&new, 1).await;
-    assert_eq!(confirm.link_path().as_deref(), Some("confirm-email"), "{}", confirm.text);
+    assert_eq!(
+        confirm.link_path().as_deref(),
+        Some("confirm-email"),
+        "{}",
+        confirm.text
+    );
     assert_eq!(confirm.code().len(), 6);
     let notice = app.nth_mail(&old, 2).await;
     assert!(notice.link_path().is_none(), "{}", notice.text);
-    assert!(notice.text.contains(&new), "the notice names the new address: {}", notice.text);
+    assert!(
+        notice.text.contains(&new),
+        "the notice names the new address: {}",
+        notice.text
+    );
     assert!(!notice.raw.contains(&confirm.token()) && !notice.raw.contains(&confirm.code()));
 
     // Nothing moved before the confirmation.
@@ -59,8 +71,15 @@ async fn the_new_address_gets_link_and_code_the_old_a_notice_and_the_link_moves_
     assert_eq!(body["data"]["confirmEmailChange"], true, "{body}");
 
     let me = app.me(Some(s(&caller, "accessToken"))).await;
-    assert_eq!(me["data"]["me"]["email"], json!(new.to_lowercase()), "the caller stays: {me}");
-    assert_eq!(app.email_verified(s(&caller, "accessToken")).await, json!(true));
+    assert_eq!(
+        me["data"]["me"]["email"],
+        json!(new.to_lowercase()),
+        "the caller stays: {me}"
+    );
+    assert_eq!(
+        app.email_verified(s(&caller, "accessToken")).await,
+        json!(true)
+    );
     let gone = app.me(Some(s(&other, "accessToken"))).await;
     assert_eq!(reason(&gone), Some("REVOKED"), "{gone}");
     assert_eq!(
@@ -70,7 +89,10 @@ async fn the_new_address_gets_link_and_code_the_old_a_notice_and_the_link_moves_
     assert!(app.refresh(s(&caller, "refreshToken")).await["errors"].is_null());
 
     assert!(app.login(&new, PASSWORD).await["errors"].is_null());
-    assert_eq!(code(&app.login(&old, PASSWORD).await), Some("INVALID_CREDENTIALS"));
+    assert_eq!(
+        code(&app.login(&old, PASSWORD).await),
+        Some("INVALID_CREDENTIALS")
+    );
     let replay = app.confirm_change(None, by_token(&confirm.token())).await;
     assert_eq!(code(&replay), Some("INVALID_TOKEN"), "{replay}");
 }
@@ -86,10 +108,14 @@ async fn a_code_confirms_the_change_and_without_a_bearer_every_session_ends() {
         .await;
     let confirm = app.nth_mail(&new, 1).await;
     // The code goes with the address it was mailed to, not the old one.
-    let body = app.confirm_change(None, by_code(&old, &confirm.code())).await;
+    let body = app
+        .confirm_change(None, by_code(&old, &confirm.code()))
+        .await;
     assert_eq!(code(&body), Some("INVALID_TOKEN"), "{body}");
 
-    let body = app.confirm_change(None, by_code(&new, &confirm.code())).await;
+    let body = app
+        .confirm_change(None, by_code(&new, &confirm.code()))
+        .await;
     assert_eq!(body["data"]["confirmEmailChange"], true, "{body}");
     for session in [&caller, &other] {
         let me = app.me(Some(s(session, "accessToken"))).await;
@@ -98,7 +124,8 @@ async fn a_code_confirms_the_change_and_without_a_bearer_every_session_ends() {
     let login = app.login(&new, PASSWORD).await;
     assert!(login["errors"].is_null(), "{login}");
     assert_eq!(
-        app.email_verified(s(&login["data"]["login"], "accessToken")).await,
+        app.email_verified(s(&login["data"]["login"], "accessToken"))
+            .await,
         json!(true)
     );
 }
@@ -121,7 +148,10 @@ async fn an_address_taken_meanwhile_answers_email_taken_and_nothing_changes() {
     assert_eq!(code(&body), Some("EMAIL_TAKEN"), "{body}");
     let me = app.me(Some(s(&caller, "accessToken"))).await;
     assert_eq!(me["data"]["me"]["email"], json!(old.to_lowercase()), "{me}");
-    assert!(app.me(Some(s(&other, "accessToken"))).await["errors"].is_null(), "no session ended");
+    assert!(
+        app.me(Some(s(&other, "accessToken"))).await["errors"].is_null(),
+        "no session ended"
+    );
     assert!(app.login(&old, PASSWORD).await["errors"].is_null());
     let me = app.me(Some(s(&squatter, "accessToken"))).await;
     assert_eq!(me["data"]["me"]["email"], json!(new.to_lowercase()), "{me}");
@@ -142,10 +172,19 @@ async fn an_email_change_token_does_not_verify_or_reset() {
     let body = app.verify(by_code(&new, &confirm.code())).await;
     assert_eq!(code(&body), Some("INVALID_TOKEN"), "{body}");
     let body = app
-        .reset(by_token(&confirm.token()), "an entirely new passphrase here")
+        .reset(
+            by_token(&confirm.token()),
+            "an entirely new passphrase here",
+        )
         .await;
     assert_eq!(code(&body), Some("INVALID_TOKEN"), "{body}");
-    assert_eq!(app.email_verified(s(&caller, "accessToken")).await, json!(false));
+    assert_eq!(
+        app.email_verified(s(&caller, "accessToken")).await,
+        json!(false)
+    );
     let body = app.confirm_change(None, by_token(&confirm.token())).await;
-    assert_eq!(body["data"]["confirmEmailChange"], true, "still usable: {body}");
+    assert_eq!(
+        body["data"]["confirmEmailChange"], true,
+        "still usable: {body}"
+    );
 }

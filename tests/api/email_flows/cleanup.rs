@@ -63,5 +63,8 @@ async fn cleanup_purges_used_superseded_and_expired_email_tokens_and_keeps_live_
     assert_eq!(left_sorted, expected, "only the live verifications stay");
 
     let body = app.verify(by_token(&live_mail.token())).await;
-    assert_eq!(body["data"]["verifyEmail"], true, "the live one still works: {body}");
+    assert_eq!(
+        body["data"]["verifyEmail"], true,
+        "the live one still works: {body}"
+    );
 }

@@ -6,6 +6,7 @@
 mod audit;
 mod change;
 mod cleanup;
+mod parsing;
 mod require;
 mod reset;
 mod reset_abuse;

@@ -36,7 +36,10 @@ async fn register_creates_the_account_and_mails_but_answers_email_not_verified_w
         "{body}"
     );
     let text = body.to_string();
-    assert!(!text.contains("accessToken\":\"") && !text.contains("eyJ"), "{text}");
+    assert!(
+        !text.contains("accessToken\":\"") && !text.contains("eyJ"),
+        "{text}"
+    );
 
     let accounts = user::Entity::find()
         .filter(user::Column::Email.eq(who.to_lowercase()))

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use reqwest::header::HeaderMap;
 use serde_json::json;
 
-use super::support::{by_code, by_token, mail_app, mail_app_with, new_password, MailApp, REQUEST_RESET};
+use super::support::{
+    by_code, by_token, mail_app, mail_app_with, new_password, MailApp, REQUEST_RESET,
+};
 use crate::helpers::{code, email, reason, s, PASSWORD};
 
 /// The outbox rows a reset request writes.
@@ -36,7 +38,10 @@ async fn requests_resolved(app: &MailApp) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("reset requests never resolved: {:?}", request_rows(app).await);
+    panic!(
+        "reset requests never resolved: {:?}",
+        request_rows(app).await
+    );
 }
 
 fn comparable(headers: &HeaderMap) -> Vec<(String, String)> {
@@ -69,7 +74,10 @@ async fn known_and_unknown_emails_get_byte_identical_answers_and_one_outbox_row_
         answers.push((status, headers, body));
     }
     assert_eq!(answers[0], answers[1], "the same bytes for both");
-    assert_eq!(&answers[0].2[..], br#"{"data":{"requestPasswordReset":true}}"#);
+    assert_eq!(
+        &answers[0].2[..],
+        br#"{"data":{"requestPasswordReset":true}}"#
+    );
     // The rows say nothing of whom they are for: the address is sealed.
     for row in request_rows(&app).await {
         assert!(
@@ -102,10 +110,18 @@ async fn the_known_address_gets_a_reset_mail_and_the_unknown_none() {
         assert_eq!(body["data"]["requestPasswordReset"], true, "{body}");
     }
     let mail = app.nth_mail(&known, 2).await;
-    assert_eq!(mail.link_path().as_deref(), Some("reset-password"), "{}", mail.text);
+    assert_eq!(
+        mail.link_path().as_deref(),
+        Some("reset-password"),
+        "{}",
+        mail.text
+    );
     assert_eq!(mail.code().len(), 6);
     requests_resolved(&app).await;
-    assert!(app.mails_to(&unknown).is_empty(), "nothing for an unknown address");
+    assert!(
+        app.mails_to(&unknown).is_empty(),
+        "nothing for an unknown address"
+    );
     assert_eq!(app.mails_to(&known).len(), 2);
 }
 
@@ -145,7 +161,9 @@ async fn without_an_app_url_the_link_goes_to_the_public_url() {
     app.register(&who).await;
     let verify = app.nth_mail(&who, 1).await;
     assert!(
-        verify.link().starts_with("https://auth.example.com/verify-email?token="),
+        verify
+            .link()
+            .starts_with("https://auth.example.com/verify-email?token="),
         "{}",
         verify.link()
     );
@@ -158,7 +176,9 @@ async fn without_an_app_url_the_link_goes_to_the_public_url() {
     .await;
     let reset = app.nth_mail(&who, 2).await;
     assert!(
-        reset.link().starts_with("https://auth.example.com/reset-password?token="),
+        reset
+            .link()
+            .starts_with("https://auth.example.com/reset-password?token="),
         "{}",
         reset.link()
     );
@@ -191,7 +211,10 @@ async fn a_reset_revokes_every_session_clears_the_lockout_verifies_and_sends_a_n
     for _ in 0..3 {
         app.login(&who, "a wrong guess of a password").await;
     }
-    assert_eq!(code(&app.login(&who, PASSWORD).await), Some("ACCOUNT_LOCKED"));
+    assert_eq!(
+        code(&app.login(&who, PASSWORD).await),
+        Some("ACCOUNT_LOCKED")
+    );
 
     app.request_reset(&who).await;
     let mail = app.nth_mail(&who, 2).await;
@@ -213,7 +236,11 @@ async fn a_reset_revokes_every_session_clears_the_lockout_verifies_and_sends_a_n
         assert_eq!(reason(&me), Some("REVOKED"), "{me}");
         let refreshed = app.refresh(s(old, "refreshToken")).await;
         assert!(refreshed["data"]["refresh"].is_null(), "{refreshed}");
-        assert_eq!(code(&refreshed), Some("INVALID_REFRESH_TOKEN"), "{refreshed}");
+        assert_eq!(
+            code(&refreshed),
+            Some("INVALID_REFRESH_TOKEN"),
+            "{refreshed}"
+        );
     }
     let fresh = app.login(&who, &password).await;
     assert!(fresh["errors"].is_null(), "the lockout is cleared: {fresh}");
@@ -224,7 +251,11 @@ async fn a_reset_revokes_every_session_clears_the_lockout_verifies_and_sends_a_n
 
     let notice = app.nth_mail(&who, 3).await;
     assert!(notice.link_path().is_none(), "{}", notice.text);
-    assert!(notice.subject.to_lowercase().contains("password"), "{}", notice.subject);
+    assert!(
+        notice.subject.to_lowercase().contains("password"),
+        "{}",
+        notice.subject
+    );
     assert!(!notice.raw.contains(&mail.token()) && !notice.raw.contains(&mail.code()));
 }
 

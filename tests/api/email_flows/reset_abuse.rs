@@ -16,7 +16,8 @@ async fn race(address: &str, token: &str, n: usize) -> Vec<(String, Value)> {
             let (client, start) = (client.clone(), start.clone());
             let url = format!("{address}/graphql");
             let password = new_password();
-            let body = json!({ "query": RESET, "variables": { "i": by_token(token), "p": password } });
+            let body =
+                json!({ "query": RESET, "variables": { "i": by_token(token), "p": password } });
             tokio::spawn(async move {
                 start.wait().await;
                 let answer: Value = client
@@ -81,21 +82,39 @@ async fn reset_requests_are_limited_per_ip() {
     let here = [("X-Forwarded-For", "203.0.113.7".to_owned())];
     for who in [known.clone(), email(), email()] {
         let body = app
-            .gql_with_headers(None, super::support::REQUEST_RESET, json!({ "e": who }), &here)
+            .gql_with_headers(
+                None,
+                super::support::REQUEST_RESET,
+                json!({ "e": who }),
+                &here,
+            )
             .await;
         assert_eq!(body["data"]["requestPasswordReset"], true, "{body}");
     }
     for who in [known.clone(), email()] {
         let body = app
-            .gql_with_headers(None, super::support::REQUEST_RESET, json!({ "e": who }), &here)
+            .gql_with_headers(
+                None,
+                super::support::REQUEST_RESET,
+                json!({ "e": who }),
+                &here,
+            )
             .await;
         assert_eq!(code(&body), Some("RATE_LIMITED"), "{body}");
     }
     let elsewhere = [("X-Forwarded-For", "198.51.100.4".to_owned())];
     let body = app
-        .gql_with_headers(None, super::support::REQUEST_RESET, json!({ "e": known }), &elsewhere)
+        .gql_with_headers(
+            None,
+            super::support::REQUEST_RESET,
+            json!({ "e": known }),
+            &elsewhere,
+        )
         .await;
-    assert_eq!(body["data"]["requestPasswordReset"], true, "another client: {body}");
+    assert_eq!(
+        body["data"]["requestPasswordReset"], true,
+        "another client: {body}"
+    );
 }
 
 #[tokio::test]
@@ -146,7 +165,10 @@ async fn guessing_reset_tokens_is_limited_per_ip() {
     let mail = app.nth_mail(&who, 2).await;
     for i in 0..3 {
         let body = app
-            .reset(by_token(&format!("guess-{i}-{}", "A".repeat(40))), &new_password())
+            .reset(
+                by_token(&format!("guess-{i}-{}", "A".repeat(40))),
+                &new_password(),
+            )
             .await;
         assert_eq!(code(&body), Some("INVALID_TOKEN"), "{body}");
     }

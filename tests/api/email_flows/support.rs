@@ -173,7 +173,10 @@ fn code_in(text: &str) -> Option<String> {
             run.clear();
         }
     }
-    assert!(codes.len() <= 1, "more than one code-like number: {codes:?}");
+    assert!(
+        codes.len() <= 1,
+        "more than one code-like number: {codes:?}"
+    );
     codes.pop()
 }
 
@@ -201,10 +204,7 @@ impl MailApp {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!(
-            "expected {n} messages to {to}, got {:?}",
-            self.mails_to(to)
-        );
+        panic!("expected {n} messages to {to}, got {:?}", self.mails_to(to));
     }
 
     /// Waits for the `n`-th message to `to` (1-based) and returns it.
@@ -236,7 +236,8 @@ pub const VERIFY: &str = "mutation($i: EmailTokenInput!) { verifyEmail(input: $i
 pub const REQUEST_RESET: &str = "mutation($e: String!) { requestPasswordReset(email: $e) }";
 pub const RESET: &str =
     "mutation($i: EmailTokenInput!, $p: String!) { resetPassword(input: $i, newPassword: $p) }";
-pub const REQUEST_CHANGE: &str = "mutation($e: String!, $p: String!) { requestEmailChange(newEmail: $e, currentPassword: $p) }";
+pub const REQUEST_CHANGE: &str =
+    "mutation($e: String!, $p: String!) { requestEmailChange(newEmail: $e, currentPassword: $p) }";
 pub const CONFIRM_CHANGE: &str = "mutation($i: EmailTokenInput!) { confirmEmailChange(input: $i) }";
 
 /// `{ token }` as an `EmailTokenInput`.
@@ -280,7 +281,8 @@ impl MailApp {
     }
 
     pub async fn confirm_change(&self, bearer: Option<&str>, input: Value) -> Value {
-        self.gql(bearer, CONFIRM_CHANGE, json!({ "i": input })).await
+        self.gql(bearer, CONFIRM_CHANGE, json!({ "i": input }))
+            .await
     }
 
     /// `me { emailVerified }` with `token`.

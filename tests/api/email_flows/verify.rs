@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::support::{by_code, by_token, codes, mail_app, mail_app_with, quota, wrong_code, SEND_VERIFICATION};
+use super::support::{
+    by_code, by_token, codes, mail_app, mail_app_with, quota, wrong_code, SEND_VERIFICATION,
+};
 use crate::helpers::{code, email, s};
 
 #[tokio::test]
@@ -19,7 +21,12 @@ async fn register_mails_a_link_and_a_code_and_the_link_verifies_without_an_acces
     assert_eq!(app.email_verified(token).await, json!(false));
 
     let mail = app.nth_mail(&who, 1).await;
-    assert_eq!(mail.link_path().as_deref(), Some("verify-email"), "{}", mail.text);
+    assert_eq!(
+        mail.link_path().as_deref(),
+        Some("verify-email"),
+        "{}",
+        mail.text
+    );
     assert!(mail.subject.contains("Warden"), "{}", mail.subject);
     let link_token = mail.token();
     assert!(link_token.len() >= 43, "≥ 256 bits: {link_token}");
@@ -61,7 +68,11 @@ async fn send_verification_email_needs_an_access_token_and_supersedes_the_older_
     assert_eq!(code(&anonymous), Some("UNAUTHENTICATED"), "{anonymous}");
 
     let body = app
-        .gql(Some(s(&payload, "accessToken")), SEND_VERIFICATION, json!({}))
+        .gql(
+            Some(s(&payload, "accessToken")),
+            SEND_VERIFICATION,
+            json!({}),
+        )
         .await;
     assert_eq!(body["data"]["sendVerificationEmail"], true, "{body}");
     let second = app.nth_mail(&who, 2).await;
@@ -88,7 +99,11 @@ async fn the_sixth_try_is_refused_even_with_the_right_code() {
         assert_eq!(code(&body), Some("INVALID_TOKEN"), "try {i}: {body}");
     }
     let body = app.verify(by_code(&who, &right)).await;
-    assert_eq!(code(&body), Some("INVALID_TOKEN"), "the code is dead: {body}");
+    assert_eq!(
+        code(&body),
+        Some("INVALID_TOKEN"),
+        "the code is dead: {body}"
+    );
     assert_eq!(
         app.email_verified(s(&payload, "accessToken")).await,
         json!(false)
@@ -151,12 +166,13 @@ async fn a_code_works_only_with_its_own_email_and_a_token_only_for_its_purpose()
     assert_eq!(code(&body), Some("INVALID_TOKEN"), "{body}");
     // A verification token is not a reset token.
     let body = app
-        .reset(by_token(&alice_mail.token()), "another fine long passphrase")
+        .reset(
+            by_token(&alice_mail.token()),
+            "another fine long passphrase",
+        )
         .await;
     assert_eq!(code(&body), Some("INVALID_TOKEN"), "{body}");
-    let login = app
-        .login(&alice, "another fine long passphrase")
-        .await;
+    let login = app.login(&alice, "another fine long passphrase").await;
     assert_eq!(code(&login), Some("INVALID_CREDENTIALS"), "{login}");
     // Neither call spent Alice's token.
     let body = app.verify(by_token(&alice_mail.token())).await;
