@@ -3,6 +3,7 @@
 //! it like a mail client, take the link's token or the 6-digit code, and
 //! complete the flow over HTTP.
 
+mod attacks;
 mod audit;
 mod change;
 mod cleanup;

@@ -340,3 +340,40 @@ pub fn codes(body: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// POSTs each of `requests` (a document and its variables) from its own
+/// tokio task, all released at once by a barrier; returns the answers in
+/// order. The caller's test should run on a multi-thread runtime.
+pub async fn race_gql(address: &str, requests: Vec<(String, Option<String>, Value)>) -> Vec<Value> {
+    let client = reqwest::Client::new();
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(requests.len()));
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|(query, bearer, variables)| {
+            let (client, start) = (client.clone(), start.clone());
+            let url = format!("{address}/graphql");
+            tokio::spawn(async move {
+                let mut request = client
+                    .post(url)
+                    .json(&json!({ "query": query, "variables": variables }));
+                if let Some(bearer) = bearer {
+                    request = request.bearer_auth(bearer);
+                }
+                start.wait().await;
+                let answer: Value = request
+                    .send()
+                    .await
+                    .expect("sent")
+                    .json()
+                    .await
+                    .expect("JSON");
+                answer
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for task in tasks {
+        out.push(task.await.expect("task"));
+    }
+    out
+}
