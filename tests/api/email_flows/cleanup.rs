@@ -1,17 +1,17 @@
-//! Cleanup of email tokens: used, superseded and expired ones go, live
-//! ones stay and still work.
+//! Cleanup of email tokens: used, superseded and expired ones are kept
+//! (hashes only) for the retention, then go; unused live ones stay and work.
 
 use std::time::Duration;
 
 use chrono::TimeDelta;
 use uuid::Uuid;
 
-use super::support::{by_token, mail_app_with};
+use super::support::{by_token, mail_app};
 use crate::helpers::{email, s};
 
 #[tokio::test]
 async fn cleanup_purges_used_superseded_and_expired_email_tokens_and_keeps_live_ones() {
-    let app = mail_app_with(|c| c.revoked_retention = Duration::from_secs(60)).await;
+    let app = mail_app().await;
     let t0 = app.clock.now();
 
     // Used: a verified address.
@@ -41,26 +41,34 @@ async fn cleanup_purges_used_superseded_and_expired_email_tokens_and_keeps_live_
     assert_eq!(count(&reset_id), 3, "its verification and two resets");
     assert_eq!(count(&live_id), 1);
 
-    // An hour on, past the reset TTL and the retention.
-    let when = t0 + TimeDelta::hours(1);
+    // An hour on, the resets are dead, but dead tokens are kept (hashes
+    // only) for the retention: nothing goes yet.
     app.clock.advance(Duration::from_secs(3600));
-    warden::cleanup::run_once(&app.state.db, &app.config, when)
+    let early = warden::cleanup::run_once(&app.state.db, &app.config, t0 + TimeDelta::hours(1))
         .await
         .unwrap();
-    let left: Vec<(Uuid, String)> = app
+    assert_eq!(early.email_tokens, 0, "{early:?}");
+    assert_eq!(app.email_tokens().await.len(), 5);
+
+    // Past the retention: used, superseded and expired ones go.
+    let when = t0 + warden::cleanup::EMAIL_TOKEN_RETENTION + TimeDelta::hours(1);
+    let later = warden::cleanup::run_once(&app.state.db, &app.config, when)
+        .await
+        .unwrap();
+    assert_eq!(later.email_tokens, 3, "{later:?}");
+    let mut left: Vec<(Uuid, String)> = app
         .email_tokens()
         .await
         .into_iter()
         .map(|t| (t.user_id, t.purpose))
         .collect();
+    left.sort();
     let mut expected = vec![
         (of(&reset_id), "verify".to_owned()),
         (of(&live_id), "verify".to_owned()),
     ];
     expected.sort();
-    let mut left_sorted = left.clone();
-    left_sorted.sort();
-    assert_eq!(left_sorted, expected, "only the live verifications stay");
+    assert_eq!(left, expected, "only the unused verifications stay");
 
     let body = app.verify(by_token(&live_mail.token())).await;
     assert_eq!(
