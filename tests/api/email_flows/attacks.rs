@@ -228,3 +228,39 @@ async fn redis_holds_no_address_after_the_mail_and_code_limits_count_it() {
         assert!(!dump.contains(local), "the address in the value of {key}");
     }
 }
+
+/// "A new mail invalidates older ones" must hold when the mails are asked
+/// for at once: each issue supersedes what it sees, so two concurrent
+/// issues (on Postgres, READ COMMITTED) can each miss the other's new row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_verification_mails_leave_only_one_live_token() {
+    let app = mail_app().await;
+    let who = email();
+    let payload = app.register(&who).await;
+    app.nth_mail(&who, 1).await;
+    let token = s(&payload, "accessToken").to_owned();
+    let requests = (0..6)
+        .map(|_| (SEND_VERIFICATION.to_owned(), Some(token.clone()), json!({})))
+        .collect();
+    let answers = race_gql(&app.address, requests).await;
+    for answer in &answers {
+        assert_eq!(answer["data"]["sendVerificationEmail"], true, "{answer}");
+    }
+    let user_id: uuid::Uuid = s(&payload["user"], "id").parse().unwrap();
+    let live: Vec<_> = app
+        .email_tokens()
+        .await
+        .into_iter()
+        .filter(|t| t.user_id == user_id && t.used_at.is_none())
+        .collect();
+    assert_eq!(live.len(), 1, "{live:?}");
+    // Over HTTP: of the seven mails, exactly one link still works.
+    let mails = app.wait_mails(&who, 7).await;
+    let mut working = 0;
+    for mail in &mails {
+        if app.verify(by_token(&mail.token())).await["data"]["verifyEmail"] == true {
+            working += 1;
+        }
+    }
+    assert_eq!(working, 1);
+}

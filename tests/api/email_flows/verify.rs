@@ -198,3 +198,20 @@ async fn codes_are_rate_limited_per_email() {
     let body = app.verify(by_code(&bob, &bob_code)).await;
     assert_eq!(body["data"]["verifyEmail"], true, "{body}");
 }
+
+#[tokio::test]
+async fn the_email_beside_a_code_is_read_like_a_login_email() {
+    let app = mail_app().await;
+    let who = email();
+    let payload = app.register(&who).await;
+    let mail = app.nth_mail(&who, 1).await;
+    let typed = format!("  {}  ", who.to_uppercase());
+    let body = app
+        .verify(by_code(&typed, &format!(" {} ", mail.code())))
+        .await;
+    assert_eq!(body["data"]["verifyEmail"], true, "{body}");
+    assert_eq!(
+        app.email_verified(s(&payload, "accessToken")).await,
+        json!(true)
+    );
+}
