@@ -188,3 +188,33 @@ async fn an_email_change_token_does_not_verify_or_reset() {
         "still usable: {body}"
     );
 }
+
+#[tokio::test]
+async fn a_moved_account_ignores_tokens_mailed_to_its_old_address() {
+    let app = mail_app().await;
+    let old = email();
+    let caller = app.register(&old).await;
+    let verify = app.nth_mail(&old, 1).await;
+    app.request_reset(&old).await;
+    let reset = app.nth_mail(&old, 2).await;
+    assert_eq!(reset.link_path().as_deref(), Some("reset-password"));
+    let new = email();
+    app.request_change(Some(s(&caller, "accessToken")), &new, PASSWORD)
+        .await;
+    let confirm = app.nth_mail(&new, 1).await;
+    let body = app
+        .confirm_change(Some(s(&caller, "accessToken")), by_token(&confirm.token()))
+        .await;
+    assert_eq!(body["data"]["confirmEmailChange"], true, "{body}");
+
+    // Whoever still reads the old mailbox can do nothing with what it got.
+    for input in [by_token(&reset.token()), by_code(&old, &reset.code())] {
+        let body = app.reset(input.clone(), "the old inbox takes over").await;
+        assert_eq!(code(&body), Some("INVALID_TOKEN"), "{input}: {body}");
+    }
+    for input in [by_token(&verify.token()), by_code(&old, &verify.code())] {
+        let body = app.verify(input.clone()).await;
+        assert_eq!(code(&body), Some("INVALID_TOKEN"), "{input}: {body}");
+    }
+    assert!(app.login(&new, PASSWORD).await["errors"].is_null());
+}

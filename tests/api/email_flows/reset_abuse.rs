@@ -193,3 +193,36 @@ async fn a_reset_token_is_not_a_verification_or_email_change_token() {
     let body = app.reset(by_token(&mail.token()), &password).await;
     assert_eq!(body["data"]["resetPassword"], true, "still usable: {body}");
 }
+
+#[tokio::test]
+async fn two_instances_resolve_each_reset_request_once() {
+    let a = mail_app().await;
+    let b = a.sibling().await;
+    let mut people = Vec::new();
+    for _ in 0..8 {
+        let who = email();
+        a.register(&who).await;
+        people.push(who);
+    }
+    for (i, who) in people.iter().enumerate() {
+        let app = if i % 2 == 0 { &a.app } else { &b };
+        let body = app
+            .gql(None, super::support::REQUEST_RESET, json!({ "e": who }))
+            .await;
+        assert_eq!(body["data"]["requestPasswordReset"], true, "{body}");
+    }
+    warden::services::mail::wake(&a.state);
+    warden::services::mail::wake(&b.state);
+    for who in &people {
+        a.wait_mails(who, 2).await;
+    }
+    a.settle().await;
+    for who in &people {
+        let resets = a
+            .mails_to(who)
+            .iter()
+            .filter(|m| m.link_path().as_deref() == Some("reset-password"))
+            .count();
+        assert_eq!(resets, 1, "one reset mail for {who}");
+    }
+}
