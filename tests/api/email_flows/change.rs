@@ -218,3 +218,30 @@ async fn a_moved_account_ignores_tokens_mailed_to_its_old_address() {
     }
     assert!(app.login(&new, PASSWORD).await["errors"].is_null());
 }
+
+#[tokio::test]
+async fn a_bearer_of_another_account_spares_none_of_the_moved_accounts_sessions() {
+    let app = mail_app().await;
+    let old = email();
+    let owner = app.register(&old).await;
+    let stranger = app.register(&email()).await;
+    let new = email();
+    app.request_change(Some(s(&owner, "accessToken")), &new, PASSWORD)
+        .await;
+    let confirm = app.nth_mail(&new, 1).await;
+    let body = app
+        .confirm_change(
+            Some(s(&stranger, "accessToken")),
+            by_token(&confirm.token()),
+        )
+        .await;
+    assert_eq!(body["data"]["confirmEmailChange"], true, "{body}");
+    let me = app.me(Some(s(&owner, "accessToken"))).await;
+    assert_eq!(reason(&me), Some("REVOKED"), "{me}");
+    let me = app.me(Some(s(&stranger, "accessToken"))).await;
+    assert!(
+        me["errors"].is_null(),
+        "the stranger's own session is untouched: {me}"
+    );
+    assert_ne!(me["data"]["me"]["email"], json!(new.to_lowercase()));
+}

@@ -7,6 +7,7 @@ mod attacks;
 mod audit;
 mod change;
 mod cleanup;
+mod inputs;
 mod parsing;
 mod require;
 mod reset;
