@@ -226,3 +226,34 @@ async fn two_instances_resolve_each_reset_request_once() {
         assert_eq!(resets, 1, "one reset mail for {who}");
     }
 }
+
+/// The owner who reset their password can sign in from a new device even
+/// after a spread-out guessing run had put the address under its global
+/// lock (many clients' failures), not just a per-client one.
+#[tokio::test]
+async fn a_reset_lifts_the_global_lock_of_the_address() {
+    let app = mail_app_with(|c| {
+        c.lockout_threshold = 1000;
+        c.lockout_global_threshold = 3;
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let who = email();
+    app.register(&who).await;
+    for i in 0..3 {
+        let from = [("X-Forwarded-For", format!("203.0.113.{}", 10 + i))];
+        app.login_with_headers(&who, "a wrong guess of a password", &from)
+            .await;
+    }
+    let new_device = [("X-Forwarded-For", "198.51.100.20".to_owned())];
+    let locked = app.login_with_headers(&who, PASSWORD, &new_device).await;
+    assert_eq!(code(&locked), Some("ACCOUNT_LOCKED"), "{locked}");
+
+    app.request_reset(&who).await;
+    let mail = app.nth_mail(&who, 2).await;
+    let password = new_password();
+    let body = app.reset(by_token(&mail.token()), &password).await;
+    assert_eq!(body["data"]["resetPassword"], true, "{body}");
+    let after = app.login_with_headers(&who, &password, &new_device).await;
+    assert!(after["errors"].is_null(), "{after}");
+}
