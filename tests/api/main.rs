@@ -15,6 +15,7 @@ mod cookie_headers;
 mod cross_site;
 mod deploy;
 mod devices;
+mod email_flows;
 mod graphiql;
 mod graphql_cost;
 mod helpers;
