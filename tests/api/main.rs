@@ -22,6 +22,7 @@ mod identities;
 mod instances;
 mod ipv6;
 mod keys;
+mod landing;
 mod lockout;
 mod logout;
 mod mail;
