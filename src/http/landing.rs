@@ -11,7 +11,9 @@
 //! token; the service applies `WARDEN_RATE_EMAIL_TOKEN_IP` there. The reset
 //! form checks the repeated password and the policy before calling the
 //! service, so a typo costs no token, and re-renders itself (token kept)
-//! with the message beside the field. Success never logs anyone in: the app
+//! with the message beside the field (status 200: it is a page with a form,
+//! and a 4xx document is a console error in every browser). Success never
+//! logs anyone in: the app
 //! (or the user) then calls `login`, which keeps any second factor in force.
 //!
 //! # Hardening
@@ -283,13 +285,7 @@ async fn submit(
         Flow::Reset => {
             let password = fields.password.unwrap_or_default();
             let retry = |problems: Problems<'_>| {
-                page::form(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    product,
-                    flow,
-                    &token,
-                    &problems,
-                )
+                page::form(StatusCode::OK, product, flow, &token, &problems)
             };
             if password != fields.confirm.unwrap_or_default() {
                 return retry(Problems {
@@ -340,13 +336,7 @@ async fn submit(
                     ..Problems::default()
                 }
             };
-            page::form(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                product,
-                flow,
-                &token,
-                &problems,
-            )
+            page::form(StatusCode::OK, product, flow, &token, &problems)
         }
         Err(AppError::RateLimited { retry_after }) => {
             let banner = format!(
