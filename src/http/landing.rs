@@ -40,109 +40,29 @@
 //! generic message, never internal detail (an internal error is logged with
 //! the request id, which the page shows).
 
+mod flow;
 mod flows;
+mod guard;
+mod outcome;
 mod page;
 
 use std::sync::Arc;
 
 use poem::{
     get, handler,
-    http::{header, HeaderMap, StatusCode},
+    http::{header, StatusCode},
     web::Data,
     Body, EndpointExt, Request, Response, Route,
 };
 use serde::Deserialize;
 
-use self::flows::{Purpose, TokenInput, TokenState};
+pub use self::flow::Flow;
+use self::flows::{TokenInput, TokenState};
+use self::guard::{from_another_site, is_form};
+use self::outcome::{dead_link, failure, not_valid, sentence, wait_in_words};
 use self::page::Problems;
 use super::HttpState;
-use crate::{
-    auth::password::Password,
-    config::Config,
-    error::{AppError, Chain},
-    meta::RequestMeta,
-};
-
-/// The three links a mail may carry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Flow {
-    /// `/verify-email`.
-    Verify,
-    /// `/reset-password`.
-    Reset,
-    /// `/confirm-email`.
-    Change,
-}
-
-impl Flow {
-    /// The path segment (relative, so a `WARDEN_PUBLIC_URL` with a path
-    /// prefix keeps working as the form's `action`).
-    fn path(self) -> &'static str {
-        match self {
-            Self::Verify => "verify-email",
-            Self::Reset => "reset-password",
-            Self::Change => "confirm-email",
-        }
-    }
-
-    fn purpose(self) -> Purpose {
-        match self {
-            Self::Verify => Purpose::Verify,
-            Self::Reset => Purpose::Reset,
-            Self::Change => Purpose::Change,
-        }
-    }
-
-    fn title(self) -> &'static str {
-        match self {
-            Self::Verify => "Verify your email",
-            Self::Reset => "Choose a new password",
-            Self::Change => "Confirm your new email",
-        }
-    }
-
-    fn intro(self) -> &'static str {
-        match self {
-            Self::Verify => "Confirm that this email address belongs to your account.",
-            Self::Reset => "Enter the new password for your account, twice.",
-            Self::Change => "Confirm that your account should move to this email address.",
-        }
-    }
-
-    fn button(self) -> &'static str {
-        match self {
-            Self::Verify => "Verify my email",
-            Self::Reset => "Set my new password",
-            Self::Change => "Confirm my new email",
-        }
-    }
-
-    fn done(self) -> (&'static str, &'static str) {
-        match self {
-            Self::Verify => (
-                "Email verified",
-                "Your email address is verified. You can close this page.",
-            ),
-            Self::Reset => (
-                "Password changed",
-                "Your password was changed. You can now log in.",
-            ),
-            Self::Change => (
-                "Email changed",
-                "Your email address was changed. Use it the next time you log in.",
-            ),
-        }
-    }
-
-    /// What to do when this flow's link no longer works.
-    fn ask_again(self) -> &'static str {
-        match self {
-            Self::Verify => "Log in to the app and ask for a new verification email.",
-            Self::Reset => "Ask for a new password reset email from the app's log-in page.",
-            Self::Change => "Log in to the app and ask for the email change again.",
-        }
-    }
-}
+use crate::{auth::password::Password, config::Config, error::AppError, meta::RequestMeta};
 
 /// Adds the three pages to `route`.
 pub fn register(route: Route) -> Route {
@@ -371,155 +291,6 @@ async fn submit(
     }
 }
 
-/// The page for a link that cannot be used.
-fn dead_link(product: &str, flow: Flow, state: TokenState) -> Response {
-    match state {
-        TokenState::Expired => page::message(
-            StatusCode::GONE,
-            product,
-            "Link expired",
-            &["This link has expired.", flow.ask_again()],
-        ),
-        TokenState::Used => page::message(
-            StatusCode::GONE,
-            product,
-            "Link already used",
-            &[
-                "This link was already used or a newer email replaced it.",
-                match flow {
-                    Flow::Verify => "If you already verified your email, there is nothing left to do. Otherwise open the link in the most recent email, or log in to the app and ask for a new one.",
-                    Flow::Reset => "If you already chose a new password, log in with it. Otherwise open the link in the most recent email, or ask for a new password reset.",
-                    Flow::Change => "If you already confirmed the change, log in with the new address. Otherwise open the link in the most recent email.",
-                },
-            ],
-        ),
-        TokenState::Live | TokenState::Unknown => not_valid(product, flow),
-    }
-}
-
-fn not_valid(product: &str, flow: Flow) -> Response {
-    page::message(
-        StatusCode::NOT_FOUND,
-        product,
-        "Link not valid",
-        &[
-            "This link is not valid.",
-            &format!(
-                "Check that you opened the whole link from the email. {}",
-                flow.ask_again()
-            ),
-        ],
-    )
-}
-
-/// Any other error: a generic page; an internal one is logged with its cause.
-fn failure(product: &str, err: AppError, request_id: &str) -> Response {
-    match &err {
-        AppError::ServiceUnavailable(_) => page::message(
-            StatusCode::SERVICE_UNAVAILABLE,
-            product,
-            "Try again shortly",
-            &[
-                "The service is busy or briefly unavailable.",
-                "Wait a moment, then reload this page.",
-            ],
-        ),
-        AppError::Internal(source) => {
-            tracing::error!(request_id, error = %Chain(source.as_ref()), "internal error on a landing page");
-            page::message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                product,
-                "Something went wrong",
-                &[
-                    "Something went wrong on our side; nothing was changed by this page.",
-                    &format!("Try again later. If it keeps happening, contact support and quote reference {request_id}."),
-                ],
-            )
-        }
-        _ => page::message(
-            StatusCode::BAD_REQUEST,
-            product,
-            "Request not completed",
-            &[
-                "This request could not be completed.",
-                "Open the link from your email again.",
-            ],
-        ),
-    }
-}
-
-/// `message` with a capital first letter and a final full stop.
-fn sentence(message: &str) -> String {
-    let mut chars = message.chars();
-    let mut out: String = chars
-        .next()
-        .map(|c| c.to_uppercase().collect())
-        .unwrap_or_default();
-    out.push_str(chars.as_str());
-    if !out.ends_with('.') {
-        out.push('.');
-    }
-    out
-}
-
-/// `secs` as a person would say it, rounded up: "45 seconds", "2 minutes".
-fn wait_in_words(secs: u64) -> String {
-    let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
-    if secs < 60 {
-        plural(secs.max(1), "second")
-    } else if secs < 3600 {
-        plural(secs.div_ceil(60), "minute")
-    } else {
-        plural(secs.div_ceil(3600), "hour")
-    }
-}
-
-fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| {
-            m.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
-}
-
-/// True when the browser says this POST comes from another site (see the
-/// module docs). `authority` is the request URI's, for HTTP/2.
-fn from_another_site(headers: &HeaderMap, authority: Option<&str>, config: &Config) -> bool {
-    let text = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &header::HeaderValue| v.to_str().ok())
-    };
-    if matches!(text("sec-fetch-site"), Some("cross-site" | "same-site")) {
-        return true;
-    }
-    let Some(origin) = text(header::ORIGIN.as_str()) else {
-        return false;
-    };
-    if origin == "null" {
-        return false;
-    }
-    let public = config.public_url();
-    if origin.eq_ignore_ascii_case(origin_of(&public)) {
-        return false;
-    }
-    let addressed = text(header::HOST.as_str()).or(authority);
-    let origin_authority = origin.split_once("://").map(|(_, rest)| rest);
-    !matches!((origin_authority, addressed), (Some(a), Some(b)) if a.eq_ignore_ascii_case(b))
-}
-
-/// `scheme://host[:port]` of a URL.
-fn origin_of(url: &str) -> &str {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    let end = url[after_scheme..]
-        .find('/')
-        .map_or(url.len(), |i| after_scheme + i);
-    &url[..end]
-}
-
 fn request_meta(req: &Request, config: &Config) -> RequestMeta {
     // Found once by the access layer, which wraps every route.
     let ip = super::access::client(req).flatten();
@@ -543,21 +314,5 @@ mod tests {
         assert!(!well_formed("short"));
         assert!(!well_formed("abcdefghijklmnop<"));
         assert!(!well_formed("abcdefghijklmnop=="));
-    }
-
-    #[test]
-    fn waits_and_messages_read_as_sentences() {
-        assert_eq!(wait_in_words(1), "1 second");
-        assert_eq!(wait_in_words(61), "2 minutes");
-        assert_eq!(wait_in_words(3600), "1 hour");
-        assert_eq!(
-            sentence("password must be at least 8 bytes"),
-            "Password must be at least 8 bytes."
-        );
-        assert_eq!(
-            origin_of("https://auth.example.com/base/"),
-            "https://auth.example.com"
-        );
-        assert_eq!(origin_of("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
     }
 }
