@@ -20,8 +20,8 @@
 //! The pages have no script and no external asset; their one inline style
 //! is allowed by its hash ([`page::CSP`]). `Referrer-Policy: no-referrer`
 //! (the token is in the URL), `X-Frame-Options: DENY`, `Cache-Control:
-//! no-store`, `X-Content-Type-Options: nosniff`. A token that is not 16 to
-//! 128 characters of the base64url alphabet gets the "not valid" page
+//! no-store`, `X-Content-Type-Options: nosniff`. A token that is not 43
+//! base64url characters (the shape Warden issues) gets the "not valid" page
 //! before any lookup, and every inserted value is escaped. The body is read
 //! under `WARDEN_MAX_BODY_BYTES` and `WARDEN_IDLE_TIMEOUT`, like GraphQL's.
 //!
@@ -41,7 +41,6 @@
 //! the request id, which the page shows).
 
 mod flow;
-mod flows;
 mod guard;
 mod outcome;
 mod page;
@@ -57,12 +56,17 @@ use poem::{
 use serde::Deserialize;
 
 pub use self::flow::Flow;
-use self::flows::{TokenInput, TokenState};
 use self::guard::{from_another_site, is_form};
 use self::outcome::{dead_link, failure, not_valid, sentence, wait_in_words};
 use self::page::Problems;
 use super::HttpState;
-use crate::{auth::password::Password, config::Config, error::AppError, meta::RequestMeta};
+use crate::{
+    auth::{opaque_token, password::Password},
+    config::Config,
+    error::AppError,
+    meta::RequestMeta,
+    services::email::{self as flows, TokenInput, TokenState},
+};
 
 /// Adds the three pages to `route`.
 pub fn register(route: Route) -> Route {
@@ -76,17 +80,11 @@ pub fn register(route: Route) -> Route {
         })
 }
 
-/// Longest token looked up, in characters.
-const MAX_TOKEN: usize = 128;
-/// Shortest token looked up, in characters.
-const MIN_TOKEN: usize = 16;
-
-/// True when `token` could be a link token: base64url, sane length.
+/// True when `token` has the shape of a link token (43 base64url
+/// characters): anything else gets the "not valid" page with no lookup,
+/// and is never echoed.
 fn well_formed(token: &str) -> bool {
-    (MIN_TOKEN..=MAX_TOKEN).contains(&token.len())
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    opaque_token::looks_valid(token)
 }
 
 #[derive(Deserialize)]
@@ -307,12 +305,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_base64url_tokens_of_a_sane_length_are_looked_up() {
+    fn only_tokens_of_the_issued_shape_are_looked_up() {
         assert!(well_formed(&"a".repeat(43)));
-        assert!(well_formed("abcDEF012-_abcdef"));
-        assert!(!well_formed(&"a".repeat(129)));
+        assert!(well_formed(&format!("{}-_", "aZ0".repeat(13) + "x9")));
+        assert!(!well_formed(&"a".repeat(44)));
         assert!(!well_formed("short"));
-        assert!(!well_formed("abcdefghijklmnop<"));
-        assert!(!well_formed("abcdefghijklmnop=="));
+        assert!(!well_formed(&format!("{}<", "a".repeat(42))));
+        assert!(!well_formed(&format!("{}=", "a".repeat(42))));
     }
 }

@@ -1,6 +1,6 @@
 //! [`Flow`]: the three links a mail may carry, and what each page says.
 
-use super::flows::Purpose;
+use crate::services::email::Purpose;
 
 /// The three links a mail may carry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,8 +3,11 @@
 
 use poem::{http::StatusCode, Response};
 
-use super::{flows::TokenState, page, Flow};
-use crate::error::{AppError, Chain};
+use super::{page, Flow};
+use crate::{
+    error::{AppError, Chain},
+    services::email::TokenState,
+};
 
 /// The page for a link that cannot be used.
 pub(super) fn dead_link(product: &str, flow: Flow, state: TokenState) -> Response {
