@@ -5,7 +5,7 @@
 // password first (the page must re-render the form with the policy beside
 // the field), then NEW_PASSWORD in both fields; otherwise the one button.
 // Reports what it saw; the Rust test asserts on it.
-// Usage: node landing.mjs LINK [NEW_PASSWORD]
+// Usage: node landing.mjs LINK [NEW_PASSWORD]  (LANDING_SCREENSHOT=file.png saves the first look)
 import { launch } from './lib/browser.mjs';
 import { run } from './lib/report.mjs';
 
@@ -60,6 +60,8 @@ run(async ([link, newPassword]) => {
     // Give late violations (a blocked style, a favicon) a moment to report.
     await new Promise((resolve) => setTimeout(resolve, 300));
     const csp = await look.evaluate(() => window.__csp);
+    // For a person to look at: LANDING_SCREENSHOT=/tmp/page.png.
+    if (process.env.LANDING_SCREENSHOT) await look.screenshot({ path: process.env.LANDING_SCREENSHOT });
     await look.close();
 
     // 2. JavaScript off: the form works without it.

@@ -36,7 +36,9 @@ button:focus-visible,input:focus-visible{outline:3px solid #f5a623;outline-offse
 .hint{font-size:.9rem;color:#4a4a55;margin:.25rem 0 0}\
 .error{color:#b00020;font-weight:600}\
 .field-error{font-size:.9rem;margin:.25rem 0 0}\
-.next{color:#4a4a55}";
+.next{color:#4a4a55}\
+.product{font-size:.85rem;font-weight:600;letter-spacing:.04em;text-transform:uppercase;\
+color:#4a4a55;margin:0 0 .5rem}";
 
 /// `Content-Security-Policy` of every landing page: nothing loads, the one
 /// inline style is allowed by its hash, forms post only to this origin, no
@@ -73,7 +75,7 @@ fn document(product: &str, title: &str, main: &str) -> String {
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
 <meta name=\"robots\" content=\"noindex\">\n\
 <title>{title} · {product}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n\
-<h1>{title}</h1>\n{main}</main>\n</body>\n</html>\n",
+<p class=\"product\">{product}</p>\n<h1>{title}</h1>\n{main}</main>\n</body>\n</html>\n",
         title = escape(title),
         product = escape(product),
     )

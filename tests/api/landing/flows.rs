@@ -274,6 +274,14 @@ async fn each_token_state_renders_its_message() {
         .unwrap()
         .contains("This link has expired."));
 
+    // A token of another purpose is not valid here.
+    request_reset(&app, &address).await;
+    let reset = mailed_link(&smtp, "/reset-password").await;
+    let elsewhere = format!("{}/verify-email?token={}", app.address, token_of(&reset));
+    let wrong = open(&app, Method::GET, &elsewhere).await;
+    assert_eq!(wrong.status(), StatusCode::NOT_FOUND);
+    assert!(wrong.text().await.unwrap().contains("This link is not valid."));
+
     // Never issued.
     let unknown = open(
         &app,
