@@ -280,7 +280,11 @@ async fn each_token_state_renders_its_message() {
     let elsewhere = format!("{}/verify-email?token={}", app.address, token_of(&reset));
     let wrong = open(&app, Method::GET, &elsewhere).await;
     assert_eq!(wrong.status(), StatusCode::NOT_FOUND);
-    assert!(wrong.text().await.unwrap().contains("This link is not valid."));
+    assert!(wrong
+        .text()
+        .await
+        .unwrap()
+        .contains("This link is not valid."));
 
     // Never issued.
     let unknown = open(
