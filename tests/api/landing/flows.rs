@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::{assert_security_headers, post_form, UNKNOWN};
 use crate::{
-    helpers::{email, spawn_app_with, TestApp, PASSWORD},
+    helpers::{captured_logs, email, spawn_app_with, TestApp, PASSWORD},
     smtp::{free_port, Smtp},
 };
 
@@ -506,4 +506,40 @@ fn assert_browser_saw_a_clean_page(report: &serde_json::Value, heading: &str) {
         "no console error: {report}"
     );
     assert_eq!(report["offsite"], json!([]), "{report}");
+}
+
+#[tokio::test]
+async fn a_cross_site_post_spends_nothing_and_no_token_is_logged() {
+    let (app, smtp) = app_with_mail(|_| {}).await;
+    let address = email();
+    let session = app.register(&address).await;
+    let access = session["accessToken"].as_str().unwrap().to_owned();
+    let link = mailed_link(&smtp, "/verify-email").await;
+    let token = token_of(&link);
+    // A page on another site auto-submitting the form it copied.
+    for headers in [
+        &[
+            ("origin", "https://evil.example"),
+            ("sec-fetch-site", "cross-site"),
+        ][..],
+        &[("origin", "null"), ("sec-fetch-site", "cross-site")][..],
+    ] {
+        let response = post_form(&app, "/verify-email", &[("token", &token)], headers).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{headers:?}");
+    }
+    assert!(!email_verified(&app, &access).await);
+    // The owner's own click still works: nothing was spent.
+    let response = post_form(
+        &app,
+        "/verify-email",
+        &[("token", &token)],
+        &[("origin", "null"), ("sec-fetch-site", "same-origin")],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(email_verified(&app, &access).await);
+    assert!(
+        !captured_logs().contains(&token),
+        "the token is never logged (not even its request line)"
+    );
 }
