@@ -13,8 +13,9 @@
 //! service, so a typo costs no token, and re-renders itself (token kept)
 //! with the message beside the field (status 200: it is a page with a form,
 //! and a 4xx document is a console error in every browser). Success never
-//! logs anyone in: the app
-//! (or the user) then calls `login`, which keeps any second factor in force.
+//! logs anyone in: the app (or the user) then calls `login`, which keeps
+//! any second factor in force. A GET is not counted against the rule: it
+//! spends nothing, and guessing a 256-bit token by its page is hopeless.
 //!
 //! # Hardening
 //! The pages have no script and no external asset; their one inline style
@@ -55,7 +56,7 @@ use poem::{
 };
 use serde::Deserialize;
 
-pub use self::flow::Flow;
+use self::flow::Flow;
 use self::guard::{from_another_site, is_form};
 use self::outcome::{dead_link, failure, not_valid, sentence, wait_in_words};
 use self::page::Problems;
