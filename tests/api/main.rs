@@ -23,6 +23,7 @@ mod identities;
 mod instances;
 mod ipv6;
 mod keys;
+mod landing;
 mod lockout;
 mod logout;
 mod mail;
