@@ -25,6 +25,7 @@ mod keys;
 mod lockout;
 mod logout;
 mod mail;
+mod mail_templates;
 mod metrics;
 mod node;
 mod ops;

@@ -48,6 +48,19 @@ pub const FILES: &[(&str, &str)] = built_in![
 ///
 /// The error is one line, naming the file.
 pub fn load(config: &Config) -> Result<Environment<'static>, String> {
+    // The product name goes into the `From` header as well as subjects:
+    // a line break there would make every mail unformattable (or forge a
+    // header), so it is refused here, where every mail starts.
+    if config
+        .product_name
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+    {
+        return Err(
+            "WARDEN_PRODUCT_NAME: no control characters or line breaks (it goes into mail headers)"
+                .to_owned(),
+        );
+    }
     let mut env = Environment::new();
     // `.html` → HTML escaping, anything else (`.subject`, `.txt`) → none:
     // minijinja's default callback, by file extension.

@@ -223,14 +223,20 @@ fn line_breaks_in_values_never_start_a_second_header() {
         "password-reset.subject",
         "{{ username }}, reset your {{ product }} password",
     )]);
-    let mut config = with_overrides(dir.path());
-    config.product_name = "Acme\r\nBcc: evil@example.com".to_owned();
+    let config = with_overrides(dir.path());
+    let env = load(&config).expect("templates load");
+    // Start-up refuses such a product name; rendering strips it anyway.
+    let mut odd = config.clone();
+    odd.product_name = "Acme\r\nBcc: evil@example.com".to_owned();
+    let err = load(&odd).expect_err("refused");
+    assert!(err.starts_with("WARDEN_PRODUCT_NAME"), "{err}");
     let values = MailValues {
         username: Some("ada\nX-Injected: 1\r\n\r\nbody".to_owned()),
         ..values()
     };
     for kind in MailKind::ALL {
-        let (subject, text, html) = parts(&config, kind, &values);
+        let vars = variables(&odd, kind, "old@example.com", &values);
+        let (subject, text, html) = render(&env, kind, &vars).expect("renders");
         assert!(!subject.contains(['\r', '\n']), "{subject:?}");
         let message = Message::builder()
             .from("Acme <no-reply@example.com>".parse().expect("from"))
@@ -249,7 +255,8 @@ fn line_breaks_in_values_never_start_a_second_header() {
             );
         }
     }
-    let (subject, _, _) = parts(&config, MailKind::PasswordReset, &values);
+    let vars = variables(&odd, MailKind::PasswordReset, "old@example.com", &values);
+    let (subject, _, _) = render(&env, MailKind::PasswordReset, &vars).expect("renders");
     assert_eq!(
         subject,
         "ada X-Injected: 1 body, reset your Acme Bcc: evil@example.com password"
