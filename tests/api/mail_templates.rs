@@ -60,7 +60,10 @@ async fn a_mail_from_an_override_directory_arrives_as_text_and_html_alternatives
         "password-reset.subject",
         "{{ product }}: choose a new password, {{ username }}\n",
     )]);
-    let app = app(port, dir.path(), |c| c.product_name = "Acme Cloud".to_owned()).await;
+    let app = app(port, dir.path(), |c| {
+        c.product_name = "Acme Cloud".to_owned()
+    })
+    .await;
     let mail = compose(
         &app.state,
         MailKind::PasswordReset,
@@ -88,7 +91,10 @@ async fn a_mail_from_an_override_directory_arrives_as_text_and_html_alternatives
     assert_eq!(message_id, format!("<{}>", row.message_id));
     let date = headers.get_first_value("Date").expect("Date");
     let sent_at = mailparse::dateparse(&date).expect("an RFC 5322 date");
-    assert!((sent_at - app.clock.now().timestamp()).abs() < 3600, "{date}");
+    assert!(
+        (sent_at - app.clock.now().timestamp()).abs() < 3600,
+        "{date}"
+    );
     assert!(
         headers
             .get_first_value("From")
@@ -105,7 +111,10 @@ async fn a_mail_from_an_override_directory_arrives_as_text_and_html_alternatives
 
     let link = format!("https://app.example.com/account/reset-password?token={TOKEN}");
     assert!(text.contains(&link), "{text}");
-    assert!(text.contains("582049") && text.contains("30 minutes"), "{text}");
+    assert!(
+        text.contains("582049") && text.contains("30 minutes"),
+        "{text}"
+    );
     assert!(text.contains("Hello <b>ada</b>,"), "text is plain: {text}");
     assert!(text.contains("Not you?"), "{text}");
 
@@ -113,7 +122,10 @@ async fn a_mail_from_an_override_directory_arrives_as_text_and_html_alternatives
     assert!(shown.contains(&format!("href=\"{link}\"")), "{html}");
     assert!(shown.contains(&format!(">{link}</a>")), "{html}");
     assert!(html.contains("582049"), "{html}");
-    assert!(html.contains("Hello &lt;b&gt;ada&lt;&#x2f;b&gt;,"), "{html}");
+    assert!(
+        html.contains("Hello &lt;b&gt;ada&lt;&#x2f;b&gt;,"),
+        "{html}"
+    );
     assert!(!html.contains("<b>ada"), "{html}");
     assert!(!html.contains("<style") && !html.contains("<img"), "{html}");
 }
@@ -194,7 +206,10 @@ async fn bad_templates_stop_start_up_with_one_line_naming_the_file() {
     }
     let gone = tempfile::tempdir().expect("temp dir");
     let why = refusal(&gone.path().join("missing")).await;
-    assert!(why.contains("missing") && why.contains("WARDEN_MAIL_TEMPLATES"), "{why}");
+    assert!(
+        why.contains("missing") && why.contains("WARDEN_MAIL_TEMPLATES"),
+        "{why}"
+    );
 }
 
 #[tokio::test]
