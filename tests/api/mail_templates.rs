@@ -15,8 +15,10 @@ use warden::{
     startup::App,
 };
 
+use serde_json::json;
+
 use crate::{
-    helpers::{spawn_app_with, test_database, TestApp},
+    helpers::{spawn_app_with, test_database, TestApp, PASSWORD},
     smtp::{free_port, Smtp},
 };
 
@@ -219,4 +221,94 @@ async fn a_line_break_in_the_product_name_stops_start_up() {
     let why = refusal_with(|c| c.product_name = "Acme\r\nBcc: evil@example.com".to_owned()).await;
     assert!(why.starts_with("WARDEN_PRODUCT_NAME"), "{why}");
     assert!(!why.contains('\n'), "{why}");
+}
+
+/// The decoded text of every `href="…"` in `html`.
+fn hrefs(html: &str) -> Vec<String> {
+    html.split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(|h| {
+            h.replace("&#x2f;", "/")
+                .replace("&#x27;", "'")
+                .replace("&quot;", "\"")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_registration_mail_button_verifies_the_address_and_ignores_a_spoofed_host() {
+    let port = free_port();
+    let smtp = Smtp::start(port).await;
+    let dir = overrides(&[]);
+    let app = app(port, dir.path(), |c| c.product_name = "Acme".to_owned()).await;
+    let email = crate::helpers::email();
+    let body = app
+        .gql_with_headers(
+            None,
+            "mutation($i: RegisterInput!) { register(input: $i) { accessToken } }",
+            json!({ "i": { "email": email, "password": PASSWORD, "username": "<i>ada</i>" } }),
+            &[
+                ("Host", "evil.example".to_owned()),
+                ("X-Forwarded-Host", "evil.example".to_owned()),
+            ],
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let access = body["data"]["register"]["accessToken"]
+        .as_str()
+        .expect("an access token")
+        .to_owned();
+
+    let got = smtp.wait_for(1).await;
+    let parsed = mailparse::parse_mail(got[0].as_bytes()).unwrap();
+    use mailparse::MailHeaderMap;
+    assert_eq!(
+        parsed.headers.get_first_value("Subject").as_deref(),
+        Some("Verify your email address for Acme")
+    );
+    let text = parsed.subparts[0].get_body().unwrap();
+    let html = parsed.subparts[1].get_body().unwrap();
+    assert!(
+        html.contains("Hello &lt;i&gt;ada&lt;&#x2f;i&gt;,"),
+        "{html}"
+    );
+    assert!(text.contains("Hello <i>ada</i>,"), "{text}");
+    let links = hrefs(&html);
+    assert_eq!(links.len(), 2, "the button and the visible link: {links:?}");
+    assert_eq!(links[0], links[1]);
+    let link = &links[0];
+    assert!(
+        link.starts_with("https://app.example.com/account/verify-email?token="),
+        "the link comes from WARDEN_APP_URL only: {link}"
+    );
+    assert!(!text.contains("evil.example") && !html.contains("evil.example"));
+    assert!(
+        text.contains(link.as_str()),
+        "the same link in the text part"
+    );
+    let code = text
+        .split("Or enter this code: ")
+        .nth(1)
+        .and_then(|rest| rest.get(..6))
+        .expect("a code in the text");
+    assert!(code.chars().all(|c| c.is_ascii_digit()), "{code}");
+    assert!(html.contains(code), "the same code in the HTML part");
+
+    let token = link.split("token=").nth(1).expect("a token");
+    let body = app
+        .gql(
+            None,
+            "mutation($i: EmailTokenInput!) { verifyEmail(input: $i) }",
+            json!({ "i": { "token": token } }),
+        )
+        .await;
+    assert_eq!(body["data"]["verifyEmail"], json!(true), "{body}");
+    let me = app
+        .gql(Some(&access), "{ me { emailVerified } }", json!({}))
+        .await;
+    assert_eq!(me["data"]["me"]["emailVerified"], json!(true), "{me}");
 }
