@@ -39,7 +39,10 @@ use entity::mail_outbox;
 use lettre::{
     address::Envelope,
     message::{Mailbox, MultiPart, SinglePart},
-    transport::smtp::authentication::Credentials,
+    transport::smtp::{
+        authentication::Credentials,
+        client::{Certificate, Tls, TlsParameters},
+    },
     Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
 };
 use rand::Rng;
@@ -323,12 +326,36 @@ impl Transport {
             || bare_host
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback());
+        // The public roots, plus the operator's own CA when one is given.
+        let tls = || -> Result<TlsParameters, String> {
+            let mut params = TlsParameters::builder(bare_host.clone());
+            if let Some(path) = &config.smtp_ca_file {
+                let pem = std::fs::read(path).map_err(|e| {
+                    format!("WARDEN_SMTP_CA_FILE: cannot read {}: {e}", path.display())
+                })?;
+                let has_cert =
+                    String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----");
+                let cert = Certificate::from_pem(&pem)
+                    .ok()
+                    .filter(|_| has_cert)
+                    .ok_or_else(|| {
+                        format!(
+                            "WARDEN_SMTP_CA_FILE: {} is not a PEM certificate",
+                            path.display()
+                        )
+                    })?;
+                params = params.add_root_certificate(cert);
+            }
+            params
+                .build_rustls()
+                .map_err(|e| format!("WARDEN_SMTP_URL: {e}"))
+        };
         let builder = match (url.scheme(), loopback) {
-            ("smtps", _) => AsyncSmtpTransport::<Tokio1Executor>::relay(&bare_host)
-                .map_err(|e| format!("WARDEN_SMTP_URL: {e}"))?
+            ("smtps", _) => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&bare_host)
+                .tls(Tls::Wrapper(tls()?))
                 .port(url.port().unwrap_or(465)),
-            ("smtp", false) => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&bare_host)
-                .map_err(|e| format!("WARDEN_SMTP_URL: {e}"))?
+            ("smtp", false) => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&bare_host)
+                .tls(Tls::Required(tls()?))
                 .port(url.port().unwrap_or(587)),
             // Plain SMTP only to a relay on this machine.
             _ => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&bare_host)
