@@ -8,7 +8,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::{syntax::SyntaxConfig, Environment, UndefinedBehavior};
 
 use crate::config::Config;
 
@@ -65,8 +65,13 @@ pub fn load(config: &Config) -> Result<Environment<'static>, String> {
     // `.html` → HTML escaping, anything else (`.subject`, `.txt`) → none:
     // minijinja's default callback, by file extension.
     env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_trim_blocks(true);
-    env.set_lstrip_blocks(true);
+    // A tag alone on its line leaves no blank line behind (`.txt` files).
+    let syntax = SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .build()
+        .map_err(|e| format!("mail templates: {e}"))?;
+    env.set_syntax(syntax);
     for (name, source) in FILES {
         env.add_template(name, source)
             .map_err(|e| format!("built-in mail template {name}: {}", one_line_error(&e)))?;
