@@ -69,8 +69,14 @@ async fn login_tells_a_guesser_nothing_and_the_owner_to_verify_then_works_once_v
     assert_eq!(code(&right), Some("EMAIL_NOT_VERIFIED"), "{right}");
     assert!(!right.to_string().contains("eyJ"), "{right}");
 
-    let mail = app.nth_mail(&who, 1).await;
-    let body = app.verify(by_code(&who, &mail.code())).await;
+    // The right password also mailed a fresh link and code (the account
+    // has no session to ask with), superseding the registration's.
+    let first = app.nth_mail(&who, 1).await;
+    let fresh = app.nth_mail(&who, 2).await;
+    assert_eq!(fresh.link_path().as_deref(), Some("verify-email"));
+    let stale = app.verify(by_code(&who, &first.code())).await;
+    assert_eq!(code(&stale), Some("INVALID_TOKEN"), "{stale}");
+    let body = app.verify(by_code(&who, &fresh.code())).await;
     assert_eq!(body["data"]["verifyEmail"], true, "{body}");
     let after = app.login(&who, PASSWORD).await;
     assert!(after["errors"].is_null(), "{after}");
