@@ -41,9 +41,9 @@ use crate::{
         accounts::{self, MAX_LOGIN_PASSWORD_BYTES},
         audit::{self, Event},
         email::verify,
-        limits, mail,
+        limits,
         lockout::{self, Admission, Checked, Client, Failure, Keys, Success},
-        trusted_devices, AuthOutcome,
+        mail, trusted_devices, AuthOutcome,
     },
     state::AppState,
 };

@@ -69,6 +69,22 @@ async fn wait_row(
     );
 }
 
+/// The metrics once they contain `needle` (the sender records a row's
+/// outcome, then counts it: a test that saw the row may be a moment early).
+async fn wait_metric(app: &TestApp, needle: &str) -> String {
+    for _ in 0..200 {
+        let metrics = app.state.metrics.render();
+        if metrics.contains(needle) {
+            return metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "metrics never showed {needle}:\n{}",
+        app.state.metrics.render()
+    );
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -96,11 +112,11 @@ async fn a_committed_message_arrives_once_with_message_id_and_date_then_is_purge
     assert!(m.contains("first message"), "{m}");
     assert_eq!(sent.sealed, None, "the body is erased once sent");
     assert_eq!(sent.attempts, 1);
-    let metrics = app.state.metrics.render();
-    assert!(
-        metrics.contains(r#"warden_mail_sent_total{kind="test",result="sent"} 1"#),
-        "{metrics}"
-    );
+    wait_metric(
+        &app,
+        r#"warden_mail_sent_total{kind="test",result="sent"} 1"#,
+    )
+    .await;
 
     // Another pass sends nothing again.
     mail::wake(&app.state);
@@ -180,11 +196,11 @@ async fn mail_waits_sealed_while_smtp_is_down_and_goes_once_it_is_back() {
     for text in [&waiting.kind, &waiting.recipient, &waiting.message_id] {
         assert!(!text.contains(&token));
     }
-    let metrics = app.state.metrics.render();
-    assert!(
-        metrics.contains(r#"warden_mail_sent_total{kind="test",result="retry"} 1"#),
-        "{metrics}"
-    );
+    let metrics = wait_metric(
+        &app,
+        r#"warden_mail_sent_total{kind="test",result="retry"} 1"#,
+    )
+    .await;
     assert!(metrics.contains("warden_mail_outbox_depth 1"), "{metrics}");
 
     let smtp = Smtp::start(port).await;
@@ -304,11 +320,11 @@ async fn a_message_is_given_up_after_its_last_attempt() {
         .await
         .unwrap();
     assert_eq!(audits.len(), 1);
-    let metrics = app.state.metrics.render();
-    assert!(
-        metrics.contains(r#"warden_mail_sent_total{kind="test",result="failed"} 1"#),
-        "{metrics}"
-    );
+    let metrics = wait_metric(
+        &app,
+        r#"warden_mail_sent_total{kind="test",result="failed"} 1"#,
+    )
+    .await;
     assert!(metrics.contains("warden_mail_outbox_depth 0"), "{metrics}");
 }
 

@@ -19,10 +19,10 @@ use crate::{
     meta::RequestMeta,
     services::{
         audit::{self, Event},
+        email::tokens::{self, Purpose},
         limits::{self, KeyFacts},
         lockout::{self, Admission, Attempt, Checked, Client, Keys, Success},
         sessions::{self, AuthUser, RevokeReason},
-        email::tokens::{self, Purpose},
         trusted_devices,
     },
     state::AppState,

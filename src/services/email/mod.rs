@@ -32,7 +32,6 @@ pub use reset::{request_password_reset, reset_password, run_job};
 pub use tokens::{token_state, Purpose, TokenInput, TokenState, CODE_TRIES};
 pub use verify::{queue_verification, send_verification_email, verify_email};
 
-
 /// A lifetime in words, for the mail ("30 minutes", "24 hours").
 fn in_words(d: std::time::Duration) -> String {
     let secs = d.as_secs();

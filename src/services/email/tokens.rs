@@ -299,9 +299,8 @@ pub(crate) async fn retire<C: ConnectionTrait>(
         .filter(email_token::Column::UserId.eq(user_id))
         .filter(email_token::Column::UsedAt.is_null());
     if let Some(purposes) = purposes {
-        update = update.filter(
-            email_token::Column::Purpose.is_in(purposes.iter().map(|p| p.as_str())),
-        );
+        update =
+            update.filter(email_token::Column::Purpose.is_in(purposes.iter().map(|p| p.as_str())));
     }
     Ok(update.exec(conn).await?.rows_affected)
 }
