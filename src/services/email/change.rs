@@ -3,11 +3,13 @@
 
 use entity::user;
 use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter, SqlErr};
-use secrecy::ExposeSecret;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{in_words, tokens, Purpose, TokenInput};
+use super::{
+    tokens::{self, LinkMail},
+    Purpose, TokenInput,
+};
 use crate::{
     auth::{email::Email, limiter::Rule},
     domain::AuditEventKind,
@@ -71,29 +73,17 @@ pub async fn request_email_change(
     )
     .await?;
     let now = state.clock.now();
-    let ttl = state.config.verify_token_ttl;
     let txn = state.db.begin().await?;
     success.settle(&txn).await?;
-    let issued = tokens::issue(
-        &txn,
-        state,
-        caller.user.id,
-        Purpose::Change,
-        &new,
-        Some(new.as_str()),
-        ttl,
-        now,
-    )
-    .await?;
-    let values = MailValues {
-        token: Some(issued.token.expose_secret().to_owned()),
-        code: Some(issued.code.expose_secret().to_owned()),
-        username: caller.user.username.clone(),
-        new_email: Some(new.as_str().to_owned()),
-        valid_for: Some(in_words(ttl)),
+    let link = LinkMail {
+        user: &caller.user,
+        purpose: Purpose::Change,
+        kind: MailKind::EmailChange,
+        to: &new,
+        new_email: Some(new.as_str()),
+        ttl: state.config.verify_token_ttl,
     };
-    let to_new = mail::compose(state, MailKind::EmailChange, new.as_str(), &values)?;
-    mail::enqueue(&txn, state, to_new).await?;
+    tokens::issue_mailed(&txn, state, link, now).await?;
     let notice = MailValues {
         username: caller.user.username.clone(),
         new_email: Some(new.as_str().to_owned()),

@@ -9,11 +9,13 @@
 
 use entity::user;
 use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter};
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{in_words, tokens, Purpose, TokenInput};
+use super::{
+    tokens::{self, LinkMail},
+    Purpose, TokenInput,
+};
 use crate::{
     auth::{
         email::Email,
@@ -103,27 +105,15 @@ async fn reset_request(state: &AppState, job: Job) -> Result<(), AppError> {
     }
     if let Some(user) = &account {
         let address = Email::parse_existing(&user.email)?;
-        let ttl = state.config.reset_token_ttl;
-        let issued = tokens::issue(
-            &txn,
-            state,
-            user.id,
-            Purpose::Reset,
-            &address,
-            None,
-            ttl,
-            now,
-        )
-        .await?;
-        let values = MailValues {
-            token: Some(issued.token.expose_secret().to_owned()),
-            code: Some(issued.code.expose_secret().to_owned()),
-            username: user.username.clone(),
-            valid_for: Some(in_words(ttl)),
-            ..MailValues::default()
+        let mail = LinkMail {
+            user,
+            purpose: Purpose::Reset,
+            kind: MailKind::PasswordReset,
+            to: &address,
+            new_email: None,
+            ttl: state.config.reset_token_ttl,
         };
-        let message = mail::compose(state, MailKind::PasswordReset, &user.email, &values)?;
-        mail::enqueue(&txn, state, message).await?;
+        tokens::issue_mailed(&txn, state, mail, now).await?;
         audit::record(
             &txn,
             now,

@@ -19,7 +19,10 @@ use crate::{
     db::FetchUnique,
     error::AppError,
     meta::RequestMeta,
-    services::limits::{self, KeyFacts},
+    services::{
+        limits::{self, KeyFacts},
+        mail::{self, MailKind, MailValues},
+    },
     state::AppState,
 };
 
@@ -104,7 +107,7 @@ impl TokenInput {
 
 /// A freshly issued token and code: they exist only until the mail that
 /// carries them is rendered and sealed.
-pub(super) struct Issued {
+struct Issued {
     /// The link's token.
     pub token: SecretString,
     /// The 6-digit code.
@@ -115,7 +118,7 @@ pub(super) struct Issued {
 /// `conn` (the transaction that also enqueues its mail). Every older live
 /// token of the account for the same purpose is superseded.
 #[allow(clippy::too_many_arguments)]
-pub(super) async fn issue<C: ConnectionTrait>(
+async fn issue<C: ConnectionTrait>(
     conn: &C,
     state: &AppState,
     user_id: Uuid,
@@ -283,6 +286,53 @@ pub(super) async fn claim<C: ConnectionTrait>(
     } else {
         Err(AppError::InvalidToken)
     }
+}
+
+/// A mail that carries a fresh token and code: for whom, what for, where to.
+pub(super) struct LinkMail<'a> {
+    /// The account the token acts on.
+    pub user: &'a user::Model,
+    /// What the token is for.
+    pub purpose: Purpose,
+    /// The mail that carries it.
+    pub kind: MailKind,
+    /// The address it goes to (the account's, or a new one).
+    pub to: &'a Email,
+    /// For an email change: the address the account moves to.
+    pub new_email: Option<&'a str>,
+    /// How long the token and code work.
+    pub ttl: Duration,
+}
+
+/// Issues the token and code `mail` describes and queues its mail, on
+/// `conn` (the caller's transaction; wake the sender after its commit).
+pub(super) async fn issue_mailed<C: ConnectionTrait>(
+    conn: &C,
+    state: &AppState,
+    mail: LinkMail<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    let issued = issue(
+        conn,
+        state,
+        mail.user.id,
+        mail.purpose,
+        mail.to,
+        mail.new_email,
+        mail.ttl,
+        now,
+    )
+    .await?;
+    let values = MailValues {
+        token: Some(issued.token.expose_secret().to_owned()),
+        code: Some(issued.code.expose_secret().to_owned()),
+        username: mail.user.username.clone(),
+        new_email: mail.new_email.map(str::to_owned),
+        valid_for: Some(super::in_words(mail.ttl)),
+    };
+    let message = mail::compose(state, mail.kind, mail.to.as_str(), &values)?;
+    mail::enqueue(conn, state, message).await?;
+    Ok(())
 }
 
 /// Retires every live token of `user_id` (of `purposes`, or all) inside

@@ -143,23 +143,10 @@ pub async fn enqueue<C: ConnectionTrait>(
     }
     .map_err(|e| AppError::internal(format!("rendering mail: {e}")))?;
     let sealed = state.outbox_key.seal(id.as_bytes(), &message.formatted());
-    mail_outbox::Entity::insert(mail_outbox::ActiveModel {
-        id: Set(id),
-        kind: Set(mail.kind.to_owned()),
-        recipient: Set(to.email.to_string()),
-        message_id: Set(message_id),
-        sealed: Set(Some(sealed)),
-        created_at: Set(now),
-        next_attempt_at: Set(now),
-        attempts: Set(0),
-        last_error: Set(None),
-        sent_at: Set(None),
-        failed_at: Set(None),
-        claim_owner: Set(None),
-        claim_until: Set(None),
-    })
-    .exec_without_returning(conn)
-    .await?;
+    let row = pending(id, mail.kind, to.email.to_string(), message_id, sealed, now);
+    mail_outbox::Entity::insert(row)
+        .exec_without_returning(conn)
+        .await?;
     Ok(id)
 }
 
@@ -206,23 +193,11 @@ pub async fn enqueue_job<C: ConnectionTrait>(
     debug_assert!(JOB_KINDS.contains(&kind));
     let id = Uuid::now_v7();
     let now = state.clock.now();
-    mail_outbox::Entity::insert(mail_outbox::ActiveModel {
-        id: Set(id),
-        kind: Set(kind.to_owned()),
-        recipient: Set(String::new()),
-        message_id: Set(String::new()),
-        sealed: Set(Some(state.outbox_key.seal(id.as_bytes(), payload))),
-        created_at: Set(now),
-        next_attempt_at: Set(now),
-        attempts: Set(0),
-        last_error: Set(None),
-        sent_at: Set(None),
-        failed_at: Set(None),
-        claim_owner: Set(None),
-        claim_until: Set(None),
-    })
-    .exec_without_returning(conn)
-    .await?;
+    let sealed = state.outbox_key.seal(id.as_bytes(), payload);
+    let row = pending(id, kind, String::new(), String::new(), sealed, now);
+    mail_outbox::Entity::insert(row)
+        .exec_without_returning(conn)
+        .await?;
     Ok(id)
 }
 
@@ -257,6 +232,32 @@ pub async fn complete_job<C: ConnectionTrait>(
         .exec(conn)
         .await?;
     Ok(done.rows_affected == 1)
+}
+
+/// A new outbox row, due at once.
+fn pending(
+    id: Uuid,
+    kind: &str,
+    recipient: String,
+    message_id: String,
+    sealed: Vec<u8>,
+    now: DateTime<Utc>,
+) -> mail_outbox::ActiveModel {
+    mail_outbox::ActiveModel {
+        id: Set(id),
+        kind: Set(kind.to_owned()),
+        recipient: Set(recipient),
+        message_id: Set(message_id),
+        sealed: Set(Some(sealed)),
+        created_at: Set(now),
+        next_attempt_at: Set(now),
+        attempts: Set(0),
+        last_error: Set(None),
+        sent_at: Set(None),
+        failed_at: Set(None),
+        claim_owner: Set(None),
+        claim_until: Set(None),
+    }
 }
 
 /// Tells the sender there is new mail (call after the commit).
