@@ -17,3 +17,4 @@ pub mod pwned;
 pub mod sealing;
 pub mod signing;
 pub mod strength;
+pub mod totp;
