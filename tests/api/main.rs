@@ -25,6 +25,7 @@ mod keys;
 mod lockout;
 mod logout;
 mod mail;
+mod mail_delivery;
 mod metrics;
 mod node;
 mod ops;
