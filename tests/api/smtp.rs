@@ -87,4 +87,3 @@ pub fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
         n.eq_ignore_ascii_case(name).then(|| v.trim())
     })
 }
-
