@@ -13,10 +13,12 @@ pub fn recipient(message: &str) -> String {
 }
 
 /// The message's text with every MIME part's body decoded (base64 and
-/// quoted-printable), so a link can be found whatever encoding was chosen.
+/// quoted-printable), so a link can be found whatever encoding was chosen:
+/// the decoded parts first, then the raw message (where a quoted-printable
+/// `=` still reads `=3D`).
 pub fn readable(message: &str) -> String {
     let message = message.replace("\r\n", "\n");
-    let mut out = message.clone();
+    let mut out = String::new();
     let mut encoding = None::<String>;
     let mut in_head = true;
     let mut body = String::new();
@@ -58,17 +60,20 @@ pub fn readable(message: &str) -> String {
         body.push('\n');
     }
     flush(&encoding, &mut body, &mut out);
+    out.push('\n');
+    out.push_str(&message);
     out
 }
 
-pub fn quoted_printable(text: &str) -> String {
+fn quoted_printable(text: &str) -> String {
     let joined = text.replace("=\n", "");
     let bytes = joined.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'=' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16) {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+            if let Ok(b) = u8::from_str_radix(hex, 16) {
                 out.push(b);
                 i += 3;
                 continue;
@@ -90,4 +95,23 @@ pub fn link_token(message: &str, path: &str) -> Option<String> {
         .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~' | '%'))
         .collect();
     (!token.is_empty()).then_some(token)
+}
+
+#[test]
+fn a_link_is_found_in_seven_bit_quoted_printable_and_base64_bodies() {
+    let link = "Open this link: http://w.test/reset-password?token=Ab-c_9";
+    let b64 = base64::engine::general_purpose::STANDARD.encode(link);
+    let cases = [
+        format!("Subject: x\r\n\r\n{link}\r\n"),
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\nOpen this link: http://w.test/reset-=\r\npassword?token=3DAb-c_9\r\n".to_owned(),
+        format!("Content-Type: multipart/alternative; boundary=\"b\"\r\n\r\n--b\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--b--\r\n"),
+    ];
+    for case in &cases {
+        assert_eq!(
+            link_token(case, "reset-password").as_deref(),
+            Some("Ab-c_9"),
+            "{case}"
+        );
+    }
+    assert_eq!(link_token(&cases[0], "verify-email"), None);
 }
