@@ -7,7 +7,10 @@
 //! - lockout counters whose window and lock are both over;
 //! - trusted devices whose token expired or was revoked;
 //! - outbox rows sent or given up more than [`MAIL_RETENTION`] ago (their
-//!   bodies were already erased; only metadata is left).
+//!   bodies were already erased; only metadata is left);
+//! - email tokens used, superseded or expired more than
+//!   [`EMAIL_TOKEN_RETENTION`] ago (kept that long so a landing page can
+//!   still say "already used" rather than "not valid").
 //!
 //! It never touches a live session: the token chain that reuse detection
 //! needs is deleted only with its session, once that session is dead.
@@ -20,7 +23,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use entity::{audit_event, login_attempt, mail_outbox, refresh_token, session, trusted_device};
+use entity::{
+    audit_event, email_token, login_attempt, mail_outbox, refresh_token, session, trusted_device,
+};
 use sea_orm::{
     sea_query::{Expr, ExprTrait, Query},
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -34,6 +39,9 @@ pub const BATCH: u64 = 1000;
 
 /// How long sent and given-up outbox rows are kept (metadata only).
 pub const MAIL_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+/// How long used, superseded and expired email tokens are kept (hashes only).
+pub const EMAIL_TOKEN_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(1);
 
 /// Advisory lock key held during a pass on Postgres ("cleanup").
 const CLEANUP_LOCK: i64 = 0x636c_6561_6e75;
@@ -55,6 +63,8 @@ pub struct Removed {
     pub trusted_devices: u64,
     /// Outbox rows sent or given up before the retention.
     pub mail_outbox: u64,
+    /// Email tokens used, superseded or expired before the retention.
+    pub email_tokens: u64,
     /// True when another instance held the lock and this pass did nothing.
     pub skipped: bool,
 }
@@ -66,8 +76,8 @@ impl std::fmt::Display for Removed {
         }
         write!(
             f,
-            "expired sessions {}, revoked sessions {}, refresh tokens {}, audit events {}, lockout counters {}, trusted devices {}, mail outbox {}",
-            self.expired_sessions, self.revoked_sessions, self.refresh_tokens, self.audit_events, self.login_attempts, self.trusted_devices, self.mail_outbox
+            "expired sessions {}, revoked sessions {}, refresh tokens {}, audit events {}, lockout counters {}, trusted devices {}, mail outbox {}, email tokens {}",
+            self.expired_sessions, self.revoked_sessions, self.refresh_tokens, self.audit_events, self.login_attempts, self.trusted_devices, self.mail_outbox, self.email_tokens
         )
     }
 }
@@ -263,6 +273,32 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
         }
     }
 
+    let token_cutoff = now - EMAIL_TOKEN_RETENTION;
+    loop {
+        let dead = sea_orm::Condition::any()
+            .add(email_token::Column::UsedAt.lt(token_cutoff))
+            .add(email_token::Column::ExpiresAt.lt(token_cutoff));
+        let ids: Vec<Uuid> = email_token::Entity::find()
+            .select_only()
+            .column(email_token::Column::Id)
+            .filter(dead.clone())
+            .limit(BATCH)
+            .into_tuple()
+            .all(db.read())
+            .await?;
+        if !ids.is_empty() {
+            removed.email_tokens += email_token::Entity::delete_many()
+                .filter(email_token::Column::Id.is_in(ids.clone()))
+                .filter(dead)
+                .exec(db.write())
+                .await?
+                .rows_affected;
+        }
+        if (ids.len() as u64) < BATCH {
+            break;
+        }
+    }
+
     if let Some(guard) = guard {
         guard.commit().await?;
     }
@@ -310,6 +346,7 @@ pub fn report(metrics: &Metrics, removed: &Removed) {
         ("login_attempts", removed.login_attempts),
         ("trusted_devices", removed.trusted_devices),
         ("mail_outbox", removed.mail_outbox),
+        ("email_tokens", removed.email_tokens),
     ] {
         metrics
             .cleanup_removed
@@ -324,6 +361,7 @@ pub fn report(metrics: &Metrics, removed: &Removed) {
         login_attempts = removed.login_attempts,
         trusted_devices = removed.trusted_devices,
         mail_outbox = removed.mail_outbox,
+        email_tokens = removed.email_tokens,
         skipped = removed.skipped,
         "cleanup pass"
     );

@@ -7,8 +7,8 @@ use tokio::net::TcpListener;
 
 use crate::{
     auth::{
-        jwt::AccessTokens, limiter::Limits, opaque_token::SuccessorKey, password::PasswordHasher,
-        pseudonym::EmailPseudonyms, sealing::SealKey,
+        email_code::CodeKey, jwt::AccessTokens, limiter::Limits, opaque_token::SuccessorKey,
+        password::PasswordHasher, pseudonym::EmailPseudonyms, sealing::SealKey,
     },
     clock::{delta, Clock},
     config::Config,
@@ -64,6 +64,7 @@ pub async fn build_state(config: Config, clock: Clock) -> Result<AppState, Start
         .ok_or_else(|| AppError::internal("the stored mail-outbox key is not 32 bytes"))?;
     Ok(AppState {
         outbox_key,
+        codes: CodeKey::new(keys.code),
         mail_wake: Arc::new(tokio::sync::Notify::new()),
         limits,
         metrics,
@@ -193,7 +194,11 @@ impl App {
         let cleanup = tokio::spawn(crate::cleanup::run_every(self.state.clone()));
         // Delivers the outbox: at start (mail left by a stopped instance),
         // after each commit that enqueued, and on a timer.
-        let sender = tokio::spawn(mail::run(self.state.clone(), self.mail_transport));
+        let sender = tokio::spawn(mail::run(
+            self.state.clone(),
+            self.mail_transport,
+            Some(crate::services::email::run_job),
+        ));
         // zxcvbn builds its dictionaries on first use (~20 ms in release):
         // pay that on a blocking thread now, not in the first `register`.
         drop(tokio::task::spawn_blocking(|| {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crate::{
     auth::{
-        jwt::AccessTokens, limiter::Limits, opaque_token::SuccessorKey, password::PasswordHasher,
-        pseudonym::EmailPseudonyms, sealing::SealKey,
+        email_code::CodeKey, jwt::AccessTokens, limiter::Limits, opaque_token::SuccessorKey,
+        password::PasswordHasher, pseudonym::EmailPseudonyms, sealing::SealKey,
     },
     clock::Clock,
     config::Config,
@@ -39,6 +39,8 @@ pub struct AppState {
     pub session_checks: SessionChecks,
     /// Seals the bodies of unsent outbox rows.
     pub outbox_key: SealKey,
+    /// Keys the stored hashes of mailed codes.
+    pub codes: CodeKey,
     /// Wakes the mail sender after a transaction that enqueued mail commits.
     pub mail_wake: Arc<tokio::sync::Notify>,
 }

@@ -6,6 +6,7 @@
 
 pub mod charset;
 pub mod email;
+pub mod email_code;
 pub mod hash_threads;
 pub mod jwt;
 pub mod limiter;

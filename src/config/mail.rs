@@ -31,8 +31,9 @@ pub(super) fn parse_mail_from(s: &str) -> Result<String, String> {
 /// The frontend's base URL: `http(s)://host[:port][/path]`, no query or
 /// fragment; kept without a trailing slash.
 pub(super) fn parse_app_url(s: &str) -> Result<String, String> {
-    let url = reqwest::Url::parse(s)
-        .map_err(|_| "expected an http:// or https:// URL, like https://app.example.com".to_owned())?;
+    let url = reqwest::Url::parse(s).map_err(|_| {
+        "expected an http:// or https:// URL, like https://app.example.com".to_owned()
+    })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return Err("expected an http:// or https:// URL with a host".to_owned());
     }
@@ -78,7 +79,13 @@ mod tests {
             parse_app_url("http://localhost:3000").as_deref(),
             Ok("http://localhost:3000")
         );
-        for bad in ["ftp://x", "https://x/?a=1", "https://x/#f", "https://u@x", "x"] {
+        for bad in [
+            "ftp://x",
+            "https://x/?a=1",
+            "https://x/#f",
+            "https://u@x",
+            "x",
+        ] {
             assert!(parse_app_url(bad).is_err(), "{bad}");
         }
     }

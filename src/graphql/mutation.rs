@@ -1,4 +1,8 @@
-//! Mutation resolvers: `register`, `login`, `refresh`, `logout`, `logoutAllDevices`.
+//! Mutation resolvers: accounts, logins and sessions (`register`, `login`,
+//! `refresh`, `logout`, `logoutAllDevices`, …) and the account lifecycle
+//! over email (`sendVerificationEmail`, `verifyEmail`,
+//! `requestPasswordReset`, `resetPassword`, `requestEmailChange`,
+//! `confirmEmailChange`).
 
 use async_graphql::{Context, Object, ID};
 use secrecy::ExposeSecret;
@@ -14,11 +18,12 @@ use crate::{
     graphql::{
         context::{ContextExt, Respond},
         device,
-        types::{AuthPayload, LoginInput, RegisterInput},
+        types::{AuthPayload, EmailTokenInput, LoginInput, RegisterInput},
     },
     services::{
         accounts::{self, NewAccount},
         devices,
+        email::{self, TokenInput},
         limits::{self, KeyFacts},
         login::{self, LoginOutcome},
         sessions::{self, Scope},
@@ -57,8 +62,11 @@ const COSTLY: usize = 40;
 /// Writes: accounts, logins and sessions.
 #[Object(name = "Mutation")]
 impl MutationRoot {
-    /// Creates an account with the `USER` role and logs it in. Fails with
-    /// `BAD_USER_INPUT` (see `extensions.field`) or `EMAIL_TAKEN`.
+    /// Creates an account with the `USER` role, mails a verification link
+    /// and code to its address, and logs it in. Fails with `BAD_USER_INPUT`
+    /// (see `extensions.field`) or `EMAIL_TAKEN`. When the server requires
+    /// verified addresses, the account is created and mailed but the answer
+    /// is `EMAIL_NOT_VERIFIED` (no session): show "check your email".
     #[graphql(complexity = "COSTLY")]
     async fn register(
         &self,
@@ -308,6 +316,137 @@ impl MutationRoot {
                 return Ok(false);
             };
             trusted_devices::revoke(state, &caller, device_id).await
+        }
+        .await
+        .respond(ctx)
+    }
+
+    /// Mails the caller's address a new verification link and code (older
+    /// ones stop working). Requires an access token; rate limited per IP and
+    /// per address. `true` also when the address is already verified (no
+    /// mail is sent then).
+    async fn send_verification_email(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        async {
+            let state = ctx.state()?;
+            let caller = ctx.auth()?.require_user(state).await?;
+            email::send_verification_email(state, ctx.meta()?, &caller).await
+        }
+        .await
+        .respond(ctx)
+    }
+
+    /// Verifies an account's address with the mailed link's `token`, or with
+    /// the `email` and the 6-digit `code`. Needs no access token (the mail
+    /// may be opened on another device). Fails with `INVALID_TOKEN` for an
+    /// unknown, expired, used or superseded token or code (a code dies after
+    /// 5 wrong tries), `BAD_USER_INPUT` unless exactly one form is given,
+    /// and `RATE_LIMITED`.
+    #[graphql(complexity = "COSTLY")]
+    async fn verify_email(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The link's token, or the email with the code.")] input: EmailTokenInput,
+    ) -> async_graphql::Result<bool> {
+        async {
+            let input = TokenInput::parse(input.token, input.email, input.code)?;
+            email::verify_email(ctx.state()?, ctx.meta()?, input).await?;
+            Ok::<_, AppError>(true)
+        }
+        .await
+        .respond(ctx)
+    }
+
+    /// Mails a password-reset link and code to `email` if an account has
+    /// it. Always `true`, after the same work whatever the address (the
+    /// mail is prepared later, by the mail sender), so it never tells
+    /// whether an account exists. Rate limited per IP and per address;
+    /// `BAD_USER_INPUT` for a malformed email.
+    async fn request_password_reset(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The email of the account.")] email: String,
+    ) -> async_graphql::Result<bool> {
+        async {
+            email::request_password_reset(ctx.state()?, ctx.meta()?, &email).await?;
+            Ok::<_, AppError>(true)
+        }
+        .await
+        .respond(ctx)
+    }
+
+    /// Sets a new password with the mailed link's `token`, or the `email`
+    /// and `code`. Ends every session and trusted device of the account,
+    /// clears its lockout, marks the address verified and mails a notice.
+    /// Does not log in: call `login` next (a second factor stays in force).
+    /// Fails with `INVALID_TOKEN`, `BAD_USER_INPUT` (field `newPassword`:
+    /// the password policy; the token stays usable) or `RATE_LIMITED`.
+    #[graphql(complexity = "COSTLY")]
+    async fn reset_password(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The link's token, or the email with the code.")] input: EmailTokenInput,
+        #[graphql(desc = "The new password: 8 to 72 bytes, not a common password.")]
+        new_password: String,
+    ) -> async_graphql::Result<bool> {
+        async {
+            let input = TokenInput::parse(input.token, input.email, input.code)?;
+            email::reset_password(ctx.state()?, ctx.meta()?, input, &new_password).await?;
+            Ok::<_, AppError>(true)
+        }
+        .await
+        .respond(ctx)
+    }
+
+    /// Asks to move the caller's account to `newEmail`: after the current
+    /// password, the new address is mailed a link and code (confirm with
+    /// `confirmEmailChange`) and the old address a notice. Requires an
+    /// access token. Fails with `INVALID_CREDENTIALS` (wrong password,
+    /// limited and locked out like `login`), `EMAIL_TAKEN`, `BAD_USER_INPUT`
+    /// (field `newEmail`) or `RATE_LIMITED`.
+    #[graphql(complexity = "COSTLY")]
+    async fn request_email_change(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The address to move the account to.")] new_email: String,
+        #[graphql(desc = "The password the account has now.")] current_password: String,
+    ) -> async_graphql::Result<bool> {
+        async {
+            let state = ctx.state()?;
+            let caller = ctx.auth()?.require_user(state).await?;
+            email::request_email_change(state, ctx.meta()?, &caller, &new_email, &current_password)
+                .await?;
+            Ok::<_, AppError>(true)
+        }
+        .await
+        .respond(ctx)
+    }
+
+    /// Moves the account to the address the link or code was mailed to, and
+    /// marks it verified. Needs no access token; when one is sent, its
+    /// session stays and every other session of the account ends (without
+    /// one, every session ends). Fails with `INVALID_TOKEN`, `EMAIL_TAKEN`
+    /// (the address was registered meanwhile; nothing changes) or `RATE_LIMITED`.
+    #[graphql(complexity = "COSTLY")]
+    async fn confirm_email_change(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The link's token, or the new email with the code.")]
+        input: EmailTokenInput,
+    ) -> async_graphql::Result<bool> {
+        async {
+            let state = ctx.state()?;
+            let input = TokenInput::parse(input.token, input.email, input.code)?;
+            let caller = match ctx.auth()?.claims() {
+                Ok(_) => ctx.auth()?.require_user(state).await.ok(),
+                Err(_) => None,
+            };
+            let keep = caller.as_ref().map(|c| c.session_id);
+            email::confirm_email_change(state, ctx.meta()?, input, keep).await?;
+            if caller.is_some() {
+                // The caller's own row changed: re-read it if asked again.
+                ctx.auth()?.forget();
+            }
+            Ok::<_, AppError>(true)
         }
         .await
         .respond(ctx)

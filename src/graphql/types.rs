@@ -28,6 +28,9 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     /// When the account last logged in (registration counts), if ever.
     pub last_login_at: Option<DateTime<Utc>>,
+    /// True once the owner proved the address: `verifyEmail`, a password
+    /// reset through a mailed link or code, or a confirmed email change.
+    pub email_verified: bool,
 }
 
 impl From<user::Model> for User {
@@ -39,6 +42,7 @@ impl From<user::Model> for User {
             username: u.username,
             created_at: u.created_at,
             last_login_at: u.last_login_at,
+            email_verified: u.email_verified_at.is_some(),
         }
     }
 }
@@ -148,6 +152,19 @@ pub struct LoginInput {
     pub device_token: Option<String>,
 }
 
+/// What a mailed link or code gives back to `verifyEmail`, `resetPassword`
+/// and `confirmEmailChange`: either the link's `token`, or the `email` the
+/// mail went to with the 6-digit `code` from it.
+#[derive(InputObject)]
+pub struct EmailTokenInput {
+    /// The `token` query parameter of the mailed link.
+    pub token: Option<String>,
+    /// The address the mail was sent to (with `code`).
+    pub email: Option<String>,
+    /// The 6-digit code from the mail (with `email`).
+    pub code: Option<String>,
+}
+
 /// `Debug` for types that hold a password or a token: only what is safe.
 macro_rules! redacted_debug {
     ($ty:ty, $name:literal, $($field:ident),*) => {
@@ -167,6 +184,7 @@ redacted_debug!(
 );
 redacted_debug!(RegisterInput, "RegisterInput", email, username);
 redacted_debug!(LoginInput, "LoginInput", email);
+redacted_debug!(EmailTokenInput, "EmailTokenInput", email);
 
 /// One security event.
 #[derive(SimpleObject, Debug)]

@@ -72,6 +72,10 @@ pub enum LoginRefusal {
         /// Seconds until the lock ends, at least 1.
         retry_after: u64,
     },
+    /// The password was right, but `WARDEN_REQUIRE_EMAIL_VERIFICATION` is
+    /// on and the address is not verified yet: `EMAIL_NOT_VERIFIED`. Only
+    /// a right password reaches it, so it tells a guesser nothing.
+    EmailNotVerified,
 }
 
 impl From<LoginRefusal> for AppError {
@@ -79,6 +83,7 @@ impl From<LoginRefusal> for AppError {
         match refusal {
             LoginRefusal::InvalidCredentials => AppError::InvalidCredentials,
             LoginRefusal::Locked { retry_after } => AppError::AccountLocked { retry_after },
+            LoginRefusal::EmailNotVerified => AppError::EmailNotVerified,
         }
     }
 }
@@ -205,6 +210,16 @@ async fn authenticated(
     let now = state.clock.now();
     let txn = state.db.begin().await?;
     success.settle(&txn).await?;
+    if state.config.require_email_verification && user.email_verified_at.is_none() {
+        // A right password: the lockout is settled as a success, but no
+        // session starts until the address is proven.
+        let event = Event::new(AuditEventKind::LoginFailed)
+            .user(user.id)
+            .detail(json!({ "reason": "email_not_verified" }));
+        audit::record(&txn, now, meta, event).await?;
+        txn.commit().await?;
+        return Ok(LoginOutcome::Refused(LoginRefusal::EmailNotVerified));
+    }
     let token = trusted_devices::issue(&txn, state, meta, user.id, trusted, now).await?;
     let mut outcome =
         accounts::sign_in(state, meta, txn, user, AuditEventKind::LoginSucceeded, now).await?;

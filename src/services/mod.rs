@@ -6,6 +6,7 @@ pub mod audit;
 pub mod audit_log;
 pub mod auth_user;
 pub mod devices;
+pub mod email;
 pub mod limits;
 pub mod lockout;
 pub mod login;

@@ -22,6 +22,7 @@ use crate::{
 const SUCCESSOR_PURPOSE: &str = "refresh-successor";
 const PSEUDONYM_PURPOSE: &str = "email-pseudonym";
 const OUTBOX_PURPOSE: &str = "mail-outbox";
+const CODE_PURPOSE: &str = "email-code";
 
 /// The key material a running server needs besides its signing keys.
 pub struct ServerKeys {
@@ -31,6 +32,8 @@ pub struct ServerKeys {
     pub pseudonym: Vec<u8>,
     /// Key that seals the bodies of unsent outbox rows.
     pub outbox: Vec<u8>,
+    /// Key of the stored hashes of mailed 6-digit codes.
+    pub code: Vec<u8>,
 }
 
 impl ServerKeys {
@@ -39,10 +42,12 @@ impl ServerKeys {
         let successor = load_or_create(db, clock, SUCCESSOR_PURPOSE, 32).await?;
         let pseudonym = load_or_create(db, clock, PSEUDONYM_PURPOSE, 32).await?;
         let outbox = load_or_create(db, clock, OUTBOX_PURPOSE, 32).await?;
+        let code = load_or_create(db, clock, CODE_PURPOSE, 32).await?;
         Ok(Self {
             successor,
             pseudonym,
             outbox,
+            code,
         })
     }
 }

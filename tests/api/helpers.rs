@@ -99,7 +99,13 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     config.rates.rate_login_email = generous;
     config.rates.rate_register_ip = generous;
     config.rates.rate_refresh_ip = generous;
+    config.rates.rate_mail_ip = generous;
+    config.rates.rate_mail_email = generous;
+    config.rates.rate_email_token_ip = generous;
+    config.rates.rate_email_code = generous;
     config.lockout_threshold = 1000;
+    // Mail without SMTP goes to files: the test's own directory, not the repository's.
+    config.mail_dir = dir.path().join("mail");
     tweak(&mut config);
     start(config, Clock::system(), Some(dir)).await
 }

@@ -290,6 +290,10 @@ mod tests {
                 "warden:rl:register_ip:K",
                 "warden:rl:refresh_ip:K",
                 "warden:rl:audit_log_user:K",
+                "warden:rl:mail_ip:K",
+                "warden:rl:mail_email:K",
+                "warden:rl:email_token_ip:K",
+                "warden:rl:email_code:K",
             ]
         );
     }

@@ -19,6 +19,8 @@ mod sign_in;
 
 pub use admin::{create_admin, set_role};
 pub use lookup::find_by_email;
-pub use password::{change_password, refuse_breached, MAX_LOGIN_PASSWORD_BYTES};
+pub use password::{
+    change_password, check_current_password, refuse_breached, MAX_LOGIN_PASSWORD_BYTES,
+};
 pub use register::{parse_username, register, NewAccount, MAX_USERNAME_CHARS};
 pub use sign_in::sign_in;

@@ -20,7 +20,7 @@ use crate::{
     services::{
         audit::{self, Event},
         limits::{self, KeyFacts},
-        lockout::{self, Admission, Attempt, Checked, Client, Keys},
+        lockout::{self, Admission, Attempt, Checked, Client, Keys, Success},
         sessions::{self, AuthUser, RevokeReason},
         trusted_devices,
     },
@@ -84,27 +84,7 @@ pub async fn change_password(
             "the new password must differ from the current one",
         ));
     }
-    let attempt = admit_password_check(state, meta, &email, caller.session_id).await?;
-    // A current password too long to be anyone's is wrong without a check
-    // (and stays counted, like any wrong guess).
-    let check = async {
-        if current.len() > MAX_LOGIN_PASSWORD_BYTES {
-            return Ok(None);
-        }
-        let right = state
-            .hasher
-            .verify(current, &caller.user.password_hash)
-            .await?;
-        Ok(right.then_some(()))
-    };
-    let Checked::Right(success, ()) = attempt.check(state, check).await? else {
-        let event = Event::new(AuditEventKind::AccessDenied)
-            .user(caller.user.id)
-            .session(caller.session_id)
-            .detail(json!({ "operation": "changePassword", "reason": "wrong_password" }));
-        audit::record(state.db.write(), state.clock.now(), meta, event).await?;
-        return Err(AppError::InvalidCredentials);
-    };
+    let success = check_current_password(state, meta, caller, current, "changePassword").await?;
     refuse_breached(state, meta, &new, "newPassword", Some(caller.user.id)).await?;
     let hash = state.hasher.hash(&new).await?;
     let now = state.clock.now();
@@ -137,6 +117,44 @@ pub async fn change_password(
         .with_label_values(&[RevokeReason::PasswordChange.as_str()])
         .inc_by(ended);
     Ok(ended)
+}
+
+/// Re-verifies a signed-in caller's current password before a sensitive
+/// change (`operation` names it in the audit row), under `login`'s
+/// per-IP-and-email limit and a lockout counted per session (the caller
+/// spends `login`'s per-IP limit first, before reading its input). A wrong password is audited as `ACCESS_DENIED` and answered
+/// `INVALID_CREDENTIALS`; a right one returns the lockout [`Success`] to
+/// settle in the transaction of the change.
+pub async fn check_current_password(
+    state: &AppState,
+    meta: &RequestMeta,
+    caller: &AuthUser,
+    current: &str,
+    operation: &'static str,
+) -> Result<Success, AppError> {
+    let email = Email::parse_existing(&caller.user.email)?;
+    let attempt = admit_password_check(state, meta, &email, caller.session_id).await?;
+    // A current password too long to be anyone's is wrong without a check
+    // (and stays counted, like any wrong guess).
+    let check = async {
+        if current.len() > MAX_LOGIN_PASSWORD_BYTES {
+            return Ok(None);
+        }
+        let right = state
+            .hasher
+            .verify(current, &caller.user.password_hash)
+            .await?;
+        Ok(right.then_some(()))
+    };
+    let Checked::Right(success, ()) = attempt.check(state, check).await? else {
+        let event = Event::new(AuditEventKind::AccessDenied)
+            .user(caller.user.id)
+            .session(caller.session_id)
+            .detail(json!({ "operation": operation, "reason": "wrong_password" }));
+        audit::record(state.db.write(), state.clock.now(), meta, event).await?;
+        return Err(AppError::InvalidCredentials);
+    };
+    Ok(success)
 }
 
 /// With `WARDEN_PWNED_PASSWORDS=on`, refuses a new password that the Pwned

@@ -14,7 +14,11 @@ use crate::{
     domain::{AuditEventKind, Role},
     error::AppError,
     meta::RequestMeta,
-    services::{trusted_devices, AuthOutcome},
+    services::{
+        audit::{self, Event},
+        email::verify,
+        mail, trusted_devices, AuthOutcome,
+    },
     state::AppState,
 };
 
@@ -104,8 +108,11 @@ pub(super) async fn insert_user<C: sea_orm::ConnectionTrait>(
     }
 }
 
-/// `register`: creates a `USER` account and logs it in. The caller has
-/// spent the `register` rate limit before parsing the input.
+/// `register`: creates a `USER` account, queues its verification mail and
+/// logs it in; with `WARDEN_REQUIRE_EMAIL_VERIFICATION=true` it answers
+/// `EMAIL_NOT_VERIFIED` instead of logging in (the account and its mail
+/// are committed). The caller has spent the `register` rate limit before
+/// parsing the input.
 #[tracing::instrument(skip_all)]
 pub async fn register(
     state: &AppState,
@@ -121,10 +128,28 @@ pub async fn register(
     let now = state.clock.now();
     let txn = state.db.begin().await?;
     let user = insert_user(&txn, &account, hash, Role::User, now).await?;
+    // The verification mail commits with the account, or neither does.
+    verify::queue_verification(&txn, state, meta, &user, now).await?;
+    if state.config.require_email_verification {
+        // The account exists and its mail is on the way; no session until
+        // the address is proven.
+        audit::record(
+            &txn,
+            now,
+            meta,
+            Event::new(AuditEventKind::UserRegistered).user(user.id),
+        )
+        .await?;
+        txn.commit().await?;
+        mail::wake(state);
+        state.metrics.registrations.inc();
+        return Err(AppError::EmailNotVerified);
+    }
     // Registering makes this device trusted for the account, like a login.
     let device = trusted_devices::issue(&txn, state, meta, user.id, None, now).await?;
     let mut outcome = sign_in(state, meta, txn, user, AuditEventKind::UserRegistered, now).await?;
     outcome.device_token = Some(device);
+    mail::wake(state);
     state.metrics.registrations.inc();
     Ok(outcome)
 }

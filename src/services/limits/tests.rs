@@ -76,6 +76,7 @@ fn the_helpers_the_operations_call_agree_with_each_rule_s_declaration() {
                 [KeyPart::Ip] => ip_key(&meta),
                 [KeyPart::Ip, KeyPart::Email] => ip_email_key_under(&pseudonyms, &meta, &email),
                 [KeyPart::User] => user_key(user()),
+                [KeyPart::Email] => email_part(&pseudonyms, &email),
                 other => panic!("{rule:?} is keyed by {other:?}: give it a helper"),
             };
             assert_eq!(facts.key(rule).unwrap(), from_helper, "{rule:?} from {ip}");

@@ -160,6 +160,102 @@ pub async fn enqueue<C: ConnectionTrait>(
     Ok(id)
 }
 
+/// The outbox kind of a password-reset request: work for the sender, not a
+/// message. `requestPasswordReset` writes one such row whatever the
+/// address, so the request does the same work for every email; the sender
+/// then finds out whether an account has it ([`JobHandler`]).
+pub const RESET_REQUEST_JOB: &str = "password-reset-request";
+
+/// Outbox kinds that are jobs rather than messages.
+pub const JOB_KINDS: [&str; 1] = [RESET_REQUEST_JOB];
+
+/// A job the sender claimed: its row, its claim and its unsealed payload.
+pub struct Job {
+    /// The outbox row.
+    pub id: Uuid,
+    /// The claim's owner, for [`complete_job`].
+    pub owner: Uuid,
+    /// One of [`JOB_KINDS`].
+    pub kind: String,
+    /// What the enqueuer sealed.
+    pub payload: Vec<u8>,
+}
+
+/// A job's work, boxed so the sender can hold a plain `fn`.
+pub type JobFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), AppError>> + Send>>;
+
+/// Runs a claimed job. It must call [`complete_job`] in the transaction of
+/// its work (so the work and the row's completion commit together) and
+/// commit only when that returned `true`. An error is retried with the
+/// mail backoff. The flows hand theirs in at start-up, so this module does
+/// not depend on them.
+pub type JobHandler = fn(AppState, Job) -> JobFuture;
+
+/// Writes a job of `kind` with `payload` (sealed like a message body) on
+/// `conn`, the caller's transaction or connection. Call [`wake`] after the commit.
+pub async fn enqueue_job<C: ConnectionTrait>(
+    conn: &C,
+    state: &AppState,
+    kind: &'static str,
+    payload: &[u8],
+) -> Result<Uuid, AppError> {
+    debug_assert!(JOB_KINDS.contains(&kind));
+    let id = Uuid::now_v7();
+    let now = state.clock.now();
+    mail_outbox::Entity::insert(mail_outbox::ActiveModel {
+        id: Set(id),
+        kind: Set(kind.to_owned()),
+        recipient: Set(String::new()),
+        message_id: Set(String::new()),
+        sealed: Set(Some(state.outbox_key.seal(id.as_bytes(), payload))),
+        created_at: Set(now),
+        next_attempt_at: Set(now),
+        attempts: Set(0),
+        last_error: Set(None),
+        sent_at: Set(None),
+        failed_at: Set(None),
+        claim_owner: Set(None),
+        claim_until: Set(None),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(id)
+}
+
+/// Marks `job` done on `conn` (the job's own transaction) and erases its
+/// payload; `false` when its claim was lost to another sender, and then
+/// the caller must roll back.
+pub async fn complete_job<C: ConnectionTrait>(
+    conn: &C,
+    job: &Job,
+    now: DateTime<Utc>,
+) -> Result<bool, AppError> {
+    let done = mail_outbox::Entity::update_many()
+        .col_expr(mail_outbox::Column::SentAt, Expr::value(now))
+        .col_expr(
+            mail_outbox::Column::Sealed,
+            Expr::value(sea_orm::Value::Bytes(None)),
+        )
+        .col_expr(
+            mail_outbox::Column::Attempts,
+            sea_orm::sea_query::ExprTrait::add(Expr::col(mail_outbox::Column::Attempts), 1),
+        )
+        .col_expr(
+            mail_outbox::Column::ClaimOwner,
+            Expr::value(sea_orm::Value::Uuid(None)),
+        )
+        .col_expr(
+            mail_outbox::Column::ClaimUntil,
+            Expr::value(sea_orm::Value::ChronoDateTimeUtc(None)),
+        )
+        .filter(mail_outbox::Column::Id.eq(job.id))
+        .filter(mail_outbox::Column::ClaimOwner.eq(job.owner))
+        .exec(conn)
+        .await?;
+    Ok(done.rows_affected == 1)
+}
+
 /// Tells the sender there is new mail (call after the commit).
 pub fn wake(state: &AppState) {
     state.mail_wake.notify_one();
@@ -365,10 +461,10 @@ pub fn backoff(attempts: i32) -> TimeDelta {
 /// The sender task: a pass at start, then one after each [`wake`] and every
 /// [`POLL_INTERVAL`]. Runs until aborted; an abort mid-send leaves a claim
 /// that expires after [`CLAIM_LEASE`].
-pub async fn run(state: AppState, transport: Transport) {
+pub async fn run(state: AppState, transport: Transport, jobs: Option<JobHandler>) {
     let owner = Uuid::new_v4();
     loop {
-        if let Err(err) = deliver_due(&state, &transport, owner).await {
+        if let Err(err) = deliver_due(&state, &transport, owner, jobs).await {
             tracing::warn!(error = %err, "mail sender pass failed; retrying");
         }
         tokio::select! {
@@ -385,6 +481,7 @@ pub async fn deliver_due(
     state: &AppState,
     transport: &Transport,
     owner: Uuid,
+    jobs: Option<JobHandler>,
 ) -> Result<u64, DbErr> {
     let mut sent = 0;
     loop {
@@ -402,7 +499,7 @@ pub async fn deliver_due(
             // The lease starts now, not at the batch's start: a slow relay
             // must not leave later rows with a lease already running out.
             if claim(state, id, owner, state.clock.now()).await?
-                && deliver_one(state, transport, id, owner).await?
+                && deliver_one(state, transport, id, owner, jobs).await?
             {
                 sent += 1;
             }
@@ -460,6 +557,7 @@ async fn deliver_one(
     transport: &Transport,
     id: Uuid,
     owner: Uuid,
+    jobs: Option<JobHandler>,
 ) -> Result<bool, DbErr> {
     let Some(row) = mail_outbox::Entity::find_by_id(id)
         .one(state.db.write())
@@ -473,14 +571,36 @@ async fn deliver_one(
         .as_deref()
         .and_then(|sealed| state.outbox_key.open(id.as_bytes(), sealed));
     let envelope = envelope(&state.config, &row.recipient);
-    let result = match (message, envelope) {
-        (Some(message), Some(envelope)) => {
-            transport
-                .deliver(&envelope, id, state.clock.now(), &message)
-                .await
+    let result = if JOB_KINDS.contains(&row.kind.as_str()) {
+        match (message, jobs) {
+            (Some(payload), Some(handler)) => {
+                let job = Job {
+                    id,
+                    owner,
+                    kind: row.kind.clone(),
+                    payload,
+                };
+                match handler(state.clone(), job).await {
+                    Ok(()) => return Ok(false),
+                    Err(err) => {
+                        tracing::warn!(outbox_id = %id, kind = %row.kind, error = %err, "outbox job failed; will retry");
+                        Err(Failure::Transient("job"))
+                    }
+                }
+            }
+            (None, _) => Err(Failure::Permanent("unreadable")),
+            (Some(_), None) => Err(Failure::Transient("no-handler")),
         }
-        (None, _) => Err(Failure::Permanent("unreadable")),
-        (_, None) => Err(Failure::Permanent("address")),
+    } else {
+        match (message, envelope) {
+            (Some(message), Some(envelope)) => {
+                transport
+                    .deliver(&envelope, id, state.clock.now(), &message)
+                    .await
+            }
+            (None, _) => Err(Failure::Permanent("unreadable")),
+            (_, None) => Err(Failure::Permanent("address")),
+        }
     };
     let now = state.clock.now();
     let mine = Condition::all()

@@ -56,6 +56,10 @@ pub enum RevokeReason {
     PasswordChange,
     /// A refresh token was replayed.
     TokenReuse,
+    /// `resetPassword` ended every session.
+    PasswordReset,
+    /// `confirmEmailChange` ended the other sessions.
+    EmailChange,
 }
 
 impl RevokeReason {
@@ -68,6 +72,8 @@ impl RevokeReason {
             Self::Revoked => "revoke_session",
             Self::PasswordChange => "password_change",
             Self::TokenReuse => "refresh_token_reuse",
+            Self::PasswordReset => "password_reset",
+            Self::EmailChange => "email_change",
         }
     }
 }
