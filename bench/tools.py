@@ -65,10 +65,16 @@ REGISTER = (
 def cmd_register(a):
     def one(i):
         email = f"{a.prefix}{i}@bench.example.com"
-        body = post_json(
-            a.port,
-            {"query": REGISTER, "variables": {"i": {"email": email, "password": a.password}}},
-        )
+        # A busy machine (or a debug build) can fill the hashing queue:
+        # SERVICE_UNAVAILABLE means "try again shortly", so set-up does.
+        for attempt in range(50):
+            body = post_json(
+                a.port,
+                {"query": REGISTER, "variables": {"i": {"email": email, "password": a.password}}},
+            )
+            if "SERVICE_UNAVAILABLE" not in json.dumps(body.get("errors") or []):
+                break
+            time.sleep(0.1 * (attempt + 1))
         data = (body.get("data") or {}).get("register")
         if not data:
             raise RuntimeError(f"register {email}: {body.get('errors')}")
