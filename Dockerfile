@@ -33,6 +33,8 @@ COPY migration/src migration/src
 # GraphiQL's pinned assets, embedded into the binary with include_bytes!.
 COPY assets/graphiql/vendor assets/graphiql/vendor
 COPY assets/graphiql/init.js assets/graphiql/page.css assets/graphiql/
+# The built-in mail templates, embedded with include_str!.
+COPY assets/mail assets/mail
 RUN touch src/main.rs src/lib.rs entity/src/lib.rs migration/src/lib.rs
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \

@@ -47,6 +47,11 @@ pub enum StartupError {
 
 /// Connects to the database, applies migrations and builds the state.
 pub async fn build_state(config: Config, clock: Clock) -> Result<AppState, StartupError> {
+    // First: a bad template is a bad setting, refused before any work.
+    let mail_templates = mail::templates::load(&config).map_err(StartupError::Config)?;
+    if let Some(dir) = &config.mail_templates {
+        tracing::info!("mail templates: overrides from {}", dir.display());
+    }
     let db = Db::connect(&config).await?;
     db.migrate().await?;
     let keys = ServerKeys::load(&db, &clock).await?;
@@ -66,6 +71,7 @@ pub async fn build_state(config: Config, clock: Clock) -> Result<AppState, Start
         outbox_key,
         codes: CodeKey::new(keys.code),
         mail_wake: Arc::new(tokio::sync::Notify::new()),
+        mail_templates: Arc::new(mail_templates),
         limits,
         metrics,
         session_checks: SessionChecks::start(db.clone(), clock.clone()),

@@ -43,4 +43,7 @@ pub struct AppState {
     pub codes: CodeKey,
     /// Wakes the mail sender after a transaction that enqueued mail commits.
     pub mail_wake: Arc<tokio::sync::Notify>,
+    /// The mail templates (built-in, or overridden by
+    /// `WARDEN_MAIL_TEMPLATES`), compiled and trial-rendered at start-up.
+    pub mail_templates: Arc<minijinja::Environment<'static>>,
 }

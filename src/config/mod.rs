@@ -276,6 +276,10 @@ pub struct Config {
     #[arg(long, env = "WARDEN_SMTP_PASSWORD", value_parser = mail::parse_secret, hide_env_values = true, global = true)]
     pub smtp_password: Option<SecretString>,
 
+    /// PEM file of a root certificate trusted, besides the public roots, for the SMTP relay's TLS (a relay with a private CA).
+    #[arg(long, env = "WARDEN_SMTP_CA_FILE", global = true)]
+    pub smtp_ca_file: Option<std::path::PathBuf>,
+
     /// The `From` of every message Warden sends (`name <address>` or an address; a bare address is shown with WARDEN_PRODUCT_NAME).
     #[arg(long, env = "WARDEN_MAIL_FROM", default_value = "no-reply@localhost", value_parser = mail::parse_mail_from, global = true)]
     pub mail_from: String,
@@ -396,6 +400,7 @@ const OWN_ENV: &[&str] = &[
     "WARDEN_CORS_MAX_AGE",
     "WARDEN_SMTP_URL",
     "WARDEN_SMTP_PASSWORD",
+    "WARDEN_SMTP_CA_FILE",
     "WARDEN_MAIL_FROM",
     "WARDEN_MAIL_DIR",
     "WARDEN_PRODUCT_NAME",

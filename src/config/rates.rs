@@ -40,6 +40,9 @@ macro_rules! per {
     (h) => {
         Duration::from_secs(3600)
     };
+    (d) => {
+        Duration::from_secs(86_400)
+    };
 }
 
 /// Generates [`Rule`] and [`RateQuotas`] from the table below. Each entry:
@@ -236,14 +239,16 @@ rate_rules! {
         key: [Ip],
         help: "`verifyEmail`, `resetPassword` and `confirmEmailChange` per client IP.",
     },
-    /// Codes tried for one address (on top of each code's five tries).
+    /// Codes tried for one address (on top of each code's five tries). A
+    /// day's cap: at 30 tries a day, a year of guessing finds a code with
+    /// about 1% chance, while the owner's link keeps working.
     EmailCode {
         name: "email_code",
         variable: "WARDEN_RATE_EMAIL_CODE",
         field: rate_email_code,
-        default: 20 / h,
+        default: 30 / d,
         key: [Email],
-        help: "6-digit codes tried per email address (each code also dies after 5 wrong tries).",
+        help: "6-digit codes tried per email address (each code also dies after 5 wrong tries); a day's cap, so guessing a million codes stays out of reach.",
     },
 }
 

@@ -55,7 +55,7 @@ fn every_rate_rule_defaults_to_the_quota_of_its_table_entry() {
 }
 
 #[test]
-fn quotas_parse_in_three_units() {
+fn quotas_parse_in_four_units() {
     assert_eq!(
         "10/min"
             .parse::<RateQuota>()
@@ -69,7 +69,11 @@ fn quotas_parse_in_three_units() {
     );
     assert!("0/min".parse::<RateQuota>().is_err());
     assert!("ten/min".parse::<RateQuota>().is_err());
-    assert!("10/day".parse::<RateQuota>().is_err());
+    assert!("10/week".parse::<RateQuota>().is_err());
+    let daily = "30/d".parse::<RateQuota>().unwrap();
+    assert_eq!((daily.count, daily.per.as_secs()), (30, 86_400));
+    assert_eq!("30/day".parse::<RateQuota>(), Ok(daily));
+    assert_eq!(daily.to_string(), "30/d", "shown as written");
 }
 
 #[test]
@@ -258,6 +262,7 @@ const WITHOUT_DEFAULT: &[&str] = &[
     "WARDEN_METRICS_LISTEN",
     "WARDEN_SMTP_URL",
     "WARDEN_SMTP_PASSWORD",
+    "WARDEN_SMTP_CA_FILE",
     "WARDEN_APP_URL",
     "WARDEN_MAIL_TEMPLATES",
 ];

@@ -18,7 +18,7 @@ impl FromStr for RateQuota {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (count, unit) = s
             .split_once('/')
-            .ok_or_else(|| format!("`{s}` is not a quota: write N/s, N/min or N/h"))?;
+            .ok_or_else(|| format!("`{s}` is not a quota: write N/s, N/min, N/h or N/d"))?;
         let count: u32 = count
             .trim()
             .parse()
@@ -30,7 +30,8 @@ impl FromStr for RateQuota {
             "s" | "sec" | "second" => Duration::from_secs(1),
             "m" | "min" | "minute" => Duration::from_secs(60),
             "h" | "hour" => Duration::from_secs(3600),
-            other => return Err(format!("unknown quota unit `{other}`: use s, min or h")),
+            "d" | "day" => Duration::from_secs(86_400),
+            other => return Err(format!("unknown quota unit `{other}`: use s, min, h or d")),
         };
         Ok(Self { count, per })
     }
@@ -41,6 +42,7 @@ impl fmt::Display for RateQuota {
         let unit = match self.per.as_secs() {
             1 => "s",
             60 => "min",
+            86_400 => "d",
             _ => "h",
         };
         write!(f, "{}/{unit}", self.count)

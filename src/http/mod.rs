@@ -14,6 +14,7 @@ pub mod fd_limit;
 mod graphiql;
 mod graphql;
 mod health;
+mod landing;
 mod over_http;
 pub mod serve;
 
@@ -60,6 +61,8 @@ pub fn routes(schema: WardenSchema, app: AppState) -> impl poem::Endpoint {
     if metrics_here {
         route = route.at("/metrics", get(health::metrics));
     }
+    // The pages mailed links open when WARDEN_APP_URL is unset.
+    route = landing::register(route);
     route
         .data(state)
         .around(move |ep, req| {

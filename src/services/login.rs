@@ -40,9 +40,10 @@ use crate::{
     services::{
         accounts::{self, MAX_LOGIN_PASSWORD_BYTES},
         audit::{self, Event},
+        email::verify,
         limits,
         lockout::{self, Admission, Checked, Client, Failure, Keys, Success},
-        trusted_devices, AuthOutcome,
+        mail, trusted_devices, AuthOutcome,
     },
     state::AppState,
 };
@@ -207,24 +208,54 @@ async fn authenticated(
     user: entity::user::Model,
     trusted: Option<&entity::trusted_device::Model>,
 ) -> Result<LoginOutcome, AppError> {
+    if state.config.require_email_verification && user.email_verified_at.is_none() {
+        return unverified(state, meta, success, &user).await;
+    }
     let now = state.clock.now();
     let txn = state.db.begin().await?;
     success.settle(&txn).await?;
-    if state.config.require_email_verification && user.email_verified_at.is_none() {
-        // A right password: the lockout is settled as a success, but no
-        // session starts until the address is proven.
-        let event = Event::new(AuditEventKind::LoginFailed)
-            .user(user.id)
-            .detail(json!({ "reason": "email_not_verified" }));
-        audit::record(&txn, now, meta, event).await?;
-        txn.commit().await?;
-        return Ok(LoginOutcome::Refused(LoginRefusal::EmailNotVerified));
-    }
     let token = trusted_devices::issue(&txn, state, meta, user.id, trusted, now).await?;
     let mut outcome =
         accounts::sign_in(state, meta, txn, user, AuditEventKind::LoginSucceeded, now).await?;
     outcome.device_token = Some(token);
     Ok(LoginOutcome::Authenticated(Box::new(outcome)))
+}
+
+/// A right password for an account whose address is not verified while
+/// verification is required: the lockout is settled as a success, no
+/// session starts, and a fresh verification mail goes out when the
+/// address's mail budget allows (the one in hand may have expired, and
+/// `sendVerificationEmail` needs a session the account cannot get).
+async fn unverified(
+    state: &AppState,
+    meta: &RequestMeta,
+    success: Success,
+    user: &entity::user::Model,
+) -> Result<LoginOutcome, AppError> {
+    let address = Email::parse_existing(&user.email)?;
+    let key = limits::KeyFacts::of(meta)
+        .with_email(&state.pseudonyms, &address)
+        .key(Rule::MailEmail)?;
+    let resend = match limits::enforce(state, meta, Rule::MailEmail, &key).await {
+        Ok(()) => true,
+        Err(AppError::RateLimited { .. }) => false,
+        Err(other) => return Err(other),
+    };
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    success.settle(&txn).await?;
+    if resend {
+        verify::queue_verification(&txn, state, meta, user, now).await?;
+    }
+    let event = Event::new(AuditEventKind::LoginFailed)
+        .user(user.id)
+        .detail(json!({ "reason": "email_not_verified", "mail_sent": resend }));
+    audit::record(&txn, now, meta, event).await?;
+    txn.commit().await?;
+    if resend {
+        mail::wake(state);
+    }
+    Ok(LoginOutcome::Refused(LoginRefusal::EmailNotVerified))
 }
 
 /// Audits a failed login and each lock it armed: the client's, the email's.

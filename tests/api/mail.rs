@@ -69,6 +69,22 @@ async fn wait_row(
     );
 }
 
+/// The metrics once they contain `needle` (the sender records a row's
+/// outcome, then counts it: a test that saw the row may be a moment early).
+async fn wait_metric(app: &TestApp, needle: &str) -> String {
+    for _ in 0..200 {
+        let metrics = app.state.metrics.render();
+        if metrics.contains(needle) {
+            return metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "metrics never showed {needle}:\n{}",
+        app.state.metrics.render()
+    );
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -96,11 +112,11 @@ async fn a_committed_message_arrives_once_with_message_id_and_date_then_is_purge
     assert!(m.contains("first message"), "{m}");
     assert_eq!(sent.sealed, None, "the body is erased once sent");
     assert_eq!(sent.attempts, 1);
-    let metrics = app.state.metrics.render();
-    assert!(
-        metrics.contains(r#"warden_mail_sent_total{kind="test",result="sent"} 1"#),
-        "{metrics}"
-    );
+    wait_metric(
+        &app,
+        r#"warden_mail_sent_total{kind="test",result="sent"} 1"#,
+    )
+    .await;
 
     // Another pass sends nothing again.
     mail::wake(&app.state);
@@ -180,11 +196,11 @@ async fn mail_waits_sealed_while_smtp_is_down_and_goes_once_it_is_back() {
     for text in [&waiting.kind, &waiting.recipient, &waiting.message_id] {
         assert!(!text.contains(&token));
     }
-    let metrics = app.state.metrics.render();
-    assert!(
-        metrics.contains(r#"warden_mail_sent_total{kind="test",result="retry"} 1"#),
-        "{metrics}"
-    );
+    let metrics = wait_metric(
+        &app,
+        r#"warden_mail_sent_total{kind="test",result="retry"} 1"#,
+    )
+    .await;
     assert!(metrics.contains("warden_mail_outbox_depth 1"), "{metrics}");
 
     let smtp = Smtp::start(port).await;
@@ -304,11 +320,11 @@ async fn a_message_is_given_up_after_its_last_attempt() {
         .await
         .unwrap();
     assert_eq!(audits.len(), 1);
-    let metrics = app.state.metrics.render();
-    assert!(
-        metrics.contains(r#"warden_mail_sent_total{kind="test",result="failed"} 1"#),
-        "{metrics}"
-    );
+    let metrics = wait_metric(
+        &app,
+        r#"warden_mail_sent_total{kind="test",result="failed"} 1"#,
+    )
+    .await;
     assert!(metrics.contains("warden_mail_outbox_depth 0"), "{metrics}");
 }
 
@@ -406,4 +422,134 @@ async fn plain_smtp_is_refused_off_loopback() {
     assert_eq!(refused.last_error.as_deref(), Some("client"));
     assert!(refused.sealed.is_some(), "kept for a retry");
     assert!(smtp.messages().is_empty(), "nothing was sent without TLS");
+}
+
+/// A private CA and a certificate it signed for `names` (host names or
+/// IPs), as PEM files in `dir`: (CA, certificate, key).
+fn private_ca(dir: &Path, names: &[&str]) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "Warden test relay CA");
+    let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().expect("relay key");
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    let cert = CertificateParams::new(names)
+        .expect("relay params")
+        .signed_by(&key, &issuer)
+        .expect("relay certificate");
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("relay.pem"),
+        dir.join("relay-key.pem"),
+    );
+    std::fs::write(&paths.0, ca_cert.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+#[tokio::test]
+async fn smtps_delivers_over_tls_to_a_relay_whose_ca_is_configured_and_never_otherwise() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = private_ca(certs.path(), &["localhost"]);
+    let port = free_port();
+    let smtp = Smtp::start_with(
+        "127.0.0.1",
+        port,
+        &[
+            "--smtpscert".as_ref(),
+            cert.as_os_str(),
+            "--smtpskey".as_ref(),
+            key.as_os_str(),
+        ],
+    )
+    .await;
+    let url = format!("smtps://localhost:{port}");
+
+    // The relay's CA is not a public root: without it, nothing is sent.
+    let untrusting = spawn_app_with(|c| c.smtp_url = Some(SecretString::from(url.clone()))).await;
+    let id = mail::enqueue_now(
+        &untrusting.state,
+        mail("judy@example.com", "not to an unknown certificate"),
+    )
+    .await
+    .unwrap();
+    let refused = wait_row(&untrusting, id, |r| r.attempts == 1).await;
+    assert_eq!(refused.sent_at, None);
+    // lettre reports a failed implicit-TLS handshake as a connection error.
+    assert!(
+        matches!(refused.last_error.as_deref(), Some("tls" | "connection")),
+        "{refused:?}"
+    );
+    assert!(refused.sealed.is_some(), "kept for a retry");
+
+    let trusting = spawn_app_with(|c| {
+        c.smtp_url = Some(SecretString::from(url.clone()));
+        c.smtp_ca_file = Some(ca.clone());
+    })
+    .await;
+    let id = mail::enqueue_now(
+        &trusting.state,
+        mail("judy@example.com", "over implicit TLS"),
+    )
+    .await
+    .unwrap();
+    wait_row(&trusting, id, |r| r.sent_at.is_some()).await;
+    let got = smtp.wait_for(1).await;
+    assert_eq!(got.len(), 1, "only the trusted sender delivered");
+    assert!(got[0].contains("over implicit TLS"));
+}
+
+#[tokio::test]
+async fn starttls_to_a_relay_off_loopback_delivers_encrypted() {
+    let Some(host) = non_loopback_ipv4() else {
+        eprintln!("skipped: no non-loopback IPv4 address on this machine");
+        return;
+    };
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = private_ca(certs.path(), &[host.as_str()]);
+    let port = free_port();
+    // aiosmtpd refuses MAIL FROM before STARTTLS (require_starttls), so a
+    // delivery proves the session was upgraded.
+    let smtp = Smtp::start_with(
+        &host,
+        port,
+        &[
+            "--tlscert".as_ref(),
+            cert.as_os_str(),
+            "--tlskey".as_ref(),
+            key.as_os_str(),
+        ],
+    )
+    .await;
+    let app = spawn_app_with(|c| {
+        c.smtp_url = Some(SecretString::from(format!("smtp://{host}:{port}")));
+        c.smtp_ca_file = Some(ca.clone());
+    })
+    .await;
+    let id = mail::enqueue_now(&app.state, mail("ken@example.com", "after STARTTLS"))
+        .await
+        .unwrap();
+    wait_row(&app, id, |r| r.sent_at.is_some()).await;
+    let got = smtp.wait_for(1).await;
+    assert!(got[0].contains("after STARTTLS"));
+}
+
+#[tokio::test]
+async fn a_smtp_ca_file_that_is_not_a_certificate_stops_start_up_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("not-a-cert.pem");
+    std::fs::write(&bad, "hello").unwrap();
+    let mut config = warden::config::Config::defaults().unwrap();
+    config.smtp_url = Some(SecretString::from("smtps://mail.example.com".to_owned()));
+    config.smtp_ca_file = Some(bad);
+    let err = mail::Transport::from_config(&config).unwrap_err();
+    assert!(err.starts_with("WARDEN_SMTP_CA_FILE:"), "{err}");
+    config.smtp_ca_file = Some(dir.path().join("missing.pem"));
+    let err = mail::Transport::from_config(&config).unwrap_err();
+    assert!(err.contains("cannot read"), "{err}");
 }

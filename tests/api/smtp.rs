@@ -21,10 +21,18 @@ impl Smtp {
     }
 
     pub async fn start_on(host: &str, port: u16) -> Smtp {
+        Smtp::start_with(host, port, &[]).await
+    }
+
+    /// A server on `host:port` with more `aiosmtpd` options (like
+    /// `--smtpscert`/`--smtpskey` for implicit TLS, `--tlscert`/`--tlskey`
+    /// for STARTTLS).
+    pub async fn start_with(host: &str, port: u16, options: &[&std::ffi::OsStr]) -> Smtp {
         let dir = tempfile::tempdir().expect("maildir");
         let child = Command::new("/usr/bin/python3")
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("{host}:{port}"))
+            .args(options)
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(dir.path().join("box"))
             .stdout(Stdio::null())

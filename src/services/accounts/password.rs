@@ -19,6 +19,7 @@ use crate::{
     meta::RequestMeta,
     services::{
         audit::{self, Event},
+        email::tokens::{self, Purpose},
         limits::{self, KeyFacts},
         lockout::{self, Admission, Attempt, Checked, Client, Keys, Success},
         sessions::{self, AuthUser, RevokeReason},
@@ -92,6 +93,14 @@ pub async fn change_password(
     success.settle(&txn).await?;
     // A stolen device token must not outlive the password it was issued with.
     trusted_devices::revoke_all(&txn, caller.user.id, now).await?;
+    // Nor may a pending email change or reset asked with the old password.
+    tokens::retire(
+        &txn,
+        caller.user.id,
+        Some(&[Purpose::Change, Purpose::Reset]),
+        now,
+    )
+    .await?;
     user::Entity::update_many()
         .col_expr(user::Column::PasswordHash, Expr::value(hash))
         .filter(user::Column::Id.eq(caller.user.id))

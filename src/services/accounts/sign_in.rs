@@ -29,11 +29,19 @@ pub async fn sign_in(
     now: DateTime<Utc>,
 ) -> Result<AuthOutcome, AppError> {
     let started = sessions::start(&txn, state, meta, user.id, now).await?;
-    user::Entity::update_many()
+    // Only while the password is still the one that was checked: a login
+    // racing a password reset or change must not keep a session the reset
+    // meant to end (Postgres re-reads the row after the reset's commit;
+    // SQLite has one writer). Dropping `txn` rolls the session back.
+    let stamped = user::Entity::update_many()
         .col_expr(user::Column::LastLoginAt, Expr::value(now))
         .filter(user::Column::Id.eq(user.id))
+        .filter(user::Column::PasswordHash.eq(user.password_hash.as_str()))
         .exec(&txn)
         .await?;
+    if stamped.rows_affected != 1 {
+        return Err(AppError::InvalidCredentials);
+    }
     user.last_login_at = Some(now);
     let event = Event::new(kind).user(user.id).session(started.session_id);
     audit::record(&txn, now, meta, event).await?;

@@ -1,13 +1,15 @@
 //! Email change: `requestEmailChange` (the new address gets a token and a
 //! code, the old one a notice) and `confirmEmailChange`.
 
-use entity::{email_token, user};
+use entity::user;
 use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter, SqlErr};
-use secrecy::ExposeSecret;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{in_words, tokens, Purpose, TokenInput};
+use super::{
+    tokens::{self, LinkMail},
+    Purpose, TokenInput,
+};
 use crate::{
     auth::{email::Email, limiter::Rule},
     domain::AuditEventKind,
@@ -45,13 +47,6 @@ pub async fn request_email_change(
             "this is already the account's email",
         ));
     }
-    limits::enforce_rule(
-        state,
-        meta,
-        Rule::MailEmail,
-        KeyFacts::of(meta).with_email(&state.pseudonyms, &new),
-    )
-    .await?;
     limits::enforce_rule(state, meta, Rule::LoginIp, KeyFacts::of(meta)).await?;
     let success = accounts::check_current_password(
         state,
@@ -62,32 +57,33 @@ pub async fn request_email_change(
     )
     .await?;
     if accounts::find_by_email(state, &new).await?.is_some() {
+        // The password was right: the lockout must count it so.
+        let txn = state.db.begin().await?;
+        success.settle(&txn).await?;
+        txn.commit().await?;
         return Err(AppError::EmailTaken);
     }
-    let now = state.clock.now();
-    let ttl = state.config.verify_token_ttl;
-    let txn = state.db.begin().await?;
-    success.settle(&txn).await?;
-    let issued = tokens::issue(
-        &txn,
+    // Spent only when a mail will go: a stranger naming someone's address
+    // (answered EMAIL_TAKEN above) must not drain that address's budget.
+    limits::enforce_rule(
         state,
-        caller.user.id,
-        Purpose::Change,
-        &new,
-        Some(new.as_str()),
-        ttl,
-        now,
+        meta,
+        Rule::MailEmail,
+        KeyFacts::of(meta).with_email(&state.pseudonyms, &new),
     )
     .await?;
-    let values = MailValues {
-        token: Some(issued.token.expose_secret().to_owned()),
-        code: Some(issued.code.expose_secret().to_owned()),
-        username: caller.user.username.clone(),
-        new_email: Some(new.as_str().to_owned()),
-        valid_for: Some(in_words(ttl)),
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    success.settle(&txn).await?;
+    let link = LinkMail {
+        user: &caller.user,
+        purpose: Purpose::Change,
+        kind: MailKind::EmailChange,
+        to: &new,
+        new_email: Some(new.as_str()),
+        ttl: state.config.verify_token_ttl,
     };
-    let to_new = mail::compose(state, MailKind::EmailChange, new.as_str(), &values)?;
-    mail::enqueue(&txn, state, to_new).await?;
+    tokens::issue_mailed(&txn, state, link, now).await?;
     let notice = MailValues {
         username: caller.user.username.clone(),
         new_email: Some(new.as_str().to_owned()),
@@ -144,12 +140,8 @@ pub async fn confirm_email_change(
         }
         Err(err) => return Err(err.into()),
     }
-    email_token::Entity::update_many()
-        .col_expr(email_token::Column::UsedAt, Expr::value(now))
-        .filter(email_token::Column::UserId.eq(row.user_id))
-        .filter(email_token::Column::UsedAt.is_null())
-        .exec(&txn)
-        .await?;
+    // Links and codes mailed to the old address die with it.
+    tokens::retire(&txn, row.user_id, None, now).await?;
     let ended = sessions::revoke_user_sessions(
         &txn,
         row.user_id,

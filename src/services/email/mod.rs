@@ -24,94 +24,13 @@
 
 mod change;
 mod reset;
-mod tokens;
+pub(crate) mod tokens;
 pub mod verify;
 
 pub use change::{confirm_email_change, request_email_change};
 pub use reset::{request_password_reset, reset_password, run_job};
-pub use tokens::{token_state, TokenState};
+pub use tokens::{token_state, Purpose, TokenInput, TokenState, CODE_TRIES};
 pub use verify::{queue_verification, send_verification_email, verify_email};
-
-use crate::{auth::email_code, error::AppError};
-
-/// Wrong codes after which a code is dead (the next try fails even when right).
-pub const CODE_TRIES: i32 = 5;
-
-/// What a token is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Purpose {
-    /// Proves the account's address.
-    Verify,
-    /// Sets a new password.
-    Reset,
-    /// Moves the account to a new address.
-    Change,
-}
-
-impl Purpose {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Verify => "verify",
-            Self::Reset => "reset",
-            Self::Change => "change",
-        }
-    }
-}
-
-/// What a client presents: the link's token, or the address with the code.
-pub enum TokenInput {
-    /// The `token` query parameter of a mailed link.
-    Link(String),
-    /// The address the mail went to and the 6-digit code in it.
-    Code {
-        /// As typed; parsed like a login's email.
-        email: String,
-        /// Six digits.
-        code: String,
-    },
-}
-
-impl std::fmt::Debug for TokenInput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Link(_) => f.write_str("TokenInput::Link([redacted])"),
-            Self::Code { .. } => f.write_str("TokenInput::Code([redacted])"),
-        }
-    }
-}
-
-impl TokenInput {
-    /// `EmailTokenInput`'s fields: exactly a token, or an email and a code
-    /// (`BAD_USER_INPUT` otherwise). Empty strings count as absent.
-    pub fn parse(
-        token: Option<String>,
-        email: Option<String>,
-        code: Option<String>,
-    ) -> Result<Self, AppError> {
-        let present = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-        match (present(token), present(email), present(code)) {
-            (Some(token), None, None) => Ok(Self::Link(token)),
-            (None, Some(email), Some(code)) => {
-                let code = code.trim().to_owned();
-                if !email_code::looks_valid(&code) {
-                    return Err(AppError::bad_input("code", "the code is six digits"));
-                }
-                Ok(Self::Code { email, code })
-            }
-            (Some(_), _, _) => Err(AppError::bad_input(
-                "token",
-                "give either the link's token, or the email and the code, not both",
-            )),
-            (None, Some(_), None) => Err(AppError::bad_input("code", "the code is missing")),
-            (None, None, Some(_)) => Err(AppError::bad_input("email", "the email is missing")),
-            (None, None, None) => Err(AppError::bad_input(
-                "token",
-                "give the link's token, or the email and the code",
-            )),
-        }
-    }
-}
 
 /// A lifetime in words, for the mail ("30 minutes", "24 hours").
 fn in_words(d: std::time::Duration) -> String {

@@ -9,11 +9,13 @@
 
 use entity::user;
 use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter};
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{in_words, tokens, Purpose, TokenInput};
+use super::{
+    tokens::{self, LinkMail},
+    Purpose, TokenInput,
+};
 use crate::{
     auth::{
         email::Email,
@@ -103,27 +105,15 @@ async fn reset_request(state: &AppState, job: Job) -> Result<(), AppError> {
     }
     if let Some(user) = &account {
         let address = Email::parse_existing(&user.email)?;
-        let ttl = state.config.reset_token_ttl;
-        let issued = tokens::issue(
-            &txn,
-            state,
-            user.id,
-            Purpose::Reset,
-            &address,
-            None,
-            ttl,
-            now,
-        )
-        .await?;
-        let values = MailValues {
-            token: Some(issued.token.expose_secret().to_owned()),
-            code: Some(issued.code.expose_secret().to_owned()),
-            username: user.username.clone(),
-            valid_for: Some(in_words(ttl)),
-            ..MailValues::default()
+        let mail = LinkMail {
+            user,
+            purpose: Purpose::Reset,
+            kind: MailKind::PasswordReset,
+            to: &address,
+            new_email: None,
+            ttl: state.config.reset_token_ttl,
         };
-        let message = mail::compose(state, MailKind::PasswordReset, &user.email, &values)?;
-        mail::enqueue(&txn, state, message).await?;
+        tokens::issue_mailed(&txn, state, mail, now).await?;
         audit::record(
             &txn,
             now,
@@ -149,8 +139,17 @@ pub async fn reset_password(
     input: TokenInput,
     new_password: &str,
 ) -> Result<(), AppError> {
-    // The policy first (no database): a weak password spends no try.
-    Password::parse(new_password, "newPassword")?;
+    // The policy first (no database): a weak password spends no try. With
+    // a code, the address typed is context too.
+    let typed = match &input {
+        TokenInput::Code { email, .. } => Some(email.trim().to_lowercase()),
+        TokenInput::Link(_) => None,
+    };
+    let typed_context = typed
+        .as_deref()
+        .map(|e| password::context_words(e, None))
+        .unwrap_or_default();
+    Password::parse_for(new_password, "newPassword", &typed_context)?;
     let row = tokens::find(state, meta, Purpose::Reset, &input).await?;
     let user = user::Entity::find_by_id(row.user_id)
         .one(state.db.write())
@@ -168,6 +167,9 @@ pub async fn reset_password(
     let now = state.clock.now();
     let txn = state.db.begin().await?;
     tokens::claim(&txn, row.id, now).await?;
+    // Every other link or code mailed before, a pending email change above
+    // all, dies with the old password.
+    tokens::retire(&txn, user.id, None, now).await?;
     let mut update = user::Entity::update_many()
         .col_expr(user::Column::PasswordHash, Expr::value(hash))
         .filter(user::Column::Id.eq(user.id));

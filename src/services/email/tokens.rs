@@ -4,29 +4,110 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use entity::email_token;
+use entity::{email_token, user};
 use sea_orm::{
     sea_query::{Expr, ExprTrait},
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
-use super::{Purpose, TokenInput, CODE_TRIES};
 use crate::{
     auth::{email::Email, email_code, limiter::Rule, opaque_token},
     clock::delta,
     db::FetchUnique,
     error::AppError,
     meta::RequestMeta,
-    services::limits::{self, KeyFacts},
+    services::{
+        limits::{self, KeyFacts},
+        mail::{self, MailKind, MailValues},
+    },
     state::AppState,
 };
 
+/// Wrong codes after which a code is dead (the next try fails even when right).
+pub const CODE_TRIES: i32 = 5;
+
+/// What a token is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// Proves the account's address.
+    Verify,
+    /// Sets a new password.
+    Reset,
+    /// Moves the account to a new address.
+    Change,
+}
+
+impl Purpose {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Verify => "verify",
+            Self::Reset => "reset",
+            Self::Change => "change",
+        }
+    }
+}
+
+/// What a client presents: the link's token, or the address with the code.
+pub enum TokenInput {
+    /// The `token` query parameter of a mailed link.
+    Link(String),
+    /// The address the mail went to and the 6-digit code in it.
+    Code {
+        /// As typed; parsed like a login's email.
+        email: String,
+        /// Six digits.
+        code: String,
+    },
+}
+
+impl std::fmt::Debug for TokenInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Link(_) => f.write_str("TokenInput::Link([redacted])"),
+            Self::Code { .. } => f.write_str("TokenInput::Code([redacted])"),
+        }
+    }
+}
+
+impl TokenInput {
+    /// `EmailTokenInput`'s fields: exactly a token, or an email and a code
+    /// (`BAD_USER_INPUT` otherwise). Empty strings count as absent.
+    pub fn parse(
+        token: Option<String>,
+        email: Option<String>,
+        code: Option<String>,
+    ) -> Result<Self, AppError> {
+        let present = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        match (present(token), present(email), present(code)) {
+            (Some(token), None, None) => Ok(Self::Link(token)),
+            (None, Some(email), Some(code)) => {
+                let code = code.trim().to_owned();
+                if !email_code::looks_valid(&code) {
+                    return Err(AppError::bad_input("code", "the code is six digits"));
+                }
+                Ok(Self::Code { email, code })
+            }
+            (Some(_), _, _) => Err(AppError::bad_input(
+                "token",
+                "give either the link's token, or the email and the code, not both",
+            )),
+            (None, Some(_), None) => Err(AppError::bad_input("code", "the code is missing")),
+            (None, None, Some(_)) => Err(AppError::bad_input("email", "the email is missing")),
+            (None, None, None) => Err(AppError::bad_input(
+                "token",
+                "give the link's token, or the email and the code",
+            )),
+        }
+    }
+}
+
 /// A freshly issued token and code: they exist only until the mail that
 /// carries them is rendered and sealed.
-pub(super) struct Issued {
+struct Issued {
     /// The link's token.
     pub token: SecretString,
     /// The 6-digit code.
@@ -37,7 +118,7 @@ pub(super) struct Issued {
 /// `conn` (the transaction that also enqueues its mail). Every older live
 /// token of the account for the same purpose is superseded.
 #[allow(clippy::too_many_arguments)]
-pub(super) async fn issue<C: ConnectionTrait>(
+async fn issue<C: ConnectionTrait>(
     conn: &C,
     state: &AppState,
     user_id: Uuid,
@@ -47,6 +128,12 @@ pub(super) async fn issue<C: ConnectionTrait>(
     ttl: Duration,
     now: DateTime<Utc>,
 ) -> Result<Issued, AppError> {
+    // Two issues at once for one account must not both stay live: the
+    // account's row is locked first (Postgres; SQLite has one writer).
+    user::Entity::find_by_id(user_id)
+        .lock_exclusive()
+        .one(conn)
+        .await?;
     email_token::Entity::update_many()
         .col_expr(email_token::Column::UsedAt, Expr::value(now))
         .filter(email_token::Column::UserId.eq(user_id))
@@ -153,24 +240,29 @@ pub(super) async fn find(
                 .filter(email_token::Column::ExpiresAt.gt(now))
                 .order_by_desc(email_token::Column::CreatedAt)
                 .one(state.db.write())
-                .await?
-                .ok_or(AppError::InvalidToken)?;
+                .await?;
             // The try is spent first, whatever the code: the conditional
-            // UPDATE refuses a sixth, however many run at once.
+            // UPDATE refuses a sixth, however many run at once. Without a
+            // row the same statement runs on no row and the same digest is
+            // computed, so the answer's timing does not tell whether a code
+            // was ever mailed to the address.
+            let id = row.as_ref().map_or(Uuid::nil(), |r| r.id);
             let counted = email_token::Entity::update_many()
                 .col_expr(
                     email_token::Column::Attempts,
                     Expr::col(email_token::Column::Attempts).add(1),
                 )
-                .filter(email_token::Column::Id.eq(row.id))
+                .filter(email_token::Column::Id.eq(id))
                 .filter(email_token::Column::Attempts.lt(CODE_TRIES))
                 .filter(email_token::Column::UsedAt.is_null())
                 .exec(state.db.write())
                 .await?;
-            if counted.rows_affected != 1 || !state.codes.matches(row.id, code, &row.code_hash) {
-                return Err(AppError::InvalidToken);
+            let stored = row.as_ref().map_or("", |r| r.code_hash.as_str());
+            let right = state.codes.matches(id, code, stored);
+            match row {
+                Some(row) if counted.rows_affected == 1 && right => Ok(row),
+                _ => Err(AppError::InvalidToken),
             }
-            Ok(row)
         }
     }
 }
@@ -194,4 +286,71 @@ pub(super) async fn claim<C: ConnectionTrait>(
     } else {
         Err(AppError::InvalidToken)
     }
+}
+
+/// A mail that carries a fresh token and code: for whom, what for, where to.
+pub(super) struct LinkMail<'a> {
+    /// The account the token acts on.
+    pub user: &'a user::Model,
+    /// What the token is for.
+    pub purpose: Purpose,
+    /// The mail that carries it.
+    pub kind: MailKind,
+    /// The address it goes to (the account's, or a new one).
+    pub to: &'a Email,
+    /// For an email change: the address the account moves to.
+    pub new_email: Option<&'a str>,
+    /// How long the token and code work.
+    pub ttl: Duration,
+}
+
+/// Issues the token and code `mail` describes and queues its mail, on
+/// `conn` (the caller's transaction; wake the sender after its commit).
+pub(super) async fn issue_mailed<C: ConnectionTrait>(
+    conn: &C,
+    state: &AppState,
+    mail: LinkMail<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    let issued = issue(
+        conn,
+        state,
+        mail.user.id,
+        mail.purpose,
+        mail.to,
+        mail.new_email,
+        mail.ttl,
+        now,
+    )
+    .await?;
+    let values = MailValues {
+        token: Some(issued.token.expose_secret().to_owned()),
+        code: Some(issued.code.expose_secret().to_owned()),
+        username: mail.user.username.clone(),
+        new_email: mail.new_email.map(str::to_owned),
+        valid_for: Some(super::in_words(mail.ttl)),
+    };
+    let message = mail::compose(state, mail.kind, mail.to.as_str(), &values)?;
+    mail::enqueue(conn, state, message).await?;
+    Ok(())
+}
+
+/// Retires every live token of `user_id` (of `purposes`, or all) inside
+/// `conn`: after a password reset or change, or an email change, no link
+/// or code mailed before may act on the account.
+pub(crate) async fn retire<C: ConnectionTrait>(
+    conn: &C,
+    user_id: Uuid,
+    purposes: Option<&[Purpose]>,
+    now: DateTime<Utc>,
+) -> Result<u64, AppError> {
+    let mut update = email_token::Entity::update_many()
+        .col_expr(email_token::Column::UsedAt, Expr::value(now))
+        .filter(email_token::Column::UserId.eq(user_id))
+        .filter(email_token::Column::UsedAt.is_null());
+    if let Some(purposes) = purposes {
+        update =
+            update.filter(email_token::Column::Purpose.is_in(purposes.iter().map(|p| p.as_str())));
+    }
+    Ok(update.exec(conn).await?.rows_affected)
 }

@@ -4,9 +4,11 @@
 use chrono::{DateTime, Utc};
 use entity::user;
 use sea_orm::{sea_query::Expr, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
-use secrecy::ExposeSecret;
 
-use super::{in_words, tokens, Purpose, TokenInput};
+use super::{
+    tokens::{self, LinkMail},
+    Purpose, TokenInput,
+};
 use crate::{
     auth::{email::Email, limiter::Rule},
     domain::AuditEventKind,
@@ -16,7 +18,7 @@ use crate::{
         audit::{self, Event},
         auth_user::AuthUser,
         limits::{self, KeyFacts},
-        mail::{self, MailKind, MailValues},
+        mail::{self, MailKind},
     },
     state::AppState,
 };
@@ -32,27 +34,15 @@ pub async fn queue_verification<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
     let address = Email::parse_existing(&user.email)?;
-    let ttl = state.config.verify_token_ttl;
-    let issued = tokens::issue(
-        conn,
-        state,
-        user.id,
-        Purpose::Verify,
-        &address,
-        None,
-        ttl,
-        now,
-    )
-    .await?;
-    let values = MailValues {
-        token: Some(issued.token.expose_secret().to_owned()),
-        code: Some(issued.code.expose_secret().to_owned()),
-        username: user.username.clone(),
-        valid_for: Some(in_words(ttl)),
-        ..MailValues::default()
+    let mail = LinkMail {
+        user,
+        purpose: Purpose::Verify,
+        kind: MailKind::VerifyEmail,
+        to: &address,
+        new_email: None,
+        ttl: state.config.verify_token_ttl,
     };
-    let message = mail::compose(state, MailKind::VerifyEmail, &user.email, &values)?;
-    mail::enqueue(conn, state, message).await?;
+    tokens::issue_mailed(conn, state, mail, now).await?;
     audit::record(
         conn,
         now,

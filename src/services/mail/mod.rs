@@ -39,7 +39,10 @@ use entity::mail_outbox;
 use lettre::{
     address::Envelope,
     message::{Mailbox, MultiPart, SinglePart},
-    transport::smtp::authentication::Credentials,
+    transport::smtp::{
+        authentication::Credentials,
+        client::{Certificate, Tls, TlsParameters},
+    },
     Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
 };
 use rand::Rng;
@@ -140,23 +143,10 @@ pub async fn enqueue<C: ConnectionTrait>(
     }
     .map_err(|e| AppError::internal(format!("rendering mail: {e}")))?;
     let sealed = state.outbox_key.seal(id.as_bytes(), &message.formatted());
-    mail_outbox::Entity::insert(mail_outbox::ActiveModel {
-        id: Set(id),
-        kind: Set(mail.kind.to_owned()),
-        recipient: Set(to.email.to_string()),
-        message_id: Set(message_id),
-        sealed: Set(Some(sealed)),
-        created_at: Set(now),
-        next_attempt_at: Set(now),
-        attempts: Set(0),
-        last_error: Set(None),
-        sent_at: Set(None),
-        failed_at: Set(None),
-        claim_owner: Set(None),
-        claim_until: Set(None),
-    })
-    .exec_without_returning(conn)
-    .await?;
+    let row = pending(id, mail.kind, to.email.to_string(), message_id, sealed, now);
+    mail_outbox::Entity::insert(row)
+        .exec_without_returning(conn)
+        .await?;
     Ok(id)
 }
 
@@ -203,23 +193,11 @@ pub async fn enqueue_job<C: ConnectionTrait>(
     debug_assert!(JOB_KINDS.contains(&kind));
     let id = Uuid::now_v7();
     let now = state.clock.now();
-    mail_outbox::Entity::insert(mail_outbox::ActiveModel {
-        id: Set(id),
-        kind: Set(kind.to_owned()),
-        recipient: Set(String::new()),
-        message_id: Set(String::new()),
-        sealed: Set(Some(state.outbox_key.seal(id.as_bytes(), payload))),
-        created_at: Set(now),
-        next_attempt_at: Set(now),
-        attempts: Set(0),
-        last_error: Set(None),
-        sent_at: Set(None),
-        failed_at: Set(None),
-        claim_owner: Set(None),
-        claim_until: Set(None),
-    })
-    .exec_without_returning(conn)
-    .await?;
+    let sealed = state.outbox_key.seal(id.as_bytes(), payload);
+    let row = pending(id, kind, String::new(), String::new(), sealed, now);
+    mail_outbox::Entity::insert(row)
+        .exec_without_returning(conn)
+        .await?;
     Ok(id)
 }
 
@@ -254,6 +232,32 @@ pub async fn complete_job<C: ConnectionTrait>(
         .exec(conn)
         .await?;
     Ok(done.rows_affected == 1)
+}
+
+/// A new outbox row, due at once.
+fn pending(
+    id: Uuid,
+    kind: &str,
+    recipient: String,
+    message_id: String,
+    sealed: Vec<u8>,
+    now: DateTime<Utc>,
+) -> mail_outbox::ActiveModel {
+    mail_outbox::ActiveModel {
+        id: Set(id),
+        kind: Set(kind.to_owned()),
+        recipient: Set(recipient),
+        message_id: Set(message_id),
+        sealed: Set(Some(sealed)),
+        created_at: Set(now),
+        next_attempt_at: Set(now),
+        attempts: Set(0),
+        last_error: Set(None),
+        sent_at: Set(None),
+        failed_at: Set(None),
+        claim_owner: Set(None),
+        claim_until: Set(None),
+    }
 }
 
 /// Tells the sender there is new mail (call after the commit).
@@ -323,12 +327,36 @@ impl Transport {
             || bare_host
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback());
+        // The public roots, plus the operator's own CA when one is given.
+        let tls = || -> Result<TlsParameters, String> {
+            let mut params = TlsParameters::builder(bare_host.clone());
+            if let Some(path) = &config.smtp_ca_file {
+                let pem = std::fs::read(path).map_err(|e| {
+                    format!("WARDEN_SMTP_CA_FILE: cannot read {}: {e}", path.display())
+                })?;
+                let has_cert =
+                    String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----");
+                let cert = Certificate::from_pem(&pem)
+                    .ok()
+                    .filter(|_| has_cert)
+                    .ok_or_else(|| {
+                        format!(
+                            "WARDEN_SMTP_CA_FILE: {} is not a PEM certificate",
+                            path.display()
+                        )
+                    })?;
+                params = params.add_root_certificate(cert);
+            }
+            params
+                .build_rustls()
+                .map_err(|e| format!("WARDEN_SMTP_URL: {e}"))
+        };
         let builder = match (url.scheme(), loopback) {
-            ("smtps", _) => AsyncSmtpTransport::<Tokio1Executor>::relay(&bare_host)
-                .map_err(|e| format!("WARDEN_SMTP_URL: {e}"))?
+            ("smtps", _) => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&bare_host)
+                .tls(Tls::Wrapper(tls()?))
                 .port(url.port().unwrap_or(465)),
-            ("smtp", false) => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&bare_host)
-                .map_err(|e| format!("WARDEN_SMTP_URL: {e}"))?
+            ("smtp", false) => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&bare_host)
+                .tls(Tls::Required(tls()?))
                 .port(url.port().unwrap_or(587)),
             // Plain SMTP only to a relay on this machine.
             _ => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&bare_host)
