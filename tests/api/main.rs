@@ -27,6 +27,7 @@ mod landing;
 mod lockout;
 mod logout;
 mod mail;
+mod mail_delivery;
 mod mail_templates;
 mod metrics;
 mod node;
