@@ -26,6 +26,10 @@ pub fn warden(
     cmd.args(args)
         .env("WARDEN_DATABASE_URL", database_url)
         .env("WARDEN_BCRYPT_COST", "4")
+        // The test server may be writing hard (50 logins at once) on the
+        // same SQLite file: the command waits for the write lock longer
+        // than a request would, as an operator's would.
+        .env("WARDEN_DATABASE_ACQUIRE_TIMEOUT", "30s")
         .envs(extra_env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
