@@ -1,8 +1,6 @@
 //! Reading a received message: its envelope recipient, its bodies decoded
 //! whatever transfer encoding was chosen, the token of its link.
 
-use base64::Engine;
-
 use crate::smtp::header;
 
 /// The envelope recipient aiosmtpd recorded.
@@ -13,76 +11,24 @@ pub fn recipient(message: &str) -> String {
 }
 
 /// The message's text with every MIME part's body decoded (base64 and
-/// quoted-printable), so a link can be found whatever encoding was chosen:
-/// the decoded parts first, then the raw message (where a quoted-printable
-/// `=` still reads `=3D`).
+/// quoted-printable, by `mailparse`), so a link can be found whatever
+/// encoding was chosen.
 pub fn readable(message: &str) -> String {
-    let message = message.replace("\r\n", "\n");
-    let mut out = String::new();
-    let mut encoding = None::<String>;
-    let mut in_head = true;
-    let mut body = String::new();
-    let flush = |encoding: &Option<String>, body: &mut String, out: &mut String| {
-        match encoding.as_deref() {
-            Some("base64") => {
-                let joined: String = body.split_whitespace().collect();
-                if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(joined) {
-                    out.push('\n');
-                    out.push_str(&String::from_utf8_lossy(&bytes));
-                }
-            }
-            Some("quoted-printable") => {
-                out.push('\n');
-                out.push_str(&quoted_printable(body));
-            }
-            _ => {}
-        }
-        body.clear();
+    let Ok(parsed) = mailparse::parse_mail(message.as_bytes()) else {
+        return message.to_owned();
     };
-    for line in message.lines() {
-        if line.starts_with("--") {
-            flush(&encoding, &mut body, &mut out);
-            encoding = None;
-            in_head = true;
-            continue;
-        }
-        if in_head {
-            if line.is_empty() {
-                in_head = false;
-            } else if let Some((name, value)) = line.split_once(':') {
-                if name.eq_ignore_ascii_case("Content-Transfer-Encoding") {
-                    encoding = Some(value.trim().to_ascii_lowercase());
-                }
+    let mut out = String::new();
+    let mut parts = vec![&parsed];
+    while let Some(part) = parts.pop() {
+        if part.subparts.is_empty() {
+            if let Ok(body) = part.get_body() {
+                out.push_str(&body);
+                out.push('\n');
             }
-            continue;
         }
-        body.push_str(line);
-        body.push('\n');
+        parts.extend(part.subparts.iter());
     }
-    flush(&encoding, &mut body, &mut out);
-    out.push('\n');
-    out.push_str(&message);
     out
-}
-
-fn quoted_printable(text: &str) -> String {
-    let joined = text.replace("=\n", "");
-    let bytes = joined.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'=' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-            if let Ok(b) = u8::from_str_radix(hex, 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The token of the first `/{path}?token=` link in `message`.
@@ -100,7 +46,10 @@ pub fn link_token(message: &str, path: &str) -> Option<String> {
 #[test]
 fn a_link_is_found_in_seven_bit_quoted_printable_and_base64_bodies() {
     let link = "Open this link: http://w.test/reset-password?token=Ab-c_9";
-    let b64 = base64::engine::general_purpose::STANDARD.encode(link);
+    let b64 = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(link)
+    };
     let cases = [
         format!("Subject: x\r\n\r\n{link}\r\n"),
         "Content-Transfer-Encoding: quoted-printable\r\n\r\nOpen this link: http://w.test/reset-=\r\npassword?token=3DAb-c_9\r\n".to_owned(),
