@@ -29,6 +29,7 @@ mod logout;
 mod mail;
 mod mail_templates;
 mod metrics;
+mod mfa;
 mod node;
 mod ops;
 mod outage;
