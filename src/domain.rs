@@ -119,11 +119,19 @@ pub enum AuditEventKind {
     EmailChangeRequested,
     /// An account moved to a new, proven address.
     EmailChanged,
+    /// A second factor (an authenticator app) was turned on.
+    MfaEnabled,
+    /// A second factor was turned off.
+    MfaDisabled,
+    /// A wrong second factor (a TOTP or recovery code) was presented.
+    MfaFailed,
+    /// A recovery code was used (and the owner notified by mail).
+    RecoveryCodeUsed,
 }
 
 impl AuditEventKind {
     /// Every kind, for parsing stored names.
-    pub const ALL: [Self; 24] = [
+    pub const ALL: [Self; 28] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -148,6 +156,10 @@ impl AuditEventKind {
         Self::PasswordReset,
         Self::EmailChangeRequested,
         Self::EmailChanged,
+        Self::MfaEnabled,
+        Self::MfaDisabled,
+        Self::MfaFailed,
+        Self::RecoveryCodeUsed,
     ];
 
     /// The stored and wire name.
@@ -177,6 +189,10 @@ impl AuditEventKind {
             Self::PasswordReset => "PASSWORD_RESET",
             Self::EmailChangeRequested => "EMAIL_CHANGE_REQUESTED",
             Self::EmailChanged => "EMAIL_CHANGED",
+            Self::MfaEnabled => "MFA_ENABLED",
+            Self::MfaDisabled => "MFA_DISABLED",
+            Self::MfaFailed => "MFA_FAILED",
+            Self::RecoveryCodeUsed => "RECOVERY_CODE_USED",
         }
     }
 
@@ -204,13 +220,17 @@ impl AuditEventKind {
             | Self::PasswordResetRequested
             | Self::PasswordReset
             | Self::EmailChangeRequested
-            | Self::EmailChanged => Severity::Notice,
+            | Self::EmailChanged
+            | Self::MfaEnabled
+            | Self::RecoveryCodeUsed => Severity::Notice,
             Self::AccountLocked
             | Self::RateLimited
             | Self::AccessDenied
             | Self::RoleChanged
             | Self::SigningKeyRevoked
-            | Self::MailFailed => Severity::Warning,
+            | Self::MailFailed
+            | Self::MfaDisabled
+            | Self::MfaFailed => Severity::Warning,
             Self::RefreshTokenReuseDetected => Severity::Critical,
         }
     }

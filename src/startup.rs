@@ -67,9 +67,13 @@ pub async fn build_state(config: Config, clock: Clock) -> Result<AppState, Start
     let limits = Limits::build(&config, metrics.clone()).await;
     let outbox_key = SealKey::new(&keys.outbox)
         .ok_or_else(|| AppError::internal("the stored mail-outbox key is not 32 bytes"))?;
+    let totp_key = SealKey::new(&keys.totp)
+        .ok_or_else(|| AppError::internal("the stored totp-secret key is not 32 bytes"))?;
     Ok(AppState {
         outbox_key,
         codes: CodeKey::new(keys.code),
+        totp_key,
+        recovery_codes: CodeKey::new(keys.recovery),
         mail_wake: Arc::new(tokio::sync::Notify::new()),
         mail_templates: Arc::new(mail_templates),
         limits,

@@ -41,6 +41,10 @@ pub struct AppState {
     pub outbox_key: SealKey,
     /// Keys the stored hashes of mailed codes.
     pub codes: CodeKey,
+    /// Seals TOTP secrets at rest (bound to the account's id).
+    pub totp_key: SealKey,
+    /// Keys the stored hashes of recovery codes.
+    pub recovery_codes: CodeKey,
     /// Wakes the mail sender after a transaction that enqueued mail commits.
     pub mail_wake: Arc<tokio::sync::Notify>,
     /// The mail templates (built-in, or overridden by

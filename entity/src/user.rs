@@ -20,6 +20,9 @@ pub struct Model {
     /// When the address was proven to reach the account's owner (a
     /// verification, a password reset or an email change); `None`: unverified.
     pub email_verified_at: Option<DateTimeUtc>,
+    /// When a second factor was turned on; `None`: the password alone signs
+    /// in. Written in the transaction that confirms or removes the factor.
+    pub mfa_enabled_at: Option<DateTimeUtc>,
 }
 
 impl std::fmt::Debug for Model {
@@ -40,7 +43,7 @@ impl std::fmt::Debug for Model {
 #[macro_export]
 macro_rules! user_columns {
     () => {
-        "u.id, u.email, u.username, u.password_hash, u.role, u.created_at, u.last_login_at, u.email_verified_at"
+        "u.id, u.email, u.username, u.password_hash, u.role, u.created_at, u.last_login_at, u.email_verified_at, u.mfa_enabled_at"
     };
 }
 

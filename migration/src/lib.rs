@@ -17,6 +17,7 @@ mod m20261202_000001_create_trusted_devices;
 mod m20261202_000002_signing_key_lifecycle;
 mod m20261202_000003_create_mail_outbox;
 mod m20261202_000004_email_lifecycle;
+mod m20261202_000005_second_factors;
 
 /// The list of every migration, in the order they apply.
 pub struct Migrator;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000002_signing_key_lifecycle::Migration),
             Box::new(m20261202_000003_create_mail_outbox::Migration),
             Box::new(m20261202_000004_email_lifecycle::Migration),
+            Box::new(m20261202_000005_second_factors::Migration),
         ]
     }
 }

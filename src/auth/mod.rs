@@ -14,6 +14,7 @@ pub mod opaque_token;
 pub mod password;
 pub mod pseudonym;
 pub mod pwned;
+pub mod recovery_code;
 pub mod sealing;
 pub mod signing;
 pub mod strength;

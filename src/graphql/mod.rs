@@ -12,6 +12,7 @@ pub mod documents;
 pub mod errors;
 pub mod input_errors;
 pub mod limits;
+pub mod mfa;
 pub mod mutation;
 pub mod observe;
 pub mod parse_errors;
@@ -23,7 +24,10 @@ use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
 use crate::state::AppState;
 
-pub use mutation::MutationRoot;
+/// Writes: accounts, logins and sessions, and second factors.
+#[derive(async_graphql::MergedObject, Default)]
+#[graphql(name = "Mutation")]
+pub struct MutationRoot(mutation::AccountMutations, mfa::MfaMutations);
 pub use query::QueryRoot;
 
 /// The schema type Warden serves.
@@ -93,7 +97,7 @@ fn builder(
     kept_documents: usize,
 ) -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
     let cache = documents::DocumentCache::new(kept_documents, MAX_KEPT_DOCUMENT_BYTES);
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+    Schema::build(QueryRoot, MutationRoot::default(), EmptySubscription)
         // The HTTP layer reads it: a GET that names a persisted mutation by
         // its hash is refused before anything runs.
         .data(cache.clone())

@@ -31,8 +31,9 @@ use crate::{
     },
 };
 
-/// Writes.
-pub struct MutationRoot;
+/// Writes on accounts, logins and sessions (a part of [`super::MutationRoot`]).
+#[derive(Default)]
+pub struct AccountMutations;
 
 /// The payload for the client, and in cookie mode the refresh cookie too.
 fn deliver(ctx: &Context<'_>, outcome: crate::services::AuthOutcome) -> AuthPayload {
@@ -57,11 +58,11 @@ fn deliver(ctx: &Context<'_>, outcome: crate::services::AuthOutcome) -> AuthPayl
 
 /// Complexity of a field that hashes a password or writes a session: with
 /// the schema's limit of 500, one document holds at most 12 of them.
-const COSTLY: usize = 40;
+pub(super) const COSTLY: usize = 40;
 
 /// Writes: accounts, logins and sessions.
-#[Object(name = "Mutation")]
-impl MutationRoot {
+#[Object]
+impl AccountMutations {
     /// Creates an account with the `USER` role, mails a verification link
     /// and code to its address, and logs it in. Fails with `BAD_USER_INPUT`
     /// (see `extensions.field`) or `EMAIL_TAKEN`. When the server requires

@@ -38,6 +38,19 @@ impl QueryRoot {
         .respond(ctx)
     }
 
+    /// How many unused recovery codes the caller has left (0 without an
+    /// authenticator app): suggest `regenerateRecoveryCodes` when low.
+    async fn recovery_codes_left(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        async {
+            let state = ctx.state()?;
+            let caller = ctx.auth()?.require_user(state).await?;
+            let left = crate::services::mfa::recovery_codes_left(state, &caller).await?;
+            Ok::<_, AppError>(i32::try_from(left).unwrap_or(i32::MAX))
+        }
+        .await
+        .respond(ctx)
+    }
+
     /// The caller's trusted devices, most recently used first: each device
     /// that logged in to the account and kept its device token. While too
     /// many failed logins from elsewhere lock the email, only these may

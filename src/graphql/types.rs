@@ -31,6 +31,9 @@ pub struct User {
     /// True once the owner proved the address: `verifyEmail`, a password
     /// reset through a mailed link or code, or a confirmed email change.
     pub email_verified: bool,
+    /// True while a second factor (an authenticator app) protects the
+    /// account: `login` then answers `MFA_REQUIRED` after the password.
+    pub mfa_enabled: bool,
 }
 
 impl From<user::Model> for User {
@@ -43,6 +46,7 @@ impl From<user::Model> for User {
             created_at: u.created_at,
             last_login_at: u.last_login_at,
             email_verified: u.email_verified_at.is_some(),
+            mfa_enabled: u.mfa_enabled_at.is_some(),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod limits;
 pub mod lockout;
 pub mod login;
 pub mod mail;
+pub mod mfa;
 pub mod rotation;
 pub mod server_keys;
 pub mod sessions;

@@ -4,7 +4,7 @@
 //! are mechanism and live in `auth/` ([`crate::auth::opaque_token::SuccessorKey`],
 //! [`crate::auth::pseudonym::EmailPseudonyms`]).
 //!
-//! The refresh-successor key (and the email-pseudonym and outbox keys) is generated
+//! The refresh-successor key (and the email-pseudonym, outbox, TOTP-sealing and recovery-code keys) is generated
 //! once and kept in `server_keys`: it must be the same on every instance,
 //! and across restarts, for a replay to get the same successor anywhere. Creation is `INSERT … ON CONFLICT DO
 //! NOTHING` then read back, so two instances starting together agree.
@@ -23,6 +23,8 @@ const SUCCESSOR_PURPOSE: &str = "refresh-successor";
 const PSEUDONYM_PURPOSE: &str = "email-pseudonym";
 const OUTBOX_PURPOSE: &str = "mail-outbox";
 const CODE_PURPOSE: &str = "email-code";
+const TOTP_PURPOSE: &str = "totp-secret";
+const RECOVERY_PURPOSE: &str = "recovery-code";
 
 /// The key material a running server needs besides its signing keys.
 pub struct ServerKeys {
@@ -34,6 +36,10 @@ pub struct ServerKeys {
     pub outbox: Vec<u8>,
     /// Key of the stored hashes of mailed 6-digit codes.
     pub code: Vec<u8>,
+    /// Key that seals TOTP secrets at rest.
+    pub totp: Vec<u8>,
+    /// Key of the stored hashes of recovery codes.
+    pub recovery: Vec<u8>,
 }
 
 impl ServerKeys {
@@ -43,11 +49,15 @@ impl ServerKeys {
         let pseudonym = load_or_create(db, clock, PSEUDONYM_PURPOSE, 32).await?;
         let outbox = load_or_create(db, clock, OUTBOX_PURPOSE, 32).await?;
         let code = load_or_create(db, clock, CODE_PURPOSE, 32).await?;
+        let totp = load_or_create(db, clock, TOTP_PURPOSE, 32).await?;
+        let recovery = load_or_create(db, clock, RECOVERY_PURPOSE, 32).await?;
         Ok(Self {
             successor,
             pseudonym,
             outbox,
             code,
+            totp,
+            recovery,
         })
     }
 }

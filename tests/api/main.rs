@@ -30,6 +30,7 @@ mod mail;
 mod mail_delivery;
 mod mail_templates;
 mod metrics;
+mod mfa;
 mod node;
 mod ops;
 mod outage;

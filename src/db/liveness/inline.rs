@@ -189,6 +189,10 @@ fn decode(row: &Row<'_>) -> Result<(user::Model, DateTime<Utc>), InlineError> {
         Some(value) => Some(time(&value, "email verified")?),
         None => None,
     };
+    let mfa_enabled_at = match optional_text(8, "mfa enabled")? {
+        Some(value) => Some(time(&value, "mfa enabled")?),
+        None => None,
+    };
     let owner = user::Model {
         id,
         email: text(1, "email")?,
@@ -198,8 +202,9 @@ fn decode(row: &Row<'_>) -> Result<(user::Model, DateTime<Utc>), InlineError> {
         created_at: time(&text(5, "created at")?, "created at")?,
         last_login_at,
         email_verified_at,
+        mfa_enabled_at,
     };
-    let expires_at = time(&text(8, "expiry")?, "expiry")?;
+    let expires_at = time(&text(9, "expiry")?, "expiry")?;
     Ok((owner, expires_at))
 }
 
@@ -240,6 +245,7 @@ mod tests {
                 created_at: now - TimeDelta::days(3),
                 last_login_at: Some(now - TimeDelta::microseconds(1_234_567)),
                 email_verified_at: Some(now - TimeDelta::microseconds(7_654_321)),
+                mfa_enabled_at: Some(now - TimeDelta::microseconds(2_345_678)),
             };
             user.clone()
                 .into_active_model()

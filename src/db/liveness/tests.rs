@@ -43,6 +43,7 @@ async fn add_user(db: &Db, name: &str) -> user::Model {
         created_at: now - TimeDelta::days(3),
         last_login_at: Some(now - TimeDelta::microseconds(1_234_567)),
         email_verified_at: None,
+        mfa_enabled_at: None,
     }
     .into_active_model()
     .insert(db.write())

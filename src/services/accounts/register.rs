@@ -85,6 +85,7 @@ pub(super) async fn insert_user<C: sea_orm::ConnectionTrait>(
         created_at: now,
         last_login_at: None,
         email_verified_at: None,
+        mfa_enabled_at: None,
     };
     let active = user::ActiveModel {
         id: Set(model.id),
@@ -95,6 +96,7 @@ pub(super) async fn insert_user<C: sea_orm::ConnectionTrait>(
         created_at: Set(now),
         last_login_at: Set(None),
         email_verified_at: Set(None),
+        mfa_enabled_at: Set(None),
     };
     match user::Entity::insert(active)
         .exec_without_returning(conn)

@@ -1,0 +1,185 @@
+//! Second factors: an authenticator app (TOTP) and its recovery codes.
+//!
+//! - [`totp`] holds enrollment (`startTotpEnrollment`, `confirmTotpEnrollment`)
+//!   and accepting a code once (the last accepted step is stored).
+//! - [`recovery`] holds ten one-time codes, keyed hashes at rest.
+//! - Here: what a signed-in caller does with a factor that is on
+//!   (`disableTotp`, `regenerateRecoveryCodes`, `recoveryCodesLeft`), each
+//!   proven by a current TOTP code (or, for `disableTotp`, the password:
+//!   the way out for someone who lost the app and signed in with a recovery
+//!   code).
+//!
+//! A code check by a signed-in caller is a guess like a password check: it
+//! goes through the lockout, counted per session (as `changePassword`'s
+//! check is), and a wrong code writes `MFA_FAILED`.
+
+pub mod recovery;
+pub mod totp;
+
+use entity::{totp_factor, user};
+use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter};
+use secrecy::SecretString;
+use serde_json::json;
+
+use crate::{
+    auth::{email::Email, limiter::Rule},
+    domain::AuditEventKind,
+    error::AppError,
+    meta::RequestMeta,
+    services::{
+        audit::{self, Event},
+        auth_user::AuthUser,
+        limits,
+        lockout::{self, Admission, Checked, Client, Keys, Success},
+    },
+    state::AppState,
+};
+
+/// How a signed-in caller proves the factor for a sensitive change.
+pub enum Proof<'a> {
+    /// A current code from the authenticator app.
+    Totp(&'a str),
+    /// The account's password.
+    Password(&'a str),
+}
+
+/// `recoveryCodesLeft`: the caller's unused recovery codes (0 without a factor).
+pub async fn recovery_codes_left(state: &AppState, caller: &AuthUser) -> Result<u64, AppError> {
+    recovery::left(state.db.read(), caller.user.id).await
+}
+
+/// Checks a TOTP code of the caller's confirmed factor under the rate limit
+/// and the lockout; a wrong code is audited `MFA_FAILED` (with
+/// `operation`) and answered `INVALID_CREDENTIALS`. No confirmed factor:
+/// `BAD_USER_INPUT`.
+pub async fn check_code(
+    state: &AppState,
+    meta: &RequestMeta,
+    caller: &AuthUser,
+    code: &str,
+    operation: &'static str,
+) -> Result<Success, AppError> {
+    let Some(factor) = totp::find(state.db.write(), caller.user.id)
+        .await?
+        .filter(|f| f.confirmed_at.is_some())
+    else {
+        return Err(AppError::bad_input(
+            "code",
+            "no authenticator app is on for this account",
+        ));
+    };
+    let email = Email::parse_existing(&caller.user.email)?;
+    limits::enforce(
+        state,
+        meta,
+        Rule::LoginEmail,
+        &limits::ip_email_key(state, meta, &email),
+    )
+    .await?;
+    let keys = Keys::new(
+        &state.pseudonyms.of(&email),
+        Client::Session(caller.session_id),
+    );
+    let attempt = match lockout::reserve(state, keys).await? {
+        Admission::Proceed(attempt) => attempt,
+        Admission::Locked(lock) => {
+            return Err(AppError::AccountLocked {
+                retry_after: lock.retry_after(state.clock.now()),
+            })
+        }
+    };
+    let now = state.clock.now();
+    let check = async {
+        let accepted = totp::accept(state.db.write(), state, &factor, code, now).await?;
+        Ok(accepted.then_some(()))
+    };
+    match attempt.check(state, check).await? {
+        Checked::Right(success, ()) => Ok(success),
+        Checked::Wrong(_) => {
+            let event = Event::new(AuditEventKind::MfaFailed)
+                .user(caller.user.id)
+                .session(caller.session_id)
+                .detail(json!({ "operation": operation, "method": "TOTP" }));
+            audit::record(state.db.write(), now, meta, event).await?;
+            Err(AppError::InvalidCredentials)
+        }
+    }
+}
+
+async fn check_proof(
+    state: &AppState,
+    meta: &RequestMeta,
+    caller: &AuthUser,
+    proof: Proof<'_>,
+    operation: &'static str,
+) -> Result<Success, AppError> {
+    match proof {
+        Proof::Totp(code) => check_code(state, meta, caller, code, operation).await,
+        Proof::Password(password) => {
+            crate::services::accounts::check_current_password(
+                state, meta, caller, password, operation,
+            )
+            .await
+        }
+    }
+}
+
+/// `disableTotp`: after a current code or the password, removes the factor
+/// and its recovery codes and clears `mfaEnabled`, with `MFA_DISABLED`, in
+/// one transaction. `false` when no factor was on.
+#[tracing::instrument(skip_all, fields(user_id = %caller.user.id))]
+pub async fn disable_totp(
+    state: &AppState,
+    meta: &RequestMeta,
+    caller: &AuthUser,
+    proof: Proof<'_>,
+) -> Result<bool, AppError> {
+    if caller.user.mfa_enabled_at.is_none() {
+        return Ok(false);
+    }
+    let method = match proof {
+        Proof::Totp(_) => "TOTP",
+        Proof::Password(_) => "PASSWORD",
+    };
+    let success = check_proof(state, meta, caller, proof, "disableTotp").await?;
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    success.settle(&txn).await?;
+    totp_factor::Entity::delete_by_id(caller.user.id)
+        .exec(&txn)
+        .await?;
+    recovery::delete_all(&txn, caller.user.id).await?;
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::MfaEnabledAt,
+            Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+        )
+        .filter(user::Column::Id.eq(caller.user.id))
+        .exec(&txn)
+        .await?;
+    let event = Event::new(AuditEventKind::MfaDisabled)
+        .user(caller.user.id)
+        .session(caller.session_id)
+        .detail(json!({ "method": "TOTP", "proof": method }));
+    audit::record(&txn, now, meta, event).await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// `regenerateRecoveryCodes`: after a current code, replaces every
+/// recovery code of the caller; the new ones are in this answer only.
+#[tracing::instrument(skip_all, fields(user_id = %caller.user.id))]
+pub async fn regenerate_recovery_codes(
+    state: &AppState,
+    meta: &RequestMeta,
+    caller: &AuthUser,
+    code: &str,
+) -> Result<Vec<SecretString>, AppError> {
+    let success = check_code(state, meta, caller, code, "regenerateRecoveryCodes").await?;
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    success.settle(&txn).await?;
+    let codes = recovery::replace(&txn, state, caller.user.id, now).await?;
+    txn.commit().await?;
+    Ok(codes)
+}
