@@ -88,6 +88,16 @@ pub enum AppError {
     /// a verified address and this account's is not yet.
     #[error("verify your email address first: follow the link or enter the code we sent")]
     EmailNotVerified,
+    /// `MFA_REQUIRED` with `extensions.mfaToken` and `extensions.methods`:
+    /// the password was right and the account has a second factor; send
+    /// the token and a factor to `completeLogin`. The one error that
+    /// carries a secret, because the contract hands the token over here;
+    /// `Debug` redacts it.
+    #[error("a second factor is required: call completeLogin with the mfaToken")]
+    MfaRequired {
+        /// The single-use token for `completeLogin`.
+        mfa_token: secrecy::SecretString,
+    },
     /// `FORBIDDEN`: authenticated, but not allowed.
     #[error("you are not allowed to do this")]
     Forbidden,
@@ -136,6 +146,7 @@ impl AppError {
             Self::RefreshTokenReused => "REFRESH_TOKEN_REUSED",
             Self::InvalidToken => "INVALID_TOKEN",
             Self::EmailNotVerified => "EMAIL_NOT_VERIFIED",
+            Self::MfaRequired { .. } => "MFA_REQUIRED",
             Self::Forbidden => "FORBIDDEN",
             Self::ServiceUnavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",

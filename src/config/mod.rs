@@ -319,6 +319,11 @@ pub struct Config {
     #[arg(long, env = "WARDEN_RESET_TOKEN_TTL", default_value = "30m", value_parser = parse_positive_duration, global = true)]
     pub reset_token_ttl: Duration,
 
+    /// Lifetime of the `mfaToken` of `MFA_REQUIRED`: the time between a
+    /// right password and `completeLogin`.
+    #[arg(long, env = "WARDEN_MFA_TOKEN_TTL", default_value = "5m", value_parser = parse_positive_duration, global = true)]
+    pub mfa_token_ttl: Duration,
+
     /// Most connections open at once; a connection over the cap is answered 503 and closed.
     #[arg(long, env = "WARDEN_MAX_CONNECTIONS", default_value_t = 65536, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub max_connections: u32,
@@ -409,6 +414,7 @@ const OWN_ENV: &[&str] = &[
     "WARDEN_REQUIRE_EMAIL_VERIFICATION",
     "WARDEN_VERIFY_TOKEN_TTL",
     "WARDEN_RESET_TOKEN_TTL",
+    "WARDEN_MFA_TOKEN_TTL",
     "WARDEN_LOCKOUT_GLOBAL_THRESHOLD",
     "WARDEN_DEVICE_TOKEN_TTL",
     "WARDEN_IPV6_PREFIX",

@@ -2,14 +2,35 @@
 //! off, and recovery codes. Thin: each parses, calls `services::mfa` and
 //! shapes the answer. Secrets leave only in the one answer that creates them.
 
-use async_graphql::{Context, Object, SimpleObject};
+use async_graphql::{Context, InputObject, Json, Object, SimpleObject};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
     error::AppError,
     graphql::context::{ContextExt, Respond},
-    services::mfa::{self, Proof},
+    graphql::{mutation::deliver, types::AuthPayload},
+    services::mfa::{self, complete::Factor, Proof},
 };
+
+/// The second step of a login that answered `MFA_REQUIRED`: its `mfaToken`
+/// and exactly one factor.
+#[derive(InputObject)]
+pub struct CompleteLoginInput {
+    /// `extensions.mfaToken` of the `MFA_REQUIRED` error.
+    pub mfa_token: String,
+    /// A 6-digit code from the authenticator app.
+    pub totp_code: Option<String>,
+    /// One of the account's recovery codes (with or without its dash); each works once.
+    pub recovery_code: Option<String>,
+    /// A passkey assertion (not supported yet: answers `BAD_USER_INPUT`).
+    pub passkey: Option<Json<serde_json::Value>>,
+}
+
+impl std::fmt::Debug for CompleteLoginInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CompleteLoginInput([redacted])")
+    }
+}
 
 /// An authenticator-app secret being enrolled, shown once: scan `qrSvg` (or
 /// type `secret`), then send a code from the app to `confirmTotpEnrollment`.
@@ -39,6 +60,34 @@ pub struct MfaMutations;
 
 #[Object]
 impl MfaMutations {
+    /// Finishes a login that answered `MFA_REQUIRED`: the `mfaToken` with a
+    /// code from the authenticator app or a recovery code signs in (a
+    /// trusted device does not skip this step). A wrong factor:
+    /// `INVALID_CREDENTIALS`, counted toward the lockout like a wrong
+    /// password (the token stays usable until it expires); a used, expired
+    /// or unknown token: `INVALID_TOKEN` (log in again). Using a recovery
+    /// code is mailed to the account's address.
+    #[graphql(complexity = "super::mutation::COSTLY")]
+    async fn complete_login(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The token and one factor.")] input: CompleteLoginInput,
+    ) -> async_graphql::Result<AuthPayload> {
+        async {
+            let state = ctx.state()?;
+            let factor = Factor::parse(
+                input.totp_code,
+                input.recovery_code,
+                input.passkey.is_some(),
+            )?;
+            let outcome =
+                mfa::complete::complete_login(state, ctx.meta()?, &input.mfa_token, factor).await?;
+            Ok::<_, AppError>(deliver(ctx, outcome))
+        }
+        .await
+        .respond(ctx)
+    }
+
     /// Starts enrolling an authenticator app for the caller: a new secret,
     /// pending until `confirmTotpEnrollment` (a pending one is replaced).
     /// Fails with `BAD_USER_INPUT` while an app is already on.

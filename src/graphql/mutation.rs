@@ -26,6 +26,7 @@ use crate::{
         email::{self, TokenInput},
         limits::{self, KeyFacts},
         login::{self, LoginOutcome},
+        mfa,
         sessions::{self, Scope},
         trusted_devices,
     },
@@ -36,7 +37,7 @@ use crate::{
 pub struct AccountMutations;
 
 /// The payload for the client, and in cookie mode the refresh cookie too.
-fn deliver(ctx: &Context<'_>, outcome: crate::services::AuthOutcome) -> AuthPayload {
+pub(super) fn deliver(ctx: &Context<'_>, outcome: crate::services::AuthOutcome) -> AuthPayload {
     if let Ok(state) = ctx.state() {
         // Rounded up to whole seconds: the cookie lives as long as the token.
         let millis = (outcome.refresh_expires_at - state.clock.now()).num_milliseconds();
@@ -121,6 +122,9 @@ impl AccountMutations {
             .and_then(|outcome| match outcome {
                 LoginOutcome::Authenticated(signed_in) => Ok(*signed_in),
                 LoginOutcome::Refused(refusal) => Err(AppError::from(refusal)),
+                LoginOutcome::SecondFactorRequired(mfa_token) => {
+                    Err(AppError::MfaRequired { mfa_token })
+                }
             });
             let outcome = match &result {
                 Ok(_) => "success".to_owned(),
@@ -275,7 +279,10 @@ impl AccountMutations {
     /// password it was issued with (this device is trusted again at its next login).
     /// Fails with `INVALID_CREDENTIALS` for a wrong current password and
     /// `BAD_USER_INPUT` (field `newPassword`) when the new one breaks the
-    /// password policy. Limited and locked out like `login`.
+    /// password policy. Limited and locked out like `login`. While an
+    /// authenticator app is on, `code` (a current code from it) is required
+    /// too: without it `BAD_USER_INPUT` (field `code`), wrong
+    /// `INVALID_CREDENTIALS`; it is checked, and spent, before the password.
     #[graphql(complexity = "COSTLY")]
     async fn change_password(
         &self,
@@ -283,10 +290,22 @@ impl AccountMutations {
         #[graphql(desc = "The password the account has now.")] current_password: String,
         #[graphql(desc = "The new password: 8 to 72 bytes, not a common password.")]
         new_password: String,
+        #[graphql(
+            desc = "A current code from the authenticator app: required while one is on (`mfaEnabled`)."
+        )]
+        code: Option<String>,
     ) -> async_graphql::Result<bool> {
         async {
             let state = ctx.state()?;
             let caller = ctx.auth()?.require_user(state).await?;
+            mfa::demand_second_factor(
+                state,
+                ctx.meta()?,
+                &caller,
+                code.as_deref(),
+                "changePassword",
+            )
+            .await?;
             accounts::change_password(
                 state,
                 ctx.meta()?,
@@ -403,17 +422,30 @@ impl AccountMutations {
     /// `confirmEmailChange`) and the old address a notice. Requires an
     /// access token. Fails with `INVALID_CREDENTIALS` (wrong password,
     /// limited and locked out like `login`), `EMAIL_TAKEN`, `BAD_USER_INPUT`
-    /// (field `newEmail`) or `RATE_LIMITED`.
+    /// (field `newEmail`) or `RATE_LIMITED`. While an authenticator app is
+    /// on, `code` is required as for `changePassword`.
     #[graphql(complexity = "COSTLY")]
     async fn request_email_change(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The address to move the account to.")] new_email: String,
         #[graphql(desc = "The password the account has now.")] current_password: String,
+        #[graphql(
+            desc = "A current code from the authenticator app: required while one is on (`mfaEnabled`)."
+        )]
+        code: Option<String>,
     ) -> async_graphql::Result<bool> {
         async {
             let state = ctx.state()?;
             let caller = ctx.auth()?.require_user(state).await?;
+            mfa::demand_second_factor(
+                state,
+                ctx.meta()?,
+                &caller,
+                code.as_deref(),
+                "requestEmailChange",
+            )
+            .await?;
             email::request_email_change(state, ctx.meta()?, &caller, &new_email, &current_password)
                 .await?;
             Ok::<_, AppError>(true)

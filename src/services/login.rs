@@ -29,6 +29,7 @@
 //! before any hashing; a device token trusted only for its own account;
 //! audit rows inside the transaction of the change they record.
 
+use secrecy::SecretString;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -43,7 +44,7 @@ use crate::{
         email::verify,
         limits,
         lockout::{self, Admission, Checked, Client, Failure, Keys, Success},
-        mail, trusted_devices, AuthOutcome,
+        mail, mfa, trusted_devices, AuthOutcome,
     },
     state::AppState,
 };
@@ -57,6 +58,9 @@ pub enum LoginOutcome {
     Authenticated(Box<AuthOutcome>),
     /// Refused: what the client learns, and nothing more.
     Refused(LoginRefusal),
+    /// The password was right and the account has a second factor: the
+    /// single-use `mfaToken` for `completeLogin` (no session yet).
+    SecondFactorRequired(SecretString),
 }
 
 /// Why a login was refused. Each maps to one [`AppError`], the client's
@@ -214,6 +218,13 @@ async fn authenticated(
     let now = state.clock.now();
     let txn = state.db.begin().await?;
     success.settle(&txn).await?;
+    // A second factor is asked for whatever the device: a trusted device
+    // only gets past a lock, never past the factor.
+    if user.mfa_enabled_at.is_some() {
+        let mfa_token = mfa::complete::challenge(&txn, state, user.id, now).await?;
+        txn.commit().await?;
+        return Ok(LoginOutcome::SecondFactorRequired(mfa_token));
+    }
     let token = trusted_devices::issue(&txn, state, meta, user.id, trusted, now).await?;
     let mut outcome =
         accounts::sign_in(state, meta, txn, user, AuditEventKind::LoginSucceeded, now).await?;

@@ -5,6 +5,7 @@
 
 mod authenticator;
 mod enrollment;
+mod login;
 
 use std::time::Duration;
 

@@ -3,6 +3,7 @@
 //! - [`totp`] holds enrollment (`startTotpEnrollment`, `confirmTotpEnrollment`)
 //!   and accepting a code once (the last accepted step is stored).
 //! - [`recovery`] holds ten one-time codes, keyed hashes at rest.
+//! - [`complete`] holds the login's second step (`MFA_REQUIRED`, `completeLogin`).
 //! - Here: what a signed-in caller does with a factor that is on
 //!   (`disableTotp`, `regenerateRecoveryCodes`, `recoveryCodesLeft`), each
 //!   proven by a current TOTP code (or, for `disableTotp`, the password:
@@ -13,8 +14,12 @@
 //! goes through the lockout, counted per session (as `changePassword`'s
 //! check is), and a wrong code writes `MFA_FAILED`.
 
+pub mod complete;
 pub mod recovery;
 pub mod totp;
+
+/// The second factors `completeLogin` takes, as `MFA_REQUIRED`'s `methods` lists them.
+pub const METHODS: [&str; 2] = ["TOTP", "RECOVERY_CODE"];
 
 use entity::{totp_factor, user};
 use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter};
@@ -104,6 +109,34 @@ pub async fn check_code(
             Err(AppError::InvalidCredentials)
         }
     }
+}
+
+/// The second factor a sensitive change (`changePassword`,
+/// `requestEmailChange`) demands while one is on: `code`, a current TOTP
+/// code, checked like [`check_code`] and spent before the change runs.
+/// Without a factor on, `code` is ignored. With one on and no `code`:
+/// `BAD_USER_INPUT` (field `code`), so the app knows to ask for it.
+pub async fn demand_second_factor(
+    state: &AppState,
+    meta: &RequestMeta,
+    caller: &AuthUser,
+    code: Option<&str>,
+    operation: &'static str,
+) -> Result<(), AppError> {
+    if caller.user.mfa_enabled_at.is_none() {
+        return Ok(());
+    }
+    let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
+        return Err(AppError::bad_input(
+            "code",
+            "this account has an authenticator app: give a current code from it",
+        ));
+    };
+    let success = check_code(state, meta, caller, code, operation).await?;
+    let txn = state.db.begin().await?;
+    success.settle(&txn).await?;
+    txn.commit().await?;
+    Ok(())
 }
 
 async fn check_proof(

@@ -48,16 +48,19 @@ pub enum MailKind {
     EmailChange,
     /// To the old address: someone asked to move the account elsewhere.
     EmailChangeNotice,
+    /// A recovery code signed in instead of the authenticator app.
+    RecoveryCodeUsed,
 }
 
 impl MailKind {
     /// Every kind.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::VerifyEmail,
         Self::PasswordReset,
         Self::PasswordChanged,
         Self::EmailChange,
         Self::EmailChangeNotice,
+        Self::RecoveryCodeUsed,
     ];
 
     /// The stable name: outbox `kind`, metric label, template file stem.
@@ -68,6 +71,7 @@ impl MailKind {
             Self::PasswordChanged => "password-changed",
             Self::EmailChange => "email-change",
             Self::EmailChangeNotice => "email-change-notice",
+            Self::RecoveryCodeUsed => "recovery-code-used",
         }
     }
 
@@ -78,7 +82,7 @@ impl MailKind {
             Self::VerifyEmail => Some("verify-email"),
             Self::PasswordReset => Some("reset-password"),
             Self::EmailChange => Some("confirm-email"),
-            Self::PasswordChanged | Self::EmailChangeNotice => None,
+            Self::PasswordChanged | Self::EmailChangeNotice | Self::RecoveryCodeUsed => None,
         }
     }
 

@@ -1,0 +1,226 @@
+//! The login's second step. `login` with a right password for an account
+//! with a factor [`challenge`]s: a single-use `mfaToken` (only its SHA-256
+//! stored, bound to the account, `WARDEN_MFA_TOKEN_TTL`) instead of a
+//! session. [`complete_login`] redeems it with a TOTP or recovery code.
+//!
+//! A wrong factor is a guess like a wrong password: it goes through the
+//! same lockout (the account's email, this client), is audited `MFA_FAILED`
+//! and answered `INVALID_CREDENTIALS`; the token stays usable until it
+//! expires, so a typo does not send the user back to the password. The
+//! token is claimed by a conditional UPDATE in the sign-in's transaction:
+//! of two completions with one token, one signs in and the other gets
+//! `INVALID_TOKEN`, like a used, expired or unknown token.
+
+use chrono::{DateTime, Utc};
+use entity::{mfa_token, user};
+use sea_orm::{
+    sea_query::Expr, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{
+    auth::{email::Email, limiter::Rule, opaque_token},
+    clock::delta,
+    db::FetchUnique,
+    domain::AuditEventKind,
+    error::AppError,
+    meta::RequestMeta,
+    services::{
+        accounts,
+        audit::{self, Event},
+        limits,
+        lockout::{self, Admission, Checked, Client, Keys},
+        mail::{self, MailKind, MailValues},
+        mfa::{recovery, totp},
+        trusted_devices, AuthOutcome,
+    },
+    state::AppState,
+};
+
+/// The second factor presented to `completeLogin`.
+pub enum Factor {
+    /// A code from the authenticator app.
+    Totp(String),
+    /// One of the account's recovery codes.
+    RecoveryCode(String),
+}
+
+impl std::fmt::Debug for Factor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Totp(_) => "Factor::Totp([redacted])",
+            Self::RecoveryCode(_) => "Factor::RecoveryCode([redacted])",
+        })
+    }
+}
+
+impl Factor {
+    /// The name in `MFA_REQUIRED`'s `methods` and in audit rows.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Self::Totp(_) => "TOTP",
+            Self::RecoveryCode(_) => "RECOVERY_CODE",
+        }
+    }
+
+    /// `CompleteLoginInput`'s factor fields: exactly one (`BAD_USER_INPUT`
+    /// otherwise; passkeys are not supported yet).
+    pub fn parse(
+        totp_code: Option<String>,
+        recovery_code: Option<String>,
+        passkey: bool,
+    ) -> Result<Self, AppError> {
+        if passkey {
+            return Err(AppError::bad_input(
+                "passkey",
+                "passkeys are not supported yet: use totpCode or recoveryCode",
+            ));
+        }
+        match (totp_code, recovery_code) {
+            (Some(code), None) => Ok(Self::Totp(code)),
+            (None, Some(code)) => Ok(Self::RecoveryCode(code)),
+            _ => Err(AppError::bad_input(
+                "totpCode",
+                "give exactly one of totpCode or recoveryCode",
+            )),
+        }
+    }
+}
+
+/// Issues the `mfaToken` for `user_id` on `conn` (the transaction that
+/// settles the password's lockout attempt).
+pub async fn challenge<C: ConnectionTrait>(
+    conn: &C,
+    state: &AppState,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<SecretString, AppError> {
+    let token = opaque_token::generate();
+    mfa_token::Entity::insert(mfa_token::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user_id),
+        token_hash: Set(opaque_token::hash(token.expose_secret())),
+        created_at: Set(now),
+        expires_at: Set(now + delta(state.config.mfa_token_ttl)),
+        used_at: Set(None),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(token)
+}
+
+/// The live token `raw` names, or `INVALID_TOKEN`.
+async fn live_token(state: &AppState, raw: &str) -> Result<mfa_token::Model, AppError> {
+    if !opaque_token::looks_valid(raw) {
+        return Err(AppError::InvalidToken);
+    }
+    let now = state.clock.now();
+    mfa_token::Entity::find()
+        .filter(mfa_token::Column::TokenHash.eq(opaque_token::hash(raw)))
+        .unique(state.db.write())
+        .await?
+        .filter(|row| row.used_at.is_none() && row.expires_at > now)
+        .ok_or(AppError::InvalidToken)
+}
+
+/// `completeLogin`: the `mfaToken` of a right password and a second
+/// factor of that account start a session (a new device token with it).
+#[tracing::instrument(skip_all)]
+pub async fn complete_login(
+    state: &AppState,
+    meta: &RequestMeta,
+    raw_token: &str,
+    factor: Factor,
+) -> Result<AuthOutcome, AppError> {
+    let ip_key = limits::ip_key(meta);
+    limits::enforce(state, meta, Rule::LoginIp, &ip_key).await?;
+    let token = live_token(state, raw_token).await?;
+    let user = user::Entity::find_by_id(token.user_id)
+        .unique(state.db.write())
+        .await?
+        .ok_or(AppError::InvalidToken)?;
+    let email = Email::parse_existing(&user.email)?;
+    let keys = Keys::new(&state.pseudonyms.of(&email), Client::Ip(&ip_key));
+    let attempt = match lockout::reserve(state, keys).await? {
+        Admission::Proceed(attempt) => attempt,
+        Admission::Locked(lock) => {
+            return Err(AppError::AccountLocked {
+                retry_after: lock.retry_after(state.clock.now()),
+            })
+        }
+    };
+    let now = state.clock.now();
+    let check = async {
+        let right = match &factor {
+            Factor::Totp(code) => match totp::find(state.db.write(), user.id).await? {
+                Some(f) if f.confirmed_at.is_some() => {
+                    totp::accept(state.db.write(), state, &f, code, now).await?
+                }
+                _ => false,
+            },
+            Factor::RecoveryCode(code) => {
+                recovery::redeem(state.db.write(), state, user.id, code, now).await?
+            }
+        };
+        Ok(right.then_some(()))
+    };
+    let success = match attempt.check(state, check).await? {
+        Checked::Right(success, ()) => success,
+        Checked::Wrong(failure) => {
+            let txn = state.db.begin().await?;
+            let event = Event::new(AuditEventKind::MfaFailed)
+                .user(user.id)
+                .detail(json!({ "operation": "completeLogin", "method": factor.method() }));
+            audit::record(&txn, now, meta, event).await?;
+            for scope in failure.armed() {
+                let locked = Event::new(AuditEventKind::AccountLocked)
+                    .user(user.id)
+                    .detail(json!({ "email": email.as_str(), "scope": scope.as_str() }));
+                audit::record(&txn, now, meta, locked).await?;
+            }
+            txn.commit().await?;
+            return Err(AppError::InvalidCredentials);
+        }
+    };
+    let txn = state.db.begin().await?;
+    let claimed = mfa_token::Entity::update_many()
+        .col_expr(mfa_token::Column::UsedAt, Expr::value(now))
+        .filter(mfa_token::Column::Id.eq(token.id))
+        .filter(mfa_token::Column::UsedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if claimed.rows_affected != 1 {
+        return Err(AppError::InvalidToken);
+    }
+    success.settle(&txn).await?;
+    if let Factor::RecoveryCode(_) = factor {
+        let left = recovery::left(&txn, user.id).await?;
+        let event = Event::new(AuditEventKind::RecoveryCodeUsed)
+            .user(user.id)
+            .detail(json!({ "left": left }));
+        audit::record(&txn, now, meta, event).await?;
+        // The owner learns of it even when it was not them: a recovery
+        // code in a thief's hands is a lost second factor.
+        let notice = mail::compose(
+            state,
+            MailKind::RecoveryCodeUsed,
+            &user.email,
+            &MailValues {
+                username: user.username.clone(),
+                ..MailValues::default()
+            },
+        )?;
+        mail::enqueue(&txn, state, notice).await?;
+    }
+    let recovery_used = matches!(factor, Factor::RecoveryCode(_));
+    let device = trusted_devices::issue(&txn, state, meta, user.id, None, now).await?;
+    let mut outcome =
+        accounts::sign_in(state, meta, txn, user, AuditEventKind::LoginSucceeded, now).await?;
+    outcome.device_token = Some(device);
+    if recovery_used {
+        mail::wake(state);
+    }
+    Ok(outcome)
+}
