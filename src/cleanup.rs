@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::{
-    audit_event, email_token, login_attempt, mail_outbox, refresh_token, session, trusted_device,
+    audit_event, email_token, login_attempt, mail_outbox, mfa_token, refresh_token, session,
+    trusted_device, webauthn_challenge,
 };
 use sea_orm::{
     sea_query::{Expr, ExprTrait, Query},
@@ -65,6 +66,8 @@ pub struct Removed {
     pub mail_outbox: u64,
     /// Email tokens used, superseded or expired before the retention.
     pub email_tokens: u64,
+    /// Expired `mfaToken`s and passkey ceremonies (five-minute rows).
+    pub ceremonies: u64,
     /// True when another instance held the lock and this pass did nothing.
     pub skipped: bool,
 }
@@ -76,8 +79,8 @@ impl std::fmt::Display for Removed {
         }
         write!(
             f,
-            "expired sessions {}, revoked sessions {}, refresh tokens {}, audit events {}, lockout counters {}, trusted devices {}, mail outbox {}, email tokens {}",
-            self.expired_sessions, self.revoked_sessions, self.refresh_tokens, self.audit_events, self.login_attempts, self.trusted_devices, self.mail_outbox, self.email_tokens
+            "expired sessions {}, revoked sessions {}, refresh tokens {}, audit events {}, lockout counters {}, trusted devices {}, mail outbox {}, email tokens {}, ceremonies {}",
+            self.expired_sessions, self.revoked_sessions, self.refresh_tokens, self.audit_events, self.login_attempts, self.trusted_devices, self.mail_outbox, self.email_tokens, self.ceremonies
         )
     }
 }
@@ -299,6 +302,50 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
         }
     }
 
+    // `mfaToken`s and passkey ceremonies live minutes: an hour past their
+    // expiry nothing can use them.
+    let ceremony_cutoff = now - chrono::TimeDelta::hours(1);
+    loop {
+        let ids: Vec<Uuid> = mfa_token::Entity::find()
+            .select_only()
+            .column(mfa_token::Column::Id)
+            .filter(mfa_token::Column::ExpiresAt.lt(ceremony_cutoff))
+            .limit(BATCH)
+            .into_tuple()
+            .all(db.read())
+            .await?;
+        if !ids.is_empty() {
+            removed.ceremonies += mfa_token::Entity::delete_many()
+                .filter(mfa_token::Column::Id.is_in(ids.clone()))
+                .exec(db.write())
+                .await?
+                .rows_affected;
+        }
+        if (ids.len() as u64) < BATCH {
+            break;
+        }
+    }
+    loop {
+        let ids: Vec<Uuid> = webauthn_challenge::Entity::find()
+            .select_only()
+            .column(webauthn_challenge::Column::Id)
+            .filter(webauthn_challenge::Column::ExpiresAt.lt(ceremony_cutoff))
+            .limit(BATCH)
+            .into_tuple()
+            .all(db.read())
+            .await?;
+        if !ids.is_empty() {
+            removed.ceremonies += webauthn_challenge::Entity::delete_many()
+                .filter(webauthn_challenge::Column::Id.is_in(ids.clone()))
+                .exec(db.write())
+                .await?
+                .rows_affected;
+        }
+        if (ids.len() as u64) < BATCH {
+            break;
+        }
+    }
+
     if let Some(guard) = guard {
         guard.commit().await?;
     }
@@ -347,6 +394,7 @@ pub fn report(metrics: &Metrics, removed: &Removed) {
         ("trusted_devices", removed.trusted_devices),
         ("mail_outbox", removed.mail_outbox),
         ("email_tokens", removed.email_tokens),
+        ("ceremonies", removed.ceremonies),
     ] {
         metrics
             .cleanup_removed
@@ -362,6 +410,7 @@ pub fn report(metrics: &Metrics, removed: &Removed) {
         trusted_devices = removed.trusted_devices,
         mail_outbox = removed.mail_outbox,
         email_tokens = removed.email_tokens,
+        ceremonies = removed.ceremonies,
         skipped = removed.skipped,
         "cleanup pass"
     );

@@ -33,6 +33,87 @@ impl Role {
     }
 }
 
+/// How the login behind a session proved who the user is: `Session.method`,
+/// stored on the session with the access token's `amr` (RFC 8176 values).
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignInMethod {
+    /// The password alone (`register`, or `login` without a second factor).
+    Password,
+    /// The password, then a code from the authenticator app.
+    PasswordTotp,
+    /// The password, then a recovery code.
+    PasswordRecoveryCode,
+    /// The password, then a passkey.
+    PasswordPasskey,
+    /// A passkey alone (`finishPasskeyLogin`): possession plus the
+    /// authenticator's own user verification.
+    Passkey,
+}
+
+impl SignInMethod {
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "PASSWORD",
+            Self::PasswordTotp => "PASSWORD_TOTP",
+            Self::PasswordRecoveryCode => "PASSWORD_RECOVERY_CODE",
+            Self::PasswordPasskey => "PASSWORD_PASSKEY",
+            Self::Passkey => "PASSKEY",
+        }
+    }
+
+    /// Reads a stored method; anything unknown is the weakest.
+    pub fn from_stored(raw: &str) -> Self {
+        match raw {
+            "PASSWORD_TOTP" => Self::PasswordTotp,
+            "PASSWORD_RECOVERY_CODE" => Self::PasswordRecoveryCode,
+            "PASSWORD_PASSKEY" => Self::PasswordPasskey,
+            "PASSKEY" => Self::Passkey,
+            _ => Self::Password,
+        }
+    }
+
+    /// The `amr` values (RFC 8176) of a login by this method. A passkey is
+    /// `swk` when its key may be synced to other devices (backup eligible),
+    /// `hwk` when it is bound to one authenticator. Every method with two
+    /// factors adds `mfa`; a passkey's user verification makes it one.
+    pub fn amr(self, synced_key: bool) -> Vec<&'static str> {
+        let key = if synced_key { "swk" } else { "hwk" };
+        match self {
+            Self::Password => vec!["pwd"],
+            Self::PasswordTotp | Self::PasswordRecoveryCode => vec!["pwd", "otp", "mfa"],
+            Self::PasswordPasskey => vec!["pwd", key, "mfa"],
+            Self::Passkey => vec![key, "user", "mfa"],
+        }
+    }
+}
+
+/// How a login proved who the user is: its method and the `amr` values
+/// its session's access tokens carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedInBy {
+    /// `Session.method`.
+    pub method: SignInMethod,
+    /// RFC 8176 values, space-separated as stored.
+    pub amr: String,
+}
+
+impl SignedInBy {
+    /// A login by `method`; `synced_key` tells a synced passkey from a
+    /// device-bound one (see [`SignInMethod::amr`]).
+    pub fn new(method: SignInMethod, synced_key: bool) -> Self {
+        Self {
+            method,
+            amr: method.amr(synced_key).join(" "),
+        }
+    }
+
+    /// A login by password alone.
+    pub fn password() -> Self {
+        Self::new(SignInMethod::Password, false)
+    }
+}
+
 /// How serious an audit event is, in increasing order.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
@@ -127,11 +208,15 @@ pub enum AuditEventKind {
     MfaFailed,
     /// A recovery code was used (and the owner notified by mail).
     RecoveryCodeUsed,
+    /// A passkey was registered to an account.
+    PasskeyAdded,
+    /// A passkey was deleted from an account.
+    PasskeyRemoved,
 }
 
 impl AuditEventKind {
     /// Every kind, for parsing stored names.
-    pub const ALL: [Self; 28] = [
+    pub const ALL: [Self; 30] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -160,6 +245,8 @@ impl AuditEventKind {
         Self::MfaDisabled,
         Self::MfaFailed,
         Self::RecoveryCodeUsed,
+        Self::PasskeyAdded,
+        Self::PasskeyRemoved,
     ];
 
     /// The stored and wire name.
@@ -193,6 +280,8 @@ impl AuditEventKind {
             Self::MfaDisabled => "MFA_DISABLED",
             Self::MfaFailed => "MFA_FAILED",
             Self::RecoveryCodeUsed => "RECOVERY_CODE_USED",
+            Self::PasskeyAdded => "PASSKEY_ADDED",
+            Self::PasskeyRemoved => "PASSKEY_REMOVED",
         }
     }
 
@@ -222,7 +311,8 @@ impl AuditEventKind {
             | Self::EmailChangeRequested
             | Self::EmailChanged
             | Self::MfaEnabled
-            | Self::RecoveryCodeUsed => Severity::Notice,
+            | Self::RecoveryCodeUsed
+            | Self::PasskeyAdded => Severity::Notice,
             Self::AccountLocked
             | Self::RateLimited
             | Self::AccessDenied
@@ -230,7 +320,8 @@ impl AuditEventKind {
             | Self::SigningKeyRevoked
             | Self::MailFailed
             | Self::MfaDisabled
-            | Self::MfaFailed => Severity::Warning,
+            | Self::MfaFailed
+            | Self::PasskeyRemoved => Severity::Warning,
             Self::RefreshTokenReuseDetected => Severity::Critical,
         }
     }

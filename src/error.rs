@@ -97,6 +97,8 @@ pub enum AppError {
     MfaRequired {
         /// The single-use token for `completeLogin`.
         mfa_token: secrecy::SecretString,
+        /// The factors this account can complete with.
+        methods: Vec<&'static str>,
     },
     /// `FORBIDDEN`: authenticated, but not allowed.
     #[error("you are not allowed to do this")]

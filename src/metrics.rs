@@ -67,6 +67,10 @@ pub struct Metrics {
     pub mail_sent: IntCounterVec,
     /// Messages in the outbox not yet sent nor given up (as of the sender's last pass).
     pub mail_outbox_depth: IntGauge,
+    /// Second factors and passkey sign-ins checked, by `method` (`TOTP`,
+    /// `RECOVERY_CODE`, `PASSKEY` as a second step, `PASSKEY_LOGIN` without
+    /// a password) and `result` (`success`, `failure`).
+    pub mfa: IntCounterVec,
 }
 
 impl Metrics {
@@ -195,6 +199,11 @@ impl Metrics {
                 &["kind", "result"],
             )?,
             mail_outbox_depth,
+            mfa: counter_vec(
+                "mfa_total",
+                "Second factors and passkey sign-ins checked, by method (TOTP, RECOVERY_CODE, PASSKEY, PASSKEY_LOGIN) and result (success, failure).",
+                &["method", "result"],
+            )?,
             registry,
             process,
         })

@@ -52,6 +52,14 @@ pub async fn build_state(config: Config, clock: Clock) -> Result<AppState, Start
     if let Some(dir) = &config.mail_templates {
         tracing::info!("mail templates: overrides from {}", dir.display());
     }
+    let relying_party = config.relying_party().map_err(StartupError::Config)?;
+    let webauthn = crate::auth::passkey::build(&relying_party, &config.product_name)
+        .map_err(StartupError::Config)?;
+    tracing::info!(
+        "passkeys: relying party {}, pages of {}",
+        relying_party.id,
+        relying_party.origins.join(", ")
+    );
     let db = Db::connect(&config).await?;
     db.migrate().await?;
     let keys = ServerKeys::load(&db, &clock).await?;
@@ -76,6 +84,7 @@ pub async fn build_state(config: Config, clock: Clock) -> Result<AppState, Start
         recovery_codes: CodeKey::new(keys.recovery),
         mail_wake: Arc::new(tokio::sync::Notify::new()),
         mail_templates: Arc::new(mail_templates),
+        webauthn: Arc::new(webauthn),
         limits,
         metrics,
         session_checks: SessionChecks::start(db.clone(), clock.clone()),

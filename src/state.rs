@@ -50,4 +50,6 @@ pub struct AppState {
     /// The mail templates (built-in, or overridden by
     /// `WARDEN_MAIL_TEMPLATES`), compiled and trial-rendered at start-up.
     pub mail_templates: Arc<minijinja::Environment<'static>>,
+    /// The WebAuthn relying party (`WARDEN_WEBAUTHN_RP_ID`, `WARDEN_WEBAUTHN_ORIGINS`).
+    pub webauthn: Arc<webauthn_rs::Webauthn>,
 }

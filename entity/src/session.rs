@@ -17,6 +17,11 @@ pub struct Model {
     pub revoked_reason: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// How the login proved who the user is: a `SignInMethod` wire name.
+    pub method: String,
+    /// The RFC 8176 `amr` values of the login, space-separated; every
+    /// access token of the session carries them.
+    pub amr: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

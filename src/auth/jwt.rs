@@ -51,6 +51,11 @@ pub struct Claims {
     pub exp: i64,
     /// Unique token id.
     pub jti: Uuid,
+    /// How the session's login proved who the user is (RFC 8176 values:
+    /// `pwd`, `otp`, `hwk`, `swk`, `user`, `mfa`). Tokens minted before
+    /// Warden knew `amr` have none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
 }
 
 /// Why a token did not verify, before it becomes a client-facing reason.
@@ -174,6 +179,7 @@ impl AccessTokens {
         user: Uuid,
         session: Uuid,
         role: Role,
+        amr: &str,
         now: DateTime<Utc>,
     ) -> Result<Minted, AppError> {
         let ring = self.ring();
@@ -187,6 +193,7 @@ impl AccessTokens {
             iat: now.timestamp(),
             exp: expires_at.timestamp(),
             jti: Uuid::new_v4(),
+            amr: amr.split_whitespace().map(str::to_owned).collect(),
         };
         // Fail closed: with every key revoked or retired, no token at all
         // rather than one under a key the operator withdrew.
@@ -275,7 +282,9 @@ mod tests {
     fn a_minted_token_verifies_with_all_its_claims() {
         let t = tokens("seven-seven-seven-seven-seven-77");
         let (user, session) = (Uuid::new_v4(), Uuid::new_v4());
-        let minted = t.mint(user, session, Role::Admin, now()).expect("minted");
+        let minted = t
+            .mint(user, session, Role::Admin, "pwd otp mfa", now())
+            .expect("minted");
         let claims = t.verify(&minted.token, now()).expect("valid");
         assert_eq!(
             (claims.sub, claims.sid, claims.role),
@@ -288,7 +297,7 @@ mod tests {
     fn expiry_follows_the_injected_clock_with_leeway() {
         let t = tokens("seven-seven-seven-seven-seven-77");
         let minted = t
-            .mint(Uuid::new_v4(), Uuid::new_v4(), Role::User, now())
+            .mint(Uuid::new_v4(), Uuid::new_v4(), Role::User, "pwd", now())
             .expect("minted");
         assert!(t
             .verify(&minted.token, now() + TimeDelta::seconds(900 + LEEWAY_SECS))
@@ -303,7 +312,7 @@ mod tests {
     fn another_key_or_a_none_algorithm_is_invalid() {
         let t = tokens("seven-seven-seven-seven-seven-77");
         let minted = t
-            .mint(Uuid::new_v4(), Uuid::new_v4(), Role::User, now())
+            .mint(Uuid::new_v4(), Uuid::new_v4(), Role::User, "pwd", now())
             .expect("minted");
         assert_eq!(
             tokens("eight-eight-eight-eight-eight-88").verify(&minted.token, now()),

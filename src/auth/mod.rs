@@ -11,6 +11,7 @@ pub mod hash_threads;
 pub mod jwt;
 pub mod limiter;
 pub mod opaque_token;
+pub mod passkey;
 pub mod password;
 pub mod pseudonym;
 pub mod pwned;

@@ -33,6 +33,7 @@ pub mod site;
 #[cfg(test)]
 mod tests;
 pub mod values;
+pub mod webauthn;
 
 pub use browser::{SameSite, DEFAULT_CORS_ALLOW_HEADERS};
 use parse::*;
@@ -324,6 +325,14 @@ pub struct Config {
     #[arg(long, env = "WARDEN_MFA_TOKEN_TTL", default_value = "5m", value_parser = parse_positive_duration, global = true)]
     pub mfa_token_ttl: Duration,
 
+    /// WebAuthn relying party id: the domain passkeys are bound to (like example.com; an app on app.example.com may use it). Unset: the host of WARDEN_PUBLIC_URL, `localhost` for a loopback address.
+    #[arg(long, env = "WARDEN_WEBAUTHN_RP_ID", value_parser = webauthn::parse_rp_id, global = true)]
+    pub webauthn_rp_id: Option<String>,
+
+    /// Comma-separated origins whose pages may create and use passkeys (like https://app.example.com). Unset: WARDEN_PUBLIC_URL's origin, WARDEN_APP_URL's and WARDEN_CORS_ORIGINS.
+    #[arg(long, env = "WARDEN_WEBAUTHN_ORIGINS", value_delimiter = ',', value_parser = parse_origin, global = true)]
+    pub webauthn_origins: Vec<String>,
+
     /// Most connections open at once; a connection over the cap is answered 503 and closed.
     #[arg(long, env = "WARDEN_MAX_CONNECTIONS", default_value_t = 65536, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub max_connections: u32,
@@ -415,6 +424,8 @@ const OWN_ENV: &[&str] = &[
     "WARDEN_VERIFY_TOKEN_TTL",
     "WARDEN_RESET_TOKEN_TTL",
     "WARDEN_MFA_TOKEN_TTL",
+    "WARDEN_WEBAUTHN_RP_ID",
+    "WARDEN_WEBAUTHN_ORIGINS",
     "WARDEN_LOCKOUT_GLOBAL_THRESHOLD",
     "WARDEN_DEVICE_TOKEN_TTL",
     "WARDEN_IPV6_PREFIX",

@@ -250,6 +250,17 @@ rate_rules! {
         key: [Email],
         help: "6-digit codes tried per email address (each code also dies after 5 wrong tries); a day's cap, so guessing a million codes stays out of reach.",
     },
+    /// Passkey ceremonies (`startPasskeyRegistration`, `startPasskeyLogin`,
+    /// `finishPasskeyLogin`, a passkey in `completeLogin`) per client IP:
+    /// each start stores a challenge, each finish checks a signature.
+    PasskeyIp {
+        name: "passkey_ip",
+        variable: "WARDEN_RATE_PASSKEY_IP",
+        field: rate_passkey_ip,
+        default: 30 / min,
+        key: [Ip],
+        help: "Passkey ceremonies (starting a registration or sign-in, finishing a sign-in) per client IP.",
+    },
 }
 
 #[cfg(test)]
@@ -304,6 +315,7 @@ mod tests {
                 ("mail_email", &[KeyPart::Email][..]),
                 ("email_token_ip", &[KeyPart::Ip][..]),
                 ("email_code", &[KeyPart::Email][..]),
+                ("passkey_ip", &[KeyPart::Ip][..]),
             ]
         );
     }

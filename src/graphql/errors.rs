@@ -30,10 +30,10 @@ pub fn into_graphql(err: AppError, request_id: &str) -> async_graphql::Error {
         AppError::BadUserInput { field, .. } => ext.set("field", *field),
         AppError::Unauthenticated(reason) => ext.set("reason", reason.as_str()),
         AppError::Internal(_) => ext.set("requestId", request_id.clone()),
-        AppError::MfaRequired { mfa_token } => {
+        AppError::MfaRequired { mfa_token, methods } => {
             use secrecy::ExposeSecret;
             ext.set("mfaToken", mfa_token.expose_secret());
-            ext.set("methods", crate::services::mfa::METHODS.to_vec());
+            ext.set("methods", methods.clone());
         }
         _ => {
             if let Some(secs) = err.retry_after() {

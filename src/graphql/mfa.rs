@@ -22,7 +22,7 @@ pub struct CompleteLoginInput {
     pub totp_code: Option<String>,
     /// One of the account's recovery codes (with or without its dash); each works once.
     pub recovery_code: Option<String>,
-    /// A passkey assertion (not supported yet: answers `BAD_USER_INPUT`).
+    /// A passkey's answer (`credential.toJSON()`) to `startPasskeyLogin`'s options.
     pub passkey: Option<Json<serde_json::Value>>,
 }
 
@@ -78,7 +78,7 @@ impl MfaMutations {
             let factor = Factor::parse(
                 input.totp_code,
                 input.recovery_code,
-                input.passkey.is_some(),
+                input.passkey.map(|p| p.0),
             )?;
             let outcome =
                 mfa::complete::complete_login(state, ctx.meta()?, &input.mfa_token, factor).await?;

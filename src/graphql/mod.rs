@@ -16,6 +16,7 @@ pub mod mfa;
 pub mod mutation;
 pub mod observe;
 pub mod parse_errors;
+pub mod passkeys;
 pub mod persisted;
 pub mod query;
 pub mod types;
@@ -24,10 +25,14 @@ use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
 use crate::state::AppState;
 
-/// Writes: accounts, logins and sessions, and second factors.
+/// Writes: accounts, logins and sessions, second factors and passkeys.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(mutation::AccountMutations, mfa::MfaMutations);
+pub struct MutationRoot(
+    mutation::AccountMutations,
+    mfa::MfaMutations,
+    passkeys::PasskeyMutations,
+);
 pub use query::QueryRoot;
 
 /// The schema type Warden serves.

@@ -122,8 +122,8 @@ impl AccountMutations {
             .and_then(|outcome| match outcome {
                 LoginOutcome::Authenticated(signed_in) => Ok(*signed_in),
                 LoginOutcome::Refused(refusal) => Err(AppError::from(refusal)),
-                LoginOutcome::SecondFactorRequired(mfa_token) => {
-                    Err(AppError::MfaRequired { mfa_token })
+                LoginOutcome::SecondFactorRequired { mfa_token, methods } => {
+                    Err(AppError::MfaRequired { mfa_token, methods })
                 }
             });
             let outcome = match &result {

@@ -38,6 +38,21 @@ impl QueryRoot {
         .respond(ctx)
     }
 
+    /// The caller's passkeys, oldest first.
+    async fn passkeys(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<crate::graphql::passkeys::Passkey>> {
+        async {
+            let state = ctx.state()?;
+            let caller = ctx.auth()?.require_user(state).await?;
+            let rows = crate::services::passkeys::owned(state.db.read(), caller.user.id).await?;
+            Ok::<_, AppError>(rows.into_iter().map(Into::into).collect())
+        }
+        .await
+        .respond(ctx)
+    }
+
     /// How many unused recovery codes the caller has left (0 without an
     /// authenticator app): suggest `regenerateRecoveryCodes` when low.
     async fn recovery_codes_left(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {

@@ -68,6 +68,11 @@ pub struct Session {
     pub user_agent: Option<String>,
     /// True for the session of the access token making this request.
     pub current: bool,
+    /// How its login proved who the user is.
+    pub method: crate::domain::SignInMethod,
+    /// The RFC 8176 `amr` values its access tokens carry (`pwd`, `otp`,
+    /// `hwk`, `swk`, `user`, `mfa`).
+    pub amr: Vec<String>,
 }
 
 impl Session {
@@ -81,6 +86,8 @@ impl Session {
             ip: row.ip,
             user_agent: row.user_agent,
             current: row.id == current,
+            method: crate::domain::SignInMethod::from_stored(&row.method),
+            amr: row.amr.split_whitespace().map(str::to_owned).collect(),
         }
     }
 }

@@ -35,7 +35,7 @@ use uuid::Uuid;
 
 use crate::{
     auth::{email::Email, limiter::Rule},
-    domain::AuditEventKind,
+    domain::{AuditEventKind, SignedInBy},
     error::AppError,
     meta::RequestMeta,
     services::{
@@ -59,8 +59,14 @@ pub enum LoginOutcome {
     /// Refused: what the client learns, and nothing more.
     Refused(LoginRefusal),
     /// The password was right and the account has a second factor: the
-    /// single-use `mfaToken` for `completeLogin` (no session yet).
-    SecondFactorRequired(SecretString),
+    /// single-use `mfaToken` for `completeLogin` (no session yet) and the
+    /// factors it takes.
+    SecondFactorRequired {
+        /// The token.
+        mfa_token: SecretString,
+        /// `MFA_REQUIRED`'s `methods`.
+        methods: Vec<&'static str>,
+    },
 }
 
 /// Why a login was refused. Each maps to one [`AppError`], the client's
@@ -222,12 +228,21 @@ async fn authenticated(
     // only gets past a lock, never past the factor.
     if user.mfa_enabled_at.is_some() {
         let mfa_token = mfa::complete::challenge(&txn, state, user.id, now).await?;
+        let methods = mfa::complete::methods(&txn, &user).await?;
         txn.commit().await?;
-        return Ok(LoginOutcome::SecondFactorRequired(mfa_token));
+        return Ok(LoginOutcome::SecondFactorRequired { mfa_token, methods });
     }
     let token = trusted_devices::issue(&txn, state, meta, user.id, trusted, now).await?;
-    let mut outcome =
-        accounts::sign_in(state, meta, txn, user, AuditEventKind::LoginSucceeded, now).await?;
+    let mut outcome = accounts::sign_in(
+        state,
+        meta,
+        txn,
+        user,
+        AuditEventKind::LoginSucceeded,
+        SignedInBy::password(),
+        now,
+    )
+    .await?;
     outcome.device_token = Some(token);
     Ok(LoginOutcome::Authenticated(Box::new(outcome)))
 }

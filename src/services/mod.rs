@@ -12,6 +12,7 @@ pub mod lockout;
 pub mod login;
 pub mod mail;
 pub mod mfa;
+pub mod passkeys;
 pub mod rotation;
 pub mod server_keys;
 pub mod sessions;

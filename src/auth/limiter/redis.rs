@@ -294,6 +294,7 @@ mod tests {
                 "warden:rl:mail_email:K",
                 "warden:rl:email_token_ip:K",
                 "warden:rl:email_code:K",
+                "warden:rl:passkey_ip:K",
             ]
         );
     }

@@ -273,6 +273,8 @@ mod tests {
                 revoked_reason: revoked.then(|| "LOGOUT".into()),
                 ip: Some("127.0.0.1".into()),
                 user_agent: Some("test".into()),
+                method: "PASSWORD".into(),
+                amr: "pwd".into(),
             }
             .into_active_model()
             .insert(&self.db)

@@ -64,6 +64,8 @@ async fn add_session(db: &Db, owner: &user::Model, expires_in: TimeDelta, revoke
         revoked_reason: revoked.then(|| "LOGOUT".into()),
         ip: Some("127.0.0.1".into()),
         user_agent: Some("test".into()),
+        method: "PASSWORD".into(),
+        amr: "pwd".into(),
     }
     .into_active_model()
     .insert(db.write())

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{find_by_email, refuse_breached, sign_in};
 use crate::{
     auth::{charset, email::Email, password::Password},
-    domain::{AuditEventKind, Role},
+    domain::{AuditEventKind, Role, SignedInBy},
     error::AppError,
     meta::RequestMeta,
     services::{
@@ -149,7 +149,16 @@ pub async fn register(
     }
     // Registering makes this device trusted for the account, like a login.
     let device = trusted_devices::issue(&txn, state, meta, user.id, None, now).await?;
-    let mut outcome = sign_in(state, meta, txn, user, AuditEventKind::UserRegistered, now).await?;
+    let mut outcome = sign_in(
+        state,
+        meta,
+        txn,
+        user,
+        AuditEventKind::UserRegistered,
+        SignedInBy::password(),
+        now,
+    )
+    .await?;
     outcome.device_token = Some(device);
     mail::wake(state);
     state.metrics.registrations.inc();

@@ -6,7 +6,7 @@ use entity::user;
 use sea_orm::{sea_query::Expr, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
 use crate::{
-    domain::{AuditEventKind, Role},
+    domain::{AuditEventKind, Role, SignedInBy},
     error::AppError,
     meta::RequestMeta,
     services::{
@@ -26,9 +26,10 @@ pub async fn sign_in(
     txn: DatabaseTransaction,
     mut user: user::Model,
     kind: AuditEventKind,
+    how: SignedInBy,
     now: DateTime<Utc>,
 ) -> Result<AuthOutcome, AppError> {
-    let started = sessions::start(&txn, state, meta, user.id, now).await?;
+    let started = sessions::start(&txn, state, meta, user.id, &how, now).await?;
     // Only while the password is still the one that was checked: a login
     // racing a password reset or change must not keep a session the reset
     // meant to end (Postgres re-reads the row after the reset's commit;
@@ -47,7 +48,9 @@ pub async fn sign_in(
     audit::record(&txn, now, meta, event).await?;
     txn.commit().await?;
     let role = Role::from_stored(&user.role);
-    let access = state.tokens.mint(user.id, started.session_id, role, now)?;
+    let access = state
+        .tokens
+        .mint(user.id, started.session_id, role, &how.amr, now)?;
     Ok(AuthOutcome {
         user,
         session_id: started.session_id,

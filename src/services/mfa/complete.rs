@@ -24,7 +24,7 @@ use crate::{
     auth::{email::Email, limiter::Rule, opaque_token},
     clock::delta,
     db::FetchUnique,
-    domain::AuditEventKind,
+    domain::{AuditEventKind, SignInMethod, SignedInBy},
     error::AppError,
     meta::RequestMeta,
     services::{
@@ -34,7 +34,7 @@ use crate::{
         lockout::{self, Admission, Checked, Client, Keys},
         mail::{self, MailKind, MailValues},
         mfa::{recovery, totp},
-        trusted_devices, AuthOutcome,
+        passkeys, trusted_devices, AuthOutcome,
     },
     state::AppState,
 };
@@ -45,6 +45,8 @@ pub enum Factor {
     Totp(String),
     /// One of the account's recovery codes.
     RecoveryCode(String),
+    /// A passkey assertion over a `startPasskeyLogin` ceremony.
+    Passkey(serde_json::Value),
 }
 
 impl std::fmt::Debug for Factor {
@@ -52,6 +54,7 @@ impl std::fmt::Debug for Factor {
         f.write_str(match self {
             Self::Totp(_) => "Factor::Totp([redacted])",
             Self::RecoveryCode(_) => "Factor::RecoveryCode([redacted])",
+            Self::Passkey(_) => "Factor::Passkey(..)",
         })
     }
 }
@@ -62,31 +65,54 @@ impl Factor {
         match self {
             Self::Totp(_) => "TOTP",
             Self::RecoveryCode(_) => "RECOVERY_CODE",
+            Self::Passkey(_) => "PASSKEY",
         }
     }
 
     /// `CompleteLoginInput`'s factor fields: exactly one (`BAD_USER_INPUT`
-    /// otherwise; passkeys are not supported yet).
+    /// otherwise).
     pub fn parse(
         totp_code: Option<String>,
         recovery_code: Option<String>,
-        passkey: bool,
+        passkey: Option<serde_json::Value>,
     ) -> Result<Self, AppError> {
-        if passkey {
-            return Err(AppError::bad_input(
-                "passkey",
-                "passkeys are not supported yet: use totpCode or recoveryCode",
-            ));
-        }
-        match (totp_code, recovery_code) {
-            (Some(code), None) => Ok(Self::Totp(code)),
-            (None, Some(code)) => Ok(Self::RecoveryCode(code)),
+        match (totp_code, recovery_code, passkey) {
+            (Some(code), None, None) => Ok(Self::Totp(code)),
+            (None, Some(code), None) => Ok(Self::RecoveryCode(code)),
+            (None, None, Some(assertion)) => Ok(Self::Passkey(assertion)),
             _ => Err(AppError::bad_input(
                 "totpCode",
-                "give exactly one of totpCode or recoveryCode",
+                "give exactly one of totpCode, recoveryCode or passkey",
             )),
         }
     }
+
+    /// How a login completed with this factor is recorded.
+    fn signed_in_by(&self, synced_key: bool) -> SignedInBy {
+        let method = match self {
+            Self::Totp(_) => SignInMethod::PasswordTotp,
+            Self::RecoveryCode(_) => SignInMethod::PasswordRecoveryCode,
+            Self::Passkey(_) => SignInMethod::PasswordPasskey,
+        };
+        SignedInBy::new(method, synced_key)
+    }
+}
+
+/// The factors `completeLogin` takes for this account, as `MFA_REQUIRED`'s
+/// `methods` lists them: the authenticator app and its recovery codes
+/// while it is on, passkeys when it has any.
+pub async fn methods<C: ConnectionTrait>(
+    conn: &C,
+    user: &user::Model,
+) -> Result<Vec<&'static str>, AppError> {
+    let mut methods = Vec::with_capacity(3);
+    if user.mfa_enabled_at.is_some() {
+        methods.extend(["TOTP", "RECOVERY_CODE"]);
+    }
+    if passkeys::has_any(conn, user.id).await? {
+        methods.push("PASSKEY");
+    }
+    Ok(methods)
 }
 
 /// Issues the `mfaToken` for `user_id` on `conn` (the transaction that
@@ -152,22 +178,44 @@ pub async fn complete_login(
         }
     };
     let now = state.clock.now();
+    // Right: whether the key was a synced passkey (for `amr`).
     let check = async {
         let right = match &factor {
             Factor::Totp(code) => match totp::find(state.db.write(), user.id).await? {
                 Some(f) if f.confirmed_at.is_some() => {
-                    totp::accept(state.db.write(), state, &f, code, now).await?
+                    totp::accept(state.db.write(), state, &f, code, now)
+                        .await?
+                        .then_some(false)
                 }
-                _ => false,
+                _ => None,
             },
             Factor::RecoveryCode(code) => {
-                recovery::redeem(state.db.write(), state, user.id, code, now).await?
+                recovery::redeem(state.db.write(), state, user.id, code, now)
+                    .await?
+                    .then_some(false)
+            }
+            Factor::Passkey(assertion) => {
+                passkeys::sign_in::verify(state, assertion.clone(), None, Some(user.id), now)
+                    .await?
+                    .ok()
+                    .map(|verified| verified.passkey.backup_eligible)
             }
         };
-        Ok(right.then_some(()))
+        Ok(right)
     };
-    let success = match attempt.check(state, check).await? {
-        Checked::Right(success, ()) => success,
+    let result = attempt.check(state, check).await?;
+    let outcome = if matches!(result, Checked::Right(..)) {
+        "success"
+    } else {
+        "failure"
+    };
+    state
+        .metrics
+        .mfa
+        .with_label_values(&[factor.method(), outcome])
+        .inc();
+    let (success, synced_key) = match result {
+        Checked::Right(success, synced_key) => (success, synced_key),
         Checked::Wrong(failure) => {
             let txn = state.db.begin().await?;
             let event = Event::new(AuditEventKind::MfaFailed)
@@ -216,8 +264,17 @@ pub async fn complete_login(
     }
     let recovery_used = matches!(factor, Factor::RecoveryCode(_));
     let device = trusted_devices::issue(&txn, state, meta, user.id, None, now).await?;
-    let mut outcome =
-        accounts::sign_in(state, meta, txn, user, AuditEventKind::LoginSucceeded, now).await?;
+    let how = factor.signed_in_by(synced_key);
+    let mut outcome = accounts::sign_in(
+        state,
+        meta,
+        txn,
+        user,
+        AuditEventKind::LoginSucceeded,
+        how,
+        now,
+    )
+    .await?;
     outcome.device_token = Some(device);
     if recovery_used {
         mail::wake(state);

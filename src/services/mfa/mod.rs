@@ -18,9 +18,6 @@ pub mod complete;
 pub mod recovery;
 pub mod totp;
 
-/// The second factors `completeLogin` takes, as `MFA_REQUIRED`'s `methods` lists them.
-pub const METHODS: [&str; 2] = ["TOTP", "RECOVERY_CODE"];
-
 use entity::{totp_factor, user};
 use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter};
 use secrecy::SecretString;
@@ -98,7 +95,18 @@ pub async fn check_code(
         let accepted = totp::accept(state.db.write(), state, &factor, code, now).await?;
         Ok(accepted.then_some(()))
     };
-    match attempt.check(state, check).await? {
+    let result = attempt.check(state, check).await?;
+    let outcome = if matches!(result, Checked::Right(..)) {
+        "success"
+    } else {
+        "failure"
+    };
+    state
+        .metrics
+        .mfa
+        .with_label_values(&["TOTP", outcome])
+        .inc();
+    match result {
         Checked::Right(success, ()) => Ok(success),
         Checked::Wrong(_) => {
             let event = Event::new(AuditEventKind::MfaFailed)

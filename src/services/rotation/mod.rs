@@ -83,6 +83,8 @@ pub struct Presented {
     pub session_expires_at: DateTime<Utc>,
     /// Whether that session was revoked when read.
     pub session_revoked: bool,
+    /// That session's `amr`, for the access token a rotation mints.
+    pub session_amr: String,
     /// The session's owner.
     pub user: user::Model,
 }

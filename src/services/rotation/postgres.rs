@@ -21,7 +21,7 @@ const ONE_STATEMENT: &str = concat!(
 WITH found AS (
     SELECT t.id AS token_id, t.used_at AS token_used_at, t.expires_at AS token_expires_at,
            s.id AS session_id, s.expires_at AS session_expires_at,
-           s.revoked_at IS NOT NULL AS session_revoked,
+           s.revoked_at IS NOT NULL AS session_revoked, s.amr AS session_amr,
            ",
     entity::user_columns!(),
     "
@@ -86,6 +86,7 @@ pub(super) async fn in_one_statement(db: &Db, rotation: Rotation) -> Result<Outc
         session_id: row.try_get("", "session_id")?,
         session_expires_at: row.try_get("", "session_expires_at")?,
         session_revoked: row.try_get("", "session_revoked")?,
+        session_amr: row.try_get("", "session_amr")?,
         user: user::Model::from_query_result(&row, "")?,
     };
     if let Some(reason) = presented.refusal(now) {

@@ -27,6 +27,7 @@ pub(super) async fn read_then_write(db: &Db, rotation: Rotation) -> Result<Outco
         session_id: session.id,
         session_expires_at: session.expires_at,
         session_revoked: session.revoked_at.is_some(),
+        session_amr: session.amr.clone(),
         user,
     };
     if let Some(reason) = presented.refusal(rotation.now) {

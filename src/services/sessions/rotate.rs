@@ -158,6 +158,7 @@ async fn rotate(
         found.user.id,
         found.session_id,
         Role::from_stored(&found.user.role),
+        &found.session_amr,
         now,
     )?;
     Ok(AuthOutcome {

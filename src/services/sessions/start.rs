@@ -8,8 +8,8 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::{
-    auth::opaque_token, clock::delta, error::AppError, meta::RequestMeta, services::rotation,
-    state::AppState,
+    auth::opaque_token, clock::delta, domain::SignedInBy, error::AppError, meta::RequestMeta,
+    services::rotation, state::AppState,
 };
 
 /// A new session's first refresh token.
@@ -28,6 +28,7 @@ pub async fn start(
     state: &AppState,
     meta: &RequestMeta,
     user_id: Uuid,
+    how: &SignedInBy,
     now: DateTime<Utc>,
 ) -> Result<Started, AppError> {
     let session_id = Uuid::now_v7();
@@ -42,6 +43,8 @@ pub async fn start(
         revoked_reason: Set(None),
         ip: Set(meta.ip_string()),
         user_agent: Set(meta.user_agent.clone()),
+        method: Set(how.method.as_str().to_owned()),
+        amr: Set(how.amr.clone()),
     })
     .exec_without_returning(txn)
     .await?;
