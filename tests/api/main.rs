@@ -35,6 +35,7 @@ mod node;
 mod ops;
 mod outage;
 mod over_http;
+mod passkeys;
 mod persisted;
 mod personal_data;
 mod rate_limits;
