@@ -294,3 +294,44 @@ async fn process_build_and_dependency_series_are_exported() {
         }
     }
 }
+
+#[tokio::test]
+async fn second_factor_counters_move_per_method_and_result() {
+    let app = spawn_app().await;
+    let who = email();
+    let (_, auth, codes) = crate::mfa::enrolled(&app, &who).await;
+    let login = app.login(&who, PASSWORD).await;
+    let token = login["errors"][0]["extensions"]["mfaToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let complete = |factor: serde_json::Value| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            let mut input = json!({ "mfaToken": token });
+            for (k, v) in factor.as_object().unwrap() {
+                input[k] = v.clone();
+            }
+            app.gql(
+                None,
+                "mutation($i: CompleteLoginInput!) { completeLogin(input: $i) { accessToken } }",
+                json!({ "i": input }),
+            )
+            .await;
+        }
+    };
+    let wrong = auth.code_at(crate::mfa::unix(&app) + 900);
+    let counts = moved(
+        &app,
+        &[
+            "warden_mfa_total{method=\"TOTP\",result=\"failure\"}",
+            "warden_mfa_total{method=\"RECOVERY_CODE\",result=\"success\"}",
+        ],
+        async {
+            complete(json!({ "totpCode": wrong })).await;
+            complete(json!({ "recoveryCode": codes[0] })).await;
+        },
+    )
+    .await;
+    assert_eq!(counts, [1.0, 1.0]);
+}

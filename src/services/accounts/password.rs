@@ -93,6 +93,7 @@ pub async fn change_password(
     success.settle(&txn).await?;
     // A stolen device token must not outlive the password it was issued with.
     trusted_devices::revoke_all(&txn, caller.user.id, now).await?;
+    crate::services::mfa::tokens::retire(&txn, caller.user.id, now).await?;
     // Nor may a pending email change or reset asked with the old password.
     tokens::retire(
         &txn,

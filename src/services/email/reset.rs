@@ -182,6 +182,7 @@ pub async fn reset_password(
         sessions::revoke_user_sessions(&txn, user.id, None, RevokeReason::PasswordReset, now)
             .await?;
     trusted_devices::revoke_all(&txn, user.id, now).await?;
+    crate::services::mfa::tokens::retire(&txn, user.id, now).await?;
     lockout::unlock(&txn, &state.pseudonyms.of(&address)).await?;
     let notice = mail::compose(
         state,

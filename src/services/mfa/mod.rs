@@ -16,6 +16,7 @@
 
 pub mod complete;
 pub mod recovery;
+pub mod tokens;
 pub mod totp;
 
 use entity::{totp_factor, user};

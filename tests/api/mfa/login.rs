@@ -243,3 +243,28 @@ async fn signing_in_with_a_recovery_code_is_audited_and_mailed_to_the_owner() {
     assert_eq!(used.len(), 1);
     assert_eq!(used[0].detail.as_ref().unwrap()["left"], 9);
 }
+
+#[tokio::test]
+async fn an_mfa_token_dies_when_the_password_it_checked_changes() {
+    let app = spawn_app().await;
+    let who = email();
+    let (access, auth, _) = enrolled(&app, &who).await;
+    let token = mfa_token(&app, &who).await;
+    app.clock.advance(Duration::from_secs(30));
+    let changed = app
+        .gql(
+            Some(&access),
+            "mutation($c: String!, $n: String!, $code: String) { changePassword(currentPassword: $c, newPassword: $n, code: $code) }",
+            json!({ "c": PASSWORD, "n": "a brand new passphrase", "code": auth.code_at(unix(&app)) }),
+        )
+        .await;
+    assert!(changed["errors"].is_null(), "{changed}");
+    app.clock.advance(Duration::from_secs(30));
+    let body = complete(
+        &app,
+        &token,
+        json!({ "totpCode": auth.code_at(unix(&app)) }),
+    )
+    .await;
+    assert_eq!(outcome(&body), "INVALID_TOKEN", "{body}");
+}
