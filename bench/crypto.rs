@@ -38,7 +38,7 @@ fn jwt(c: &mut Criterion) {
     let clock = Clock::system();
     let now = clock.now();
     let minted = tokens
-        .mint(Uuid::now_v7(), Uuid::now_v7(), Role::User, now)
+        .mint(Uuid::now_v7(), Uuid::now_v7(), Role::User, "pwd", now)
         .expect("mint");
     assert!(tokens.verify(&minted.token, now).is_ok());
 
@@ -47,7 +47,7 @@ fn jwt(c: &mut Criterion) {
         b.iter(|| tokens.verify(black_box(&minted.token), now))
     });
     group.bench_function("mint_hs256", |b| {
-        b.iter(|| tokens.mint(Uuid::now_v7(), Uuid::now_v7(), Role::User, black_box(now)))
+        b.iter(|| tokens.mint(Uuid::now_v7(), Uuid::now_v7(), Role::User, "pwd", black_box(now)))
     });
     // The same with Ed25519 (WARDEN_JWT_ALGORITHM=EdDSA): HS256 stays the
     // default unless EdDSA is within 2x of it.
@@ -58,14 +58,14 @@ fn jwt(c: &mut Criterion) {
         TimeDelta::minutes(15),
     );
     let ed_token = ed
-        .mint(Uuid::now_v7(), Uuid::now_v7(), Role::User, now)
+        .mint(Uuid::now_v7(), Uuid::now_v7(), Role::User, "pwd", now)
         .expect("mint");
     assert!(ed.verify(&ed_token.token, now).is_ok());
     group.bench_function("verify_eddsa", |b| {
         b.iter(|| ed.verify(black_box(&ed_token.token), now))
     });
     group.bench_function("mint_eddsa", |b| {
-        b.iter(|| ed.mint(Uuid::now_v7(), Uuid::now_v7(), Role::User, black_box(now)))
+        b.iter(|| ed.mint(Uuid::now_v7(), Uuid::now_v7(), Role::User, "pwd", black_box(now)))
     });
     group.finish();
 }
