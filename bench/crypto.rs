@@ -47,7 +47,15 @@ fn jwt(c: &mut Criterion) {
         b.iter(|| tokens.verify(black_box(&minted.token), now))
     });
     group.bench_function("mint_hs256", |b| {
-        b.iter(|| tokens.mint(Uuid::now_v7(), Uuid::now_v7(), Role::User, "pwd", black_box(now)))
+        b.iter(|| {
+            tokens.mint(
+                Uuid::now_v7(),
+                Uuid::now_v7(),
+                Role::User,
+                "pwd",
+                black_box(now),
+            )
+        })
     });
     // The same with Ed25519 (WARDEN_JWT_ALGORITHM=EdDSA): HS256 stays the
     // default unless EdDSA is within 2x of it.
@@ -65,7 +73,15 @@ fn jwt(c: &mut Criterion) {
         b.iter(|| ed.verify(black_box(&ed_token.token), now))
     });
     group.bench_function("mint_eddsa", |b| {
-        b.iter(|| ed.mint(Uuid::now_v7(), Uuid::now_v7(), Role::User, "pwd", black_box(now)))
+        b.iter(|| {
+            ed.mint(
+                Uuid::now_v7(),
+                Uuid::now_v7(),
+                Role::User,
+                "pwd",
+                black_box(now),
+            )
+        })
     });
     group.finish();
 }

@@ -90,14 +90,31 @@ impl MfaMutations {
 
     /// Starts enrolling an authenticator app for the caller: a new secret,
     /// pending until `confirmTotpEnrollment` (a pending one is replaced).
-    /// Fails with `BAD_USER_INPUT` while an app is already on.
+    /// Fails with `BAD_USER_INPUT` while an app is already on. A session
+    /// that signed in more than 10 minutes ago must give `password` (a
+    /// stolen session must not add a factor the owner does not hold):
+    /// without it `BAD_USER_INPUT` (field `password`), wrong
+    /// `INVALID_CREDENTIALS`.
+    #[graphql(complexity = "super::mutation::COSTLY")]
     async fn start_totp_enrollment(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The account's password: required when this session signed in more than 10 minutes ago."
+        )]
+        password: Option<String>,
     ) -> async_graphql::Result<TotpEnrollment> {
         async {
             let state = ctx.state()?;
             let caller = ctx.auth()?.require_user(state).await?;
+            mfa::require_recent_sign_in(
+                state,
+                ctx.meta()?,
+                &caller,
+                password.as_deref(),
+                "startTotpEnrollment",
+            )
+            .await?;
             let enrollment = mfa::totp::start_enrollment(state, &caller).await?;
             Ok::<_, AppError>(TotpEnrollment {
                 secret: enrollment.secret.expose_secret().to_owned(),

@@ -64,15 +64,30 @@ impl PasskeyMutations {
     /// `{ publicKey: PublicKeyCredentialCreationOptions }` for
     /// `navigator.credentials.create` (a discoverable credential with user
     /// verification; the caller's passkeys excluded). Valid five minutes,
-    /// once. At most 20 passkeys per account (`BAD_USER_INPUT`).
+    /// once. At most 20 passkeys per account (`BAD_USER_INPUT`). A session
+    /// that signed in more than 10 minutes ago must give `password` (a
+    /// stolen session must not add a way in): without it `BAD_USER_INPUT`
+    /// (field `password`), wrong `INVALID_CREDENTIALS`.
     #[graphql(complexity = "super::mutation::COSTLY")]
     async fn start_passkey_registration(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The account's password: required when this session signed in more than 10 minutes ago."
+        )]
+        password: Option<String>,
     ) -> async_graphql::Result<Json<Value>> {
         async {
             let state = ctx.state()?;
             let caller = ctx.auth()?.require_user(state).await?;
+            crate::services::mfa::require_recent_sign_in(
+                state,
+                ctx.meta()?,
+                &caller,
+                password.as_deref(),
+                "startPasskeyRegistration",
+            )
+            .await?;
             let options = passkeys::register::start(state, ctx.meta()?, &caller).await?;
             Ok::<_, AppError>(Json(options))
         }

@@ -509,3 +509,41 @@ async fn chromium_registers_a_passkey_logs_out_and_signs_in_without_a_password()
         "{report}"
     );
 }
+
+#[tokio::test]
+async fn an_old_session_needs_the_password_to_add_a_factor_or_a_passkey() {
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.access_token_ttl = std::time::Duration::from_secs(3600)
+    })
+    .await;
+    let token = s(&app.register(&email()).await, "accessToken").to_owned();
+    // Ten minutes after signing in, a session is no longer trusted to add a
+    // way in on its own: it may be a stolen one.
+    app.clock.advance(std::time::Duration::from_secs(11 * 60));
+    for (operation, query) in [
+        (
+            "startPasskeyRegistration",
+            "mutation($p: String) { startPasskeyRegistration(password: $p) }",
+        ),
+        (
+            "startTotpEnrollment",
+            "mutation($p: String) { startTotpEnrollment(password: $p) { secret } }",
+        ),
+    ] {
+        let without = app.gql(Some(&token), query, json!({})).await;
+        assert_eq!(
+            outcome(&without),
+            "BAD_USER_INPUT",
+            "{operation}: {without}"
+        );
+        assert_eq!(without["errors"][0]["extensions"]["field"], "password");
+        let wrong = app.gql(Some(&token), query, json!({ "p": "not it" })).await;
+        assert_eq!(
+            outcome(&wrong),
+            "INVALID_CREDENTIALS",
+            "{operation}: {wrong}"
+        );
+        let right = app.gql(Some(&token), query, json!({ "p": PASSWORD })).await;
+        assert_eq!(outcome(&right), "ok", "{operation}: {right}");
+    }
+}

@@ -148,6 +148,47 @@ pub async fn demand_second_factor(
     Ok(())
 }
 
+/// How long after its sign-in a session may add a second factor or a
+/// passkey without giving the password again.
+pub const RECENT_SIGN_IN: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// Adding a factor or a passkey is a way to keep an account: a stolen
+/// session must not be able to do it. A session that signed in within
+/// [`RECENT_SIGN_IN`] may; an older one must give the account's `password`
+/// (checked like `changePassword`'s, under the lockout). Without it:
+/// `BAD_USER_INPUT` (field `password`), so the app knows to ask.
+pub async fn require_recent_sign_in(
+    state: &AppState,
+    meta: &RequestMeta,
+    caller: &AuthUser,
+    password: Option<&str>,
+    operation: &'static str,
+) -> Result<(), AppError> {
+    let signed_in_at = entity::session::Entity::find_by_id(caller.session_id)
+        .one(state.db.write())
+        .await?
+        .map(|s| s.created_at)
+        .ok_or(AppError::Unauthenticated(
+            crate::error::UnauthReason::Revoked,
+        ))?;
+    if state.clock.now() - signed_in_at <= RECENT_SIGN_IN {
+        return Ok(());
+    }
+    let Some(password) = password.filter(|p| !p.is_empty()) else {
+        return Err(AppError::bad_input(
+            "password",
+            "this session signed in more than 10 minutes ago: give the account's password",
+        ));
+    };
+    let success =
+        crate::services::accounts::check_current_password(state, meta, caller, password, operation)
+            .await?;
+    let txn = state.db.begin().await?;
+    success.settle(&txn).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
 async fn check_proof(
     state: &AppState,
     meta: &RequestMeta,
