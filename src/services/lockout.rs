@@ -56,6 +56,17 @@ use sea_orm::{
 
 use crate::{error::AppError, state::AppState};
 
+/// [`reserve`], with a lock answered as `ACCOUNT_LOCKED` (for checks other
+/// than `login`'s, which reports its refusal its own way).
+pub async fn admit(state: &AppState, keys: Keys) -> Result<Attempt, AppError> {
+    match reserve(state, keys).await? {
+        Admission::Proceed(attempt) => Ok(attempt),
+        Admission::Locked(lock) => Err(AppError::AccountLocked {
+            retry_after: lock.retry_after(state.clock.now()),
+        }),
+    }
+}
+
 /// Reserves one attempt at the password of the email of `keys`: counts it
 /// on both counters, or finds it locked out. Before any hashing.
 #[tracing::instrument(skip_all)]

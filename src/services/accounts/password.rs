@@ -21,7 +21,7 @@ use crate::{
         audit::{self, Event},
         email::tokens::{self, Purpose},
         limits::{self, KeyFacts},
-        lockout::{self, Admission, Attempt, Checked, Client, Keys, Success},
+        lockout::{self, Attempt, Checked, Client, Keys, Success},
         sessions::{self, AuthUser, RevokeReason},
         trusted_devices,
     },
@@ -55,12 +55,7 @@ async fn admit_password_check(
     // keyed by IP, a stolen session could check the password from one
     // address after another while the email is locked to everyone else.
     let keys = Keys::new(&state.pseudonyms.of(email), Client::Session(session_id));
-    match lockout::reserve(state, keys).await? {
-        Admission::Proceed(attempt) => Ok(attempt),
-        Admission::Locked(lock) => Err(AppError::AccountLocked {
-            retry_after: lock.retry_after(state.clock.now()),
-        }),
-    }
+    lockout::admit(state, keys).await
 }
 
 /// `changePassword`: re-verifies the current password (with the same rate

@@ -31,7 +31,7 @@ use crate::{
         accounts,
         audit::{self, Event},
         limits,
-        lockout::{self, Admission, Checked, Client, Keys},
+        lockout::{self, Checked, Client, Keys},
         mail::{self, MailKind, MailValues},
         mfa::{recovery, totp},
         passkeys, trusted_devices, AuthOutcome,
@@ -169,14 +169,7 @@ pub async fn complete_login(
         .ok_or(AppError::InvalidToken)?;
     let email = Email::parse_existing(&user.email)?;
     let keys = Keys::new(&state.pseudonyms.of(&email), Client::Ip(&ip_key));
-    let attempt = match lockout::reserve(state, keys).await? {
-        Admission::Proceed(attempt) => attempt,
-        Admission::Locked(lock) => {
-            return Err(AppError::AccountLocked {
-                retry_after: lock.retry_after(state.clock.now()),
-            })
-        }
-    };
+    let attempt = lockout::admit(state, keys).await?;
     let now = state.clock.now();
     // Right: whether the key was a synced passkey (for `amr`).
     let check = async {
@@ -204,16 +197,7 @@ pub async fn complete_login(
         Ok(right)
     };
     let result = attempt.check(state, check).await?;
-    let outcome = if matches!(result, Checked::Right(..)) {
-        "success"
-    } else {
-        "failure"
-    };
-    state
-        .metrics
-        .mfa
-        .with_label_values(&[factor.method(), outcome])
-        .inc();
+    super::count(state, factor.method(), matches!(result, Checked::Right(..)));
     let (success, synced_key) = match result {
         Checked::Right(success, synced_key) => (success, synced_key),
         Checked::Wrong(failure) => {

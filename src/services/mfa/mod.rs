@@ -33,10 +33,16 @@ use crate::{
         audit::{self, Event},
         auth_user::AuthUser,
         limits,
-        lockout::{self, Admission, Checked, Client, Keys, Success},
+        lockout::{self, Checked, Client, Keys, Success},
     },
     state::AppState,
 };
+
+/// Counts one check of a second factor in `warden_mfa_total`.
+pub fn count(state: &AppState, method: &str, right: bool) {
+    let result = if right { "success" } else { "failure" };
+    state.metrics.mfa.with_label_values(&[method, result]).inc();
+}
 
 /// How a signed-in caller proves the factor for a sensitive change.
 pub enum Proof<'a> {
@@ -83,30 +89,14 @@ pub async fn check_code(
         &state.pseudonyms.of(&email),
         Client::Session(caller.session_id),
     );
-    let attempt = match lockout::reserve(state, keys).await? {
-        Admission::Proceed(attempt) => attempt,
-        Admission::Locked(lock) => {
-            return Err(AppError::AccountLocked {
-                retry_after: lock.retry_after(state.clock.now()),
-            })
-        }
-    };
+    let attempt = lockout::admit(state, keys).await?;
     let now = state.clock.now();
     let check = async {
         let accepted = totp::accept(state.db.write(), state, &factor, code, now).await?;
         Ok(accepted.then_some(()))
     };
     let result = attempt.check(state, check).await?;
-    let outcome = if matches!(result, Checked::Right(..)) {
-        "success"
-    } else {
-        "failure"
-    };
-    state
-        .metrics
-        .mfa
-        .with_label_values(&["TOTP", outcome])
-        .inc();
+    count(state, "TOTP", matches!(result, Checked::Right(..)));
     match result {
         Checked::Right(success, ()) => Ok(success),
         Checked::Wrong(_) => {
