@@ -547,3 +547,32 @@ async fn an_old_session_needs_the_password_to_add_a_factor_or_a_passkey() {
         assert_eq!(outcome(&right), "ok", "{operation}: {right}");
     }
 }
+
+#[tokio::test]
+async fn a_ceremony_expires_after_five_minutes() {
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.access_token_ttl = std::time::Duration::from_secs(3600)
+    })
+    .await;
+    let token = s(&app.register(&email()).await, "accessToken").to_owned();
+    let mut soft = Soft::new();
+    // A registration finished too late.
+    let options = start_registration(&app, &token).await;
+    let response = soft.create(ORIGIN, &options);
+    app.clock.advance(std::time::Duration::from_secs(301));
+    let late = finish_registration(&app, &token, response, "late").await;
+    assert_eq!(outcome(&late), "INVALID_TOKEN", "{late}");
+    // A sign-in finished too late; one in time works.
+    let token = s(&app.register(&email()).await, "accessToken").to_owned();
+    add_passkey(&app, &token, &mut soft, "key").await;
+    let (id, options) = start_login(&app).await;
+    let assertion = soft.get(ORIGIN, &options);
+    app.clock.advance(std::time::Duration::from_secs(301));
+    let late = finish_login(&app, &id, &assertion).await;
+    assert_eq!(outcome(&late), "INVALID_TOKEN", "{late}");
+    let (id, options) = start_login(&app).await;
+    let assertion = soft.get(ORIGIN, &options);
+    app.clock.advance(std::time::Duration::from_secs(299));
+    let in_time = finish_login(&app, &id, &assertion).await;
+    assert!(in_time["errors"].is_null(), "{in_time}");
+}
