@@ -18,6 +18,8 @@ pub struct Model {
     pub expires_at: DateTimeUtc,
     /// Set once, by a conditional UPDATE, when a login completed with it.
     pub used_at: Option<DateTimeUtc>,
+    /// The trusted device whose login asked for the factor, if any.
+    pub trusted_device_id: Option<Uuid>,
 }
 
 impl std::fmt::Debug for Model {

@@ -10,6 +10,10 @@
 //!   account), the public credential as webauthn-rs serialises it (no secret:
 //!   the private key never leaves the authenticator), its sign counter and
 //!   backup flags.
+//! - `mfa_tokens.trusted_device_id`: the trusted device whose login asked
+//!   for the second factor, so that `completeLogin` counts its tries on
+//!   that device (a distributed attack that closes the email to untrusted
+//!   clients must not stop the owner's device at the second step).
 //! - `webauthn_challenges`: the server-side state of a registration or
 //!   authentication ceremony, found by its challenge, single use (a
 //!   conditional UPDATE claims it), five minutes.
@@ -45,6 +49,14 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("mfa_tokens")
+                    .add_column(uuid_null("trusted_device_id"))
+                    .to_owned(),
+            )
+            .await?;
         manager
             .create_table(
                 Table::create()
@@ -110,6 +122,14 @@ impl MigrationTrait for Migration {
                 .drop_table(Table::drop().table(table).to_owned())
                 .await?;
         }
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("mfa_tokens")
+                    .drop_column("trusted_device_id")
+                    .to_owned(),
+            )
+            .await?;
         for column in ["amr", "method"] {
             manager
                 .alter_table(

@@ -251,8 +251,8 @@ rate_rules! {
         help: "6-digit codes tried per email address (each code also dies after 5 wrong tries); a day's cap, so guessing a million codes stays out of reach.",
     },
     /// Passkey ceremonies (`startPasskeyRegistration`, `startPasskeyLogin`,
-    /// `finishPasskeyLogin`, a passkey in `completeLogin`) per client IP:
-    /// each start stores a challenge, each finish checks a signature.
+    /// `finishPasskeyLogin`) per client IP: each start stores a challenge,
+    /// each finish checks a signature.
     PasskeyIp {
         name: "passkey_ip",
         variable: "WARDEN_RATE_PASSKEY_IP",
@@ -260,6 +260,21 @@ rate_rules! {
         default: 30 / min,
         key: [Ip],
         help: "Passkey ceremonies (starting a registration or sign-in, finishing a sign-in) per client IP.",
+    },
+    /// Authenticator-app and recovery codes tried for one account, from
+    /// anywhere (`completeLogin`, `confirmTotpEnrollment`, and the code
+    /// checks of a signed-in caller). A 6-digit code is a small space: the
+    /// lockout's email-wide threshold alone would let someone who has the
+    /// password try thousands a day, and a right password clears the
+    /// per-client count. Only a caller who has the password (or a session)
+    /// can spend it, and a password reset ends that.
+    MfaUser {
+        name: "mfa_user",
+        variable: "WARDEN_RATE_MFA_USER",
+        field: rate_mfa_user,
+        default: 10 / h,
+        key: [User],
+        help: "Authenticator-app and recovery codes tried per account, from anywhere; a password reset stops whoever is guessing.",
     },
 }
 
@@ -316,6 +331,7 @@ mod tests {
                 ("email_token_ip", &[KeyPart::Ip][..]),
                 ("email_code", &[KeyPart::Email][..]),
                 ("passkey_ip", &[KeyPart::Ip][..]),
+                ("mfa_user", &[KeyPart::User][..]),
             ]
         );
     }

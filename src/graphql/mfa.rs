@@ -138,7 +138,7 @@ impl MfaMutations {
         async {
             let state = ctx.state()?;
             let caller = ctx.auth()?.require_user(state).await?;
-            let codes = mfa::totp::confirm_enrollment(state, ctx.meta()?, &caller, &code).await?;
+            let codes = mfa::confirm_totp_enrollment(state, ctx.meta()?, &caller, &code).await?;
             Ok::<_, AppError>(shown(codes))
         }
         .await

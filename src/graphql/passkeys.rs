@@ -67,7 +67,9 @@ impl PasskeyMutations {
     /// once. At most 20 passkeys per account (`BAD_USER_INPUT`). A session
     /// that signed in more than 10 minutes ago must give `password` (a
     /// stolen session must not add a way in): without it `BAD_USER_INPUT`
-    /// (field `password`), wrong `INVALID_CREDENTIALS`.
+    /// (field `password`), wrong `INVALID_CREDENTIALS`. While an
+    /// authenticator app is on, `code` (a current code from it) is
+    /// required too, as for `changePassword`.
     #[graphql(complexity = "super::mutation::COSTLY")]
     async fn start_passkey_registration(
         &self,
@@ -76,6 +78,10 @@ impl PasskeyMutations {
             desc = "The account's password: required when this session signed in more than 10 minutes ago."
         )]
         password: Option<String>,
+        #[graphql(
+            desc = "A current code from the authenticator app: required while one is on (`mfaEnabled`)."
+        )]
+        code: Option<String>,
     ) -> async_graphql::Result<Json<Value>> {
         async {
             let state = ctx.state()?;
@@ -88,7 +94,8 @@ impl PasskeyMutations {
                 "startPasskeyRegistration",
             )
             .await?;
-            let options = passkeys::register::start(state, ctx.meta()?, &caller).await?;
+            let options =
+                passkeys::register::start(state, ctx.meta()?, &caller, code.as_deref()).await?;
             Ok::<_, AppError>(Json(options))
         }
         .await

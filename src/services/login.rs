@@ -227,7 +227,8 @@ async fn authenticated(
     // A second factor is asked for whatever the device: a trusted device
     // only gets past a lock, never past the factor.
     if user.mfa_enabled_at.is_some() {
-        let mfa_token = mfa::complete::challenge(&txn, state, user.id, now).await?;
+        let mfa_token =
+            mfa::complete::challenge(&txn, state, user.id, trusted.map(|d| d.id), now).await?;
         let methods = mfa::complete::methods(&txn, &user).await?;
         txn.commit().await?;
         return Ok(LoginOutcome::SecondFactorRequired { mfa_token, methods });

@@ -22,11 +22,16 @@ pub fn claims(token: &str) -> Value {
 }
 
 async fn start_registration(app: &TestApp, token: &str) -> Value {
+    start_registration_with(app, token, None).await
+}
+
+/// `startPasskeyRegistration`, with the authenticator-app `code` when one is on.
+async fn start_registration_with(app: &TestApp, token: &str, code: Option<&str>) -> Value {
     let body = app
         .gql(
             Some(token),
-            "mutation { startPasskeyRegistration }",
-            json!({}),
+            "mutation($c: String) { startPasskeyRegistration(code: $c) }",
+            json!({ "c": code }),
         )
         .await;
     assert!(body["errors"].is_null(), "{body}");
@@ -44,7 +49,18 @@ async fn finish_registration(app: &TestApp, token: &str, response: Value, name: 
 
 /// Registers a passkey on `soft` for the account of `token`: the new `Passkey`.
 pub async fn add_passkey(app: &TestApp, token: &str, soft: &mut Soft, name: &str) -> Value {
-    let options = start_registration(app, token).await;
+    add_passkey_with(app, token, soft, name, None).await
+}
+
+/// [`add_passkey`] for an account with the authenticator app on: `code` from it.
+pub async fn add_passkey_with(
+    app: &TestApp,
+    token: &str,
+    soft: &mut Soft,
+    name: &str,
+    code: Option<&str>,
+) -> Value {
+    let options = start_registration_with(app, token, code).await;
     let response = soft.create(ORIGIN, &options);
     let body = finish_registration(app, token, response, name).await;
     assert!(body["errors"].is_null(), "{body}");
@@ -312,7 +328,19 @@ async fn a_passkey_completes_a_password_login_for_its_own_account_only() {
     let who = email();
     let (token, auth, _) = enrolled(&app, &who).await;
     let mut soft = Soft::new();
-    add_passkey(&app, &token, &mut soft, "key").await;
+    // With the app on, adding a passkey (a way in that skips it) takes a code.
+    let without = app
+        .gql(
+            Some(&token),
+            "mutation { startPasskeyRegistration }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(outcome(&without), "BAD_USER_INPUT", "{without}");
+    assert_eq!(without["errors"][0]["extensions"]["field"], "code");
+    app.clock.advance(std::time::Duration::from_secs(30));
+    let totp = auth.code_at(unix(&app));
+    add_passkey_with(&app, &token, &mut soft, "key", Some(&totp)).await;
     let other = email();
     let other_token = s(&app.register(&other).await, "accessToken").to_owned();
     let mut others = Soft::new();
@@ -396,10 +424,14 @@ async fn passkeys_are_renamed_and_deleted_by_their_owner_with_the_second_factor(
     let who = email();
     let (token, auth, _) = enrolled(&app, &who).await;
     let mut soft = Soft::new();
-    let added = add_passkey(&app, &token, &mut soft, "old").await;
+    app.clock.advance(std::time::Duration::from_secs(30));
+    let totp = auth.code_at(unix(&app));
+    let added = add_passkey_with(&app, &token, &mut soft, "old", Some(&totp)).await;
     let id = s(&added, "id").to_owned();
     let mut second = Soft::new();
-    let other = add_passkey(&app, &token, &mut second, "phone").await;
+    app.clock.advance(std::time::Duration::from_secs(30));
+    let totp = auth.code_at(unix(&app));
+    let other = add_passkey_with(&app, &token, &mut second, "phone", Some(&totp)).await;
     // One account, one user handle for all its passkeys.
     assert_eq!(soft.handle, second.handle);
 

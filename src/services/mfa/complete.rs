@@ -12,7 +12,7 @@
 //! `INVALID_TOKEN`, like a used, expired or unknown token.
 
 use chrono::{DateTime, Utc};
-use entity::{mfa_token, user};
+use entity::{mfa_token, trusted_device, user};
 use sea_orm::{
     sea_query::Expr, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
 };
@@ -121,6 +121,7 @@ pub async fn challenge<C: ConnectionTrait>(
     conn: &C,
     state: &AppState,
     user_id: Uuid,
+    trusted_device: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> Result<SecretString, AppError> {
     let token = opaque_token::generate();
@@ -131,6 +132,7 @@ pub async fn challenge<C: ConnectionTrait>(
         created_at: Set(now),
         expires_at: Set(now + delta(state.config.mfa_token_ttl)),
         used_at: Set(None),
+        trusted_device_id: Set(trusted_device),
     })
     .exec_without_returning(conn)
     .await?;
@@ -168,9 +170,26 @@ pub async fn complete_login(
         .await?
         .ok_or(AppError::InvalidToken)?;
     let email = Email::parse_existing(&user.email)?;
-    let keys = Keys::new(&state.pseudonyms.of(&email), Client::Ip(&ip_key));
-    let attempt = lockout::admit(state, keys).await?;
+    // The trusted device whose login this completes, while it still is:
+    // its tries are counted on it, as the password's were, so an attack
+    // that closed the email to untrusted clients does not stop it here.
     let now = state.clock.now();
+    let device = match token.trusted_device_id {
+        Some(id) => trusted_device::Entity::find_by_id(id)
+            .one(state.db.write())
+            .await?
+            .filter(|d| d.user_id == user.id && d.revoked_at.is_none() && d.expires_at > now),
+        None => None,
+    };
+    let client = match &device {
+        Some(device) => Client::Device(device.id),
+        None => Client::Ip(&ip_key),
+    };
+    if !matches!(factor, Factor::Passkey(_)) {
+        super::spend_code_try(state, meta, user.id).await?;
+    }
+    let keys = Keys::new(&state.pseudonyms.of(&email), client);
+    let attempt = lockout::admit(state, keys).await?;
     // Right: whether the key was a synced passkey (for `amr`).
     let check = async {
         let right = match &factor {
@@ -247,7 +266,7 @@ pub async fn complete_login(
         mail::enqueue(&txn, state, notice).await?;
     }
     let recovery_used = matches!(factor, Factor::RecoveryCode(_));
-    let device = trusted_devices::issue(&txn, state, meta, user.id, None, now).await?;
+    let device = trusted_devices::issue(&txn, state, meta, user.id, device.as_ref(), now).await?;
     let how = factor.signed_in_by(synced_key);
     let mut outcome = accounts::sign_in(
         state,

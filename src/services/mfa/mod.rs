@@ -38,6 +38,17 @@ use crate::{
     state::AppState,
 };
 
+/// Spends one of the account's code tries (`WARDEN_RATE_MFA_USER`), before
+/// a TOTP or recovery code is compared.
+pub async fn spend_code_try(
+    state: &AppState,
+    meta: &RequestMeta,
+    user_id: uuid::Uuid,
+) -> Result<(), AppError> {
+    let facts = limits::KeyFacts::of(meta).with_user(user_id);
+    limits::enforce_rule(state, meta, Rule::MfaUser, facts).await
+}
+
 /// Counts one check of a second factor in `warden_mfa_total`.
 pub fn count(state: &AppState, method: &str, right: bool) {
     let result = if right { "success" } else { "failure" };
@@ -50,6 +61,18 @@ pub enum Proof<'a> {
     Totp(&'a str),
     /// The account's password.
     Password(&'a str),
+}
+
+/// `confirmTotpEnrollment`, after spending one of the account's code tries
+/// (a wrong guess turns nothing on, but the tries are bounded all the same).
+pub async fn confirm_totp_enrollment(
+    state: &AppState,
+    meta: &RequestMeta,
+    caller: &AuthUser,
+    code: &str,
+) -> Result<Vec<SecretString>, AppError> {
+    spend_code_try(state, meta, caller.user.id).await?;
+    totp::confirm_enrollment(state, meta, caller, code).await
 }
 
 /// `recoveryCodesLeft`: the caller's unused recovery codes (0 without a factor).
@@ -85,6 +108,7 @@ pub async fn check_code(
         &limits::ip_email_key(state, meta, &email),
     )
     .await?;
+    spend_code_try(state, meta, caller.user.id).await?;
     let keys = Keys::new(
         &state.pseudonyms.of(&email),
         Client::Session(caller.session_id),

@@ -32,6 +32,9 @@ use crate::{
     state::AppState,
 };
 
+/// How long a started enrollment waits for its first code.
+pub const PENDING_TTL: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
 /// What `startTotpEnrollment` shows once: the secret three ways.
 pub struct Enrollment {
     /// Base32, for typing into an app.
@@ -167,6 +170,14 @@ pub async fn confirm_enrollment(
             "no enrollment is pending: call startTotpEnrollment",
         ));
     };
+    // An enrollment left pending is not an open door for whoever holds a
+    // session later.
+    if now - factor.created_at > PENDING_TTL {
+        return Err(AppError::bad_input(
+            "code",
+            "this enrollment expired: call startTotpEnrollment again",
+        ));
+    }
     if !accept(&txn, state, &factor, code, now).await? {
         drop(txn);
         let event = Event::new(AuditEventKind::MfaFailed)

@@ -20,7 +20,7 @@ use crate::{
     services::{
         audit::{self, Event},
         auth_user::AuthUser,
-        limits,
+        limits, mfa,
     },
     state::AppState,
 };
@@ -60,8 +60,11 @@ pub async fn start(
     state: &AppState,
     meta: &RequestMeta,
     caller: &AuthUser,
+    code: Option<&str>,
 ) -> Result<Value, AppError> {
     limits::enforce(state, meta, Rule::PasskeyIp, &limits::ip_key(meta)).await?;
+    // A passkey is a way in that skips the app: adding one takes the app.
+    mfa::demand_second_factor(state, meta, caller, code, "startPasskeyRegistration").await?;
     let existing = owned(state.db.write(), caller.user.id).await?;
     if existing.len() >= MAX_PER_ACCOUNT {
         return Err(AppError::bad_input(

@@ -268,3 +268,101 @@ async fn an_mfa_token_dies_when_the_password_it_checked_changes() {
     .await;
     assert_eq!(outcome(&body), "INVALID_TOKEN", "{body}");
 }
+
+#[tokio::test]
+async fn a_trusted_device_completes_its_login_while_an_attack_closes_the_email() {
+    let app = spawn_app_with(|c| {
+        c.lockout_threshold = 1000;
+        c.lockout_global_threshold = 3;
+    })
+    .await;
+    let who = email();
+    let (_, auth, _) = enrolled(&app, &who).await;
+    // The owner's device signs in once and keeps its device token.
+    let token = mfa_token(&app, &who).await;
+    app.clock.advance(Duration::from_secs(30));
+    let first = complete(
+        &app,
+        &token,
+        json!({ "totpCode": auth.code_at(unix(&app)) }),
+    )
+    .await;
+    let device = s(&first["data"]["completeLogin"], "deviceToken").to_owned();
+    // Guessers everywhere: the email closes to every untrusted client.
+    for _ in 0..3 {
+        let body = app.login(&who, "a wrong guess").await;
+        assert_eq!(code(&body), Some("INVALID_CREDENTIALS"), "{body}");
+    }
+    assert_eq!(
+        code(&app.login(&who, PASSWORD).await),
+        Some("ACCOUNT_LOCKED")
+    );
+    // The owner's device still gets through both steps.
+    let login = app
+        .gql(
+            None,
+            "mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
+            json!({ "i": { "email": who, "password": PASSWORD, "deviceToken": device } }),
+        )
+        .await;
+    assert_eq!(code(&login), Some("MFA_REQUIRED"), "{login}");
+    let token = login["errors"][0]["extensions"]["mfaToken"]
+        .as_str()
+        .unwrap();
+    app.clock.advance(Duration::from_secs(30));
+    let body = complete(&app, token, json!({ "totpCode": auth.code_at(unix(&app)) })).await;
+    assert!(
+        body["errors"].is_null(),
+        "the owner's device is locked out: {body}"
+    );
+}
+
+#[tokio::test]
+async fn codes_tried_per_account_are_bounded_and_a_right_password_does_not_reset_them() {
+    let app = spawn_app_with(|c| c.rates.rate_mfa_user = "4/h".parse().unwrap()).await;
+    let who = email();
+    let (_, auth, _) = enrolled(&app, &who).await; // one try: the confirming code
+    let wrong = auth.code_at(unix(&app) + 900);
+    for _ in 0..3 {
+        // A fresh right password each time: an attacker who has it.
+        let token = mfa_token(&app, &who).await;
+        let body = complete(&app, &token, json!({ "totpCode": wrong })).await;
+        assert_eq!(outcome(&body), "INVALID_CREDENTIALS", "{body}");
+    }
+    let token = mfa_token(&app, &who).await;
+    app.clock.advance(Duration::from_secs(30));
+    let body = complete(
+        &app,
+        &token,
+        json!({ "totpCode": auth.code_at(unix(&app)) }),
+    )
+    .await;
+    assert_eq!(outcome(&body), "RATE_LIMITED", "{body}");
+}
+
+#[tokio::test]
+async fn a_pending_enrollment_expires_and_its_code_tries_are_bounded() {
+    let app = spawn_app_with(|c| {
+        c.access_token_ttl = Duration::from_secs(3600);
+        c.rates.rate_mfa_user = "3/h".parse().unwrap();
+    })
+    .await;
+    let who = email();
+    let token = s(&app.register(&who).await, "accessToken").to_owned();
+    let enrollment = super::start(&app, &token).await;
+    let auth = super::Authenticator::from_base32(s(&enrollment, "secret"));
+    app.clock.advance(Duration::from_secs(11 * 60));
+    let late = super::confirm(&app, &token, &auth.code_at(unix(&app))).await;
+    assert_eq!(outcome(&late), "BAD_USER_INPUT", "{late}");
+    // Guessing a pending enrollment's code is bounded like any code: the
+    // late try was one of three. (A new sign-in: this session is old.)
+    let login = app.login(&who, PASSWORD).await;
+    let token = s(&login["data"]["login"], "accessToken").to_owned();
+    super::start(&app, &token).await;
+    for _ in 0..2 {
+        let body = super::confirm(&app, &token, "000000").await;
+        assert_eq!(outcome(&body), "INVALID_CREDENTIALS", "{body}");
+    }
+    let body = super::confirm(&app, &token, "000000").await;
+    assert_eq!(outcome(&body), "RATE_LIMITED", "{body}");
+}
