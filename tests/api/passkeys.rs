@@ -608,3 +608,37 @@ async fn a_ceremony_expires_after_five_minutes() {
     let in_time = finish_login(&app, &id, &assertion).await;
     assert!(in_time["errors"].is_null(), "{in_time}");
 }
+
+#[tokio::test]
+async fn every_new_way_in_and_the_app_turned_off_are_mailed_to_the_owner() {
+    let app = crate::email_flows::support::mail_app().await;
+    let who = email();
+    let token = s(&app.register(&who).await, "accessToken").to_owned();
+    add_passkey(&app, &token, &mut Soft::new(), "laptop").await;
+    let added = app.nth_mail(&who, 2).await;
+    assert!(
+        added.subject.contains("A passkey was added"),
+        "{}",
+        added.subject
+    );
+    assert!(added.text.contains(&who), "{}", added.text);
+    // The app on, then off (with the password).
+    let other = email();
+    let (token, _, _) = enrolled(&app, &other).await;
+    let enabled = app.nth_mail(&other, 2).await;
+    assert!(enabled.subject.contains("turned on"), "{}", enabled.subject);
+    let body = app
+        .gql(
+            Some(&token),
+            "mutation($p: String) { disableTotp(password: $p) }",
+            json!({ "p": PASSWORD }),
+        )
+        .await;
+    assert_eq!(body["data"]["disableTotp"], true, "{body}");
+    let disabled = app.nth_mail(&other, 3).await;
+    assert!(
+        disabled.subject.contains("turned off"),
+        "{}",
+        disabled.subject
+    );
+}

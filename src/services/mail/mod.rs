@@ -265,6 +265,24 @@ pub fn wake(state: &AppState) {
     state.mail_wake.notify_one();
 }
 
+/// Queues a security notice of `kind` (one without a link) to the owner of
+/// `user`, on `conn` (the transaction of the change it reports); call
+/// [`wake`] after the commit.
+pub async fn notify_owner<C: ConnectionTrait>(
+    conn: &C,
+    state: &AppState,
+    kind: MailKind,
+    user: &entity::user::Model,
+) -> Result<(), AppError> {
+    let values = MailValues {
+        username: user.username.clone(),
+        ..MailValues::default()
+    };
+    let notice = compose(state, kind, &user.email, &values)?;
+    enqueue(conn, state, notice).await?;
+    Ok(())
+}
+
 /// Enqueues `mail` in a transaction of its own, commits and wakes the
 /// sender. For tests and operator tools; flows use [`enqueue`] in their
 /// own transaction.

@@ -32,7 +32,7 @@ use crate::{
         audit::{self, Event},
         limits,
         lockout::{self, Checked, Client, Keys},
-        mail::{self, MailKind, MailValues},
+        mail::{self, MailKind},
         mfa::{recovery, totp},
         passkeys, trusted_devices, AuthOutcome,
     },
@@ -254,16 +254,7 @@ pub async fn complete_login(
         audit::record(&txn, now, meta, event).await?;
         // The owner learns of it even when it was not them: a recovery
         // code in a thief's hands is a lost second factor.
-        let notice = mail::compose(
-            state,
-            MailKind::RecoveryCodeUsed,
-            &user.email,
-            &MailValues {
-                username: user.username.clone(),
-                ..MailValues::default()
-            },
-        )?;
-        mail::enqueue(&txn, state, notice).await?;
+        mail::notify_owner(&txn, state, MailKind::RecoveryCodeUsed, &user).await?;
     }
     let recovery_used = matches!(factor, Factor::RecoveryCode(_));
     let device = trusted_devices::issue(&txn, state, meta, user.id, device.as_ref(), now).await?;

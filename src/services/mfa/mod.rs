@@ -34,6 +34,7 @@ use crate::{
         auth_user::AuthUser,
         limits,
         lockout::{self, Checked, Client, Keys, Success},
+        mail,
     },
     state::AppState,
 };
@@ -259,7 +260,9 @@ pub async fn disable_totp(
         .session(caller.session_id)
         .detail(json!({ "method": "TOTP", "proof": method }));
     audit::record(&txn, now, meta, event).await?;
+    mail::notify_owner(&txn, state, mail::MailKind::MfaDisabled, &caller.user).await?;
     txn.commit().await?;
+    mail::wake(state);
     Ok(true)
 }
 

@@ -27,6 +27,7 @@ use crate::{
     services::{
         audit::{self, Event},
         auth_user::AuthUser,
+        mail::{self, MailKind},
         mfa::recovery,
     },
     state::AppState,
@@ -203,6 +204,8 @@ pub async fn confirm_enrollment(
         .session(caller.session_id)
         .detail(json!({ "method": "TOTP" }));
     audit::record(&txn, now, meta, event).await?;
+    mail::notify_owner(&txn, state, MailKind::MfaEnabled, &caller.user).await?;
     txn.commit().await?;
+    mail::wake(state);
     Ok(codes)
 }

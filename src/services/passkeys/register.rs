@@ -20,7 +20,7 @@ use crate::{
     services::{
         audit::{self, Event},
         auth_user::AuthUser,
-        limits, mfa,
+        limits, mail, mfa,
     },
     state::AppState,
 };
@@ -180,6 +180,9 @@ pub async fn finish(
         .session(caller.session_id)
         .detail(json!({ "passkey_id": row.id, "synced": row.backup_eligible }));
     audit::record(&txn, now, meta, event).await?;
+    // The owner learns of every new way in, in case it was not them.
+    mail::notify_owner(&txn, state, mail::MailKind::PasskeyAdded, &caller.user).await?;
     txn.commit().await?;
+    mail::wake(state);
     Ok(row)
 }

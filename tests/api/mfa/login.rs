@@ -219,8 +219,14 @@ async fn signing_in_with_a_recovery_code_is_audited_and_mailed_to_the_owner() {
     let token = mfa_token(&app, &who).await;
     let body = complete(&app, &token, json!({ "recoveryCode": codes[0] })).await;
     assert!(body["errors"].is_null(), "{body}");
-    // The first mail is registration's verification; the second, the notice.
-    let notice = app.nth_mail(&who, 2).await;
+    // Registration's verification, the app turned on, then the notice.
+    let enabled = app.nth_mail(&who, 2).await;
+    assert!(
+        enabled.subject.contains("Two-step sign-in was turned on"),
+        "{}",
+        enabled.subject
+    );
+    let notice = app.nth_mail(&who, 3).await;
     assert!(
         notice.subject.contains("recovery code"),
         "{}",

@@ -50,17 +50,26 @@ pub enum MailKind {
     EmailChangeNotice,
     /// A recovery code signed in instead of the authenticator app.
     RecoveryCodeUsed,
+    /// A passkey was added to the account.
+    PasskeyAdded,
+    /// An authenticator app was turned on.
+    MfaEnabled,
+    /// The authenticator app was turned off.
+    MfaDisabled,
 }
 
 impl MailKind {
     /// Every kind.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 9] = [
         Self::VerifyEmail,
         Self::PasswordReset,
         Self::PasswordChanged,
         Self::EmailChange,
         Self::EmailChangeNotice,
         Self::RecoveryCodeUsed,
+        Self::PasskeyAdded,
+        Self::MfaEnabled,
+        Self::MfaDisabled,
     ];
 
     /// The stable name: outbox `kind`, metric label, template file stem.
@@ -72,6 +81,9 @@ impl MailKind {
             Self::EmailChange => "email-change",
             Self::EmailChangeNotice => "email-change-notice",
             Self::RecoveryCodeUsed => "recovery-code-used",
+            Self::PasskeyAdded => "passkey-added",
+            Self::MfaEnabled => "mfa-enabled",
+            Self::MfaDisabled => "mfa-disabled",
         }
     }
 
@@ -82,7 +94,12 @@ impl MailKind {
             Self::VerifyEmail => Some("verify-email"),
             Self::PasswordReset => Some("reset-password"),
             Self::EmailChange => Some("confirm-email"),
-            Self::PasswordChanged | Self::EmailChangeNotice | Self::RecoveryCodeUsed => None,
+            Self::PasswordChanged
+            | Self::EmailChangeNotice
+            | Self::RecoveryCodeUsed
+            | Self::PasskeyAdded
+            | Self::MfaEnabled
+            | Self::MfaDisabled => None,
         }
     }
 
