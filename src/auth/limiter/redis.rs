@@ -295,6 +295,7 @@ mod tests {
                 "warden:rl:email_token_ip:K",
                 "warden:rl:email_code:K",
                 "warden:rl:passkey_ip:K",
+                "warden:rl:api_key:K",
             ]
         );
     }

@@ -87,7 +87,7 @@ pub async fn check_code(
     .await?;
     let keys = Keys::new(
         &state.pseudonyms.of(&email),
-        Client::Session(caller.session_id),
+        Client::Session(caller.require_session()?),
     );
     let attempt = lockout::admit(state, keys).await?;
     let now = state.clock.now();
@@ -102,7 +102,7 @@ pub async fn check_code(
         Checked::Wrong(_) => {
             let event = Event::new(AuditEventKind::MfaFailed)
                 .user(caller.user.id)
-                .session(caller.session_id)
+                .session(caller.require_session()?)
                 .detail(json!({ "operation": operation, "method": "TOTP" }));
             audit::record(state.db.write(), now, meta, event).await?;
             Err(AppError::InvalidCredentials)
@@ -154,7 +154,7 @@ pub async fn require_recent_sign_in(
     password: Option<&str>,
     operation: &'static str,
 ) -> Result<(), AppError> {
-    let signed_in_at = entity::session::Entity::find_by_id(caller.session_id)
+    let signed_in_at = entity::session::Entity::find_by_id(caller.require_session()?)
         .one(state.db.write())
         .await?
         .map(|s| s.created_at)
@@ -207,6 +207,8 @@ pub async fn disable_totp(
     caller: &AuthUser,
     proof: Proof<'_>,
 ) -> Result<bool, AppError> {
+    // An API key may never change a password, a factor, an email or a key.
+    caller.require_session()?;
     if caller.user.mfa_enabled_at.is_none() {
         return Ok(false);
     }
@@ -232,7 +234,7 @@ pub async fn disable_totp(
         .await?;
     let event = Event::new(AuditEventKind::MfaDisabled)
         .user(caller.user.id)
-        .session(caller.session_id)
+        .session(caller.require_session()?)
         .detail(json!({ "method": "TOTP", "proof": method }));
     audit::record(&txn, now, meta, event).await?;
     txn.commit().await?;
@@ -248,6 +250,8 @@ pub async fn regenerate_recovery_codes(
     caller: &AuthUser,
     code: &str,
 ) -> Result<Vec<SecretString>, AppError> {
+    // An API key may never change a password, a factor, an email or a key.
+    caller.require_session()?;
     let success = check_code(state, meta, caller, code, "regenerateRecoveryCodes").await?;
     let now = state.clock.now();
     let txn = state.db.begin().await?;

@@ -61,6 +61,8 @@ pub async fn start(
     meta: &RequestMeta,
     caller: &AuthUser,
 ) -> Result<Value, AppError> {
+    // An API key may never change a password, a factor, an email or a key.
+    caller.require_session()?;
     limits::enforce(state, meta, Rule::PasskeyIp, &limits::ip_key(meta)).await?;
     let existing = owned(state.db.write(), caller.user.id).await?;
     if existing.len() >= MAX_PER_ACCOUNT {
@@ -121,6 +123,8 @@ pub async fn finish(
     response: Value,
     name: Option<&str>,
 ) -> Result<passkey::Model, AppError> {
+    // An API key may never change a password, a factor, an email or a key.
+    caller.require_session()?;
     let name = parse_name(name.unwrap_or("Passkey"))?;
     let response: RegisterPublicKeyCredential = serde_json::from_value(response)
         .map_err(|_| AppError::bad_input("response", "not a WebAuthn registration response"))?;
@@ -174,7 +178,7 @@ pub async fn finish(
     }
     let event = Event::new(AuditEventKind::PasskeyAdded)
         .user(caller.user.id)
-        .session(caller.session_id)
+        .session(caller.require_session()?)
         .detail(json!({ "passkey_id": row.id, "synced": row.backup_eligible }));
     audit::record(&txn, now, meta, event).await?;
     txn.commit().await?;
