@@ -84,7 +84,7 @@ impl ApiKeyMutations {
     async fn create_api_key(
         &self,
         ctx: &Context<'_>,
-        input: CreateApiKeyInput,
+        #[graphql(desc = "The key's name, expiry and scopes.")] input: CreateApiKeyInput,
     ) -> async_graphql::Result<CreatedApiKey> {
         async {
             let state = ctx.state()?;
