@@ -400,6 +400,35 @@ mod tests {
     }
 
     #[test]
+    fn api_key_scopes_are_stored_once_each_in_a_fixed_order() {
+        use ApiKeyScope::*;
+        assert_eq!(
+            ApiKeyScope::to_stored(&[Introspect, User, User]),
+            "USER INTROSPECT"
+        );
+        assert_eq!(ApiKeyScope::to_stored(&[]), "");
+        assert_eq!(
+            ApiKeyScope::parse_stored("USER ADMIN INTROSPECT"),
+            vec![User, Admin, Introspect]
+        );
+        // Unknown or partial names grant nothing.
+        assert_eq!(
+            ApiKeyScope::parse_stored("ADMINISTRATOR user  NOPE"),
+            vec![]
+        );
+        for scopes in [
+            vec![User],
+            vec![Admin, Introspect],
+            ApiKeyScope::ALL.to_vec(),
+        ] {
+            assert_eq!(
+                ApiKeyScope::parse_stored(&ApiKeyScope::to_stored(&scopes)),
+                scopes
+            );
+        }
+    }
+
+    #[test]
     fn severities_order_and_round_trip() {
         for s in [
             Severity::Info,
