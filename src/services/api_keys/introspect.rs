@@ -10,11 +10,14 @@
 use serde_json::{json, Value};
 
 use crate::{
-    auth::api_key::{self as mechanism, PresentedKey},
+    auth::{
+        api_key::{self as mechanism, PresentedKey},
+        jwt::VerifyError,
+    },
     domain::{ApiKeyScope, Role},
     error::AppError,
     meta::RequestMeta,
-    services::{api_keys::authenticate, sessions},
+    services::{api_keys::authenticate, sessions, signing_keys},
     state::AppState,
 };
 
@@ -77,7 +80,18 @@ async fn answer_for_key(state: &AppState, token: &str) -> Result<Value, AppError
 }
 
 async fn answer_for_access_token(state: &AppState, token: &str) -> Result<Value, AppError> {
-    let Ok(claims) = state.tokens.verify(token, state.clock.now()) else {
+    let mut verdict = state.tokens.verify(token, state.clock.now());
+    // A kid this instance does not know may be a key another instance just
+    // rotated in: reload (at most once a second) and try once more, as the
+    // GraphQL endpoint does.
+    if verdict == Err(VerifyError::UnknownKid) && state.tokens.may_reload() {
+        let now = state.clock.now();
+        match signing_keys::reload(&state.db, &state.config, &state.tokens, now).await {
+            Ok(()) => verdict = state.tokens.verify(token, now),
+            Err(err) => tracing::warn!(error = %err, "could not reload signing keys"),
+        }
+    }
+    let Ok(claims) = verdict else {
         return Ok(inactive());
     };
     let user = match sessions::authenticate(state, &claims).await {
