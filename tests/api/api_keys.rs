@@ -4,8 +4,11 @@
 
 use std::time::Duration;
 
+use entity::api_key;
 use reqwest::StatusCode;
+use sea_orm::EntityTrait;
 use serde_json::{json, Value};
+use warden::cleanup::run_once;
 
 use crate::helpers::{code, email, reason, s, spawn_app, spawn_app_with, TestApp, PASSWORD};
 
@@ -168,6 +171,44 @@ async fn an_expired_key_is_refused() {
     app.clock.advance(Duration::from_secs(3601));
     let me = app.me(Some(secret)).await;
     assert_eq!(code(&me), Some("UNAUTHENTICATED"), "{me}");
+}
+
+#[tokio::test]
+async fn cleanup_removes_ended_keys_after_a_month_and_keeps_live_ones() {
+    let app = spawn_app().await;
+    let t0 = app.clock.now();
+    let account = app.register(&email()).await;
+    let token = s(&account, "accessToken");
+    let live = create_key(&app, token, &["USER"], Value::Null).await;
+    let expiring = create_key(
+        &app,
+        token,
+        &["USER"],
+        json!((t0 + chrono::Duration::days(1)).to_rfc3339()),
+    )
+    .await;
+    let revoked = create_key(&app, token, &["USER"], Value::Null).await;
+    app.gql(
+        Some(token),
+        "mutation($id: ID!) { revokeApiKey(id: $id) }",
+        json!({ "id": revoked["apiKey"]["id"] }),
+    )
+    .await;
+    let soon = run_once(&app.state.db, &app.config, t0 + chrono::Duration::days(29))
+        .await
+        .unwrap();
+    assert_eq!(soon.api_keys, 0);
+    let later = run_once(&app.state.db, &app.config, t0 + chrono::Duration::days(32))
+        .await
+        .unwrap();
+    assert_eq!(later.api_keys, 2, "{later}");
+    let left = api_key::Entity::find()
+        .all(app.state.db.read())
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(json!(left[0].id.to_string()), live["apiKey"]["id"]);
+    assert_ne!(json!(left[0].id.to_string()), expiring["apiKey"]["id"]);
 }
 
 #[tokio::test]
