@@ -251,6 +251,24 @@ async fn a_key_cannot_change_a_password_a_factor_an_email_or_a_key() {
 }
 
 #[tokio::test]
+async fn with_an_authenticator_app_on_a_key_is_still_forbidden_not_asked_for_a_code() {
+    let app = spawn_app().await;
+    let (token, _, _) = crate::mfa::enrolled(&app, &email()).await;
+    let created = create_key(&app, &token, &["USER"], Value::Null).await;
+    for operation in [
+        "mutation($p: String!) { changePassword(currentPassword: $p, newPassword: \"another fine passphrase\") }",
+        "mutation($p: String!) { requestEmailChange(newEmail: \"new@example.com\", currentPassword: $p) }",
+        "mutation($p: String) { disableTotp(password: $p) }",
+        "mutation { regenerateRecoveryCodes(code: \"000000\") }",
+    ] {
+        let body = app
+            .gql(Some(s(&created, "secret")), operation, json!({ "p": PASSWORD }))
+            .await;
+        assert_eq!(code(&body), Some("FORBIDDEN"), "{operation}: {body}");
+    }
+}
+
+#[tokio::test]
 async fn admin_operations_need_the_admin_scope_and_an_admin_owner() {
     let app = spawn_app().await;
     let other = app.register(&email()).await;

@@ -68,6 +68,8 @@ pub async fn check_code(
     code: &str,
     operation: &'static str,
 ) -> Result<Success, AppError> {
+    // Only for a session: an API key never gets this far (FORBIDDEN).
+    caller.require_session()?;
     let Some(factor) = totp::find(state.db.write(), caller.user.id)
         .await?
         .filter(|f| f.confirmed_at.is_some())
@@ -122,6 +124,8 @@ pub async fn demand_second_factor(
     code: Option<&str>,
     operation: &'static str,
 ) -> Result<(), AppError> {
+    // Only for a session: an API key never gets this far (FORBIDDEN).
+    caller.require_session()?;
     if caller.user.mfa_enabled_at.is_none() {
         return Ok(());
     }
@@ -154,6 +158,8 @@ pub async fn require_recent_sign_in(
     password: Option<&str>,
     operation: &'static str,
 ) -> Result<(), AppError> {
+    // Only for a session: an API key never gets this far (FORBIDDEN).
+    caller.require_session()?;
     let signed_in_at = entity::session::Entity::find_by_id(caller.require_session()?)
         .one(state.db.write())
         .await?
