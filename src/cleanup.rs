@@ -10,7 +10,10 @@
 //!   bodies were already erased; only metadata is left);
 //! - email tokens used, superseded or expired more than
 //!   [`EMAIL_TOKEN_RETENTION`] ago (kept that long so a landing page can
-//!   still say "already used" rather than "not valid").
+//!   still say "already used" rather than "not valid");
+//! - API keys revoked or expired more than [`API_KEY_RETENTION`] ago (kept
+//!   that long so `apiKeys` still shows an owner why a script stopped; the
+//!   audit rows stay).
 //!
 //! It never touches a live session: the token chain that reuse detection
 //! needs is deleted only with its session, once that session is dead.
@@ -24,8 +27,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::{
-    audit_event, email_token, login_attempt, mail_outbox, mfa_token, refresh_token, session,
-    trusted_device, webauthn_challenge,
+    api_key, audit_event, email_token, login_attempt, mail_outbox, mfa_token, refresh_token,
+    session, trusted_device, webauthn_challenge,
 };
 use sea_orm::{
     sea_query::{Expr, ExprTrait, Query},
@@ -43,6 +46,9 @@ pub const MAIL_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
 /// How long used, superseded and expired email tokens are kept (hashes only).
 pub const EMAIL_TOKEN_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(1);
+
+/// How long revoked and expired API keys are kept (hashes only).
+pub const API_KEY_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(30);
 
 /// Advisory lock key held during a pass on Postgres ("cleanup").
 const CLEANUP_LOCK: i64 = 0x636c_6561_6e75;
@@ -68,6 +74,8 @@ pub struct Removed {
     pub email_tokens: u64,
     /// Expired `mfaToken`s and passkey ceremonies (five-minute rows).
     pub ceremonies: u64,
+    /// API keys revoked or expired before the retention.
+    pub api_keys: u64,
     /// True when another instance held the lock and this pass did nothing.
     pub skipped: bool,
 }
@@ -79,8 +87,8 @@ impl std::fmt::Display for Removed {
         }
         write!(
             f,
-            "expired sessions {}, revoked sessions {}, refresh tokens {}, audit events {}, lockout counters {}, trusted devices {}, mail outbox {}, email tokens {}, ceremonies {}",
-            self.expired_sessions, self.revoked_sessions, self.refresh_tokens, self.audit_events, self.login_attempts, self.trusted_devices, self.mail_outbox, self.email_tokens, self.ceremonies
+            "expired sessions {}, revoked sessions {}, refresh tokens {}, audit events {}, lockout counters {}, trusted devices {}, mail outbox {}, email tokens {}, ceremonies {}, api keys {}",
+            self.expired_sessions, self.revoked_sessions, self.refresh_tokens, self.audit_events, self.login_attempts, self.trusted_devices, self.mail_outbox, self.email_tokens, self.ceremonies, self.api_keys
         )
     }
 }
@@ -345,6 +353,31 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
             break;
         }
     }
+    let key_cutoff = now - API_KEY_RETENTION;
+    loop {
+        let ids: Vec<Uuid> = api_key::Entity::find()
+            .select_only()
+            .column(api_key::Column::Id)
+            .filter(
+                sea_orm::Condition::any()
+                    .add(api_key::Column::RevokedAt.lt(key_cutoff))
+                    .add(api_key::Column::ExpiresAt.lt(key_cutoff)),
+            )
+            .limit(BATCH)
+            .into_tuple()
+            .all(db.read())
+            .await?;
+        if !ids.is_empty() {
+            removed.api_keys += api_key::Entity::delete_many()
+                .filter(api_key::Column::Id.is_in(ids.clone()))
+                .exec(db.write())
+                .await?
+                .rows_affected;
+        }
+        if (ids.len() as u64) < BATCH {
+            break;
+        }
+    }
 
     if let Some(guard) = guard {
         guard.commit().await?;
@@ -395,6 +428,7 @@ pub fn report(metrics: &Metrics, removed: &Removed) {
         ("mail_outbox", removed.mail_outbox),
         ("email_tokens", removed.email_tokens),
         ("ceremonies", removed.ceremonies),
+        ("api_keys", removed.api_keys),
     ] {
         metrics
             .cleanup_removed
@@ -411,6 +445,7 @@ pub fn report(metrics: &Metrics, removed: &Removed) {
         mail_outbox = removed.mail_outbox,
         email_tokens = removed.email_tokens,
         ceremonies = removed.ceremonies,
+        api_keys = removed.api_keys,
         skipped = removed.skipped,
         "cleanup pass"
     );

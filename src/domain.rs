@@ -33,6 +33,51 @@ impl Role {
     }
 }
 
+/// What an API key may do. Stored space-separated, by these names.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ApiKeyScope {
+    /// Act as the owner in ordinary operations (never changing a password,
+    /// a factor, an email or a key).
+    User,
+    /// The admin operations; only an admin's key may hold it, and it acts
+    /// only while the owner is still an admin.
+    Admin,
+    /// Call `POST /oauth/introspect`.
+    Introspect,
+}
+
+impl ApiKeyScope {
+    /// Every scope, in stored order.
+    pub const ALL: [Self; 3] = [Self::User, Self::Admin, Self::Introspect];
+
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "USER",
+            Self::Admin => "ADMIN",
+            Self::Introspect => "INTROSPECT",
+        }
+    }
+
+    /// The scopes stored as `raw` (space-separated); unknown names are dropped.
+    pub fn parse_stored(raw: &str) -> Vec<Self> {
+        Self::ALL
+            .into_iter()
+            .filter(|scope| raw.split(' ').any(|name| name == scope.as_str()))
+            .collect()
+    }
+
+    /// The stored form of `scopes`: space-separated, in [`ALL`](Self::ALL) order, once each.
+    pub fn to_stored(scopes: &[Self]) -> String {
+        Self::ALL
+            .into_iter()
+            .filter(|scope| scopes.contains(scope))
+            .map(Self::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
 /// How the login behind a session proved who the user is: `Session.method`,
 /// stored on the session with the access token's `amr` (RFC 8176 values).
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,11 +257,17 @@ pub enum AuditEventKind {
     PasskeyAdded,
     /// A passkey was deleted from an account.
     PasskeyRemoved,
+    /// An API key was created (its prefix, name and scopes in the detail).
+    ApiKeyCreated,
+    /// An API key was revoked.
+    ApiKeyRevoked,
+    /// An API key authenticated a request (sampled: at most once an hour per key).
+    ApiKeyUsed,
 }
 
 impl AuditEventKind {
     /// Every kind, for parsing stored names.
-    pub const ALL: [Self; 30] = [
+    pub const ALL: [Self; 33] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -247,6 +298,9 @@ impl AuditEventKind {
         Self::RecoveryCodeUsed,
         Self::PasskeyAdded,
         Self::PasskeyRemoved,
+        Self::ApiKeyCreated,
+        Self::ApiKeyRevoked,
+        Self::ApiKeyUsed,
     ];
 
     /// The stored and wire name.
@@ -282,6 +336,9 @@ impl AuditEventKind {
             Self::RecoveryCodeUsed => "RECOVERY_CODE_USED",
             Self::PasskeyAdded => "PASSKEY_ADDED",
             Self::PasskeyRemoved => "PASSKEY_REMOVED",
+            Self::ApiKeyCreated => "API_KEY_CREATED",
+            Self::ApiKeyRevoked => "API_KEY_REVOKED",
+            Self::ApiKeyUsed => "API_KEY_USED",
         }
     }
 
@@ -299,7 +356,8 @@ impl AuditEventKind {
             | Self::SessionRevoked
             | Self::AuditLogViewed
             | Self::EmailVerificationSent
-            | Self::EmailVerified => Severity::Info,
+            | Self::EmailVerified
+            | Self::ApiKeyUsed => Severity::Info,
             Self::LoginFailed
             | Self::RefreshFailed
             | Self::AllSessionsRevoked
@@ -312,7 +370,9 @@ impl AuditEventKind {
             | Self::EmailChanged
             | Self::MfaEnabled
             | Self::RecoveryCodeUsed
-            | Self::PasskeyAdded => Severity::Notice,
+            | Self::PasskeyAdded
+            | Self::ApiKeyCreated
+            | Self::ApiKeyRevoked => Severity::Notice,
             Self::AccountLocked
             | Self::RateLimited
             | Self::AccessDenied
@@ -337,6 +397,35 @@ mod tests {
             assert_eq!(AuditEventKind::from_stored(kind.as_str()), Some(kind));
         }
         assert_eq!(AuditEventKind::from_stored("NOPE"), None);
+    }
+
+    #[test]
+    fn api_key_scopes_are_stored_once_each_in_a_fixed_order() {
+        use ApiKeyScope::*;
+        assert_eq!(
+            ApiKeyScope::to_stored(&[Introspect, User, User]),
+            "USER INTROSPECT"
+        );
+        assert_eq!(ApiKeyScope::to_stored(&[]), "");
+        assert_eq!(
+            ApiKeyScope::parse_stored("USER ADMIN INTROSPECT"),
+            vec![User, Admin, Introspect]
+        );
+        // Unknown or partial names grant nothing.
+        assert_eq!(
+            ApiKeyScope::parse_stored("ADMINISTRATOR user  NOPE"),
+            vec![]
+        );
+        for scopes in [
+            vec![User],
+            vec![Admin, Introspect],
+            ApiKeyScope::ALL.to_vec(),
+        ] {
+            assert_eq!(
+                ApiKeyScope::parse_stored(&ApiKeyScope::to_stored(&scopes)),
+                scopes
+            );
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! type, so a column like `password_hash` can never be published by accident.
 //! `Debug` on rows that hold hashes is written by hand and redacts them.
 
+pub mod api_key;
 pub mod audit_event;
 pub mod email_token;
 pub mod login_attempt;

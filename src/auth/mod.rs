@@ -4,6 +4,7 @@
 //! Key storage is in `services/` (`server_keys`, `signing_keys`);
 //! [`limiter::redis`] talks to Redis.
 
+pub mod api_key;
 pub mod charset;
 pub mod email;
 pub mod email_code;

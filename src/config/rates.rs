@@ -27,6 +27,10 @@ pub enum KeyPart {
     Email,
     /// The signed-in account's id.
     User,
+    /// A presented API key, as a keyed hash of its own
+    /// (`PresentedKey::rate_key`): never the key, nor the hash it is
+    /// stored under.
+    ApiKey,
 }
 
 /// The period a quota unit is written in, as a [`Duration`].
@@ -276,6 +280,17 @@ rate_rules! {
         key: [User],
         help: "Authenticator-app and recovery codes tried per account, from anywhere; a password reset stops whoever is guessing.",
     },
+    /// Requests authenticated by one API key, counted before the key is
+    /// looked up: a flood with a leaked (or made-up) key costs no database
+    /// round trip once its bucket is empty.
+    ApiKey {
+        name: "api_key",
+        variable: "WARDEN_RATE_API_KEY",
+        field: rate_api_key,
+        default: 600 / min,
+        key: [ApiKey],
+        help: "Requests per API key (GraphQL and `/oauth/introspect`), counted before the key is looked up.",
+    },
 }
 
 #[cfg(test)]
@@ -332,6 +347,7 @@ mod tests {
                 ("email_code", &[KeyPart::Email][..]),
                 ("passkey_ip", &[KeyPart::Ip][..]),
                 ("mfa_user", &[KeyPart::User][..]),
+                ("api_key", &[KeyPart::ApiKey][..]),
             ]
         );
     }

@@ -5,17 +5,24 @@
 //! (anonymous), a header that failed verification (rejected, so the client
 //! learns `UNAUTHENTICATED` and refreshes instead of being silently
 //! anonymous), and a verified token whose session is then checked.
+//!
+//! An API key (`Bearer wdn_…`) is a fourth kind of header: its shape and
+//! checksum are checked by the HTTP layer, its bucket and its row when a
+//! field first asks for the caller.
 
 use std::sync::Mutex;
 
 use async_graphql::Context;
 
 use crate::{
-    auth::jwt::Claims,
+    auth::{api_key::PresentedKey, jwt::Claims},
     error::{AppError, UnauthReason},
     graphql::cookies::{CookieIntent, ResponseCookies},
     meta::RequestMeta,
-    services::sessions::{self, AuthUser},
+    services::{
+        api_keys,
+        sessions::{self, AuthUser},
+    },
     state::AppState,
 };
 
@@ -30,6 +37,8 @@ pub enum Viewer {
     Token(Claims),
     /// A genuine token past its expiry: refused everywhere except `logout`.
     Expired(Claims),
+    /// A well-formed API key; not looked up yet.
+    ApiKey(PresentedKey),
     /// A header or token that did not verify.
     Rejected(UnauthReason),
 }
@@ -40,6 +49,8 @@ pub enum Viewer {
 #[derive(Debug)]
 pub struct RequestAuth {
     viewer: Viewer,
+    /// The request, for an API key's rate limit and audit row.
+    meta: Option<RequestMeta>,
     checked: Mutex<Option<AuthUser>>,
 }
 
@@ -48,7 +59,16 @@ impl RequestAuth {
     pub fn new(viewer: Viewer) -> Self {
         Self {
             viewer,
+            meta: None,
             checked: Mutex::new(None),
+        }
+    }
+
+    /// The request the header came with (needed to check an API key).
+    pub fn with_meta(self, meta: RequestMeta) -> Self {
+        Self {
+            meta: Some(meta),
+            ..self
         }
     }
 
@@ -59,6 +79,8 @@ impl RequestAuth {
             Viewer::Expired(_) => Err(AppError::Unauthenticated(UnauthReason::Expired)),
             Viewer::Anonymous => Err(AppError::Unauthenticated(UnauthReason::Missing)),
             Viewer::Rejected(reason) => Err(AppError::Unauthenticated(*reason)),
+            // An API key has no session, so nothing that needs one (logout).
+            Viewer::ApiKey(_) => Err(AppError::Forbidden),
         }
     }
 
@@ -71,12 +93,23 @@ impl RequestAuth {
         }
     }
 
-    /// The caller, proven: a valid token whose session is still alive.
+    /// The caller, proven: a valid token whose session is still alive, or
+    /// a live API key with the `USER` or `ADMIN` scope (its bucket spent
+    /// once per request).
     pub async fn require_user(&self, state: &AppState) -> Result<AuthUser, AppError> {
         if let Some(user) = self.cached() {
             return Ok(user);
         }
-        let user = sessions::authenticate(state, self.claims()?).await?;
+        let user = match &self.viewer {
+            Viewer::ApiKey(presented) => {
+                let meta = self
+                    .meta
+                    .as_ref()
+                    .ok_or_else(|| AppError::internal("RequestAuth without RequestMeta"))?;
+                api_keys::caller(state, meta, presented).await?
+            }
+            _ => sessions::authenticate(state, self.claims()?).await?,
+        };
         if let Ok(mut slot) = self.checked.lock() {
             *slot = Some(user.clone());
         }

@@ -4,6 +4,7 @@
 //! its [`AppError`](crate::error::AppError) into a client error with
 //! [`context::Respond::respond`] (the conversion itself is [`errors`]).
 
+pub mod api_keys;
 pub mod context;
 pub mod cookies;
 pub mod cost;
@@ -32,6 +33,7 @@ pub struct MutationRoot(
     mutation::AccountMutations,
     mfa::MfaMutations,
     passkeys::PasskeyMutations,
+    api_keys::ApiKeyMutations,
 );
 pub use query::QueryRoot;
 

@@ -264,7 +264,7 @@ impl AccountMutations {
                 return Ok(false);
             };
             let revoked = devices::revoke(state, ctx.meta()?, &caller, session_id).await?;
-            if revoked && session_id == caller.session_id {
+            if revoked && caller.session_id() == Some(session_id) {
                 ctx.auth()?.forget();
             }
             Ok::<_, AppError>(revoked)
@@ -473,7 +473,7 @@ impl AccountMutations {
                 Ok(_) => ctx.auth()?.require_user(state).await.ok(),
                 Err(_) => None,
             };
-            let keep = caller.as_ref().map(|c| c.session_id);
+            let keep = caller.as_ref().and_then(|c| c.session_id());
             email::confirm_email_change(state, ctx.meta()?, input, keep).await?;
             if caller.is_some() {
                 // The caller's own row changed: re-read it if asked again.

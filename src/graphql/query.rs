@@ -38,6 +38,22 @@ impl QueryRoot {
         .respond(ctx)
     }
 
+    /// The caller's API keys that are not revoked (expired ones included),
+    /// oldest first.
+    async fn api_keys(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<crate::graphql::api_keys::ApiKey>> {
+        async {
+            let state = ctx.state()?;
+            let caller = ctx.auth()?.require_user(state).await?;
+            let rows = crate::services::api_keys::list(state, &caller).await?;
+            Ok::<_, AppError>(rows.into_iter().map(Into::into).collect())
+        }
+        .await
+        .respond(ctx)
+    }
+
     /// The caller's passkeys, oldest first.
     async fn passkeys(
         &self,
@@ -95,7 +111,7 @@ impl QueryRoot {
             let rows = devices::list(state, &caller).await?;
             Ok::<_, AppError>(
                 rows.into_iter()
-                    .map(|row| Session::new(row, caller.session_id))
+                    .map(|row| Session::new(row, caller.session_id()))
                     .collect(),
             )
         }

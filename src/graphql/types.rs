@@ -77,7 +77,7 @@ pub struct Session {
 
 impl Session {
     /// From a stored row; `current` is the caller's session id.
-    pub fn new(row: entity::session::Model, current: uuid::Uuid) -> Self {
+    pub fn new(row: entity::session::Model, current: Option<uuid::Uuid>) -> Self {
         Self {
             id: ID(row.id.to_string()),
             created_at: row.created_at,
@@ -85,7 +85,7 @@ impl Session {
             expires_at: row.expires_at,
             ip: row.ip,
             user_agent: row.user_agent,
-            current: row.id == current,
+            current: Some(row.id) == current,
             method: crate::domain::SignInMethod::from_stored(&row.method),
             amr: row.amr.split_whitespace().map(str::to_owned).collect(),
         }

@@ -30,6 +30,7 @@ use super::{
     over_http::{self, Media},
     HttpState,
 };
+use crate::auth::api_key::{self, PresentedKey};
 use crate::auth::jwt::VerifyError;
 use crate::auth::limiter::RateReport;
 use crate::services::{limits, signing_keys};
@@ -192,7 +193,7 @@ async fn execute(
     let mut attach = |request: async_graphql::Request| {
         let request = request
             .data(meta.clone())
-            .data(RequestAuth::new(viewer.clone()))
+            .data(RequestAuth::new(viewer.clone()).with_meta(meta.clone()))
             .data(cookie.clone())
             .data(device.clone());
         if !cookie_mode {
@@ -335,6 +336,14 @@ async fn viewer(headers: &HeaderMap, http: &HttpState) -> Viewer {
     let Some(token) = token else {
         return Viewer::Rejected(UnauthReason::Invalid);
     };
+    // A key with a wrong shape or checksum (a typo, a made-up key) is
+    // refused here, before any lookup or rate-limit bucket.
+    if api_key::is_api_key(token) {
+        return match PresentedKey::parse(token) {
+            Some(presented) => Viewer::ApiKey(presented),
+            None => Viewer::Rejected(UnauthReason::Invalid),
+        };
+    }
     let tokens = &http.app.tokens;
     let mut verdict = tokens.verify(token, http.app.clock.now());
     // A kid we do not know may be a key another instance just rotated in:
@@ -359,7 +368,8 @@ async fn viewer(headers: &HeaderMap, http: &HttpState) -> Viewer {
     }
 }
 
-fn request_meta(req: &Request, http: &HttpState) -> RequestMeta {
+/// The request's client, user agent and id.
+pub(super) fn request_meta(req: &Request, http: &HttpState) -> RequestMeta {
     // Found once by the access layer, which wraps every route.
     let ip = super::access::client(req).unwrap_or_else(|| {
         let peer: Option<IpAddr> = req.remote_addr().as_socket_addr().map(|a| a.ip());

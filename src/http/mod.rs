@@ -14,6 +14,7 @@ pub mod fd_limit;
 mod graphiql;
 mod graphql;
 mod health;
+mod introspect;
 mod landing;
 mod over_http;
 pub mod serve;
@@ -54,6 +55,7 @@ pub fn routes(schema: WardenSchema, app: AppState) -> impl poem::Endpoint {
                         .overriding(header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
                 ),
         )
+        .at("/oauth/introspect", poem::post(introspect::post))
         .at("/graphiql/:version/:file", get(graphiql::assets))
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))

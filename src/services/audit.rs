@@ -55,6 +55,12 @@ impl Event {
         self
     }
 
+    /// Names the session, if there is one (an API key's caller has none).
+    pub fn session_if(mut self, id: Option<Uuid>) -> Self {
+        self.session_id = id;
+        self
+    }
+
     /// Attaches detail.
     pub fn detail(mut self, detail: Value) -> Self {
         self.detail = Some(detail);

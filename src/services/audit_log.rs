@@ -168,7 +168,7 @@ pub async fn read(
     if !is_admin && requested_user.is_some_and(|u| u != caller.user.id) {
         let event = Event::new(AuditEventKind::AccessDenied)
             .user(caller.user.id)
-            .session(caller.session_id)
+            .session_if(caller.session_id())
             .detail(json!({ "operation": "auditLog", "reason": "other_users_events" }));
         record(state.db.write(), state.clock.now(), meta, event).await?;
         return Err(AppError::Forbidden);
@@ -189,17 +189,25 @@ pub async fn read(
     let (rows, has_next_page) = page(state.db.read(), &stored).await?;
     let viewed = Event::new(AuditEventKind::AuditLogViewed)
         .user(caller.user.id)
-        .session(caller.session_id)
+        .session_if(caller.session_id())
         .detail(json!({ "returned": rows.len(), "scope": if is_admin { "all" } else { "own" } }));
-    // One row per session and minute, however often it reads.
-    record_view(
-        &state.db,
-        state.clock.now(),
-        meta,
-        caller.session_id,
-        viewed,
-    )
-    .await?;
+    match caller.session_id() {
+        // One row per session and minute, however often it reads.
+        Some(session_id) => {
+            record_view(&state.db, state.clock.now(), meta, session_id, viewed).await?;
+        }
+        // An API key has no session to dedupe on: each read is a row (the
+        // `audit_log_user` rule bounds them).
+        None => {
+            let key = caller.api_key().map(|k| k.key_id.to_string());
+            let viewed = viewed.detail(json!({
+                "returned": rows.len(),
+                "scope": if is_admin { "all" } else { "own" },
+                "api_key_id": key,
+            }));
+            record(state.db.write(), state.clock.now(), meta, viewed).await?;
+        }
+    }
     let events: Vec<PagedEvent> = rows
         .into_iter()
         .map(|event| PagedEvent {

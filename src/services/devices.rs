@@ -50,7 +50,7 @@ pub async fn revoke(
         let event = Event::new(AuditEventKind::SessionRevoked)
             .user(caller.user.id)
             .session(session_id)
-            .detail(json!({ "reason": RevokeReason::Revoked.as_str(), "by_session": caller.session_id.to_string() }));
+            .detail(json!({ "reason": RevokeReason::Revoked.as_str(), "by_session": caller.session_id().map(|s| s.to_string()) }));
         audit::record(&txn, now, meta, event).await?;
     }
     txn.commit().await?;

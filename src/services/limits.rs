@@ -28,6 +28,7 @@ use uuid::Uuid;
 
 use crate::{
     auth::{
+        api_key::PresentedKey,
         email::Email,
         limiter::{first_refusal, retry_after_secs, KeyPart, RateReport, Rule},
         pseudonym::EmailPseudonyms,
@@ -78,6 +79,12 @@ pub fn user_key(user: Uuid) -> String {
     user.to_string()
 }
 
+/// The bucket key of a presented API key ([`KeyPart::ApiKey`]): its own
+/// hash (`PresentedKey::rate_key`), never the key or its stored hash.
+pub fn api_key_key(presented: &PresentedKey) -> String {
+    presented.rate_key().to_owned()
+}
+
 /// [`KeyPart::Email`]: the pseudonym, never the address.
 fn email_part(pseudonyms: &EmailPseudonyms, email: &Email) -> String {
     pseudonyms.of(email)
@@ -94,6 +101,7 @@ pub struct KeyFacts<'a> {
     meta: &'a RequestMeta,
     email: Option<(&'a EmailPseudonyms, &'a Email)>,
     user: Option<Uuid>,
+    api_key: Option<&'a PresentedKey>,
 }
 
 impl<'a> KeyFacts<'a> {
@@ -103,6 +111,7 @@ impl<'a> KeyFacts<'a> {
             meta,
             email: None,
             user: None,
+            api_key: None,
         }
     }
 
@@ -118,6 +127,14 @@ impl<'a> KeyFacts<'a> {
     pub fn with_user(self, user: Uuid) -> Self {
         Self {
             user: Some(user),
+            ..self
+        }
+    }
+
+    /// The API key the request presents.
+    pub fn with_api_key(self, presented: &'a PresentedKey) -> Self {
+        Self {
+            api_key: Some(presented),
             ..self
         }
     }
@@ -148,6 +165,7 @@ impl<'a> KeyFacts<'a> {
                 .email
                 .map(|(pseudonyms, email)| email_part(pseudonyms, email)),
             KeyPart::User => self.user.map(user_key),
+            KeyPart::ApiKey => self.api_key.map(api_key_key),
         }
     }
 }

@@ -296,6 +296,7 @@ mod tests {
                 "warden:rl:email_code:K",
                 "warden:rl:passkey_ip:K",
                 "warden:rl:mfa_user:K",
+                "warden:rl:api_key:K",
             ]
         );
     }

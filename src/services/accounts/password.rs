@@ -70,6 +70,8 @@ pub async fn change_password(
     current: &str,
     new: &str,
 ) -> Result<u64, AppError> {
+    // An API key may never change a password, a factor, an email or a key.
+    caller.require_session()?;
     let email = Email::parse_existing(&caller.user.email)?;
     limits::enforce_rule(state, meta, Rule::LoginIp, KeyFacts::of(meta)).await?;
     let context = password::context_words(email.as_str(), caller.user.username.as_deref());
@@ -105,14 +107,14 @@ pub async fn change_password(
     let ended = sessions::revoke_user_sessions(
         &txn,
         caller.user.id,
-        Some(caller.session_id),
+        Some(caller.require_session()?),
         RevokeReason::PasswordChange,
         now,
     )
     .await?;
     let event = Event::new(AuditEventKind::PasswordChanged)
         .user(caller.user.id)
-        .session(caller.session_id)
+        .session(caller.require_session()?)
         .detail(json!({ "other_sessions_ended": ended }));
     audit::record(&txn, now, meta, event).await?;
     txn.commit().await?;
@@ -137,8 +139,10 @@ pub async fn check_current_password(
     current: &str,
     operation: &'static str,
 ) -> Result<Success, AppError> {
+    // An API key may never change a password, a factor, an email or a key.
+    caller.require_session()?;
     let email = Email::parse_existing(&caller.user.email)?;
-    let attempt = admit_password_check(state, meta, &email, caller.session_id).await?;
+    let attempt = admit_password_check(state, meta, &email, caller.require_session()?).await?;
     // A current password too long to be anyone's is wrong without a check
     // (and stays counted, like any wrong guess).
     let check = async {
@@ -154,7 +158,7 @@ pub async fn check_current_password(
     let Checked::Right(success, ()) = attempt.check(state, check).await? else {
         let event = Event::new(AuditEventKind::AccessDenied)
             .user(caller.user.id)
-            .session(caller.session_id)
+            .session(caller.require_session()?)
             .detail(json!({ "operation": operation, "reason": "wrong_password" }));
         audit::record(state.db.write(), state.clock.now(), meta, event).await?;
         return Err(AppError::InvalidCredentials);

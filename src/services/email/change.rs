@@ -36,6 +36,8 @@ pub async fn request_email_change(
     raw_new: &str,
     current_password: &str,
 ) -> Result<(), AppError> {
+    // An API key may never change a password, a factor, an email or a key.
+    caller.require_session()?;
     limits::enforce_rule(state, meta, Rule::MailIp, KeyFacts::of(meta)).await?;
     let new = Email::parse(raw_new).map_err(|err| match err {
         AppError::BadUserInput { message, .. } => AppError::bad_input("newEmail", message),
@@ -102,7 +104,7 @@ pub async fn request_email_change(
         meta,
         Event::new(AuditEventKind::EmailChangeRequested)
             .user(caller.user.id)
-            .session(caller.session_id),
+            .session(caller.require_session()?),
     )
     .await?;
     txn.commit().await?;

@@ -12,6 +12,13 @@ fn pseudonyms() -> EmailPseudonyms {
     EmailPseudonyms::new(vec![7; 32])
 }
 
+/// A well-formed key (its checksum is right), fixed so its bucket key can be pinned.
+const KEY: &str = "wdn_00000000000000000000000000000000000000000002CZclj";
+
+fn key() -> PresentedKey {
+    PresentedKey::parse(KEY).unwrap()
+}
+
 fn user() -> Uuid {
     Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0001)
 }
@@ -21,9 +28,11 @@ fn every_rule_s_key_holds_exactly_the_parts_it_declares() {
     let pseudonyms = pseudonyms();
     let email = Email::parse("Alice@Example.com").unwrap();
     let meta = meta("203.0.113.9");
+    let presented = key();
     let facts = KeyFacts::of(&meta)
         .with_email(&pseudonyms, &email)
-        .with_user(user());
+        .with_user(user())
+        .with_api_key(&presented);
     let pseudonym = pseudonyms.of(&email);
     for rule in Rule::ALL {
         let key = facts.key(rule).unwrap();
@@ -34,6 +43,7 @@ fn every_rule_s_key_holds_exactly_the_parts_it_declares() {
                 KeyPart::Ip => "203.0.113.9".to_owned(),
                 KeyPart::Email => pseudonym.clone(),
                 KeyPart::User => user().to_string(),
+                KeyPart::ApiKey => presented.rate_key().to_owned(),
             })
             .collect();
         assert_eq!(key, expected.join("|"), "{rule:?}");
@@ -53,6 +63,15 @@ fn every_rule_s_key_holds_exactly_the_parts_it_declares() {
             "{rule:?}: {key}"
         );
         let lower = key.to_lowercase();
+        assert_eq!(
+            key.contains(presented.rate_key()),
+            parts.contains(&KeyPart::ApiKey),
+            "{rule:?}: {key}"
+        );
+        assert!(
+            !key.contains(KEY) && !key.contains(&KEY[4..20]),
+            "{rule:?}: {key}"
+        );
         assert!(
             !lower.contains("alice") && !lower.contains("example.com") && !key.contains('@'),
             "{rule:?}: a key never holds the address: {key}"
@@ -68,15 +87,18 @@ fn the_helpers_the_operations_call_agree_with_each_rule_s_declaration() {
     let email = Email::parse("alice@example.com").unwrap();
     for ip in ["203.0.113.9", "2001:db8:1:2:3:4:5:6"] {
         let meta = meta(ip);
+        let presented = key();
         let facts = KeyFacts::of(&meta)
             .with_email(&pseudonyms, &email)
-            .with_user(user());
+            .with_user(user())
+            .with_api_key(&presented);
         for rule in Rule::ALL {
             let from_helper = match rule.key_parts() {
                 [KeyPart::Ip] => ip_key(&meta),
                 [KeyPart::Ip, KeyPart::Email] => ip_email_key_under(&pseudonyms, &meta, &email),
                 [KeyPart::User] => user_key(user()),
                 [KeyPart::Email] => email_part(&pseudonyms, &email),
+                [KeyPart::ApiKey] => api_key_key(&presented),
                 other => panic!("{rule:?} is keyed by {other:?}: give it a helper"),
             };
             assert_eq!(facts.key(rule).unwrap(), from_helper, "{rule:?} from {ip}");
@@ -99,6 +121,7 @@ fn the_bytes_of_each_kind_of_key_are_pinned() {
         "203.0.113.9|25b8a6eab0ba83868bf3ae41ff5c9e23"
     );
     assert_eq!(user_key(user()), "01920000-0000-7000-8000-000000000001");
+    assert_eq!(api_key_key(&key()), "e9feb669dbba5e3f3ad59a9286ddfeea");
     assert_eq!(ip_key(&RequestMeta::local("cli")), "unknown");
 }
 

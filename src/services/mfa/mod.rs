@@ -92,6 +92,8 @@ pub async fn check_code(
     code: &str,
     operation: &'static str,
 ) -> Result<Success, AppError> {
+    // Only for a session: an API key never gets this far (FORBIDDEN).
+    caller.require_session()?;
     let Some(factor) = totp::find(state.db.write(), caller.user.id)
         .await?
         .filter(|f| f.confirmed_at.is_some())
@@ -112,7 +114,7 @@ pub async fn check_code(
     spend_code_try(state, meta, caller.user.id).await?;
     let keys = Keys::new(
         &state.pseudonyms.of(&email),
-        Client::Session(caller.session_id),
+        Client::Session(caller.require_session()?),
     );
     let attempt = lockout::admit(state, keys).await?;
     let now = state.clock.now();
@@ -127,7 +129,7 @@ pub async fn check_code(
         Checked::Wrong(_) => {
             let event = Event::new(AuditEventKind::MfaFailed)
                 .user(caller.user.id)
-                .session(caller.session_id)
+                .session(caller.require_session()?)
                 .detail(json!({ "operation": operation, "method": "TOTP" }));
             audit::record(state.db.write(), now, meta, event).await?;
             Err(AppError::InvalidCredentials)
@@ -147,6 +149,8 @@ pub async fn demand_second_factor(
     code: Option<&str>,
     operation: &'static str,
 ) -> Result<(), AppError> {
+    // Only for a session: an API key never gets this far (FORBIDDEN).
+    caller.require_session()?;
     if caller.user.mfa_enabled_at.is_none() {
         return Ok(());
     }
@@ -179,7 +183,9 @@ pub async fn require_recent_sign_in(
     password: Option<&str>,
     operation: &'static str,
 ) -> Result<(), AppError> {
-    let signed_in_at = entity::session::Entity::find_by_id(caller.session_id)
+    // Only for a session: an API key never gets this far (FORBIDDEN).
+    caller.require_session()?;
+    let signed_in_at = entity::session::Entity::find_by_id(caller.require_session()?)
         .one(state.db.write())
         .await?
         .map(|s| s.created_at)
@@ -232,6 +238,8 @@ pub async fn disable_totp(
     caller: &AuthUser,
     proof: Proof<'_>,
 ) -> Result<bool, AppError> {
+    // An API key may never change a password, a factor, an email or a key.
+    caller.require_session()?;
     if caller.user.mfa_enabled_at.is_none() {
         return Ok(false);
     }
@@ -257,7 +265,7 @@ pub async fn disable_totp(
         .await?;
     let event = Event::new(AuditEventKind::MfaDisabled)
         .user(caller.user.id)
-        .session(caller.session_id)
+        .session(caller.require_session()?)
         .detail(json!({ "method": "TOTP", "proof": method }));
     audit::record(&txn, now, meta, event).await?;
     mail::notify_owner(&txn, state, mail::MailKind::MfaDisabled, &caller.user).await?;
@@ -275,6 +283,8 @@ pub async fn regenerate_recovery_codes(
     caller: &AuthUser,
     code: &str,
 ) -> Result<Vec<SecretString>, AppError> {
+    // An API key may never change a password, a factor, an email or a key.
+    caller.require_session()?;
     let success = check_code(state, meta, caller, code, "regenerateRecoveryCodes").await?;
     let now = state.clock.now();
     let txn = state.db.begin().await?;

@@ -75,6 +75,8 @@ pub async fn find<C: ConnectionTrait>(
 /// confirmed factor is on: `disableTotp` first.
 #[tracing::instrument(skip_all, fields(user_id = %caller.user.id))]
 pub async fn start_enrollment(state: &AppState, caller: &AuthUser) -> Result<Enrollment, AppError> {
+    // An API key may never change a password, a factor, an email or a key.
+    caller.require_session()?;
     let user_id = caller.user.id;
     let key = TotpKey::generate();
     let now = state.clock.now();
@@ -159,6 +161,8 @@ pub async fn confirm_enrollment(
     caller: &AuthUser,
     code: &str,
 ) -> Result<Vec<SecretString>, AppError> {
+    // An API key may never change a password, a factor, an email or a key.
+    caller.require_session()?;
     let user_id = caller.user.id;
     let now = state.clock.now();
     let txn = state.db.begin().await?;
@@ -183,7 +187,7 @@ pub async fn confirm_enrollment(
         drop(txn);
         let event = Event::new(AuditEventKind::MfaFailed)
             .user(user_id)
-            .session(caller.session_id)
+            .session(caller.require_session()?)
             .detail(json!({ "operation": "confirmTotpEnrollment", "method": "TOTP" }));
         audit::record(state.db.write(), now, meta, event).await?;
         return Err(AppError::InvalidCredentials);
@@ -201,7 +205,7 @@ pub async fn confirm_enrollment(
     let codes = recovery::replace(&txn, state, user_id, now).await?;
     let event = Event::new(AuditEventKind::MfaEnabled)
         .user(user_id)
-        .session(caller.session_id)
+        .session(caller.require_session()?)
         .detail(json!({ "method": "TOTP" }));
     audit::record(&txn, now, meta, event).await?;
     mail::notify_owner(&txn, state, MailKind::MfaEnabled, &caller.user).await?;

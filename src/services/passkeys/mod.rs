@@ -93,6 +93,8 @@ pub async fn rename(
     id: &str,
     name: &str,
 ) -> Result<passkey::Model, AppError> {
+    // An API key may never change a password, a factor, an email or a key.
+    caller.require_session()?;
     let name = register::parse_name(name)?;
     let row = find_own(state, caller, id).await?;
     passkey::Entity::update_many()
@@ -118,6 +120,8 @@ pub async fn delete(
     id: &str,
     code: Option<&str>,
 ) -> Result<bool, AppError> {
+    // An API key may never change a password, a factor, an email or a key.
+    caller.require_session()?;
     let row = find_own(state, caller, id).await?;
     mfa::demand_second_factor(state, meta, caller, code, "deletePasskey").await?;
     let now = state.clock.now();
@@ -130,7 +134,7 @@ pub async fn delete(
     if deleted.rows_affected == 1 {
         let event = Event::new(AuditEventKind::PasskeyRemoved)
             .user(caller.user.id)
-            .session(caller.session_id)
+            .session(caller.require_session()?)
             .detail(json!({ "passkey_id": row.id }));
         audit::record(&txn, now, meta, event).await?;
     }

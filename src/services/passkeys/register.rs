@@ -62,6 +62,8 @@ pub async fn start(
     caller: &AuthUser,
     code: Option<&str>,
 ) -> Result<Value, AppError> {
+    // An API key may never change a password, a factor, an email or a key.
+    caller.require_session()?;
     limits::enforce(state, meta, Rule::PasskeyIp, &limits::ip_key(meta)).await?;
     // A passkey is a way in that skips the app: adding one takes the app.
     mfa::demand_second_factor(state, meta, caller, code, "startPasskeyRegistration").await?;
@@ -124,6 +126,8 @@ pub async fn finish(
     response: Value,
     name: Option<&str>,
 ) -> Result<passkey::Model, AppError> {
+    // An API key may never change a password, a factor, an email or a key.
+    caller.require_session()?;
     let name = parse_name(name.unwrap_or("Passkey"))?;
     let response: RegisterPublicKeyCredential = serde_json::from_value(response)
         .map_err(|_| AppError::bad_input("response", "not a WebAuthn registration response"))?;
@@ -177,7 +181,7 @@ pub async fn finish(
     }
     let event = Event::new(AuditEventKind::PasskeyAdded)
         .user(caller.user.id)
-        .session(caller.session_id)
+        .session(caller.require_session()?)
         .detail(json!({ "passkey_id": row.id, "synced": row.backup_eligible }));
     audit::record(&txn, now, meta, event).await?;
     // The owner learns of every new way in, in case it was not them.

@@ -13,10 +13,7 @@ use crate::{
 /// see [`crate::db::liveness`]).
 pub async fn authenticate(state: &AppState, claims: &Claims) -> Result<AuthUser, AppError> {
     match state.session_checks.owner(claims.sid, claims.sub).await? {
-        Some(user) => Ok(AuthUser {
-            user,
-            session_id: claims.sid,
-        }),
+        Some(user) => Ok(AuthUser::by_session(user, claims.sid)),
         None => Err(AppError::Unauthenticated(UnauthReason::Revoked)),
     }
 }

@@ -133,7 +133,10 @@ pub async fn logout_many(
         Scope::All => RevokeReason::LogoutAll,
         Scope::Others => RevokeReason::LogoutOthers,
     };
-    let keep = (scope == Scope::Others).then_some(caller.session_id);
+    // A key's caller has no session of its own: "others" is then all.
+    let keep = (scope == Scope::Others)
+        .then_some(caller.session_id())
+        .flatten();
     let count = revoke_user_sessions(&txn, caller.user.id, keep, reason, now).await?;
     if scope == Scope::All {
         // "Log out everywhere" also ends every device's trust: a device
@@ -147,7 +150,7 @@ pub async fn logout_many(
         meta,
         Event::new(AuditEventKind::AllSessionsRevoked)
             .user(caller.user.id)
-            .session(caller.session_id)
+            .session_if(caller.session_id())
             .detail(json!({ "count": count, "scope": scope_name })),
     )
     .await?;
