@@ -212,11 +212,21 @@ pub enum AuditEventKind {
     PasskeyAdded,
     /// A passkey was deleted from an account.
     PasskeyRemoved,
+    /// An administrator disabled an account (its sessions ended with it).
+    UserDisabled,
+    /// An administrator enabled a disabled account again.
+    UserEnabled,
+    /// An administrator deleted an account.
+    UserDeleted,
+    /// An administrator removed an account's second factors and passkeys.
+    FactorsReset,
+    /// An administrator cleared an address's lockout counters.
+    AccountUnlocked,
 }
 
 impl AuditEventKind {
     /// Every kind, for parsing stored names.
-    pub const ALL: [Self; 30] = [
+    pub const ALL: [Self; 35] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -247,6 +257,11 @@ impl AuditEventKind {
         Self::RecoveryCodeUsed,
         Self::PasskeyAdded,
         Self::PasskeyRemoved,
+        Self::UserDisabled,
+        Self::UserEnabled,
+        Self::UserDeleted,
+        Self::FactorsReset,
+        Self::AccountUnlocked,
     ];
 
     /// The stored and wire name.
@@ -282,6 +297,11 @@ impl AuditEventKind {
             Self::RecoveryCodeUsed => "RECOVERY_CODE_USED",
             Self::PasskeyAdded => "PASSKEY_ADDED",
             Self::PasskeyRemoved => "PASSKEY_REMOVED",
+            Self::UserDisabled => "USER_DISABLED",
+            Self::UserEnabled => "USER_ENABLED",
+            Self::UserDeleted => "USER_DELETED",
+            Self::FactorsReset => "FACTORS_RESET",
+            Self::AccountUnlocked => "ACCOUNT_UNLOCKED",
         }
     }
 
@@ -312,7 +332,9 @@ impl AuditEventKind {
             | Self::EmailChanged
             | Self::MfaEnabled
             | Self::RecoveryCodeUsed
-            | Self::PasskeyAdded => Severity::Notice,
+            | Self::PasskeyAdded
+            | Self::UserEnabled
+            | Self::AccountUnlocked => Severity::Notice,
             Self::AccountLocked
             | Self::RateLimited
             | Self::AccessDenied
@@ -321,7 +343,10 @@ impl AuditEventKind {
             | Self::MailFailed
             | Self::MfaDisabled
             | Self::MfaFailed
-            | Self::PasskeyRemoved => Severity::Warning,
+            | Self::PasskeyRemoved
+            | Self::UserDisabled
+            | Self::UserDeleted
+            | Self::FactorsReset => Severity::Warning,
             Self::RefreshTokenReuseDetected => Severity::Critical,
         }
     }

@@ -4,6 +4,7 @@
 //! its [`AppError`](crate::error::AppError) into a client error with
 //! [`context::Respond::respond`] (the conversion itself is [`errors`]).
 
+pub mod admin;
 pub mod context;
 pub mod cookies;
 pub mod cost;
@@ -25,13 +26,15 @@ use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
 use crate::state::AppState;
 
-/// Writes: accounts, logins and sessions, second factors and passkeys.
+/// Writes: accounts, logins and sessions, second factors and passkeys,
+/// administration.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Mutation")]
 pub struct MutationRoot(
     mutation::AccountMutations,
     mfa::MfaMutations,
     passkeys::PasskeyMutations,
+    admin::AdminMutations,
 );
 pub use query::QueryRoot;
 

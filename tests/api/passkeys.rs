@@ -4,7 +4,7 @@
 //! ID, no user verification), managing them, and what tokens and sessions
 //! say about how the user signed in.
 
-mod authenticator;
+pub mod authenticator;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use entity::passkey;

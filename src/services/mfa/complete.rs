@@ -167,6 +167,11 @@ pub async fn complete_login(
         .unique(state.db.write())
         .await?
         .ok_or(AppError::InvalidToken)?;
+    // The token proves the password was right, so saying why tells a
+    // guesser nothing; no factor is spent on a disabled account.
+    if user.disabled_at.is_some() {
+        return Err(AppError::AccountDisabled);
+    }
     let email = Email::parse_existing(&user.email)?;
     let keys = Keys::new(&state.pseudonyms.of(&email), Client::Ip(&ip_key));
     let attempt = lockout::admit(state, keys).await?;

@@ -50,17 +50,20 @@ pub enum MailKind {
     EmailChangeNotice,
     /// A recovery code signed in instead of the authenticator app.
     RecoveryCodeUsed,
+    /// An administrator removed the account's second factors and passkeys.
+    FactorsReset,
 }
 
 impl MailKind {
     /// Every kind.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::VerifyEmail,
         Self::PasswordReset,
         Self::PasswordChanged,
         Self::EmailChange,
         Self::EmailChangeNotice,
         Self::RecoveryCodeUsed,
+        Self::FactorsReset,
     ];
 
     /// The stable name: outbox `kind`, metric label, template file stem.
@@ -72,6 +75,7 @@ impl MailKind {
             Self::EmailChange => "email-change",
             Self::EmailChangeNotice => "email-change-notice",
             Self::RecoveryCodeUsed => "recovery-code-used",
+            Self::FactorsReset => "factors-reset",
         }
     }
 
@@ -82,7 +86,10 @@ impl MailKind {
             Self::VerifyEmail => Some("verify-email"),
             Self::PasswordReset => Some("reset-password"),
             Self::EmailChange => Some("confirm-email"),
-            Self::PasswordChanged | Self::EmailChangeNotice | Self::RecoveryCodeUsed => None,
+            Self::PasswordChanged
+            | Self::EmailChangeNotice
+            | Self::RecoveryCodeUsed
+            | Self::FactorsReset => None,
         }
     }
 

@@ -1,0 +1,221 @@
+//! The admin reads: the `users` connection and `user(id)`.
+//!
+//! `users` pages by account id (UUIDv7, so roughly by creation), which is
+//! stable under inserts and deletes: a cursor is the last id seen, and the
+//! next page is the ids after it. `search` is a prefix of the stored
+//! (lowercase) email or of the username, case-insensitively; on Postgres
+//! both prefixes are index scans (`text_pattern_ops`, see the migration
+//! `m20261203_000002_admin`).
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use entity::{passkey, session, totp_factor, user};
+use sea_orm::{
+    sea_query::{Expr, ExprTrait, Func, LikeExpr},
+    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use super::Admin;
+use crate::{
+    domain::Role,
+    error::AppError,
+    services::{
+        accounts::escape_like,
+        audit_log::{DEFAULT_PAGE, MAX_PAGE},
+        mfa,
+    },
+    state::AppState,
+};
+
+/// The longest `search`, in bytes (an email's longest).
+const MAX_SEARCH_BYTES: usize = 254;
+
+/// `UserFilter`: every given field must match.
+#[derive(Debug, Default, Clone)]
+pub struct UserFilter {
+    /// A prefix of the email or the username, any case.
+    pub search: Option<String>,
+    /// Only this role.
+    pub role: Option<Role>,
+    /// Only disabled (true) or enabled (false) accounts.
+    pub disabled: Option<bool>,
+    /// Only verified (true) or unverified (false) addresses.
+    pub email_verified: Option<bool>,
+    /// Only accounts with (true) or without (false) a second factor.
+    pub mfa_enabled: Option<bool>,
+}
+
+/// One page of `users`.
+pub struct UserPage {
+    /// The accounts, by id, each with its cursor.
+    pub users: Vec<(String, user::Model)>,
+    /// Whether more match after the last.
+    pub has_next_page: bool,
+}
+
+/// `user(id)`: an account with what it holds.
+pub struct UserDetail {
+    /// The account.
+    pub user: user::Model,
+    /// Its live sessions.
+    pub active_sessions: u64,
+    /// Its passkeys.
+    pub passkeys: u64,
+    /// Whether a confirmed authenticator app is on.
+    pub totp: bool,
+    /// Its unused recovery codes.
+    pub recovery_codes_left: u64,
+}
+
+/// `users`: a page of accounts matching `filter`, after `after`.
+pub async fn list(
+    state: &AppState,
+    _admin: &Admin,
+    first: Option<i32>,
+    after: Option<&str>,
+    filter: &UserFilter,
+) -> Result<UserPage, AppError> {
+    let first = first.unwrap_or(DEFAULT_PAGE);
+    if first < 0 {
+        return Err(AppError::bad_input(
+            "first",
+            "first must be between 0 and 200",
+        ));
+    }
+    let limit = u64::try_from(Ord::min(first, MAX_PAGE)).unwrap_or(0);
+    let mut select = user::Entity::find();
+    if let Some(after) = after {
+        select = select.filter(user::Column::Id.gt(decode_cursor(after)?));
+    }
+    if let Some(search) = parse_search(filter.search.as_deref())? {
+        let pattern = format!("{}%", escape_like(&search));
+        select = select.filter(
+            Condition::any()
+                .add(
+                    Expr::col(user::Column::Email)
+                        .like(LikeExpr::new(pattern.clone()).escape('\\')),
+                )
+                .add(
+                    Expr::expr(Func::lower(Expr::col(user::Column::Username)))
+                        .like(LikeExpr::new(pattern).escape('\\')),
+                ),
+        );
+    }
+    if let Some(role) = filter.role {
+        select = select.filter(user::Column::Role.eq(role.as_str()));
+    }
+    select = match filter.disabled {
+        Some(true) => select.filter(user::Column::DisabledAt.is_not_null()),
+        Some(false) => select.filter(user::Column::DisabledAt.is_null()),
+        None => select,
+    };
+    select = match filter.email_verified {
+        Some(true) => select.filter(user::Column::EmailVerifiedAt.is_not_null()),
+        Some(false) => select.filter(user::Column::EmailVerifiedAt.is_null()),
+        None => select,
+    };
+    select = match filter.mfa_enabled {
+        Some(true) => select.filter(user::Column::MfaEnabledAt.is_not_null()),
+        Some(false) => select.filter(user::Column::MfaEnabledAt.is_null()),
+        None => select,
+    };
+    let mut rows = select
+        .order_by_asc(user::Column::Id)
+        .limit(limit + 1)
+        .all(state.db.read())
+        .await?;
+    let has_next_page = rows.len() as u64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(UserPage {
+        users: rows.into_iter().map(|u| (encode_cursor(u.id), u)).collect(),
+        has_next_page,
+    })
+}
+
+/// `user(id)`: the account and its counts, or `None`.
+pub async fn find(
+    state: &AppState,
+    _admin: &Admin,
+    id: Uuid,
+) -> Result<Option<UserDetail>, AppError> {
+    let conn = state.db.read();
+    let Some(user) = user::Entity::find_by_id(id).one(conn).await? else {
+        return Ok(None);
+    };
+    let now = state.clock.now();
+    let active_sessions = session::Entity::find()
+        .filter(session::Column::UserId.eq(id))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now))
+        .count(conn)
+        .await?;
+    let passkeys = passkey::Entity::find()
+        .filter(passkey::Column::UserId.eq(id))
+        .count(conn)
+        .await?;
+    let totp = totp_factor::Entity::find_by_id(id)
+        .filter(totp_factor::Column::ConfirmedAt.is_not_null())
+        .count(conn)
+        .await?
+        > 0;
+    let recovery_codes_left = mfa::recovery::left(conn, id).await?;
+    Ok(Some(UserDetail {
+        user,
+        active_sessions,
+        passkeys,
+        totp,
+        recovery_codes_left,
+    }))
+}
+
+/// A trimmed, lowercase search, or none when blank.
+fn parse_search(raw: Option<&str>) -> Result<Option<String>, AppError> {
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    if raw.len() > MAX_SEARCH_BYTES || raw.chars().any(char::is_control) {
+        return Err(AppError::bad_input(
+            "search",
+            "search is at most 254 bytes, without control characters",
+        ));
+    }
+    Ok(Some(raw.to_lowercase()))
+}
+
+/// Opaque cursor for an account id.
+fn encode_cursor(id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(format!("user:{id}"))
+}
+
+/// Reads a cursor made by [`encode_cursor`].
+fn decode_cursor(cursor: &str) -> Result<Uuid, AppError> {
+    let bad = || AppError::bad_input("after", "not a cursor returned by users");
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    text.strip_prefix("user:")
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_an_audit_cursor_is_bad_input() {
+        let id = Uuid::now_v7();
+        assert_eq!(decode_cursor(&encode_cursor(id)).ok(), Some(id));
+        let audit = crate::services::audit_log::encode_cursor(7);
+        assert!(matches!(
+            decode_cursor(&audit),
+            Err(AppError::BadUserInput { field: "after", .. })
+        ));
+    }
+
+    #[test]
+    fn searches_are_trimmed_lowercased_and_bounded() {
+        assert_eq!(parse_search(Some("  AdA ")).ok(), Some(Some("ada".into())));
+        assert_eq!(parse_search(Some("   ")).ok(), Some(None));
+        assert!(parse_search(Some(&"a".repeat(255))).is_err());
+    }
+}
