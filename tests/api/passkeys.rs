@@ -68,7 +68,7 @@ pub async fn start_login(app: &TestApp) -> (String, Value) {
     )
 }
 
-async fn finish_login(app: &TestApp, challenge_id: &str, response: &Value) -> Value {
+pub async fn finish_login(app: &TestApp, challenge_id: &str, response: &Value) -> Value {
     app.gql(
         None,
         "mutation($c: ID!, $r: JSON!) { finishPasskeyLogin(challengeId: $c, response: $r) { accessToken refreshToken user { email } } }",

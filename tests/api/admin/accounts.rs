@@ -9,7 +9,11 @@ use super::{my_id, run};
 use crate::cli::warden;
 use crate::helpers::{code, email, reason, s, spawn_app, spawn_app_with, PASSWORD};
 use crate::mfa::enrolled;
-use crate::passkeys::{add_passkey, authenticator::Soft};
+use crate::passkeys::{
+    add_passkey,
+    authenticator::{Soft, ORIGIN},
+    finish_login, start_login,
+};
 
 const DISABLE: &str =
     "mutation($id: ID!, $r: String) { disableUser(id: $id, reason: $r) { id disabled disabledAt disabledReason } }";
@@ -103,6 +107,26 @@ async fn a_disabled_account_cannot_complete_a_second_factor_login() {
         "{body}"
     );
     assert!(body["data"].is_null() || body["data"]["completeLogin"].is_null());
+}
+
+#[tokio::test]
+async fn a_disabled_account_cannot_sign_in_with_a_passkey() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let token = s(&app.register(&email()).await, "accessToken").to_owned();
+    let mut soft = Soft::new();
+    add_passkey(&app, &token, &mut soft, "laptop").await;
+    let id = my_id(&app, &token).await;
+    run(&app, &admin, DISABLE, json!({ "id": id })).await;
+    let (challenge, options) = start_login(&app).await;
+    let assertion = soft.get(ORIGIN, &options);
+    let body = finish_login(&app, &challenge, &assertion).await;
+    assert_eq!(code(&body), Some("ACCOUNT_DISABLED"), "{body}");
+    // Enabled again, the same passkey signs in.
+    run(&app, &admin, ENABLE, json!({ "id": id })).await;
+    let (challenge, options) = start_login(&app).await;
+    let body = finish_login(&app, &challenge, &soft.get(ORIGIN, &options)).await;
+    assert!(body["errors"].is_null(), "{body}");
 }
 
 #[tokio::test]
