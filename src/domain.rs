@@ -222,11 +222,14 @@ pub enum AuditEventKind {
     FactorsReset,
     /// An administrator cleared an address's lockout counters.
     AccountUnlocked,
+    /// An administrator read accounts (`users`, `user`): one row per
+    /// session and minute, however often it reads.
+    UsersViewed,
 }
 
 impl AuditEventKind {
     /// Every kind, for parsing stored names.
-    pub const ALL: [Self; 35] = [
+    pub const ALL: [Self; 36] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -262,6 +265,7 @@ impl AuditEventKind {
         Self::UserDeleted,
         Self::FactorsReset,
         Self::AccountUnlocked,
+        Self::UsersViewed,
     ];
 
     /// The stored and wire name.
@@ -302,6 +306,7 @@ impl AuditEventKind {
             Self::UserDeleted => "USER_DELETED",
             Self::FactorsReset => "FACTORS_RESET",
             Self::AccountUnlocked => "ACCOUNT_UNLOCKED",
+            Self::UsersViewed => "USERS_VIEWED",
         }
     }
 
@@ -318,6 +323,7 @@ impl AuditEventKind {
             | Self::TokenRefreshed
             | Self::SessionRevoked
             | Self::AuditLogViewed
+            | Self::UsersViewed
             | Self::EmailVerificationSent
             | Self::EmailVerified => Severity::Info,
             Self::LoginFailed

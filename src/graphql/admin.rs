@@ -85,7 +85,15 @@ pub async fn users(
         email_verified: filter.email_verified,
         mfa_enabled: filter.mfa_enabled,
     };
-    let page = admin::list(ctx.state()?, &admin, first, after.as_deref(), &filter).await?;
+    let page = admin::list(
+        ctx.state()?,
+        ctx.meta()?,
+        &admin,
+        first,
+        after.as_deref(),
+        &filter,
+    )
+    .await?;
     let edges: Vec<UserEdge> = page
         .users
         .into_iter()
@@ -108,7 +116,7 @@ pub async fn users(
 pub async fn user(ctx: &Context<'_>, id: ID) -> Result<Option<User>, AppError> {
     let admin = admin(ctx, "user").await?;
     let id = admin::parse_user_id(&id)?;
-    let found = admin::find(ctx.state()?, &admin, id).await?;
+    let found = admin::find(ctx.state()?, ctx.meta()?, &admin, id).await?;
     Ok(found.map(|detail| {
         let UserDetail {
             user,

@@ -16,11 +16,15 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::Admin;
+use serde_json::json;
+
 use crate::{
-    domain::Role,
+    domain::{AuditEventKind, Role},
     error::AppError,
+    meta::RequestMeta,
     services::{
         accounts::escape_like,
+        audit::{self, Event},
         audit_log::{DEFAULT_PAGE, MAX_PAGE},
         mfa,
     },
@@ -70,7 +74,8 @@ pub struct UserDetail {
 /// `users`: a page of accounts matching `filter`, after `after`.
 pub async fn list(
     state: &AppState,
-    _admin: &Admin,
+    meta: &RequestMeta,
+    admin: &Admin,
     first: Option<i32>,
     after: Option<&str>,
     filter: &UserFilter,
@@ -126,6 +131,13 @@ pub async fn list(
         .await?;
     let has_next_page = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    viewed(
+        state,
+        meta,
+        admin,
+        json!({ "operation": "users", "returned": rows.len() }),
+    )
+    .await?;
     Ok(UserPage {
         users: rows.into_iter().map(|u| (encode_cursor(u.id), u)).collect(),
         has_next_page,
@@ -135,9 +147,17 @@ pub async fn list(
 /// `user(id)`: the account and its counts, or `None`.
 pub async fn find(
     state: &AppState,
-    _admin: &Admin,
+    meta: &RequestMeta,
+    admin: &Admin,
     id: Uuid,
 ) -> Result<Option<UserDetail>, AppError> {
+    viewed(
+        state,
+        meta,
+        admin,
+        json!({ "operation": "user", "id": id.to_string() }),
+    )
+    .await?;
     let conn = state.db.read();
     let Some(user) = user::Entity::find_by_id(id).one(conn).await? else {
         return Ok(None);
@@ -166,6 +186,22 @@ pub async fn find(
         totp,
         recovery_codes_left,
     }))
+}
+
+/// Records `USERS_VIEWED` for the admin's session, once a minute at most
+/// (so paging through many accounts writes one row, not one per page).
+async fn viewed(
+    state: &AppState,
+    meta: &RequestMeta,
+    admin: &Admin,
+    detail: serde_json::Value,
+) -> Result<(), AppError> {
+    let event = Event::new(AuditEventKind::UsersViewed)
+        .user(admin.user_id)
+        .session(admin.session_id)
+        .detail(detail);
+    audit::record_view(&state.db, state.clock.now(), meta, admin.session_id, event).await?;
+    Ok(())
 }
 
 /// A trimmed, lowercase search, or none when blank.

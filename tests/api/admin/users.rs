@@ -122,6 +122,18 @@ async fn users_pages_through_hundreds_of_accounts_in_stable_order_and_filters() 
     let both = count(json!({ "mfaEnabled": true, "disabled": true })).await;
     assert_eq!(both.len(), 9, "i % 35 == 0");
 
+    // Reading is audited, once a minute per session however many pages.
+    let log = run(
+        &app,
+        &admin,
+        "{ auditLog(filter: { kinds: [USERS_VIEWED] }) { edges { node { detail } } } }",
+        json!({}),
+    )
+    .await;
+    let rows = log["data"]["auditLog"]["edges"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{log}");
+    assert_eq!(rows[0]["node"]["detail"]["operation"], "users");
+
     for bad in [json!({ "first": -1 }), json!({ "after": "nope" })] {
         let body = run(&app, &admin, PAGE, bad).await;
         assert_eq!(code(&body), Some("BAD_USER_INPUT"), "{body}");
