@@ -107,6 +107,22 @@ async fn a_disabled_account_cannot_complete_a_second_factor_login() {
         "{body}"
     );
     assert!(body["data"].is_null() || body["data"]["completeLogin"].is_null());
+    // No factor was spent on the refusal: enabled again, the same recovery
+    // code completes a new login.
+    run(&app, &admin, ENABLE, json!({ "id": id })).await;
+    let login = app.login(&who, PASSWORD).await;
+    let mfa_token = login["errors"][0]["extensions"]["mfaToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = app
+        .gql(
+            None,
+            "mutation($i: CompleteLoginInput!) { completeLogin(input: $i) { accessToken } }",
+            json!({ "i": { "mfaToken": mfa_token, "recoveryCode": codes[0] } }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
 }
 
 #[tokio::test]
