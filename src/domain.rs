@@ -263,11 +263,24 @@ pub enum AuditEventKind {
     ApiKeyRevoked,
     /// An API key authenticated a request (sampled: at most once an hour per key).
     ApiKeyUsed,
+    /// An administrator disabled an account (its sessions ended with it).
+    UserDisabled,
+    /// An administrator enabled a disabled account again.
+    UserEnabled,
+    /// An administrator deleted an account.
+    UserDeleted,
+    /// An administrator removed an account's second factors and passkeys.
+    FactorsReset,
+    /// An administrator cleared an address's lockout counters.
+    AccountUnlocked,
+    /// An administrator read accounts (`users`, `user`): one row per
+    /// session and minute, however often it reads.
+    UsersViewed,
 }
 
 impl AuditEventKind {
     /// Every kind, for parsing stored names.
-    pub const ALL: [Self; 33] = [
+    pub const ALL: [Self; 39] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -301,6 +314,12 @@ impl AuditEventKind {
         Self::ApiKeyCreated,
         Self::ApiKeyRevoked,
         Self::ApiKeyUsed,
+        Self::UserDisabled,
+        Self::UserEnabled,
+        Self::UserDeleted,
+        Self::FactorsReset,
+        Self::AccountUnlocked,
+        Self::UsersViewed,
     ];
 
     /// The stored and wire name.
@@ -339,6 +358,12 @@ impl AuditEventKind {
             Self::ApiKeyCreated => "API_KEY_CREATED",
             Self::ApiKeyRevoked => "API_KEY_REVOKED",
             Self::ApiKeyUsed => "API_KEY_USED",
+            Self::UserDisabled => "USER_DISABLED",
+            Self::UserEnabled => "USER_ENABLED",
+            Self::UserDeleted => "USER_DELETED",
+            Self::FactorsReset => "FACTORS_RESET",
+            Self::AccountUnlocked => "ACCOUNT_UNLOCKED",
+            Self::UsersViewed => "USERS_VIEWED",
         }
     }
 
@@ -355,6 +380,7 @@ impl AuditEventKind {
             | Self::TokenRefreshed
             | Self::SessionRevoked
             | Self::AuditLogViewed
+            | Self::UsersViewed
             | Self::EmailVerificationSent
             | Self::EmailVerified
             | Self::ApiKeyUsed => Severity::Info,
@@ -372,7 +398,9 @@ impl AuditEventKind {
             | Self::RecoveryCodeUsed
             | Self::PasskeyAdded
             | Self::ApiKeyCreated
-            | Self::ApiKeyRevoked => Severity::Notice,
+            | Self::ApiKeyRevoked
+            | Self::UserEnabled
+            | Self::AccountUnlocked => Severity::Notice,
             Self::AccountLocked
             | Self::RateLimited
             | Self::AccessDenied
@@ -381,7 +409,10 @@ impl AuditEventKind {
             | Self::MailFailed
             | Self::MfaDisabled
             | Self::MfaFailed
-            | Self::PasskeyRemoved => Severity::Warning,
+            | Self::PasskeyRemoved
+            | Self::UserDisabled
+            | Self::UserDeleted
+            | Self::FactorsReset => Severity::Warning,
             Self::RefreshTokenReuseDetected => Severity::Critical,
         }
     }

@@ -100,6 +100,11 @@ pub enum AppError {
         /// The factors this account can complete with.
         methods: Vec<&'static str>,
     },
+    /// `ACCOUNT_DISABLED`: the password (or another proof) was right, but an
+    /// administrator disabled the account. Only a right credential reaches
+    /// it, so it tells a guesser nothing.
+    #[error("this account has been disabled; contact an administrator")]
+    AccountDisabled,
     /// `FORBIDDEN`: authenticated, but not allowed.
     #[error("you are not allowed to do this")]
     Forbidden,
@@ -149,6 +154,7 @@ impl AppError {
             Self::InvalidToken => "INVALID_TOKEN",
             Self::EmailNotVerified => "EMAIL_NOT_VERIFIED",
             Self::MfaRequired { .. } => "MFA_REQUIRED",
+            Self::AccountDisabled => "ACCOUNT_DISABLED",
             Self::Forbidden => "FORBIDDEN",
             Self::ServiceUnavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",

@@ -23,6 +23,11 @@ pub struct Model {
     /// When a second factor was turned on; `None`: the password alone signs
     /// in. Written in the transaction that confirms or removes the factor.
     pub mfa_enabled_at: Option<DateTimeUtc>,
+    /// When an administrator disabled the account (`disableUser`); `None`:
+    /// it may sign in. Set in the transaction that ends its sessions.
+    pub disabled_at: Option<DateTimeUtc>,
+    /// The administrator's note on why, for administrators only.
+    pub disabled_reason: Option<String>,
 }
 
 impl std::fmt::Debug for Model {
@@ -43,7 +48,7 @@ impl std::fmt::Debug for Model {
 #[macro_export]
 macro_rules! user_columns {
     () => {
-        "u.id, u.email, u.username, u.password_hash, u.role, u.created_at, u.last_login_at, u.email_verified_at, u.mfa_enabled_at"
+        "u.id, u.email, u.username, u.password_hash, u.role, u.created_at, u.last_login_at, u.email_verified_at, u.mfa_enabled_at, u.disabled_at, u.disabled_reason"
     };
 }
 

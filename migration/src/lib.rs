@@ -19,6 +19,7 @@ mod m20261202_000003_create_mail_outbox;
 mod m20261202_000004_email_lifecycle;
 mod m20261202_000005_second_factors;
 mod m20261203_000001_passkeys;
+mod m20261203_000002_admin;
 mod m20261203_000003_api_keys;
 
 /// The list of every migration, in the order they apply.
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000004_email_lifecycle::Migration),
             Box::new(m20261202_000005_second_factors::Migration),
             Box::new(m20261203_000001_passkeys::Migration),
+            Box::new(m20261203_000002_admin::Migration),
             Box::new(m20261203_000003_api_keys::Migration),
         ]
     }

@@ -4,6 +4,7 @@
 //! its [`AppError`](crate::error::AppError) into a client error with
 //! [`context::Respond::respond`] (the conversion itself is [`errors`]).
 
+pub mod admin;
 pub mod api_keys;
 pub mod context;
 pub mod cookies;
@@ -26,7 +27,8 @@ use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
 use crate::state::AppState;
 
-/// Writes: accounts, logins and sessions, second factors and passkeys.
+/// Writes: accounts, logins and sessions, second factors and passkeys,
+/// administration.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Mutation")]
 pub struct MutationRoot(
@@ -34,6 +36,7 @@ pub struct MutationRoot(
     mfa::MfaMutations,
     passkeys::PasskeyMutations,
     api_keys::ApiKeyMutations,
+    admin::AdminMutations,
 );
 pub use query::QueryRoot;
 

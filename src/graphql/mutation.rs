@@ -101,6 +101,8 @@ impl AccountMutations {
     /// `extensions.retryAfter`) while this client has failed too often for
     /// the email, or while failures from many clients have closed the email
     /// to all but the account's trusted devices: send `deviceToken` back.
+    /// A right password for an account an administrator disabled:
+    /// `ACCOUNT_DISABLED`.
     #[graphql(complexity = "COSTLY")]
     async fn login(
         &self,

@@ -1,4 +1,5 @@
-//! Query resolvers: `me`, `trustedDevices`, `sessions` and `auditLog`.
+//! Query resolvers: `me`, `trustedDevices`, `sessions`, `auditLog`, and
+//! the admin reads `users` and `user` (in [`super::admin`]).
 //! Each translates its arguments for a service and the answer into GraphQL
 //! types; the use cases live in [`crate::services`].
 
@@ -7,6 +8,7 @@ use async_graphql::{Context, Object};
 use crate::{
     error::AppError,
     graphql::{
+        admin,
         context::{ContextExt, Respond},
         device::TrustedDevice,
         types::{
@@ -136,6 +138,37 @@ impl QueryRoot {
         audit_log(ctx, first, after, filter.unwrap_or_default())
             .await
             .respond(ctx)
+    }
+
+    /// Accounts, by id (roughly oldest first), for administrators; anyone
+    /// else gets `FORBIDDEN`. `first` is 0 to 200 (larger is capped).
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size, 0 to 200 (larger values are capped at 200).",
+            default = 50
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor (`endCursor` of the previous page) to continue after.")]
+        after: Option<String>,
+        #[graphql(desc = "Only accounts matching every given field.")] filter: Option<
+            admin::UserFilter,
+        >,
+    ) -> async_graphql::Result<admin::UserConnection> {
+        admin::users(ctx, first, after, filter.unwrap_or_default())
+            .await
+            .respond(ctx)
+    }
+
+    /// One account with what it holds (`holdings`), for administrators;
+    /// null when no account has the id. Anyone else gets `FORBIDDEN`.
+    async fn user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account's id.")] id: async_graphql::ID,
+    ) -> async_graphql::Result<Option<User>> {
+        admin::user(ctx, id).await.respond(ctx)
     }
 }
 

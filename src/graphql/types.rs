@@ -34,6 +34,31 @@ pub struct User {
     /// True while a second factor (an authenticator app) protects the
     /// account: `login` then answers `MFA_REQUIRED` after the password.
     pub mfa_enabled: bool,
+    /// True while an administrator has the account disabled: it cannot sign
+    /// in (`ACCOUNT_DISABLED` after a right password) and has no sessions.
+    pub disabled: bool,
+    /// When the account was disabled. Read by administrators (`users`,
+    /// `user`); null elsewhere.
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// The administrator's note on why it was disabled. Read by
+    /// administrators (`users`, `user`); null elsewhere.
+    pub disabled_reason: Option<String>,
+    /// What the account holds: sessions, passkeys, factors. Filled by
+    /// `user(id)` only (administrators); null elsewhere.
+    pub holdings: Option<UserHoldings>,
+}
+
+/// What an account holds, for an administrator (`user(id)`).
+#[derive(SimpleObject, Clone, Debug)]
+pub struct UserHoldings {
+    /// Its live sessions (not revoked, not expired).
+    pub active_sessions: i32,
+    /// Its passkeys.
+    pub passkeys: i32,
+    /// True while a confirmed authenticator app is on.
+    pub totp_enabled: bool,
+    /// Its unused recovery codes.
+    pub recovery_codes_left: i32,
 }
 
 impl From<user::Model> for User {
@@ -47,6 +72,10 @@ impl From<user::Model> for User {
             last_login_at: u.last_login_at,
             email_verified: u.email_verified_at.is_some(),
             mfa_enabled: u.mfa_enabled_at.is_some(),
+            disabled: u.disabled_at.is_some(),
+            disabled_at: None,
+            disabled_reason: None,
+            holdings: None,
         }
     }
 }
@@ -278,8 +307,8 @@ pub struct AuditEventEdge {
 /// Pagination state of a connection.
 #[derive(SimpleObject, Debug)]
 pub struct PageInfo {
-    /// True when older events follow this page.
+    /// True when more items follow this page (older events, later accounts).
     pub has_next_page: bool,
-    /// Cursor of the last event of this page; pass it as `after`.
+    /// Cursor of the last item of this page; pass it as `after`.
     pub end_cursor: Option<String>,
 }

@@ -87,6 +87,10 @@ pub enum LoginRefusal {
     /// on and the address is not verified yet: `EMAIL_NOT_VERIFIED`. Only
     /// a right password reaches it, so it tells a guesser nothing.
     EmailNotVerified,
+    /// The password was right, but an administrator disabled the account:
+    /// `ACCOUNT_DISABLED`. Like `EmailNotVerified`, only a right password
+    /// reaches it; a wrong one stays `InvalidCredentials`.
+    AccountDisabled,
 }
 
 impl From<LoginRefusal> for AppError {
@@ -95,6 +99,7 @@ impl From<LoginRefusal> for AppError {
             LoginRefusal::InvalidCredentials => AppError::InvalidCredentials,
             LoginRefusal::Locked { retry_after } => AppError::AccountLocked { retry_after },
             LoginRefusal::EmailNotVerified => AppError::EmailNotVerified,
+            LoginRefusal::AccountDisabled => AppError::AccountDisabled,
         }
     }
 }
@@ -218,6 +223,9 @@ async fn authenticated(
     user: entity::user::Model,
     trusted: Option<&entity::trusted_device::Model>,
 ) -> Result<LoginOutcome, AppError> {
+    if user.disabled_at.is_some() {
+        return disabled(state, meta, success, &user).await;
+    }
     if state.config.require_email_verification && user.email_verified_at.is_none() {
         return unverified(state, meta, success, &user).await;
     }
@@ -283,6 +291,26 @@ async fn unverified(
         mail::wake(state);
     }
     Ok(LoginOutcome::Refused(LoginRefusal::EmailNotVerified))
+}
+
+/// A right password for a disabled account: the lockout is settled as a
+/// success (the owner is not the attacker the counter guards against), no
+/// session starts, and the refusal is audited.
+async fn disabled(
+    state: &AppState,
+    meta: &RequestMeta,
+    success: Success,
+    user: &entity::user::Model,
+) -> Result<LoginOutcome, AppError> {
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    success.settle(&txn).await?;
+    let event = Event::new(AuditEventKind::LoginFailed)
+        .user(user.id)
+        .detail(json!({ "reason": "account_disabled" }));
+    audit::record(&txn, now, meta, event).await?;
+    txn.commit().await?;
+    Ok(LoginOutcome::Refused(LoginRefusal::AccountDisabled))
 }
 
 /// Audits a failed login and each lock it armed: the client's, the email's.

@@ -2,6 +2,7 @@
 //! audit row that records it is written inside that same transaction.
 
 pub mod accounts;
+pub mod admin;
 pub mod api_keys;
 pub mod audit;
 pub mod audit_log;

@@ -427,3 +427,37 @@ async fn introspection_needs_a_key_with_the_introspect_scope() {
     let body: Value = forbidden.json().await.unwrap();
     assert!(body.get("active").is_none(), "{body}");
 }
+
+#[tokio::test]
+async fn a_disabled_accounts_keys_stop_working_and_work_again_when_enabled() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let (account, secret) = user_with_key(&app, &["USER"]).await;
+    let id = account["user"]["id"].as_str().unwrap().to_owned();
+    assert!(app.me(Some(&secret)).await["errors"].is_null());
+    let disabled = app
+        .gql(
+            Some(&admin),
+            "mutation($id: ID!) { disableUser(id: $id, reason: \"test\") { disabled } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(
+        disabled["data"]["disableUser"]["disabled"], true,
+        "{disabled}"
+    );
+    let me = app.me(Some(&secret)).await;
+    assert_eq!(code(&me), Some("UNAUTHENTICATED"), "{me}");
+    let enabled = app
+        .gql(
+            Some(&admin),
+            "mutation($id: ID!) { enableUser(id: $id) { disabled } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(
+        enabled["data"]["enableUser"]["disabled"], false,
+        "{enabled}"
+    );
+    assert!(app.me(Some(&secret)).await["errors"].is_null());
+}

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod access_tokens;
+mod admin;
 mod api_keys;
 mod architecture;
 mod audit_log;

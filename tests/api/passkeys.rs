@@ -4,7 +4,7 @@
 //! ID, no user verification), managing them, and what tokens and sessions
 //! say about how the user signed in.
 
-mod authenticator;
+pub mod authenticator;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use entity::passkey;
@@ -84,7 +84,7 @@ pub async fn start_login(app: &TestApp) -> (String, Value) {
     )
 }
 
-async fn finish_login(app: &TestApp, challenge_id: &str, response: &Value) -> Value {
+pub async fn finish_login(app: &TestApp, challenge_id: &str, response: &Value) -> Value {
     app.gql(
         None,
         "mutation($c: ID!, $r: JSON!) { finishPasskeyLogin(challengeId: $c, response: $r) { accessToken refreshToken user { email } } }",

@@ -193,6 +193,10 @@ fn decode(row: &Row<'_>) -> Result<(user::Model, DateTime<Utc>), InlineError> {
         Some(value) => Some(time(&value, "mfa enabled")?),
         None => None,
     };
+    let disabled_at = match optional_text(9, "disabled at")? {
+        Some(value) => Some(time(&value, "disabled at")?),
+        None => None,
+    };
     let owner = user::Model {
         id,
         email: text(1, "email")?,
@@ -203,8 +207,10 @@ fn decode(row: &Row<'_>) -> Result<(user::Model, DateTime<Utc>), InlineError> {
         last_login_at,
         email_verified_at,
         mfa_enabled_at,
+        disabled_at,
+        disabled_reason: optional_text(10, "disabled reason")?,
     };
-    let expires_at = time(&text(9, "expiry")?, "expiry")?;
+    let expires_at = time(&text(11, "expiry")?, "expiry")?;
     Ok((owner, expires_at))
 }
 
@@ -246,6 +252,8 @@ mod tests {
                 last_login_at: Some(now - TimeDelta::microseconds(1_234_567)),
                 email_verified_at: Some(now - TimeDelta::microseconds(7_654_321)),
                 mfa_enabled_at: Some(now - TimeDelta::microseconds(2_345_678)),
+                disabled_at: None,
+                disabled_reason: None,
             };
             user.clone()
                 .into_active_model()

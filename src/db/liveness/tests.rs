@@ -44,6 +44,8 @@ async fn add_user(db: &Db, name: &str) -> user::Model {
         last_login_at: Some(now - TimeDelta::microseconds(1_234_567)),
         email_verified_at: None,
         mfa_enabled_at: None,
+        disabled_at: None,
+        disabled_reason: None,
     }
     .into_active_model()
     .insert(db.write())

@@ -1,8 +1,14 @@
-//! The CLI's account commands: `warden admin create`, `promote`, `demote`.
+//! The CLI's account commands: `warden admin create`, `promote`, `demote`,
+//! and the last-active-admin guard they share with `setUserRole`,
+//! `disableUser` and `deleteUser`.
 
 use entity::user;
-use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    sea_query::Expr, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use serde_json::json;
+use uuid::Uuid;
 
 use super::{find_by_email, refuse_breached, register::insert_user, NewAccount};
 use crate::{
@@ -38,6 +44,35 @@ pub async fn create_admin(
     Ok(user)
 }
 
+/// Locks the rows of every active admin, in id order, and returns their ids.
+/// See `services::admin`'s docs: the
+/// last active admin.
+pub async fn lock_active_admins<C: ConnectionTrait>(conn: &C) -> Result<Vec<Uuid>, AppError> {
+    Ok(user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .filter(user::Column::Role.eq(Role::Admin.as_str()))
+        .filter(user::Column::DisabledAt.is_null())
+        .order_by_asc(user::Column::Id)
+        .lock_exclusive()
+        .into_tuple::<Uuid>()
+        .all(conn)
+        .await?)
+}
+
+/// Refuses a change that would take `target` out of the active admins when
+/// it is the last one; `admins` from [`lock_active_admins`] in the same
+/// transaction.
+pub fn keep_an_admin(admins: &[Uuid], target: Uuid, field: &'static str) -> Result<(), AppError> {
+    if admins.contains(&target) && admins.len() <= 1 {
+        return Err(AppError::bad_input(
+            field,
+            "the last active administrator cannot be demoted, disabled or deleted",
+        ));
+    }
+    Ok(())
+}
+
 /// `warden admin promote|demote`: sets the role of an existing account.
 /// Returns false when the account already had that role.
 pub async fn set_role(
@@ -55,6 +90,10 @@ pub async fn set_role(
     }
     let now = state.clock.now();
     let txn = state.db.begin().await?;
+    if role != Role::Admin {
+        let admins = lock_active_admins(&txn).await?;
+        keep_an_admin(&admins, user.id, "email")?;
+    }
     user::Entity::update_many()
         .col_expr(user::Column::Role, Expr::value(role.as_str()))
         .filter(user::Column::Id.eq(user.id))

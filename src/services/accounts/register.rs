@@ -86,6 +86,8 @@ pub(super) async fn insert_user<C: sea_orm::ConnectionTrait>(
         last_login_at: None,
         email_verified_at: None,
         mfa_enabled_at: None,
+        disabled_at: None,
+        disabled_reason: None,
     };
     let active = user::ActiveModel {
         id: Set(model.id),
@@ -97,6 +99,8 @@ pub(super) async fn insert_user<C: sea_orm::ConnectionTrait>(
         last_login_at: Set(None),
         email_verified_at: Set(None),
         mfa_enabled_at: Set(None),
+        disabled_at: Set(None),
+        disabled_reason: Set(None),
     };
     match user::Entity::insert(active)
         .exec_without_returning(conn)

@@ -43,6 +43,17 @@ pub async fn sign_in(
     if stamped.rows_affected != 1 {
         return Err(AppError::InvalidCredentials);
     }
+    // A backstop for every way in (password, second factor, passkey): an
+    // account disabled after its credentials were checked gets no session.
+    // On Postgres the row was locked by the update above, so a
+    // `disableUser` committing now is seen; SQLite has one writer.
+    let disabled = user::Entity::find_by_id(user.id)
+        .filter(user::Column::DisabledAt.is_not_null())
+        .one(&txn)
+        .await?;
+    if disabled.is_some() {
+        return Err(AppError::AccountDisabled);
+    }
     user.last_login_at = Some(now);
     let event = Event::new(kind).user(user.id).session(started.session_id);
     audit::record(&txn, now, meta, event).await?;

@@ -92,7 +92,8 @@ pub(super) async fn live(
     };
     let ended = key.revoked_at.is_some() || key.expires_at.is_some_and(|at| at <= now);
     Ok(match user {
-        Some(user) if !ended => Some((key, user)),
+        // A disabled account acts through none of its keys.
+        Some(user) if !ended && user.disabled_at.is_none() => Some((key, user)),
         _ => None,
     })
 }

@@ -28,7 +28,7 @@ pub(crate) mod tokens;
 pub mod verify;
 
 pub use change::{confirm_email_change, request_email_change};
-pub use reset::{request_password_reset, reset_password, run_job};
+pub use reset::{queue_reset, request_password_reset, reset_password, run_job};
 pub use tokens::{token_state, Purpose, TokenInput, TokenState, CODE_TRIES};
 pub use verify::{queue_verification, send_verification_email, verify_email};
 

@@ -85,6 +85,27 @@ pub fn run_job(state: AppState, job: Job) -> JobFuture {
     })
 }
 
+/// Issues a reset token and code for `user` and queues its mail, in the
+/// caller's transaction (wake the sender after the commit): the mail of
+/// `requestPasswordReset`, sent by an administrator's `sendPasswordReset`.
+pub async fn queue_reset<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    state: &AppState,
+    user: &user::Model,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), AppError> {
+    let address = Email::parse_existing(&user.email)?;
+    let mail = LinkMail {
+        user,
+        purpose: Purpose::Reset,
+        kind: MailKind::PasswordReset,
+        to: &address,
+        new_email: None,
+        ttl: state.config.reset_token_ttl,
+    };
+    tokens::issue_mailed(conn, state, mail, now).await
+}
+
 /// A reset request, at the sender: for an address with an account, a
 /// token, its mail and the audit row, committed with the job's completion.
 async fn reset_request(state: &AppState, job: Job) -> Result<(), AppError> {
@@ -104,16 +125,7 @@ async fn reset_request(state: &AppState, job: Job) -> Result<(), AppError> {
         return Ok(());
     }
     if let Some(user) = &account {
-        let address = Email::parse_existing(&user.email)?;
-        let mail = LinkMail {
-            user,
-            purpose: Purpose::Reset,
-            kind: MailKind::PasswordReset,
-            to: &address,
-            new_email: None,
-            ttl: state.config.reset_token_ttl,
-        };
-        tokens::issue_mailed(&txn, state, mail, now).await?;
+        queue_reset(&txn, state, user, now).await?;
         audit::record(
             &txn,
             now,

@@ -169,6 +169,11 @@ pub async fn complete_login(
         .unique(state.db.write())
         .await?
         .ok_or(AppError::InvalidToken)?;
+    // The token proves the password was right, so saying why tells a
+    // guesser nothing; no factor is spent on a disabled account.
+    if user.disabled_at.is_some() {
+        return Err(AppError::AccountDisabled);
+    }
     let email = Email::parse_existing(&user.email)?;
     // The trusted device whose login this completes, while it still is:
     // its tries are counted on it, as the password's were, so an attack

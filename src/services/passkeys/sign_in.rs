@@ -212,6 +212,10 @@ pub async fn finish(
             return Err(AppError::InvalidCredentials);
         }
     };
+    // A verified passkey proves who is asking, so the reason may be told.
+    if verified.user.disabled_at.is_some() {
+        return Err(AppError::AccountDisabled);
+    }
     if state.config.require_email_verification && verified.user.email_verified_at.is_none() {
         return Err(AppError::EmailNotVerified);
     }

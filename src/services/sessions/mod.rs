@@ -60,6 +60,10 @@ pub enum RevokeReason {
     PasswordReset,
     /// `confirmEmailChange` ended the other sessions.
     EmailChange,
+    /// An administrator disabled the account (`disableUser`).
+    Disabled,
+    /// An administrator ended the account's sessions (`revokeUserSessions`).
+    AdminRevoked,
 }
 
 impl RevokeReason {
@@ -74,6 +78,8 @@ impl RevokeReason {
             Self::TokenReuse => "refresh_token_reuse",
             Self::PasswordReset => "password_reset",
             Self::EmailChange => "email_change",
+            Self::Disabled => "account_disabled",
+            Self::AdminRevoked => "admin_revoked",
         }
     }
 }

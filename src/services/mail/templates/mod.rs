@@ -56,11 +56,13 @@ pub enum MailKind {
     MfaEnabled,
     /// The authenticator app was turned off.
     MfaDisabled,
+    /// An administrator removed the account's second factors and passkeys.
+    FactorsReset,
 }
 
 impl MailKind {
     /// Every kind.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::VerifyEmail,
         Self::PasswordReset,
         Self::PasswordChanged,
@@ -70,6 +72,7 @@ impl MailKind {
         Self::PasskeyAdded,
         Self::MfaEnabled,
         Self::MfaDisabled,
+        Self::FactorsReset,
     ];
 
     /// The stable name: outbox `kind`, metric label, template file stem.
@@ -84,6 +87,7 @@ impl MailKind {
             Self::PasskeyAdded => "passkey-added",
             Self::MfaEnabled => "mfa-enabled",
             Self::MfaDisabled => "mfa-disabled",
+            Self::FactorsReset => "factors-reset",
         }
     }
 
@@ -99,7 +103,8 @@ impl MailKind {
             | Self::RecoveryCodeUsed
             | Self::PasskeyAdded
             | Self::MfaEnabled
-            | Self::MfaDisabled => None,
+            | Self::MfaDisabled
+            | Self::FactorsReset => None,
         }
     }
 
