@@ -287,8 +287,10 @@ async fn a_login_announces_both_of_its_rules_and_never_a_key() {
 async fn aliases_and_batches_report_the_state_after_the_last_spend() {
     let app = spawn_app_with(|c| {
         c.max_batch = 10;
-        c.rates.rate_login_ip = quota("10/min");
-        c.rates.rate_login_email = quota("5/min");
+        // Hourly quotas: nothing refills between the two requests, however
+        // slowly a loaded machine serves them (a unit a minute did).
+        c.rates.rate_login_ip = quota("10/h");
+        c.rates.rate_login_email = quota("5/h");
     })
     .await;
     let who = email();
