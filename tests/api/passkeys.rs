@@ -134,11 +134,18 @@ async fn a_passkey_registers_and_signs_in_without_a_password() {
     assert_eq!(selection["residentKey"], "required", "{options}");
     assert_eq!(selection["userVerification"], "required", "{options}");
     assert_eq!(options["publicKey"]["rp"]["id"], "localhost");
-    // The user handle is 16 random bytes, never the email.
+    // The user handle is 16 random bytes: not the email (which does not
+    // fit in 16 bytes), nor the account's id.
     let handle = options["publicKey"]["user"]["id"].as_str().unwrap();
-    assert_eq!(handle_bytes(handle).len(), 16);
-    assert!(
-        !handle.contains(&who) && !String::from_utf8_lossy(&handle_bytes(handle)).contains('@')
+    let bytes = handle_bytes(handle);
+    assert_eq!(bytes.len(), 16);
+    assert!(!handle.contains(&who));
+    let me = app.gql(Some(&token), "{ me { id } }", json!({})).await;
+    let account_id = uuid::Uuid::parse_str(me["data"]["me"]["id"].as_str().unwrap()).unwrap();
+    assert_ne!(
+        bytes,
+        account_id.as_bytes().to_vec(),
+        "the handle is not the account id"
     );
 
     let response = soft.create(ORIGIN, &options);
