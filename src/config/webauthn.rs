@@ -52,23 +52,15 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
 }
 
-/// `scheme://host[:port]` of `url`, with a loopback host read as `localhost`.
-fn origin_of(url: &str) -> Option<String> {
-    let (scheme, host) = site::split_url(url)?;
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let port = authority
-        .rsplit_once(':')
-        .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
-        .filter(|_| !authority.ends_with(']'))
-        .map(|(_, p)| format!(":{p}"))
-        .unwrap_or_default();
-    let host = if is_loopback(&host) {
-        "localhost".to_owned()
-    } else {
-        host
-    };
-    Some(format!("{scheme}://{host}{port}"))
+/// `scheme://host[:port]` of `raw` (the URL crate's parsing: a default
+/// port dropped, the host lowercased), with a loopback host read as
+/// `localhost`.
+fn origin_of(raw: &str) -> Option<String> {
+    let url = webauthn_rs::prelude::Url::parse(raw).ok()?;
+    let host = url.host_str()?;
+    let host = if is_loopback(host) { "localhost" } else { host };
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    Some(format!("{}://{host}{port}", url.scheme()))
 }
 
 /// Whether a page of `origin` may use passkeys of `rp_id`: its host is the
@@ -192,6 +184,14 @@ mod tests {
         assert_eq!(rp.id, "example.com");
         assert_eq!(rp.origins, ["https://app.example.com:8443"]);
         assert!(parse_rp_id("10.0.0.1").is_err());
+        assert_eq!(
+            origin_of("https://App.Example.com:443/x").as_deref(),
+            Some("https://app.example.com")
+        );
+        assert_eq!(
+            origin_of("http://[::1]:3000").as_deref(),
+            Some("http://localhost:3000")
+        );
         assert!(parse_rp_id("https://example.com").is_err());
         let ip = config(&[("WARDEN_PUBLIC_URL", "https://10.1.2.3")]).relying_party();
         assert!(ip.unwrap_err().contains("WARDEN_WEBAUTHN_RP_ID"));
