@@ -276,11 +276,16 @@ pub enum AuditEventKind {
     /// An administrator read accounts (`users`, `user`): one row per
     /// session and minute, however often it reads.
     UsersViewed,
+    /// An account was deleted by its owner (`deleteAccount`).
+    AccountDeleted,
+    /// An account's owner downloaded what Warden holds about it
+    /// (`exportMyData`).
+    DataExported,
 }
 
 impl AuditEventKind {
     /// Every kind, for parsing stored names.
-    pub const ALL: [Self; 39] = [
+    pub const ALL: [Self; 41] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -320,6 +325,8 @@ impl AuditEventKind {
         Self::FactorsReset,
         Self::AccountUnlocked,
         Self::UsersViewed,
+        Self::AccountDeleted,
+        Self::DataExported,
     ];
 
     /// The stored and wire name.
@@ -364,6 +371,8 @@ impl AuditEventKind {
             Self::FactorsReset => "FACTORS_RESET",
             Self::AccountUnlocked => "ACCOUNT_UNLOCKED",
             Self::UsersViewed => "USERS_VIEWED",
+            Self::AccountDeleted => "ACCOUNT_DELETED",
+            Self::DataExported => "DATA_EXPORTED",
         }
     }
 
@@ -400,7 +409,8 @@ impl AuditEventKind {
             | Self::ApiKeyCreated
             | Self::ApiKeyRevoked
             | Self::UserEnabled
-            | Self::AccountUnlocked => Severity::Notice,
+            | Self::AccountUnlocked
+            | Self::DataExported => Severity::Notice,
             Self::AccountLocked
             | Self::RateLimited
             | Self::AccessDenied
@@ -412,6 +422,7 @@ impl AuditEventKind {
             | Self::PasskeyRemoved
             | Self::UserDisabled
             | Self::UserDeleted
+            | Self::AccountDeleted
             | Self::FactorsReset => Severity::Warning,
             Self::RefreshTokenReuseDetected => Severity::Critical,
         }

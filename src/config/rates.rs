@@ -291,6 +291,16 @@ rate_rules! {
         key: [ApiKey],
         help: "Requests per API key (GraphQL and `/oauth/introspect`), counted before the key is looked up.",
     },
+    /// `exportMyData` per account: each export reads every table the
+    /// account has rows in.
+    ExportUser {
+        name: "export_user",
+        variable: "WARDEN_RATE_EXPORT",
+        field: rate_export,
+        default: 10 / h,
+        key: [User],
+        help: "`exportMyData` per account.",
+    },
 }
 
 #[cfg(test)]
@@ -348,6 +358,7 @@ mod tests {
                 ("passkey_ip", &[KeyPart::Ip][..]),
                 ("mfa_user", &[KeyPart::User][..]),
                 ("api_key", &[KeyPart::ApiKey][..]),
+                ("export_user", &[KeyPart::User][..]),
             ]
         );
     }

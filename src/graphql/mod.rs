@@ -17,6 +17,7 @@ pub mod limits;
 pub mod mfa;
 pub mod mutation;
 pub mod observe;
+pub mod own_data;
 pub mod parse_errors;
 pub mod passkeys;
 pub mod persisted;
@@ -37,6 +38,7 @@ pub struct MutationRoot(
     passkeys::PasskeyMutations,
     api_keys::ApiKeyMutations,
     admin::AdminMutations,
+    own_data::OwnDataMutations,
 );
 pub use query::QueryRoot;
 

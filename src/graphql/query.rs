@@ -40,6 +40,24 @@ impl QueryRoot {
         .respond(ctx)
     }
 
+    /// Everything Warden holds about the caller, as one JSON document
+    /// (`format: "warden-export/1"`): the account, sessions with their IPs
+    /// and user agents, trusted devices, second factors and passkeys
+    /// (never a secret), API keys (prefixes only), pending email links,
+    /// mail sent (kinds and times, not bodies) and the newest 10,000 audit
+    /// events (`auditEventsTotal` counts them all; `auditLog` pages
+    /// further). Needs a session: an API key gets `FORBIDDEN`. Limited per
+    /// account (`WARDEN_RATE_EXPORT`, 10 an hour); audited `DATA_EXPORTED`.
+    #[graphql(complexity = "super::mutation::COSTLY")]
+    async fn export_my_data(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<async_graphql::Json<serde_json::Value>> {
+        crate::graphql::own_data::export_my_data(ctx)
+            .await
+            .respond(ctx)
+    }
+
     /// The caller's API keys that are not revoked (expired ones included),
     /// oldest first.
     async fn api_keys(

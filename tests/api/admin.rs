@@ -2,6 +2,7 @@
 //! admin, the `users` connection, and the operations on one account.
 
 mod accounts;
+mod own_data;
 mod users;
 
 use serde_json::{json, Value};

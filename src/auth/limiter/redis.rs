@@ -297,6 +297,7 @@ mod tests {
                 "warden:rl:passkey_ip:K",
                 "warden:rl:mfa_user:K",
                 "warden:rl:api_key:K",
+                "warden:rl:export_user:K",
             ]
         );
     }

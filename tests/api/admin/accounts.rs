@@ -442,6 +442,9 @@ async fn delete_user_leaves_no_row_with_the_email() {
     )
     .await;
     assert_eq!(code(&again), Some("BAD_USER_INPUT"));
+    // Every table, not only the ones above.
+    let left = super::own_data::rows_naming(&app, &who).await;
+    assert!(left.is_empty(), "{left:#?}");
     // (Last: a failed login for the address is a new row that names it.)
     assert_eq!(
         code(&app.login(&who, PASSWORD).await),
