@@ -301,6 +301,38 @@ rate_rules! {
         key: [User],
         help: "`exportMyData` per account.",
     },
+    /// GraphQL operations by a caller without credentials (no token, or
+    /// one that did not verify or has expired), per client IP: one unit
+    /// per operation of a request, batches included, spent before it is
+    /// parsed. The per-operation rules (`login`, `register`, …) still
+    /// apply inside it.
+    AnonymousIp {
+        name: "anonymous_ip",
+        variable: "WARDEN_RATE_ANONYMOUS",
+        field: rate_anonymous,
+        default: 600 / min,
+        key: [Ip],
+        help: "GraphQL operations per client IP by callers without a valid access token or API key.",
+    },
+    /// GraphQL operations by a signed-in user, per account.
+    UserCaller {
+        name: "user",
+        variable: "WARDEN_RATE_USER",
+        field: rate_user,
+        default: 1200 / min,
+        key: [User],
+        help: "GraphQL operations per account by a signed-in user (an access token with the `USER` role).",
+    },
+    /// GraphQL operations by a signed-in administrator, per account: an
+    /// administrator paging through accounts needs a larger budget.
+    AdminCaller {
+        name: "admin",
+        variable: "WARDEN_RATE_ADMIN",
+        field: rate_admin,
+        default: 6000 / min,
+        key: [User],
+        help: "GraphQL operations per account by a signed-in administrator (an access token with the `ADMIN` role).",
+    },
 }
 
 #[cfg(test)]
@@ -359,6 +391,9 @@ mod tests {
                 ("mfa_user", &[KeyPart::User][..]),
                 ("api_key", &[KeyPart::ApiKey][..]),
                 ("export_user", &[KeyPart::User][..]),
+                ("anonymous_ip", &[KeyPart::Ip][..]),
+                ("user", &[KeyPart::User][..]),
+                ("admin", &[KeyPart::User][..]),
             ]
         );
     }

@@ -1,6 +1,6 @@
 //! The owner's rights over the account's data: `deleteAccount` here, and
 //! `exportMyData` (called from [`super::query`]). Thin: the use cases live
-//! in [`crate::services::accounts`].
+//! in [`crate::services::own_data`].
 
 use async_graphql::{Context, Json, Object};
 use serde_json::Value;
@@ -8,14 +8,14 @@ use serde_json::Value;
 use crate::{
     error::AppError,
     graphql::context::{ContextExt, Respond},
-    services::accounts,
+    services::own_data,
 };
 
 /// `exportMyData`; see [`super::query::QueryRoot`].
 pub async fn export_my_data(ctx: &Context<'_>) -> Result<Json<Value>, AppError> {
     let state = ctx.state()?;
     let caller = ctx.auth()?.require_user(state).await?;
-    accounts::export(state, ctx.meta()?, &caller)
+    own_data::export(state, ctx.meta()?, &caller)
         .await
         .map(Json)
 }
@@ -50,7 +50,7 @@ impl OwnDataMutations {
             let state = ctx.state()?;
             let auth = ctx.auth()?;
             let caller = auth.require_user(state).await?;
-            let deleted = accounts::delete_account(
+            let deleted = own_data::delete_account(
                 state,
                 ctx.meta()?,
                 &caller,

@@ -35,7 +35,8 @@ use crate::auth::jwt::VerifyError;
 use crate::auth::limiter::RateReport;
 use crate::services::{limits, signing_keys};
 use crate::{
-    error::UnauthReason,
+    domain::Role,
+    error::{AppError, UnauthReason},
     graphql::documents::DocumentCache,
     graphql::persisted::{self, Persisted},
     graphql::{
@@ -210,7 +211,24 @@ async fn execute(
         }
     };
     let rate_report = RateReport::new();
-    let response = limits::reporting(rate_report.clone(), http.schema.execute_batch(batch)).await;
+    let operations = match &batch {
+        BatchRequest::Single(_) => None,
+        BatchRequest::Batch(requests) => Some(requests.len()),
+    };
+    let mut over_quota = false;
+    let execution = async {
+        // The caller's quota first: a refused request is not parsed.
+        let caller = quota_caller(&viewer);
+        let units = operations.unwrap_or(1);
+        match limits::spend_caller_quota(&http.app, &meta, caller, units).await {
+            Ok(()) => http.schema.execute_batch(batch).await,
+            Err(err) => {
+                over_quota = true;
+                refused_operations(err, operations, &meta.request_id)
+            }
+        }
+    };
+    let response = limits::reporting(rate_report.clone(), execution).await;
     let errors: Vec<&ServerError> = match &response {
         BatchResponse::Single(r) => r.errors.iter().collect(),
         BatchResponse::Batch(rs) => rs.iter().flat_map(|r| r.errors.iter()).collect(),
@@ -219,7 +237,9 @@ async fn execute(
     // A request error (nothing executed) is a 400 only under
     // graphql-response+json; under application/json it is a 200.
     let rejected = matches!(&response, BatchResponse::Single(r) if is_request_error(r));
-    let status = if rejected && media == Media::GraphqlResponse {
+    let status = if over_quota {
+        StatusCode::TOO_MANY_REQUESTS
+    } else if rejected && media == Media::GraphqlResponse {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
@@ -315,6 +335,31 @@ fn retry_after_of(err: &ServerError) -> Option<u64> {
     match ext.get("retryAfter")? {
         async_graphql::Value::Number(n) => n.as_u64(),
         _ => None,
+    }
+}
+
+/// Whose quota a request spends, from what its header said (no lookup):
+/// a verified access token's account and role, an API key (its own rule,
+/// spent at its lookup), or anyone else by IP.
+fn quota_caller(viewer: &Viewer) -> limits::Caller {
+    match viewer {
+        Viewer::Token(claims) if claims.role == Role::Admin => limits::Caller::Admin(claims.sub),
+        Viewer::Token(claims) => limits::Caller::User(claims.sub),
+        Viewer::ApiKey(_) => limits::Caller::ApiKey,
+        Viewer::Anonymous | Viewer::Expired(_) | Viewer::Rejected(_) => limits::Caller::Anonymous,
+    }
+}
+
+/// The answer to a request refused by its caller's quota: each operation
+/// answered `RATE_LIMITED` (with `retryAfter`), nothing executed;
+/// `operations` is the batch's length, `None` for a single operation.
+fn refused_operations(err: AppError, operations: Option<usize>, request_id: &str) -> BatchResponse {
+    let error = crate::graphql::errors::into_graphql(err, request_id)
+        .into_server_error(async_graphql::Pos::default());
+    let one = || async_graphql::Response::from_errors(vec![error.clone()]);
+    match operations {
+        None => BatchResponse::Single(one()),
+        Some(n) => BatchResponse::Batch((0..n).map(|_| one()).collect()),
     }
 }
 

@@ -240,6 +240,49 @@ pub async fn enforce_in_order_while<T>(
     Ok(value)
 }
 
+/// Who is calling, as far as the request's quota is concerned: read from
+/// the `Authorization` header's verified claims, before any lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// No credentials, or ones that did not verify or have expired.
+    Anonymous,
+    /// A valid access token with the `USER` role.
+    User(Uuid),
+    /// A valid access token with the `ADMIN` role.
+    Admin(Uuid),
+    /// An API key: its own rule ([`Rule::ApiKey`]) is spent when it is
+    /// looked up, so nothing more here.
+    ApiKey,
+}
+
+impl Caller {
+    /// The rule of this caller's quota and the key of its bucket.
+    fn quota(self, meta: &RequestMeta) -> Option<(Rule, String)> {
+        match self {
+            Self::Anonymous => Some((Rule::AnonymousIp, ip_key(meta))),
+            Self::User(id) => Some((Rule::UserCaller, user_key(id))),
+            Self::Admin(id) => Some((Rule::AdminCaller, user_key(id))),
+            Self::ApiKey => None,
+        }
+    }
+}
+
+/// Spends `operations` units (one per operation of the request, batches
+/// included) of `caller`'s quota, before anything is parsed, or refuses
+/// with `RATE_LIMITED`. One round trip to a shared store.
+pub async fn spend_caller_quota(
+    state: &AppState,
+    meta: &RequestMeta,
+    caller: Caller,
+    operations: usize,
+) -> Result<(), AppError> {
+    let Some((rule, key)) = caller.quota(meta) else {
+        return Ok(());
+    };
+    let checks = vec![(rule, key.as_str()); operations.max(1)];
+    enforce_in_order(state, meta, &checks).await
+}
+
 /// Counts, logs and (once a minute per rule and key) audits a refusal.
 async fn refuse(
     state: &AppState,

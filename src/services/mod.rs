@@ -14,6 +14,7 @@ pub mod lockout;
 pub mod login;
 pub mod mail;
 pub mod mfa;
+pub mod own_data;
 pub mod passkeys;
 pub mod rotation;
 pub mod server_keys;

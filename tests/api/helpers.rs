@@ -105,6 +105,9 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     config.rates.rate_email_code = generous;
     config.rates.rate_passkey_ip = generous;
     config.rates.rate_mfa_user = generous;
+    config.rates.rate_anonymous = generous;
+    config.rates.rate_user = generous;
+    config.rates.rate_admin = generous;
     config.lockout_threshold = 1000;
     // Mail without SMTP goes to files: the test's own directory, not the repository's.
     config.mail_dir = dir.path().join("mail");

@@ -188,7 +188,27 @@ async fn rate_limits_off_turns_them_off() {
 
 // RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers-10).
 
+/// A response header; for `RateLimit` and `RateLimit-Policy`, only the
+/// items of the operations' own rules (None if there are none): every
+/// request also spends its caller's quota, which
+/// [`quotas_by_caller_are_separate_and_sized_by_role`] checks.
 fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+    let value = raw_header(response, name)?;
+    if !name.starts_with("ratelimit") {
+        return Some(value);
+    }
+    let items: Vec<&str> = value
+        .split(", ")
+        .filter(|item| {
+            !["\"anonymous_ip\";", "\"user\";", "\"admin\";"]
+                .iter()
+                .any(|quota| item.starts_with(quota))
+        })
+        .collect();
+    (!items.is_empty()).then(|| items.join(", "))
+}
+
+fn raw_header(response: &reqwest::Response, name: &str) -> Option<String> {
     response
         .headers()
         .get(name)
@@ -324,13 +344,149 @@ async fn aliases_and_batches_report_the_state_after_the_last_spend() {
 }
 
 #[tokio::test]
-async fn an_operation_without_a_limit_carries_no_rate_limit_headers() {
+async fn an_operation_without_a_limit_carries_only_its_callers_quota() {
     let app = spawn_app_with(|c| c.rates.rate_register_ip = quota("3/min")).await;
     let registered = app.register(&email()).await;
     let token = registered["accessToken"].as_str().unwrap();
     let response = app.post(Some(token), "{ me { id } }", json!({})).await;
     assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        raw_header(&response, "ratelimit-policy").as_deref(),
+        Some("\"user\";q=100000;w=1")
+    );
     assert_eq!(header(&response, "ratelimit-policy"), None);
     assert_eq!(header(&response, "ratelimit"), None);
     assert_eq!(header(&response, "retry-after"), None);
+}
+
+#[tokio::test]
+async fn quotas_by_caller_are_separate_and_sized_by_role() {
+    let app = spawn_app_with(|c| {
+        c.max_batch = 10;
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        c.rates.rate_anonymous = quota("3/h");
+        c.rates.rate_user = quota("4/h");
+        c.rates.rate_admin = quota("8/h");
+    })
+    .await;
+    let from = |ip: &str| vec![("X-Forwarded-For", ip.to_owned())];
+    // Accounts made from addresses of their own (each spends one
+    // anonymous unit there).
+    let alice = app
+        .gql_with_headers(
+            None,
+            &register_mutation(&email()),
+            json!({}),
+            &from("198.51.100.1"),
+        )
+        .await;
+    let alice = alice["data"]["register"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bob = app
+        .gql_with_headers(
+            None,
+            &register_mutation(&email()),
+            json!({}),
+            &from("198.51.100.2"),
+        )
+        .await;
+    let bob = bob["data"]["register"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let admin = app.admin_token().await;
+
+    // Anonymous: three operations from one address, a batch of two
+    // counting two; the fourth is refused with 429 before it runs.
+    let stranger = from("203.0.113.50");
+    let one = app
+        .post_with_headers(None, "{ __typename }", json!({}), &stranger)
+        .await;
+    assert_eq!(one.status(), StatusCode::OK);
+    let batch = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .header("X-Forwarded-For", "203.0.113.50")
+        .json(&json!([{ "query": "{ __typename }" }, { "query": "{ __typename }" }]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(batch.status(), StatusCode::OK);
+    let refused = app
+        .post_with_headers(None, "{ __typename }", json!({}), &stranger)
+        .await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = raw_header(&refused, "retry-after")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&retry), "{retry}");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(code(&body), Some("RATE_LIMITED"), "{body}");
+    assert!(body.get("data").is_none(), "nothing executed: {body}");
+    // A refused batch answers each of its operations.
+    let batch = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .header("X-Forwarded-For", "203.0.113.50")
+        .json(&json!([{ "query": "{ __typename }" }, { "query": "{ __typename }" }]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(batch.status(), StatusCode::TOO_MANY_REQUESTS);
+    let bodies: Vec<Value> = batch.json().await.unwrap();
+    assert_eq!(
+        bodies.iter().map(code).collect::<Vec<_>>(),
+        [Some("RATE_LIMITED"); 2]
+    );
+    // An invalid token is no way around it: it counts as anonymous.
+    let forged = app
+        .post_with_headers(Some("not.a.token"), "{ __typename }", json!({}), &stranger)
+        .await;
+    assert_eq!(forged.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // Signed in from that same address: each account has its own budget,
+    // untouched by the address's anonymous one.
+    let me = |token: String| {
+        let app = &app;
+        let stranger = stranger.clone();
+        async move {
+            app.post_with_headers(Some(&token), "{ me { id } }", json!({}), &stranger)
+                .await
+                .status()
+        }
+    };
+    for _ in 0..4 {
+        assert_eq!(me(alice.clone()).await, StatusCode::OK);
+    }
+    assert_eq!(me(alice.clone()).await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        me(bob.clone()).await,
+        StatusCode::OK,
+        "Bob's budget is his own"
+    );
+    // An administrator's budget is larger (the admin's login was one
+    // anonymous operation, from 127.0.0.1).
+    for _ in 0..8 {
+        assert_eq!(me(admin.clone()).await, StatusCode::OK);
+    }
+    assert_eq!(me(admin.clone()).await, StatusCode::TOO_MANY_REQUESTS);
+    // Refusals are counted per rule.
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for rule in ["anonymous_ip", "user", "admin"] {
+        assert!(
+            metrics.contains(&format!("warden_rate_limited_total{{rule=\"{rule}\"}}")),
+            "{rule}"
+        );
+    }
 }

@@ -361,6 +361,7 @@ async fn rate_limit_headers_come_from_redis_buckets_too() {
         c.redis_url = Some(url.into());
         c.redis_prefix = prefix();
         c.rates.rate_register_ip = "2/min".parse().unwrap();
+        c.rates.rate_anonymous = "10/min".parse().unwrap();
     })
     .await;
     let mut seen = Vec::new();
@@ -381,16 +382,22 @@ async fn rate_limit_headers_come_from_redis_buckets_too() {
         };
         assert_eq!(
             header("ratelimit-policy").as_deref(),
-            Some("\"register_ip\";q=2;w=60")
+            Some("\"anonymous_ip\";q=10;w=60, \"register_ip\";q=2;w=60")
         );
         seen.push((
             header("ratelimit").unwrap_or_default(),
             header("retry-after").is_some(),
         ));
     }
-    assert!(seen[0].0.starts_with("\"register_ip\";r=1;t="), "{seen:?}");
-    assert!(seen[1].0.starts_with("\"register_ip\";r=0;t="), "{seen:?}");
-    assert!(seen[2].0.starts_with("\"register_ip\";r=0;t="), "{seen:?}");
+    // The caller's quota (spent before parsing) and the operation's rule,
+    // both counted in Redis.
+    for (i, (limit, _)) in seen.iter().enumerate() {
+        let anonymous = format!("\"anonymous_ip\";r={};t=", 9 - i);
+        assert!(limit.starts_with(&anonymous), "{seen:?}");
+    }
+    assert!(seen[0].0.contains(", \"register_ip\";r=1;t="), "{seen:?}");
+    assert!(seen[1].0.contains(", \"register_ip\";r=0;t="), "{seen:?}");
+    assert!(seen[2].0.contains(", \"register_ip\";r=0;t="), "{seen:?}");
     assert_eq!(
         seen.iter().map(|(_, retry)| *retry).collect::<Vec<_>>(),
         [false, false, true]

@@ -298,6 +298,9 @@ mod tests {
                 "warden:rl:mfa_user:K",
                 "warden:rl:api_key:K",
                 "warden:rl:export_user:K",
+                "warden:rl:anonymous_ip:K",
+                "warden:rl:user:K",
+                "warden:rl:admin:K",
             ]
         );
     }

@@ -7,7 +7,6 @@
 //! - `admin.rs`: the CLI's [`create_admin`] and [`set_role`], and the
 //!   last-active-admin guard ([`lock_active_admins`], [`keep_an_admin`]);
 //! - `delete.rs`: [`delete_account_data`], for `deleteUser` and `deleteAccount`;
-//! - `own_data.rs`: the owner's `deleteAccount` and `exportMyData`;
 //! - `lookup.rs`: [`find_by_email`], older spellings included;
 //! - `sign_in.rs`: [`sign_in()`], the last step of a `register` or a login.
 //!
@@ -17,7 +16,6 @@
 mod admin;
 mod delete;
 mod lookup;
-mod own_data;
 mod password;
 mod register;
 mod sign_in;
@@ -25,7 +23,6 @@ mod sign_in;
 pub use admin::{create_admin, keep_an_admin, lock_active_admins, set_role};
 pub use delete::{delete_account_data, escape_like};
 pub use lookup::find_by_email;
-pub use own_data::{delete_account, export, EXPORT_AUDIT_EVENTS, EXPORT_FORMAT};
 pub use password::{
     change_password, check_current_password, refuse_breached, MAX_LOGIN_PASSWORD_BYTES,
 };

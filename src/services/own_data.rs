@@ -13,13 +13,15 @@ use sea_orm::{
 };
 use serde_json::{json, Map, Value};
 
-use super::{check_current_password, delete_account_data, keep_an_admin, lock_active_admins};
 use crate::{
     auth::limiter::Rule,
     domain::AuditEventKind,
     error::AppError,
     meta::RequestMeta,
     services::{
+        accounts::{
+            check_current_password, delete_account_data, keep_an_admin, lock_active_admins,
+        },
         audit::{self, Event},
         auth_user::AuthUser,
         limits::{self, KeyFacts},
