@@ -38,14 +38,25 @@ async fn every_admin_operation_is_forbidden_to_a_normal_user() {
         "mutation($id: ID!) { sendPasswordReset(id: $id) }",
         "mutation($id: ID!) { deleteUser(id: $id) }",
     ];
+    let created = run(
+        &app,
+        &admin,
+        "mutation { createApiKey(input: { name: \"ops\", scopes: [USER, INTROSPECT] }) { secret } }",
+        json!({}),
+    )
+    .await;
+    let admin_user_key = s(&created["data"]["createApiKey"], "secret").to_owned();
     for op in operations {
         let vars = if op.contains("$id") {
             json!({ "id": admin_id })
         } else {
             json!({})
         };
-        let body = run(&app, &user, op, vars).await;
+        let body = run(&app, &user, op, vars.clone()).await;
         assert_eq!(code(&body), Some("FORBIDDEN"), "{op}: {body}");
+        // An administrator's key without the ADMIN scope acts as a user.
+        let body = run(&app, &admin_user_key, op, vars).await;
+        assert_eq!(code(&body), Some("FORBIDDEN"), "a USER key: {op}: {body}");
     }
     // Nothing happened to the admin, and every refusal was audited.
     let me = app

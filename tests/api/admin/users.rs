@@ -78,6 +78,60 @@ fn ids(nodes: &[Value]) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn users_pages_through_ten_thousand_accounts_in_stable_order() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let seeded = seed(&app, 10_000).await;
+    // Accounts registered halfway through the walk are listed once too,
+    // after every older one (ids are UUIDv7), and nothing shifts.
+    let mut nodes = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    let mut late = Vec::new();
+    loop {
+        let body = run(
+            &app,
+            &admin,
+            PAGE,
+            json!({ "first": 200, "after": after, "f": {} }),
+        )
+        .await;
+        assert!(body["errors"].is_null(), "{body}");
+        let conn = &body["data"]["users"];
+        let edges = conn["edges"].as_array().unwrap();
+        nodes.extend(edges.iter().map(|e| e["node"].clone()));
+        pages += 1;
+        if pages == 25 {
+            for _ in 0..3 {
+                late.push(app.register(&crate::helpers::email()).await["user"]["id"].clone());
+            }
+        }
+        if conn["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = Some(conn["pageInfo"]["endCursor"].as_str().unwrap().to_owned());
+    }
+    let listed = ids(&nodes);
+    assert_eq!(listed.len(), 10_004, "10,000 seeded, the admin, 3 late");
+    assert_eq!(pages, 51, "200 a page");
+    let unique: HashSet<_> = listed.iter().collect();
+    assert_eq!(unique.len(), listed.len(), "no duplicates");
+    let mut sorted = listed.clone();
+    sorted.sort_by_key(|id| Uuid::parse_str(id).unwrap());
+    assert_eq!(listed, sorted, "ordered by id");
+    for id in &seeded {
+        assert!(unique.contains(&id.to_string()), "no gaps");
+    }
+    let tail: Vec<_> = listed[listed.len() - 3..].to_vec();
+    assert_eq!(
+        tail,
+        late.iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
 async fn users_pages_through_hundreds_of_accounts_in_stable_order_and_filters() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
