@@ -18,6 +18,7 @@ mod cross_site;
 mod deploy;
 mod devices;
 mod email_flows;
+mod gateway;
 mod graphiql;
 mod graphql_cost;
 mod helpers;
