@@ -210,6 +210,13 @@ pub async fn read(
     }
     let events: Vec<PagedEvent> = rows
         .into_iter()
+        .map(|event| {
+            if is_admin {
+                event
+            } else {
+                as_the_owner_sees(event)
+            }
+        })
         .map(|event| PagedEvent {
             cursor: encode_cursor(event.id),
             event,
@@ -221,6 +228,30 @@ pub async fn read(
         has_next_page,
         end_cursor,
     })
+}
+
+/// An event of an account as its owner sees it (`auditLog` for a user,
+/// `exportMyData`): what another person did to the account (an
+/// administrator's change, recorded with `detail.by` naming someone else)
+/// keeps what happened
+/// but loses that person's IP, user agent, session and id
+/// (`detail.byAdministrator: true` instead of `detail.by`).
+pub fn as_the_owner_sees(mut event: audit_event::Model) -> audit_event::Model {
+    let owner = event.user_id.map(|id| id.to_string());
+    let Some(serde_json::Value::Object(detail)) = event.detail.as_mut() else {
+        return event;
+    };
+    // The owner's own act (an administrator demoting itself) stays whole.
+    let by = detail.get("by").and_then(|b| b.as_str()).map(str::to_owned);
+    if by.is_none() || by == owner {
+        return event;
+    }
+    detail.remove("by");
+    detail.insert("byAdministrator".into(), serde_json::Value::Bool(true));
+    event.ip = None;
+    event.user_agent = None;
+    event.session_id = None;
+    event
 }
 
 fn parse_id(id: &str, field: &'static str) -> Result<Uuid, AppError> {

@@ -11,7 +11,7 @@ use entity::{
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::{
     auth::limiter::Rule,
@@ -23,6 +23,7 @@ use crate::{
             check_current_password, delete_account_data, keep_an_admin, lock_active_admins,
         },
         audit::{self, Event},
+        audit_log,
         auth_user::AuthUser,
         limits::{self, KeyFacts},
         mfa,
@@ -123,7 +124,6 @@ pub async fn export(
         .order_by_asc(session::Column::CreatedAt)
         .all(db)
         .await?;
-    let own_sessions: std::collections::HashSet<_> = sessions.iter().map(|s| s.id).collect();
     let devices = trusted_device::Entity::find()
         .filter(trusted_device::Column::UserId.eq(user_id))
         .order_by_asc(trusted_device::Column::CreatedAt)
@@ -234,7 +234,7 @@ pub async fn export(
             "failedAt": m.failed_at,
         })).collect::<Vec<_>>(),
         "auditEventsTotal": events_total,
-        "auditEvents": events.into_iter().map(|e| audit_row(e, &own_sessions)).collect::<Vec<_>>(),
+        "auditEvents": events.into_iter().map(audit_row).collect::<Vec<_>>(),
     }))
 }
 
@@ -254,34 +254,17 @@ async fn audit_events<C: ConnectionTrait>(
     Ok((rows, total))
 }
 
-/// An audit row as the export shows it. A row made in a session that is
-/// not the owner's (an administrator acting on the account) loses the
-/// other person's IP, user agent, session and id (`by`).
-fn audit_row(row: audit_event::Model, own: &std::collections::HashSet<uuid::Uuid>) -> Value {
-    let someone_else = row.session_id.is_some_and(|s| !own.contains(&s))
-        || row.detail.as_ref().is_some_and(|d| d.get("by").is_some());
-    let detail = row.detail.map(|d| match d {
-        Value::Object(mut map) if someone_else => {
-            if map.remove("by").is_some() {
-                map.insert("byAdministrator".into(), Value::Bool(true));
-            }
-            Value::Object(map)
-        }
-        other => other,
-    });
-    let mut out = Map::new();
-    out.insert("id".into(), json!(row.id));
-    out.insert("at".into(), json!(row.at));
-    out.insert("kind".into(), json!(row.kind));
-    out.insert(
-        "sessionId".into(),
-        json!(row.session_id.filter(|_| !someone_else)),
-    );
-    out.insert("ip".into(), json!(row.ip.filter(|_| !someone_else)));
-    out.insert(
-        "userAgent".into(),
-        json!(row.user_agent.filter(|_| !someone_else)),
-    );
-    out.insert("detail".into(), json!(detail));
-    Value::Object(out)
+/// An audit row as the export shows it: as its owner sees it in
+/// `auditLog` ([`audit_log::as_the_owner_sees`]).
+fn audit_row(row: audit_event::Model) -> Value {
+    let row = audit_log::as_the_owner_sees(row);
+    json!({
+        "id": row.id,
+        "at": row.at,
+        "kind": row.kind,
+        "sessionId": row.session_id,
+        "ip": row.ip,
+        "userAgent": row.user_agent,
+        "detail": row.detail,
+    })
 }

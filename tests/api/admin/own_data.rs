@@ -372,6 +372,18 @@ async fn an_export_holds_the_callers_data_and_nobody_elses() {
         );
     }
 
+    // auditLog shows the owner the same; an administrator sees who it was.
+    let query = "query($u: ID) { auditLog(filter: { kinds: [USER_DISABLED], userId: $u }) { edges { node { ip userAgent sessionId detail } } } }";
+    let own = run(&app, &a_token, query, json!({ "u": a_id })).await;
+    let node = &own["data"]["auditLog"]["edges"][0]["node"];
+    assert_eq!(node["detail"]["byAdministrator"], true, "{own}");
+    assert!(node["ip"].is_null() && node["userAgent"].is_null() && node["sessionId"].is_null());
+    assert!(!text(&own).contains(&admin_id), "{own}");
+    let admins = run(&app, &admin, query, json!({ "u": a_id })).await;
+    let node = &admins["data"]["auditLog"]["edges"][0]["node"];
+    assert_eq!(node["detail"]["by"], admin_id.as_str(), "{admins}");
+    assert_eq!(node["ip"], "192.0.2.44");
+
     // Audited, and limited per account (2 an hour here).
     assert!(run(&app, &a_token, EXPORT, json!({})).await["errors"].is_null());
     let third = run(&app, &a_token, EXPORT, json!({})).await;
