@@ -155,14 +155,7 @@ async fn served_eventually(addr: &str) {
 }
 
 async fn metrics(app: &crate::helpers::TestApp) -> String {
-    app.client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    app.metrics().await
 }
 
 #[tokio::test]

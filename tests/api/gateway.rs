@@ -68,7 +68,7 @@ async fn api() -> u16 {
 struct Nginx {
     child: std::process::Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Nginx {
@@ -106,20 +106,22 @@ async fn start_nginx(warden: &str, api: u16, key: &str) -> Nginx {
         .arg(dir.path())
         .args(["-c", "nginx.conf", "-g", "daemon off;"])
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .expect("nginx starts");
+    // Stopped (killed and waited for) on drop, whatever happens next.
+    let nginx = Nginx {
+        child,
+        port,
+        dir,
+    };
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Nginx {
-                child,
-                port,
-                _dir: dir,
-            };
+            return nginx;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+    let log = std::fs::read_to_string(nginx.dir.path().join("error.log")).unwrap_or_default();
     panic!("nginx did not listen: {log}");
 }
 
@@ -205,7 +207,7 @@ async fn the_nginx_example_lets_live_tokens_through_and_stops_them_at_logout() {
     // An API key of the user goes through as that user, until revoked.
     let user_token = s(
         &app.login(
-            &account["user"]["email"].as_str().unwrap().to_owned(),
+            account["user"]["email"].as_str().unwrap(),
             crate::helpers::PASSWORD,
         )
         .await["data"]["login"],

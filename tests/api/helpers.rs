@@ -394,6 +394,18 @@ impl TestApp {
         .to_owned()
     }
 
+    /// The text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .expect("metrics answered")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// `me` with `token`, whole body.
     pub async fn me(&self, token: Option<&str>) -> Value {
         self.gql(token, "{ me { id email role } }", json!({})).await

@@ -372,30 +372,20 @@ async fn quotas_by_caller_are_separate_and_sized_by_role() {
     let from = |ip: &str| vec![("X-Forwarded-For", ip.to_owned())];
     // Accounts made from addresses of their own (each spends one
     // anonymous unit there).
-    let alice = app
-        .gql_with_headers(
-            None,
-            &register_mutation(&email()),
-            json!({}),
-            &from("198.51.100.1"),
-        )
-        .await;
-    let alice = alice["data"]["register"]["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let bob = app
-        .gql_with_headers(
-            None,
-            &register_mutation(&email()),
-            json!({}),
-            &from("198.51.100.2"),
-        )
-        .await;
-    let bob = bob["data"]["register"]["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let account_from = |ip: &'static str| {
+        let app = &app;
+        async move {
+            let body = app
+                .gql_with_headers(None, &register_mutation(&email()), json!({}), &from(ip))
+                .await;
+            body["data"]["register"]["accessToken"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let alice = account_from("198.51.100.1").await;
+    let bob = account_from("198.51.100.2").await;
     let admin = app.admin_token().await;
 
     // Anonymous: three operations from one address, a batch of two
@@ -474,15 +464,7 @@ async fn quotas_by_caller_are_separate_and_sized_by_role() {
     }
     assert_eq!(me(admin.clone()).await, StatusCode::TOO_MANY_REQUESTS);
     // Refusals are counted per rule.
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     for rule in ["anonymous_ip", "user", "admin"] {
         assert!(
             metrics.contains(&format!("warden_rate_limited_total{{rule=\"{rule}\"}}")),
