@@ -60,9 +60,16 @@ pub async fn delete_account(
         check_current_password(state, meta, caller, current_password, "deleteAccount").await?;
     let now = state.clock.now();
     let txn = state.db.begin().await?;
-    success.settle(&txn).await?;
     let admins = lock_active_admins(&txn).await?;
-    keep_an_admin(&admins, caller.user.id, "currentPassword")?;
+    if let Err(refused) = keep_an_admin(&admins, caller.user.id, "currentPassword") {
+        // The password was right: the lockout must count it so.
+        txn.rollback().await?;
+        let txn = state.db.begin().await?;
+        success.settle(&txn).await?;
+        txn.commit().await?;
+        return Err(refused);
+    }
+    success.settle(&txn).await?;
     if !delete_account_data(&txn, state, caller.user.id).await? {
         // Deleted meanwhile (by an administrator, or a second request).
         return Err(AppError::Unauthenticated(
