@@ -31,6 +31,14 @@ async function authorize(r) {
     r.return(401);
     return;
   }
+  // An API key acts for its owner only with the USER or ADMIN scope (an
+  // INTROSPECT key, the gateway's own included, is nobody); its `role` is
+  // already the one it acts with (ADMIN only with the ADMIN scope).
+  const scopes = String(answer.scope || "").split(" ");
+  if (answer.token_type === "api_key" && !scopes.includes("user") && !scopes.includes("admin")) {
+    r.return(401);
+    return;
+  }
   // Handed to the API as X-User-Id, X-User-Role and X-Token-Scope.
   r.headersOut["X-Warden-Sub"] = answer.sub || "";
   r.headersOut["X-Warden-Role"] = answer.role || "";

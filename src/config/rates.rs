@@ -27,6 +27,8 @@ pub enum KeyPart {
     Email,
     /// The signed-in account's id.
     User,
+    /// The id of the session an access token belongs to (its `sid`).
+    Session,
     /// A presented API key, as a keyed hash of its own
     /// (`PresentedKey::rate_key`): never the key, nor the hash it is
     /// stored under.
@@ -289,7 +291,7 @@ rate_rules! {
         field: rate_api_key,
         default: 600 / min,
         key: [ApiKey],
-        help: "Requests per API key (GraphQL and `/oauth/introspect`), counted before the key is looked up.",
+        help: "GraphQL requests per API key, counted before the key is looked up.",
     },
     /// `exportMyData` per account: each export reads every table the
     /// account has rows in.
@@ -314,24 +316,37 @@ rate_rules! {
         key: [Ip],
         help: "GraphQL operations per client IP by callers without a valid access token or API key.",
     },
-    /// GraphQL operations by a signed-in user, per account.
+    /// GraphQL operations by a signed-in user, per session: a revoked
+    /// session's token (a thief's, say) spends its own bucket, never the
+    /// owner's.
     UserCaller {
         name: "user",
         variable: "WARDEN_RATE_USER",
         field: rate_user,
         default: 1200 / min,
-        key: [User],
-        help: "GraphQL operations per account by a signed-in user (an access token with the `USER` role).",
+        key: [Session],
+        help: "GraphQL operations per session by a signed-in user (an access token with the `USER` role).",
     },
-    /// GraphQL operations by a signed-in administrator, per account: an
+    /// GraphQL operations by a signed-in administrator, per session: an
     /// administrator paging through accounts needs a larger budget.
     AdminCaller {
         name: "admin",
         variable: "WARDEN_RATE_ADMIN",
         field: rate_admin,
         default: 6000 / min,
-        key: [User],
-        help: "GraphQL operations per account by a signed-in administrator (an access token with the `ADMIN` role).",
+        key: [Session],
+        help: "GraphQL operations per session by a signed-in administrator (an access token with the `ADMIN` role).",
+    },
+    /// `/oauth/introspect` calls per calling key: a gateway asks once per
+    /// request it serves, for all its users, so its budget is its own and
+    /// large.
+    IntrospectKey {
+        name: "introspect_key",
+        variable: "WARDEN_RATE_INTROSPECT",
+        field: rate_introspect,
+        default: 60000 / min,
+        key: [ApiKey],
+        help: "`/oauth/introspect` calls per calling API key (a gateway's whole traffic), counted before the key is looked up.",
     },
 }
 
@@ -392,8 +407,9 @@ mod tests {
                 ("api_key", &[KeyPart::ApiKey][..]),
                 ("export_user", &[KeyPart::User][..]),
                 ("anonymous_ip", &[KeyPart::Ip][..]),
-                ("user", &[KeyPart::User][..]),
-                ("admin", &[KeyPart::User][..]),
+                ("user", &[KeyPart::Session][..]),
+                ("admin", &[KeyPart::Session][..]),
+                ("introspect_key", &[KeyPart::ApiKey][..]),
             ]
         );
     }

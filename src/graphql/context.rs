@@ -37,8 +37,12 @@ pub enum Viewer {
     Token(Claims),
     /// A genuine token past its expiry: refused everywhere except `logout`.
     Expired(Claims),
-    /// A well-formed API key; not looked up yet.
+    /// A well-formed API key (looked up by the HTTP layer before anything
+    /// runs, which then attaches its caller).
     ApiKey(PresentedKey),
+    /// A live API key without the `USER` or `ADMIN` scope (an
+    /// `INTROSPECT` key): it may run nothing that needs a caller.
+    KeyWithoutScope,
     /// A header or token that did not verify.
     Rejected(UnauthReason),
 }
@@ -64,6 +68,17 @@ impl RequestAuth {
         }
     }
 
+    /// The caller, when the HTTP layer has already proven it (a live API
+    /// key, looked up once per request).
+    pub fn with_caller(self, caller: Option<AuthUser>) -> Self {
+        if let Some(caller) = caller {
+            if let Ok(mut slot) = self.checked.lock() {
+                *slot = Some(caller);
+            }
+        }
+        self
+    }
+
     /// The request the header came with (needed to check an API key).
     pub fn with_meta(self, meta: RequestMeta) -> Self {
         Self {
@@ -80,7 +95,7 @@ impl RequestAuth {
             Viewer::Anonymous => Err(AppError::Unauthenticated(UnauthReason::Missing)),
             Viewer::Rejected(reason) => Err(AppError::Unauthenticated(*reason)),
             // An API key has no session, so nothing that needs one (logout).
-            Viewer::ApiKey(_) => Err(AppError::Forbidden),
+            Viewer::ApiKey(_) | Viewer::KeyWithoutScope => Err(AppError::Forbidden),
         }
     }
 
@@ -108,6 +123,7 @@ impl RequestAuth {
                     .ok_or_else(|| AppError::internal("RequestAuth without RequestMeta"))?;
                 api_keys::caller(state, meta, presented).await?
             }
+            Viewer::KeyWithoutScope => return Err(AppError::Forbidden),
             _ => sessions::authenticate(state, self.claims()?).await?,
         };
         if let Ok(mut slot) = self.checked.lock() {

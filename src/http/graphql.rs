@@ -33,7 +33,7 @@ use super::{
 use crate::auth::api_key::{self, PresentedKey};
 use crate::auth::jwt::VerifyError;
 use crate::auth::limiter::RateReport;
-use crate::services::{limits, signing_keys};
+use crate::services::{api_keys, auth_user::AuthUser, limits, signing_keys};
 use crate::{
     domain::Role,
     error::{AppError, UnauthReason},
@@ -191,42 +191,52 @@ async fn execute(
     // sets one, and a request (a `me`, say) allocates no list.
     let cookie_mode = http.app.config.refresh_cookie.enabled();
     let mut set_cookies = Vec::new();
-    let mut attach = |request: async_graphql::Request| {
-        let request = request
-            .data(meta.clone())
-            .data(RequestAuth::new(viewer.clone()).with_meta(meta.clone()))
-            .data(cookie.clone())
-            .data(device.clone());
-        if !cookie_mode {
-            return request;
-        }
-        let cookies = ResponseCookies::new();
-        set_cookies.push(cookies.clone());
-        request.data(cookies)
-    };
-    let batch = match batch {
-        BatchRequest::Single(request) => BatchRequest::Single(attach(request)),
-        BatchRequest::Batch(requests) => {
-            BatchRequest::Batch(requests.into_iter().map(attach).collect())
-        }
-    };
     let rate_report = RateReport::new();
     let operations = match &batch {
         BatchRequest::Single(_) => None,
         BatchRequest::Batch(requests) => Some(requests.len()),
     };
-    let mut over_quota = false;
+    let mut refused_with: Option<StatusCode> = None;
     let execution = async {
-        // The caller's quota first: a refused request is not parsed.
+        // An API key is looked up once, here, its own bucket spent first;
+        // a key that names no live key is anonymous from here on.
+        let (viewer, known) = match resolve_key(http, &meta, viewer).await {
+            Ok(resolved) => resolved,
+            Err(err) => {
+                refused_with = Some(refusal_status(&err));
+                return refused_operations(err, operations, &meta.request_id);
+            }
+        };
+        // The caller's quota next: a refused request is not parsed.
         let caller = quota_caller(&viewer);
         let units = operations.unwrap_or(1);
-        match limits::spend_caller_quota(&http.app, &meta, caller, units).await {
-            Ok(()) => http.schema.execute_batch(batch).await,
-            Err(err) => {
-                over_quota = true;
-                refused_operations(err, operations, &meta.request_id)
-            }
+        if let Err(err) = limits::spend_caller_quota(&http.app, &meta, caller, units).await {
+            refused_with = Some(refusal_status(&err));
+            return refused_operations(err, operations, &meta.request_id);
         }
+        let mut attach = |request: async_graphql::Request| {
+            let auth = RequestAuth::new(viewer.clone())
+                .with_meta(meta.clone())
+                .with_caller(known.clone());
+            let request = request
+                .data(meta.clone())
+                .data(auth)
+                .data(cookie.clone())
+                .data(device.clone());
+            if !cookie_mode {
+                return request;
+            }
+            let cookies = ResponseCookies::new();
+            set_cookies.push(cookies.clone());
+            request.data(cookies)
+        };
+        let batch = match batch {
+            BatchRequest::Single(request) => BatchRequest::Single(attach(request)),
+            BatchRequest::Batch(requests) => {
+                BatchRequest::Batch(requests.into_iter().map(attach).collect())
+            }
+        };
+        http.schema.execute_batch(batch).await
     };
     let response = limits::reporting(rate_report.clone(), execution).await;
     let errors: Vec<&ServerError> = match &response {
@@ -237,8 +247,8 @@ async fn execute(
     // A request error (nothing executed) is a 400 only under
     // graphql-response+json; under application/json it is a 200.
     let rejected = matches!(&response, BatchResponse::Single(r) if is_request_error(r));
-    let status = if over_quota {
-        StatusCode::TOO_MANY_REQUESTS
+    let status = if let Some(status) = refused_with {
+        status
     } else if rejected && media == Media::GraphqlResponse {
         StatusCode::BAD_REQUEST
     } else {
@@ -343,10 +353,41 @@ fn retry_after_of(err: &ServerError) -> Option<u64> {
 /// spent at its lookup), or anyone else by IP.
 fn quota_caller(viewer: &Viewer) -> limits::Caller {
     match viewer {
-        Viewer::Token(claims) if claims.role == Role::Admin => limits::Caller::Admin(claims.sub),
-        Viewer::Token(claims) => limits::Caller::User(claims.sub),
-        Viewer::ApiKey(_) => limits::Caller::ApiKey,
+        Viewer::Token(claims) if claims.role == Role::Admin => limits::Caller::Admin(claims.sid),
+        Viewer::Token(claims) => limits::Caller::User(claims.sid),
+        Viewer::ApiKey(_) | Viewer::KeyWithoutScope => limits::Caller::ApiKey,
         Viewer::Anonymous | Viewer::Expired(_) | Viewer::Rejected(_) => limits::Caller::Anonymous,
+    }
+}
+
+/// A presented API key, looked up: its caller (`Some`) when it is live
+/// and may act (`USER` or `ADMIN` scope); [`Viewer::KeyWithoutScope`]
+/// when it is live but may not; [`Viewer::Rejected`] when it names no live
+/// key (so the request is anonymous, and its IP's quota pays for it). Its
+/// `api_key` bucket spent first: an empty one refuses the request. Any
+/// other viewer is returned as it is.
+async fn resolve_key(
+    http: &HttpState,
+    meta: &RequestMeta,
+    viewer: Viewer,
+) -> Result<(Viewer, Option<AuthUser>), AppError> {
+    let Viewer::ApiKey(presented) = viewer else {
+        return Ok((viewer, None));
+    };
+    match api_keys::caller(&http.app, meta, &presented).await {
+        Ok(caller) => Ok((Viewer::ApiKey(presented), Some(caller))),
+        Err(AppError::Forbidden) => Ok((Viewer::KeyWithoutScope, None)),
+        Err(AppError::Unauthenticated(reason)) => Ok((Viewer::Rejected(reason), None)),
+        Err(err) => Err(err),
+    }
+}
+
+/// The status of a request refused before it ran: 429 over a quota, 500
+/// when the refusal itself failed.
+fn refusal_status(err: &AppError) -> StatusCode {
+    match err {
+        AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

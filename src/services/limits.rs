@@ -79,6 +79,11 @@ pub fn user_key(user: Uuid) -> String {
     user.to_string()
 }
 
+/// The bucket key of a session ([`KeyPart::Session`]): its id, hyphenated.
+pub fn session_key(session: Uuid) -> String {
+    session.to_string()
+}
+
 /// The bucket key of a presented API key ([`KeyPart::ApiKey`]): its own
 /// hash (`PresentedKey::rate_key`), never the key or its stored hash.
 pub fn api_key_key(presented: &PresentedKey) -> String {
@@ -101,6 +106,7 @@ pub struct KeyFacts<'a> {
     meta: &'a RequestMeta,
     email: Option<(&'a EmailPseudonyms, &'a Email)>,
     user: Option<Uuid>,
+    session: Option<Uuid>,
     api_key: Option<&'a PresentedKey>,
 }
 
@@ -111,6 +117,7 @@ impl<'a> KeyFacts<'a> {
             meta,
             email: None,
             user: None,
+            session: None,
             api_key: None,
         }
     }
@@ -127,6 +134,14 @@ impl<'a> KeyFacts<'a> {
     pub fn with_user(self, user: Uuid) -> Self {
         Self {
             user: Some(user),
+            ..self
+        }
+    }
+
+    /// The session of the request's access token.
+    pub fn with_session(self, session: Uuid) -> Self {
+        Self {
+            session: Some(session),
             ..self
         }
     }
@@ -165,6 +180,7 @@ impl<'a> KeyFacts<'a> {
                 .email
                 .map(|(pseudonyms, email)| email_part(pseudonyms, email)),
             KeyPart::User => self.user.map(user_key),
+            KeyPart::Session => self.session.map(session_key),
             KeyPart::ApiKey => self.api_key.map(api_key_key),
         }
     }
@@ -244,24 +260,26 @@ pub async fn enforce_in_order_while<T>(
 /// the `Authorization` header's verified claims, before any lookup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Caller {
-    /// No credentials, or ones that did not verify or have expired.
+    /// No credentials, or ones that did not verify, have expired, or name
+    /// no live API key.
     Anonymous,
-    /// A valid access token with the `USER` role.
+    /// A valid access token with the `USER` role, of this session.
     User(Uuid),
-    /// A valid access token with the `ADMIN` role.
+    /// A valid access token with the `ADMIN` role, of this session.
     Admin(Uuid),
-    /// An API key: its own rule ([`Rule::ApiKey`]) is spent when it is
-    /// looked up, so nothing more here.
+    /// A live API key: its own rule ([`Rule::ApiKey`]) was spent when it
+    /// was looked up, so nothing more here.
     ApiKey,
 }
 
 impl Caller {
-    /// The rule of this caller's quota and the key of its bucket.
-    fn quota(self, meta: &RequestMeta) -> Option<(Rule, String)> {
+    /// The rule of this caller's quota and what its key is built from.
+    fn quota(self, meta: &RequestMeta) -> Option<(Rule, KeyFacts<'_>)> {
+        let facts = KeyFacts::of(meta);
         match self {
-            Self::Anonymous => Some((Rule::AnonymousIp, ip_key(meta))),
-            Self::User(id) => Some((Rule::UserCaller, user_key(id))),
-            Self::Admin(id) => Some((Rule::AdminCaller, user_key(id))),
+            Self::Anonymous => Some((Rule::AnonymousIp, facts)),
+            Self::User(session) => Some((Rule::UserCaller, facts.with_session(session))),
+            Self::Admin(session) => Some((Rule::AdminCaller, facts.with_session(session))),
             Self::ApiKey => None,
         }
     }
@@ -276,9 +294,10 @@ pub async fn spend_caller_quota(
     caller: Caller,
     operations: usize,
 ) -> Result<(), AppError> {
-    let Some((rule, key)) = caller.quota(meta) else {
+    let Some((rule, facts)) = caller.quota(meta) else {
         return Ok(());
     };
+    let key = facts.key(rule)?;
     let checks = vec![(rule, key.as_str()); operations.max(1)];
     enforce_in_order(state, meta, &checks).await
 }

@@ -342,12 +342,44 @@ async fn a_malformed_key_is_refused_before_its_bucket_or_the_database() {
     let unknown = "wdn_00000000000000000000000000000000000000000002CZclj";
     let first = app.me(Some(unknown)).await;
     assert_eq!(reason(&first), Some("INVALID"), "{first}");
-    let second = app.me(Some(unknown)).await;
+    // Its bucket empty, the request is refused before anything runs.
+    let second = app.post(Some(unknown), "{ me { id } }", json!({})).await;
+    assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
+    let second: Value = second.json().await.unwrap();
     assert_eq!(code(&second), Some("RATE_LIMITED"), "{second}");
     // The real key has its own bucket.
     assert!(app.me(Some(&secret)).await["errors"].is_null());
-    let again = app.me(Some(&secret)).await;
-    assert_eq!(code(&again), Some("RATE_LIMITED"), "{again}");
+    let again = app.post(Some(&secret), "{ me { id } }", json!({})).await;
+    assert_eq!(again.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn made_up_keys_are_anonymous_and_spend_their_clients_quota() {
+    // Each made-up key has a fresh bucket of its own; once it is known to
+    // name no key, the request is anonymous and its IP pays.
+    let app = spawn_app_with(|c| c.rates.rate_anonymous = "4/h".parse().unwrap()).await;
+    // (Registering the owner of a live key spends one unit.)
+    let (_, secret) = user_with_key(&app, &["USER"]).await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let made_up = warden::auth::api_key::generate();
+        let made_up = secrecy::ExposeSecret::expose_secret(&made_up.secret).to_owned();
+        // A field that needs no caller: it must not be a way around.
+        let response = app.post(Some(&made_up), "{ __typename }", json!({})).await;
+        statuses.push(response.status());
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    // A live key is not anonymous: it spends its own bucket, not the IP's.
+    let me = app.post(Some(&secret), "{ me { id } }", json!({})).await;
+    assert_eq!(me.status(), StatusCode::OK);
 }
 
 #[tokio::test]

@@ -110,11 +110,7 @@ async fn start_nginx(warden: &str, api: u16, key: &str) -> Nginx {
         .spawn()
         .expect("nginx starts");
     // Stopped (killed and waited for) on drop, whatever happens next.
-    let nginx = Nginx {
-        child,
-        port,
-        dir,
-    };
+    let nginx = Nginx { child, port, dir };
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return nginx;
@@ -233,6 +229,37 @@ async fn the_nginx_example_lets_live_tokens_through_and_stops_them_at_logout() {
         .await;
     assert_eq!(revoke["data"]["revokeApiKey"], true, "{revoke}");
     assert_eq!(get(Some(user_key), false).await.0, StatusCode::UNAUTHORIZED);
+
+    // The gateway's own key (INTROSPECT only) is nobody at the gateway,
+    // and an administrator's key acts as an administrator only with the
+    // ADMIN scope.
+    assert_eq!(
+        get(Some(key.clone()), false).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let admin = app.admin_token().await;
+    let admin_id = app.me(Some(&admin)).await["data"]["me"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (scopes, seen) in [
+        ("[USER]", "user user"),
+        ("[USER, ADMIN]", "admin user admin"),
+    ] {
+        let made = app
+            .gql(
+                Some(&admin),
+                &format!("mutation {{ createApiKey(input: {{ name: \"k\", scopes: {scopes} }}) {{ secret }} }}"),
+                json!({}),
+            )
+            .await;
+        let secret = s(&made["data"]["createApiKey"], "secret").to_owned();
+        let (status, body) = get(Some(secret), false).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::OK, format!("{admin_id} {seen}"))
+        );
+    }
 
     // The gateway's key revoked: it fails closed (500 from nginx, the API
     // never reached), not open.

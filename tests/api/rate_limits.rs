@@ -375,17 +375,16 @@ async fn quotas_by_caller_are_separate_and_sized_by_role() {
     let account_from = |ip: &'static str| {
         let app = &app;
         async move {
+            let who = email();
             let body = app
-                .gql_with_headers(None, &register_mutation(&email()), json!({}), &from(ip))
+                .gql_with_headers(None, &register_mutation(&who), json!({}), &from(ip))
                 .await;
-            body["data"]["register"]["accessToken"]
-                .as_str()
-                .unwrap()
-                .to_owned()
+            let token = body["data"]["register"]["accessToken"].as_str().unwrap();
+            (token.to_owned(), who)
         }
     };
-    let alice = account_from("198.51.100.1").await;
-    let bob = account_from("198.51.100.2").await;
+    let (alice, alice_email) = account_from("198.51.100.1").await;
+    let (bob, _) = account_from("198.51.100.2").await;
     let admin = app.admin_token().await;
 
     // Anonymous: three operations from one address, a batch of two
@@ -437,7 +436,7 @@ async fn quotas_by_caller_are_separate_and_sized_by_role() {
         .await;
     assert_eq!(forged.status(), StatusCode::TOO_MANY_REQUESTS);
 
-    // Signed in from that same address: each account has its own budget,
+    // Signed in from that same address: each session has its own budget,
     // untouched by the address's anonymous one.
     let me = |token: String| {
         let app = &app;
@@ -457,6 +456,13 @@ async fn quotas_by_caller_are_separate_and_sized_by_role() {
         StatusCode::OK,
         "Bob's budget is his own"
     );
+    // The budget is the session's: a token of another session (one a
+    // thief keeps spending, say) never empties the owner's.
+    let again = app
+        .login_with_headers(&alice_email, PASSWORD, &from("198.51.100.1"))
+        .await;
+    let alice_again = again["data"]["login"]["accessToken"].as_str().unwrap();
+    assert_eq!(me(alice_again.to_owned()).await, StatusCode::OK);
     // An administrator's budget is larger (the admin's login was one
     // anonymous operation, from 127.0.0.1).
     for _ in 0..8 {

@@ -301,6 +301,7 @@ mod tests {
                 "warden:rl:anonymous_ip:K",
                 "warden:rl:user:K",
                 "warden:rl:admin:K",
+                "warden:rl:introspect_key:K",
             ]
         );
     }

@@ -58,14 +58,25 @@ pub async fn caller(
 /// The owner and row of a live key: `RATE_LIMITED` when the key's bucket
 /// is empty, `UNAUTHENTICATED` (`INVALID`) for an unknown key, (`REVOKED`)
 /// for a revoked or expired one.
-#[tracing::instrument(skip_all)]
 pub async fn authenticate(
     state: &AppState,
     meta: &RequestMeta,
     presented: &PresentedKey,
 ) -> Result<(user::Model, api_key::Model), AppError> {
+    authenticate_under(state, meta, presented, Rule::ApiKey).await
+}
+
+/// [`authenticate`], spending `rule`'s bucket for the key (`api_key` for
+/// GraphQL, `introspect_key` for `/oauth/introspect`).
+#[tracing::instrument(skip_all)]
+pub async fn authenticate_under(
+    state: &AppState,
+    meta: &RequestMeta,
+    presented: &PresentedKey,
+    rule: Rule,
+) -> Result<(user::Model, api_key::Model), AppError> {
     let facts = KeyFacts::of(meta).with_api_key(presented);
-    limits::enforce_rule(state, meta, Rule::ApiKey, facts).await?;
+    limits::enforce_rule(state, meta, rule, facts).await?;
     let now = state.clock.now();
     let Some((key, user)) = live(state, presented, now).await? else {
         return Err(AppError::Unauthenticated(UnauthReason::Revoked));

@@ -13,6 +13,7 @@ use crate::{
     auth::{
         api_key::{self as mechanism, PresentedKey},
         jwt::VerifyError,
+        limiter::Rule,
     },
     domain::{ApiKeyScope, Role},
     error::AppError,
@@ -36,7 +37,8 @@ pub async fn introspect(
     caller: &PresentedKey,
     token: &str,
 ) -> Result<Value, AppError> {
-    let (_, key) = authenticate::authenticate(state, meta, caller).await?;
+    let (_, key) =
+        authenticate::authenticate_under(state, meta, caller, Rule::IntrospectKey).await?;
     if !ApiKeyScope::parse_stored(&key.scopes).contains(&ApiKeyScope::Introspect) {
         return Err(AppError::Forbidden);
     }
@@ -59,7 +61,14 @@ async fn answer_for_key(state: &AppState, token: &str) -> Result<Value, AppError
     let Some((key, user)) = found else {
         return Ok(inactive());
     };
-    let scope = ApiKeyScope::parse_stored(&key.scopes)
+    let scopes = ApiKeyScope::parse_stored(&key.scopes);
+    // The role the key acts with: an administrator's key is an
+    // administrator only with the ADMIN scope (as in GraphQL).
+    let role = match Role::from_stored(&user.role) {
+        Role::Admin if scopes.contains(&ApiKeyScope::Admin) => Role::Admin,
+        _ => Role::User,
+    };
+    let scope = scopes
         .into_iter()
         .map(|s| s.as_str().to_ascii_lowercase())
         .collect::<Vec<_>>()
@@ -69,7 +78,7 @@ async fn answer_for_key(state: &AppState, token: &str) -> Result<Value, AppError
         "token_type": "api_key",
         "sub": user.id,
         "client_id": key.id,
-        "role": Role::from_stored(&user.role).as_str(),
+        "role": role.as_str(),
         "scope": scope,
         "iat": key.created_at.timestamp(),
     });

@@ -23,6 +23,10 @@ fn user() -> Uuid {
     Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0001)
 }
 
+fn session() -> Uuid {
+    Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0002)
+}
+
 #[test]
 fn every_rule_s_key_holds_exactly_the_parts_it_declares() {
     let pseudonyms = pseudonyms();
@@ -32,6 +36,7 @@ fn every_rule_s_key_holds_exactly_the_parts_it_declares() {
     let facts = KeyFacts::of(&meta)
         .with_email(&pseudonyms, &email)
         .with_user(user())
+        .with_session(session())
         .with_api_key(&presented);
     let pseudonym = pseudonyms.of(&email);
     for rule in Rule::ALL {
@@ -43,6 +48,7 @@ fn every_rule_s_key_holds_exactly_the_parts_it_declares() {
                 KeyPart::Ip => "203.0.113.9".to_owned(),
                 KeyPart::Email => pseudonym.clone(),
                 KeyPart::User => user().to_string(),
+                KeyPart::Session => session().to_string(),
                 KeyPart::ApiKey => presented.rate_key().to_owned(),
             })
             .collect();
@@ -60,6 +66,11 @@ fn every_rule_s_key_holds_exactly_the_parts_it_declares() {
         assert_eq!(
             key.contains(&user().to_string()),
             parts.contains(&KeyPart::User),
+            "{rule:?}: {key}"
+        );
+        assert_eq!(
+            key.contains(&session().to_string()),
+            parts.contains(&KeyPart::Session),
             "{rule:?}: {key}"
         );
         let lower = key.to_lowercase();
@@ -91,12 +102,14 @@ fn the_helpers_the_operations_call_agree_with_each_rule_s_declaration() {
         let facts = KeyFacts::of(&meta)
             .with_email(&pseudonyms, &email)
             .with_user(user())
+            .with_session(session())
             .with_api_key(&presented);
         for rule in Rule::ALL {
             let from_helper = match rule.key_parts() {
                 [KeyPart::Ip] => ip_key(&meta),
                 [KeyPart::Ip, KeyPart::Email] => ip_email_key_under(&pseudonyms, &meta, &email),
                 [KeyPart::User] => user_key(user()),
+                [KeyPart::Session] => session_key(session()),
                 [KeyPart::Email] => email_part(&pseudonyms, &email),
                 [KeyPart::ApiKey] => api_key_key(&presented),
                 other => panic!("{rule:?} is keyed by {other:?}: give it a helper"),
