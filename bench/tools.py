@@ -3,6 +3,7 @@
 
 Subcommands:
   register   create accounts over GraphQL, write "email<TAB>access<TAB>refresh" lines
+  apikeys    create one API key per access token (createApiKey), write the secrets (W13)
   forge      turn valid access tokens into tokens with a bad signature (W2)
   openloop   offer requests at a fixed rate (low rates: login), classify answers (W5, W6)
   conns      hold many keep-alive connections open and read the server's RSS (W8)
@@ -89,6 +90,31 @@ def cmd_register(a):
                 die("register: out of time")
     with open(a.out, "w") as f:
         f.write("\n".join(lines) + "\n")
+
+
+CREATE_KEY = "mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { secret } }"
+
+
+def cmd_apikeys(a):
+    """One key per access token (each token's own account), in the order of
+    the tokens: the keys of W13 are spread over accounts as W1's tokens are."""
+    with open(a.tokens) as f:
+        tokens = [line.strip() for line in f if line.strip()]
+    scopes = [s for s in a.scopes.split(",") if s]
+
+    def one(pair):
+        i, token = pair
+        variables = {"i": {"name": f"{a.name} {i}", "scopes": scopes}}
+        body = post_json(a.port, {"query": CREATE_KEY, "variables": variables}, token=token)
+        data = (body.get("data") or {}).get("createApiKey")
+        if not data:
+            raise RuntimeError(f"createApiKey {i}: {body.get('errors')}")
+        return data["secret"]
+
+    with ThreadPoolExecutor(max_workers=a.parallel) as pool:
+        secrets = list(pool.map(one, enumerate(tokens)))
+    with open(a.out, "w") as f:
+        f.write("\n".join(secrets) + "\n")
 
 
 def cmd_forge(a):
@@ -758,6 +784,15 @@ def main():
     s.add_argument("--parallel", type=int, default=8)
     s.add_argument("--timeout", type=float, default=300)
     s.set_defaults(fn=cmd_register)
+
+    s = sub.add_parser("apikeys")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--tokens", required=True, help="access tokens, one per line")
+    s.add_argument("--scopes", default="USER", help="comma-separated ApiKeyScope names")
+    s.add_argument("--name", default="bench")
+    s.add_argument("--out", required=True)
+    s.add_argument("--parallel", type=int, default=8)
+    s.set_defaults(fn=cmd_apikeys)
 
     s = sub.add_parser("forge")
     s.add_argument("--in", dest="infile", required=True)
