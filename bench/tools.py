@@ -3,6 +3,8 @@
 
 Subcommands:
   register   create accounts over GraphQL, write "email<TAB>access<TAB>refresh" lines
+  apikeys    create one API key per access token (createApiKey), write the secrets (W13)
+  login      sign one account in, print its access token (W14's admin)
   forge      turn valid access tokens into tokens with a bad signature (W2)
   openloop   offer requests at a fixed rate (low rates: login), classify answers (W5, W6)
   conns      hold many keep-alive connections open and read the server's RSS (W8)
@@ -14,6 +16,7 @@ Subcommands:
   redisrtt   time Warden's limiter script against Redis at a fixed rate (W7's floor)
   fill       send N `requestPasswordReset` as fast as a few connections go (W12's queue)
   outbox     count a SQLite database's outbox rows: waiting, sent, given up (W12)
+  explain    one line out of Postgres's EXPLAIN (FORMAT JSON) output: nodes, indexes, times (W14)
   get        print one field of a JSON object (dotted path), or nothing
   calc       print the value of an arithmetic expression (floats)
   row        turn one measurement into one result row (ratio, goal, pass/fail)
@@ -89,6 +92,42 @@ def cmd_register(a):
                 die("register: out of time")
     with open(a.out, "w") as f:
         f.write("\n".join(lines) + "\n")
+
+
+CREATE_KEY = "mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { secret } }"
+
+
+def cmd_apikeys(a):
+    """One key per access token (each token's own account), in the order of
+    the tokens: the keys of W13 are spread over accounts as W1's tokens are."""
+    with open(a.tokens) as f:
+        tokens = [line.strip() for line in f if line.strip()]
+    scopes = [s for s in a.scopes.split(",") if s]
+
+    def one(pair):
+        i, token = pair
+        variables = {"i": {"name": f"{a.name} {i}", "scopes": scopes}}
+        body = post_json(a.port, {"query": CREATE_KEY, "variables": variables}, token=token)
+        data = (body.get("data") or {}).get("createApiKey")
+        if not data:
+            raise RuntimeError(f"createApiKey {i}: {body.get('errors')}")
+        return data["secret"]
+
+    with ThreadPoolExecutor(max_workers=a.parallel) as pool:
+        secrets = list(pool.map(one, enumerate(tokens)))
+    with open(a.out, "w") as f:
+        f.write("\n".join(secrets) + "\n")
+
+
+LOGIN = "mutation($i: LoginInput!) { login(input: $i) { accessToken } }"
+
+
+def cmd_login(a):
+    body = post_json(a.port, {"query": LOGIN, "variables": {"i": {"email": a.email, "password": a.password}}})
+    data = (body.get("data") or {}).get("login") or {}
+    if not data.get("accessToken"):
+        die(f"login {a.email}: {body.get('errors')}")
+    print(data["accessToken"])
 
 
 def cmd_forge(a):
@@ -516,6 +555,55 @@ def cmd_outbox(a):
     print(json.dumps({"waiting": waiting, "sent": sent, "failed": failed}))
 
 
+# ---------------------------------------------------------------- explain (W14)
+def plan_text(node):
+    """The plan as one line: 'Node [index|relation] (rows, removed by
+    filter) > child', siblings in brackets."""
+    what = ("Parallel " if node.get("Parallel Aware") else "") + node.get("Node Type", "?")
+    if node.get("Index Name"):
+        what += f" {node['Index Name']}"
+    elif node.get("Relation Name"):
+        what += f" {node['Relation Name']}"
+    extra = []
+    if "Actual Rows" in node:
+        extra.append(f"rows {node['Actual Rows']}")
+    if node.get("Rows Removed by Filter"):
+        extra.append(f"filtered out {node['Rows Removed by Filter']}")
+    if extra:
+        what += f" ({', '.join(extra)})"
+    children = [plan_text(child) for child in node.get("Plans", [])]
+    if len(children) == 1:
+        what += " > " + children[0]
+    elif children:
+        what += " > [" + "; ".join(children) + "]"
+    return what
+
+
+def cmd_explain(a):
+    """Reads the output of `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)` (psql
+    -At: the JSON document alone) and prints {"summary": "...", "seq_scan":
+    bool, "execution_ms": float, "plan": [...]} on one line."""
+    with open(a.file) as f:
+        text = f.read().strip()
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        print(json.dumps({"summary": "no plan", "seq_scan": None}))
+        return
+    top = doc[0] if isinstance(doc, list) else doc
+    plan = top["Plan"]
+    ms = top.get("Execution Time")
+    buffers = plan.get("Shared Hit Blocks", 0) + plan.get("Shared Read Blocks", 0)
+    # A generic plan (a prepared statement planned without its values)
+    # keeps the parameters in its conditions.
+    generic = bool(re.search(r"\$[0-9]", json.dumps(plan)))
+    summary = plan_text(plan)
+    if ms is not None:
+        summary += f" [{ms:.2f} ms, {buffers} buffers{', generic plan' if generic else ''}]"
+    print(json.dumps({"summary": summary, "seq_scan": "Seq Scan" in summary, "generic": generic,
+                      "execution_ms": ms, "buffers": buffers, "plan": plan}))
+
+
 # --------------------------------------------------------------------- redisrtt
 def resp(*parts):
     out = [b"*%d\r\n" % len(parts)]
@@ -759,6 +847,21 @@ def main():
     s.add_argument("--timeout", type=float, default=300)
     s.set_defaults(fn=cmd_register)
 
+    s = sub.add_parser("apikeys")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--tokens", required=True, help="access tokens, one per line")
+    s.add_argument("--scopes", default="USER", help="comma-separated ApiKeyScope names")
+    s.add_argument("--name", default="bench")
+    s.add_argument("--out", required=True)
+    s.add_argument("--parallel", type=int, default=8)
+    s.set_defaults(fn=cmd_apikeys)
+
+    s = sub.add_parser("login")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--email", required=True)
+    s.add_argument("--password", required=True)
+    s.set_defaults(fn=cmd_login)
+
     s = sub.add_parser("forge")
     s.add_argument("--in", dest="infile", required=True)
     s.add_argument("--out", required=True)
@@ -829,6 +932,10 @@ def main():
     s = sub.add_parser("outbox")
     s.add_argument("--db", required=True, help="the SQLite file")
     s.set_defaults(fn=cmd_outbox)
+
+    s = sub.add_parser("explain")
+    s.add_argument("file", help="psql -At output of EXPLAIN (ANALYZE, FORMAT JSON)")
+    s.set_defaults(fn=cmd_explain)
 
     s = sub.add_parser("redisstat")
     s.add_argument("--port", type=int, required=True)
