@@ -28,6 +28,29 @@ impl Smtp {
     /// `--smtpscert`/`--smtpskey` for implicit TLS, `--tlscert`/`--tlskey`
     /// for STARTTLS).
     pub async fn start_with(host: &str, port: u16, options: &[&std::ffi::OsStr]) -> Smtp {
+        match Smtp::try_start_with(host, port, options).await {
+            Some(smtp) => smtp,
+            None => panic!("aiosmtpd did not start on port {port} (taken by another process?)"),
+        }
+    }
+
+    /// A server on a free loopback port of `host`, and that port. The port
+    /// is picked, released and then bound by aiosmtpd, so another process
+    /// may take it in between; then aiosmtpd exits and another port is
+    /// tried (a test must never send its mail to someone else's server).
+    pub async fn start_free(host: &str) -> (Smtp, u16) {
+        for _ in 0..5 {
+            let port = free_port();
+            if let Some(smtp) = Smtp::try_start_with(host, port, &[]).await {
+                return (smtp, port);
+            }
+        }
+        panic!("aiosmtpd could not hold a free port on {host}");
+    }
+
+    /// [`start_with`](Self::start_with), or `None` when the server exited
+    /// (its port was taken) instead of listening.
+    async fn try_start_with(host: &str, port: u16, options: &[&std::ffi::OsStr]) -> Option<Smtp> {
         let dir = tempfile::tempdir().expect("maildir");
         let child = Command::new("/usr/bin/python3")
             .args(["-m", "aiosmtpd", "-n", "-l"])
@@ -40,14 +63,20 @@ impl Smtp {
             .spawn()
             .expect("python3-aiosmtpd is installed (apt-get install python3-aiosmtpd)");
         // Owned at once, so its Drop kills and reaps it on every path.
-        let smtp = Smtp { child, dir };
+        let mut smtp = Smtp { child, dir };
         for _ in 0..200 {
+            if !matches!(smtp.child.try_wait(), Ok(None)) {
+                return None;
+            }
             if tokio::net::TcpStream::connect((host, port)).await.is_ok() {
-                return smtp;
+                // Something listens: ours only if aiosmtpd is still alive a
+                // moment later (one that lost the port exits at once).
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return matches!(smtp.child.try_wait(), Ok(None)).then_some(smtp);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("aiosmtpd did not start on port {port}");
+        None
     }
 
     /// Every message received so far.

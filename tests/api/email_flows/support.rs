@@ -14,7 +14,7 @@ use warden::config::{Config, RateQuota};
 
 use crate::{
     helpers::{spawn_app_with, TestApp},
-    smtp::{free_port, Smtp},
+    smtp::Smtp,
 };
 
 /// A test app whose mail goes to a real SMTP server on loopback.
@@ -41,8 +41,7 @@ pub async fn mail_app() -> MailApp {
 
 /// [`mail_app`] with `tweak` applied last.
 pub async fn mail_app_with(tweak: impl FnOnce(&mut Config)) -> MailApp {
-    let port = free_port();
-    let smtp = Smtp::start(port).await;
+    let (smtp, port) = Smtp::start_free("127.0.0.1").await;
     let app = spawn_app_with(|c| {
         c.smtp_url = Some(SecretString::from(format!("smtp://127.0.0.1:{port}")));
         c.mail_from = "Warden Test <no-reply@warden.test>".to_owned();
