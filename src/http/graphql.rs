@@ -349,8 +349,8 @@ fn retry_after_of(err: &ServerError) -> Option<u64> {
 }
 
 /// Whose quota a request spends, from what its header said (no lookup):
-/// a verified access token's account and role, an API key (its own rule,
-/// spent at its lookup), or anyone else by IP.
+/// a verified access token's session and role, a live API key (its own
+/// rule, spent at its lookup), or anyone else by IP.
 fn quota_caller(viewer: &Viewer) -> limits::Caller {
     match viewer {
         Viewer::Token(claims) if claims.role == Role::Admin => limits::Caller::Admin(claims.sid),
