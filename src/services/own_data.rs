@@ -36,6 +36,11 @@ use crate::{
 /// however many events someone made an account collect.
 pub const EXPORT_AUDIT_EVENTS: u64 = 10_000;
 
+/// The newest sessions and trusted devices an export lists (each list's
+/// total is given too): an account has no cap on how many it has made
+/// since the last cleanup.
+pub const EXPORT_LIST_ROWS: u64 = 1_000;
+
 /// The name and version of the export's shape.
 pub const EXPORT_FORMAT: &str = "warden-export/1";
 
@@ -95,7 +100,8 @@ pub async fn delete_account(
 }
 
 /// `exportMyData`: everything Warden holds about the caller, as one JSON
-/// document ([`EXPORT_FORMAT`]). Secrets and their hashes never appear:
+/// document ([`EXPORT_FORMAT`]), newest first, each long list bounded
+/// ([`EXPORT_LIST_ROWS`], [`EXPORT_AUDIT_EVENTS`]) with its total. Secrets and their hashes never appear:
 /// not the password hash, refresh or device tokens, the authenticator's
 /// secret, recovery codes, passkey public keys, API-key hashes or mail
 /// bodies (which hold links). What another person did to the account
@@ -132,14 +138,18 @@ pub async fn export(
         .ok_or(AppError::Unauthenticated(
             crate::error::UnauthReason::Revoked,
         ))?;
-    let sessions = session::Entity::find()
-        .filter(session::Column::UserId.eq(user_id))
-        .order_by_asc(session::Column::CreatedAt)
+    let mine = session::Entity::find().filter(session::Column::UserId.eq(user_id));
+    let sessions_total = mine.clone().count(db).await?;
+    let sessions = mine
+        .order_by_desc(session::Column::CreatedAt)
+        .limit(EXPORT_LIST_ROWS)
         .all(db)
         .await?;
-    let devices = trusted_device::Entity::find()
-        .filter(trusted_device::Column::UserId.eq(user_id))
-        .order_by_asc(trusted_device::Column::CreatedAt)
+    let mine = trusted_device::Entity::find().filter(trusted_device::Column::UserId.eq(user_id));
+    let devices_total = mine.clone().count(db).await?;
+    let devices = mine
+        .order_by_desc(trusted_device::Column::CreatedAt)
+        .limit(EXPORT_LIST_ROWS)
         .all(db)
         .await?;
     let totp = totp_factor::Entity::find_by_id(user_id).one(db).await?;
@@ -188,6 +198,7 @@ pub async fn export(
             "disabledAt": account.disabled_at,
             "disabledReason": account.disabled_reason,
         },
+        "sessionsTotal": sessions_total,
         "sessions": sessions.iter().map(|s| json!({
             "id": s.id,
             "createdAt": s.created_at,
@@ -201,6 +212,7 @@ pub async fn export(
             "amr": s.amr.split_whitespace().collect::<Vec<_>>(),
             "current": s.id == session_id,
         })).collect::<Vec<_>>(),
+        "trustedDevicesTotal": devices_total,
         "trustedDevices": devices.iter().map(|d| json!({
             "id": d.id,
             "createdAt": d.created_at,

@@ -300,6 +300,7 @@ async fn an_export_holds_the_callers_data_and_nobody_elses() {
     assert_eq!(export["account"]["email"], alice.as_str());
     let sessions = export["sessions"].as_array().unwrap();
     assert_eq!(sessions.len(), 2, "{export:#}");
+    assert_eq!(export["sessionsTotal"], 2);
     assert!(sessions
         .iter()
         .any(|s| s["ip"] == "203.0.113.7" && s["userAgent"] == "AliceBrowser/1.0"));
@@ -390,4 +391,21 @@ async fn an_export_holds_the_callers_data_and_nobody_elses() {
     assert_eq!(code(&third), Some("RATE_LIMITED"), "{third}");
     // Bob's budget is his own.
     assert!(run(&app, &b_token, EXPORT, json!({})).await["errors"].is_null());
+}
+
+#[tokio::test]
+async fn delete_account_spends_logins_limit_per_ip() {
+    // Each try is a password guess: limited like `login`.
+    let app = spawn_app_with(|c| c.rates.rate_login_ip = "2/h".parse().unwrap()).await;
+    let token = s(&app.register(&email()).await, "accessToken").to_owned();
+    for _ in 0..2 {
+        let wrong = run(&app, &token, DELETE, json!({ "p": "not the password 1" })).await;
+        assert_eq!(code(&wrong), Some("INVALID_CREDENTIALS"), "{wrong}");
+    }
+    let limited = run(&app, &token, DELETE, json!({ "p": PASSWORD })).await;
+    assert_eq!(code(&limited), Some("RATE_LIMITED"), "{limited}");
+    assert!(
+        app.me(Some(&token)).await["errors"].is_null(),
+        "not deleted"
+    );
 }
