@@ -17,6 +17,7 @@ pub mod password;
 pub mod pseudonym;
 pub mod pwned;
 pub mod recovery_code;
+pub mod refusal_pace;
 pub mod sealing;
 pub mod signing;
 pub mod strength;

@@ -17,7 +17,7 @@ use tokio::sync::{OnceCell, Semaphore};
 use tracing::Span;
 
 use crate::{
-    auth::{hash_threads::HashThreads, strength},
+    auth::{hash_threads::HashThreads, refusal_pace::RefusalPace, strength},
     error::AppError,
 };
 
@@ -101,10 +101,12 @@ pub fn is_common(raw: &str) -> bool {
 /// Runs bcrypt off the executor, at most `threads` at a time, with a queue
 /// bounded in *time*: a request that would wait longer than
 /// [`MAX_QUEUE_WAIT`] behind the hashes already queued (estimated from how
-/// long recent hashes took) gets `SERVICE_UNAVAILABLE` at once. Under a
-/// login flood the excess is refused in microseconds instead of piling up
-/// memory and latency; at a low cost (tests) the queue is long, at cost 12
-/// it is a handful of requests.
+/// long recent hashes took) gets `SERVICE_UNAVAILABLE` instead of piling up
+/// memory and latency: at once, or, when refusals come faster than
+/// [`RefusalPace`] allows, after a sleep of at most a second, so that
+/// clients that resend at once cannot take the hashing threads' CPU. At a
+/// low cost (tests) the queue is long, at cost 12 it is a handful of
+/// requests per thread.
 #[derive(Clone)]
 pub struct PasswordHasher {
     cost: u32,
@@ -121,6 +123,8 @@ pub struct PasswordHasher {
     workers: HashThreads,
     /// The longest a request waits for a thread, whatever the estimate said.
     queue_timeout: Duration,
+    /// When the requests refused for want of room are answered.
+    refusals: Arc<RefusalPace>,
 }
 
 impl fmt::Debug for PasswordHasher {
@@ -158,6 +162,7 @@ impl PasswordHasher {
             verifications: Arc::new(AtomicU64::new(0)),
             dummy: Arc::new(OnceCell::new()),
             queue_timeout: QUEUE_TIMEOUT,
+            refusals: Arc::new(RefusalPace::default()),
         })
     }
 
@@ -168,16 +173,18 @@ impl PasswordHasher {
         self
     }
 
-    /// Threads as many as the machine has cores.
+    /// One thread for every core the process may use.
     ///
-    /// One core fewer than the process may use (at least one): bcrypt is a
-    /// tight loop, and a hashing thread on every core would leave the async
-    /// executor, which serves every other request, waiting for CPU.
+    /// The threads run at the lowest priority ([`HashThreads`]): the async
+    /// executor preempts them whenever it has work, so a thread on every
+    /// core takes only CPU that would otherwise idle. Keeping a core free
+    /// of hashing (as Warden did before) cost a 2-core machine half its
+    /// logins and bought nothing the priority does not already give.
     pub fn for_machine(cost: u32) -> Result<Self, std::io::Error> {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
-            .unwrap_or(2);
-        Self::new(cost, cores.saturating_sub(1).max(1))
+            .unwrap_or(1);
+        Self::new(cost, cores)
     }
 
     /// Whether a request arriving now would be queued rather than refused.
@@ -189,6 +196,15 @@ impl PasswordHasher {
         let expected_wait =
             Duration::from_micros(per_hash.saturating_mul(queued as u64) / self.threads as u64);
         expected_wait <= MAX_QUEUE_WAIT && queued < self.threads * MAX_WAITING_PER_THREAD
+    }
+
+    /// The answer to a request that found no room ([`has_room`](Self::has_room)),
+    /// given at the refusals' pace: at once, or after at most a second
+    /// asleep when refusals come faster than 500 a second. The caller holds
+    /// nothing of the queue while it waits.
+    pub async fn refuse_overload(&self) -> AppError {
+        self.refusals.wait_turn().await;
+        AppError::ServiceUnavailable("password hashing queue is full".into())
     }
 
     /// The configured cost.
@@ -269,14 +285,11 @@ impl PasswordHasher {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let admitted = self.has_room();
+        if !self.has_room() {
+            return Err(self.refuse_overload().await);
+        }
         self.waiting.fetch_add(1, Ordering::AcqRel);
         let _leave = Leave(&self.waiting);
-        if !admitted {
-            return Err(AppError::ServiceUnavailable(
-                "password hashing queue is full".into(),
-            ));
-        }
         let permit = tokio::time::timeout(self.queue_timeout, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| {
@@ -402,32 +415,55 @@ mod tests {
         assert!(!format!("{p:?}").contains("lantern"));
     }
 
+    /// The attack: a flood far beyond a second of queued work. What the
+    /// queue cannot take is refused, and the refusals leave at the pace (a
+    /// lower bound on when they are answered, never an upper one).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_flood_is_refused_at_once_beyond_a_second_of_queued_work() {
+    async fn a_flood_is_refused_beyond_a_second_of_queued_work_at_the_refusals_pace() {
+        use crate::auth::refusal_pace::{INTERVAL, MAX_DELAY};
+
         let hasher = PasswordHasher::new(10, 1).unwrap();
         hasher.warm_up().await.expect("dummy hash");
         let per_hash = hasher.average_micros.load(Ordering::Relaxed);
         assert!(per_hash > 0, "the first hash was timed");
         let hash = hasher.dummy_hash().await.expect("hash");
+        let start = tokio::time::Instant::now();
         let flood = (0..400).map(|_| {
             let (hasher, hash) = (hasher.clone(), hash.clone());
-            tokio::spawn(async move { hasher.verify("guess guess guess", &hash).await })
+            tokio::spawn(async move {
+                let outcome = hasher.verify("guess guess guess", &hash).await;
+                (outcome, start.elapsed())
+            })
         });
-        let results = futures::future::join_all(flood).await;
-        let refused = results
+        let results: Vec<_> = futures::future::join_all(flood)
+            .await
+            .into_iter()
+            .map(|r| r.expect("task"))
+            .collect();
+        let refused: Vec<Duration> = results
             .iter()
-            .filter(|r| matches!(r, Ok(Err(AppError::ServiceUnavailable(_)))))
-            .count();
+            .filter(|(r, _)| matches!(r, Err(AppError::ServiceUnavailable(_))))
+            .map(|(_, at)| *at)
+            .collect();
         let served = results
             .iter()
-            .filter(|r| matches!(r, Ok(Ok(false))))
+            .filter(|(r, _)| matches!(r, Ok(false)))
             .count();
-        assert_eq!(refused + served, 400);
-        assert!(refused > 0, "a full queue refuses");
+        assert_eq!(refused.len() + served, 400);
+        assert!(!refused.is_empty(), "a full queue refuses");
         let queue_limit = (MAX_QUEUE_WAIT.as_micros() as usize / per_hash as usize).max(1);
         assert!(
             served <= queue_limit * 2 + 2,
             "served {served}, limit about {queue_limit}"
+        );
+        // n refusals at once take n slots: the last left no sooner than
+        // n - 1 intervals after the flood began (or the cap, if sooner).
+        let last = refused.iter().max().copied().unwrap_or_default();
+        let spread = (INTERVAL * (refused.len() as u32 - 1)).min(MAX_DELAY);
+        assert!(
+            last >= spread,
+            "{} refusals, the last after {last:?}",
+            refused.len()
         );
     }
 

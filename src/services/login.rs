@@ -168,9 +168,7 @@ pub async fn login_with_device(
         return Err(AppError::bad_input("password", "password is too long"));
     }
     if !room {
-        return Err(AppError::ServiceUnavailable(
-            "password hashing queue is full".into(),
-        ));
+        return Err(state.hasher.refuse_overload().await);
     }
     // A token is trusted only for its own account: a stolen token of
     // another account, or any token with an unknown email, counts as none.
