@@ -52,7 +52,6 @@ mod token;
 use std::{convert::Infallible, error::Error, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use chrono::Utc;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{
     body::Incoming, header, server::conn::http1, service::service_fn, Method, Request, Response,
@@ -164,7 +163,7 @@ async fn me(floor: &Floor, req: Request<Incoming>) -> Response<Full<Bytes>> {
     if body.is_empty() {
         return refuse(StatusCode::BAD_REQUEST, "the request body is empty");
     }
-    let now = Utc::now();
+    let now = store::now();
     let verified = match floor
         .tokens
         .verify(head.headers.get(header::AUTHORIZATION), now.timestamp())
