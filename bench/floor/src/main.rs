@@ -44,7 +44,21 @@
 //!   document: it is always `me { id email role }`.
 //! * `GET /healthz`: `ok`, so a harness can wait for it.
 //!
-//! It is never started by Warden and serves until it is killed.
+//!
+//! It prints one line (`warden-floor: serving on ADDR (SQLite, in place)`)
+//! to stderr once it listens, and exits non-zero at once when the store
+//! cannot be opened: start it after Warden has created and migrated the
+//! database (on SQLite, after Warden has put the file in WAL mode). It
+//! serves until it is killed (SIGTERM), without a graceful shutdown. A
+//! harness starts it as `bench/run` starts the ceiling, with the same
+//! secret and Warden's database URL, and waits for `/healthz`:
+//!
+//! ```sh
+//! taskset -c 0 target/release/warden-floor "127.0.0.1:$PORT" "$SECRET" "$MAINDB" &
+//! ```
+//!
+//! `bench/floor/compare.py` checks its answers byte for byte against a
+//! running Warden on the same database.
 
 mod store;
 mod token;
