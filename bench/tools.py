@@ -333,7 +333,10 @@ async def conns(a):
                 failures += 1
                 return
             try:
-                r, w = await asyncio.wait_for(asyncio.open_connection(HOST, a.port), 10)
+                # Beyond one source address's ~28k ephemeral ports,
+                # connections come from 127.0.0.2, .3, … (all loopback).
+                source = (f"127.0.0.{1 + len(opened) // 20000}", 0) if a.n > 20000 else None
+                r, w = await asyncio.wait_for(asyncio.open_connection(HOST, a.port, local_addr=source), 10)
                 status, resp, _ = await http_exchange(r, w, request, 10)
                 if status != 200 or b'"errors"' in resp:
                     failures += 1
