@@ -52,7 +52,10 @@ async fn main() -> ExitCode {
         }
     };
     let now = args.now.unwrap_or_else(Utc::now);
-    match seed(&db, &plan, args.seed, now).await {
+    let seeded = seed(&db, &plan, args.seed, now).await;
+    // Closing the pool lets SQLite fold its WAL into the file.
+    let _ = db.close().await;
+    match seeded {
         Ok(summary) => match serde_json::to_string_pretty(&summary) {
             Ok(json) => {
                 println!("{json}");
