@@ -46,6 +46,7 @@ mod redis_limiter;
 mod refresh;
 mod register_login;
 mod restart;
+mod scale_seed;
 mod schema;
 mod secrets;
 mod sessions;
