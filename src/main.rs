@@ -12,6 +12,17 @@ use warden::{
     config::{check_unknown_env, Config},
 };
 
+/// jemalloc instead of glibc's malloc: an idle keep-alive connection holds
+/// two 8 KiB hyper buffers of which a request touches only the first page
+/// or so, and jemalloc leaves the rest of each buffer untouched (not
+/// resident) where glibc's chunk headers and neighbours dirty it. 10,000
+/// idle connections after one `me` each (request future already boxed,
+/// see `http::serve`): 220 MB -> 146 MB RSS on a debug build. Only the
+/// server binary: tests and tools keep the system allocator.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Warden: a small, fast authentication server that speaks GraphQL.
 #[derive(Parser)]
 #[command(name = "warden", version, about)]

@@ -30,6 +30,7 @@
 
 use std::{convert::Infallible, future::Future, io, io::Write, sync::Arc, time::Duration};
 
+use futures::future::BoxFuture;
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
@@ -145,10 +146,16 @@ where
         let service = service_fn(move |req: hyper::Request<Incoming>| {
             let endpoint = endpoint.clone();
             let req = Request::from((req, local.clone(), remote.clone(), Scheme::HTTP));
-            async move {
+            // Boxed: hyper keeps a slot the size of the service's future in
+            // every connection for as long as it is open, idle or not (in a
+            // box of its own, made with the connection). Warden's endpoint
+            // future is ~10 KB unoptimised; boxed, the slot is a pointer and
+            // the future exists only while a request runs.
+            let response: BoxFuture<'static, Result<_, Infallible>> = Box::pin(async move {
                 let response = endpoint.get_response(req).await;
-                Ok::<_, Infallible>(hyper::Response::from(response))
-            }
+                Ok(hyper::Response::from(response))
+            });
+            response
         });
         // `max_header_size` answers 431 once the unfinished head reaches
         // the cap; `max_buf_size` keeps the read buffer itself from growing
