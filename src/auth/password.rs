@@ -467,6 +467,16 @@ mod tests {
         );
     }
 
+    /// Every core the process may use hashes (at the lowest priority): a
+    /// core kept free of hashing cost a 2-core machine half its logins.
+    #[test]
+    fn the_machine_hasher_has_a_thread_for_every_core_it_may_use() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let hasher = PasswordHasher::for_machine(4).unwrap();
+        assert_eq!(hasher.threads, cores);
+        assert_eq!(hasher.permits.available_permits(), cores);
+    }
+
     #[tokio::test]
     async fn hashes_verify_and_oversize_candidates_never_match() {
         let hasher = PasswordHasher::new(4, 2).unwrap();
