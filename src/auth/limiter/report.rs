@@ -48,13 +48,20 @@ impl RateReport {
         Self::default()
     }
 
-    /// Records the states of a check; a rule seen before takes its newer
-    /// state, in its old place.
+    /// Records the states of a check; a rule seen before keeps, in its old
+    /// place, the state with the fewest units left (the newer on a tie).
+    ///
+    /// Not simply the newer record: the operations of a batch run at once,
+    /// and their answers (a Redis round trip, a hashing thread) come back in
+    /// any order, so the last state recorded may be of an earlier spend.
+    /// Within one request a bucket only empties (short of a refill between
+    /// two spends, which this reports one unit low at most).
     pub fn record(&self, states: &[BucketState]) {
         let mut seen = self.lock();
         for state in states {
             match seen.iter_mut().find(|s| s.rule == state.rule) {
-                Some(old) => *old = *state,
+                Some(old) if state.remaining <= old.remaining => *old = *state,
+                Some(_) => {}
                 None => seen.push(*state),
             }
         }
@@ -159,6 +166,19 @@ mod tests {
         assert_eq!(
             handle.limit_header().as_deref(),
             Some("\"login_ip\";r=8;t=12, \"login_email\";r=4;t=6")
+        );
+    }
+
+    /// Two operations of a batch spent login_ip (9, then 8 left) and their
+    /// states were recorded in the other order: the header still says 8.
+    #[test]
+    fn a_later_spend_recorded_first_still_wins() {
+        let report = RateReport::new();
+        report.record(&[state(Rule::LoginIp, true, 8, 12_000, 0)]);
+        report.record(&[state(Rule::LoginIp, true, 9, 6_000, 0)]);
+        assert_eq!(
+            report.limit_header().as_deref(),
+            Some("\"login_ip\";r=8;t=12")
         );
     }
 
