@@ -133,10 +133,15 @@ pub async fn test_database(dir: &TempDir) -> String {
                 .await
                 .expect("test Postgres reachable");
             drop_leftovers_once(&server).await;
+            drop_finished(&server).await;
             server
                 .execute_unprepared(&format!("CREATE DATABASE {name}"))
                 .await
                 .expect("test database created");
+            FINISHED_WITH_DIR
+                .lock()
+                .expect("registry")
+                .push((dir.path().to_owned(), name.clone()));
             server.close().await.ok();
             with_database_name(&admin, &name)
         }
@@ -144,6 +149,32 @@ pub async fn test_database(dir: &TempDir) -> String {
             "sqlite://{}?mode=rwc",
             dir.path().join("warden.db").display()
         ),
+    }
+}
+
+/// This process's test databases, each with the directory of the test
+/// that made it: a test's `TempDir` is removed when the test ends, and
+/// then its database is dropped by the next test that makes one.
+static FINISHED_WITH_DIR: Mutex<Vec<(std::path::PathBuf, String)>> = Mutex::new(Vec::new());
+
+/// Drops the databases of this process's finished tests. Without it a
+/// run of the suite keeps some 430 databases (about 4 GB) to its end,
+/// more than a CI machine's disk may hold. `FORCE` ends the connections
+/// a stopped test's server may still have open.
+async fn drop_finished(server: &sea_orm::DatabaseConnection) {
+    use sea_orm::ConnectionTrait;
+    let finished: Vec<String> = {
+        let mut live = FINISHED_WITH_DIR.lock().expect("registry");
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut *live)
+            .into_iter()
+            .partition(|(dir, _)| !dir.exists());
+        *live = kept;
+        gone.into_iter().map(|(_, name)| name).collect()
+    };
+    for name in finished {
+        let _ = server
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .await;
     }
 }
 
