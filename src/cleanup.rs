@@ -11,6 +11,7 @@
 //! - email tokens used, superseded or expired more than
 //!   [`EMAIL_TOKEN_RETENTION`] ago (kept that long so a landing page can
 //!   still say "already used" rather than "not valid");
+//! - the minute markers of audited reads (`session_views`) past their minute;
 //! - API keys revoked or expired more than [`API_KEY_RETENTION`] ago (kept
 //!   that long so `apiKeys` still shows an owner why a script stopped; the
 //!   audit rows stay).
@@ -28,7 +29,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use entity::{
     api_key, audit_event, email_token, login_attempt, mail_outbox, mfa_token, refresh_token,
-    session, trusted_device, webauthn_challenge,
+    session, session_view, trusted_device, webauthn_challenge,
 };
 use sea_orm::{
     sea_query::{Expr, ExprTrait, Query},
@@ -72,7 +73,8 @@ pub struct Removed {
     pub mail_outbox: u64,
     /// Email tokens used, superseded or expired before the retention.
     pub email_tokens: u64,
-    /// Expired `mfaToken`s and passkey ceremonies (five-minute rows).
+    /// Expired `mfaToken`s and passkey ceremonies (five-minute rows), and
+    /// the minute markers of audited reads (`session_views`).
     pub ceremonies: u64,
     /// API keys revoked or expired before the retention.
     pub api_keys: u64,
@@ -353,6 +355,15 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
             break;
         }
     }
+    // The minute markers of audited reads (`services::audit::record_view`):
+    // past their minute they mean nothing. One statement: there is at most
+    // one row per session that read the log or the accounts since the last
+    // pass.
+    removed.ceremonies += session_view::Entity::delete_many()
+        .filter(session_view::Column::At.lt(now - crate::services::audit::VIEW_WINDOW))
+        .exec(db.write())
+        .await?
+        .rows_affected;
     let key_cutoff = now - API_KEY_RETENTION;
     loop {
         let ids: Vec<Uuid> = api_key::Entity::find()

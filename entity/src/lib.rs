@@ -15,6 +15,7 @@ pub mod recovery_code;
 pub mod refresh_token;
 pub mod server_key;
 pub mod session;
+pub mod session_view;
 pub mod signing_key;
 pub mod totp_factor;
 pub mod trusted_device;

@@ -21,6 +21,7 @@ mod m20261202_000005_second_factors;
 mod m20261203_000001_passkeys;
 mod m20261203_000002_admin;
 mod m20261203_000003_api_keys;
+mod m20261203_000004_session_views;
 
 /// The list of every migration, in the order they apply.
 pub struct Migrator;
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_passkeys::Migration),
             Box::new(m20261203_000002_admin::Migration),
             Box::new(m20261203_000003_api_keys::Migration),
+            Box::new(m20261203_000004_session_views::Migration),
         ]
     }
 }

@@ -5,10 +5,11 @@
 //! Rows hold ids, kinds and reasons — never a password, token or hash.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use entity::{audit_event, session};
+use entity::{audit_event, session_view};
 use sea_orm::{
+    sea_query::{Expr, ExprTrait, OnConflict},
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    ConnectionTrait, DbErr, EntityTrait,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -86,16 +87,21 @@ pub async fn record<C: ConnectionTrait>(
 /// How long one session's reads of the log share one `AUDIT_LOG_VIEWED` row.
 pub const VIEW_WINDOW: TimeDelta = TimeDelta::seconds(60);
 
-/// Records `event` (an `AUDIT_LOG_VIEWED` of `session_id`) unless that
-/// session already has one younger than [`VIEW_WINDOW`]; true when written.
+/// Records `event` (an `AUDIT_LOG_VIEWED` or `USERS_VIEWED` of
+/// `session_id`) unless that session already had one of its kind less than
+/// [`VIEW_WINDOW`] ago; true when written.
 ///
-/// Decided in the database, so it holds across instances: the transaction
-/// first locks the session's row (`SELECT … FOR UPDATE` on Postgres; on
-/// SQLite `BEGIN IMMEDIATE` already serialises writers), then looks for a
-/// recent row and inserts only when there is none. Two concurrent reads of
-/// one session therefore queue on the lock, and the second finds the
-/// first's row. Without the lock, both could see "none" under READ
-/// COMMITTED and both insert.
+/// Decided in the database, so it holds across instances, and by the
+/// session's row in `session_views`, never by searching the audit log (a
+/// walk over all of an account's events, or all of the last minute's,
+/// that grew with the data). Most reads come within the minute of the
+/// previous one: a primary-key read answers them and nothing is written.
+/// Otherwise one upsert claims the minute — it inserts the row, or moves
+/// an old row's time forward only while it is still old — and the audit
+/// row is written in the same transaction. Of two concurrent claims one
+/// changes the row and the other changes nothing (Postgres makes the
+/// second wait for the first's commit and re-checks the condition; SQLite
+/// runs one writer at a time), so one audit row is written per minute.
 pub async fn record_view(
     db: &Db,
     now: DateTime<Utc>,
@@ -103,24 +109,31 @@ pub async fn record_view(
     session_id: Uuid,
     event: Event,
 ) -> Result<bool, DbErr> {
-    let txn = db.begin().await?;
-    let mut lock = session::Entity::find_by_id(session_id).select_only();
-    lock = lock.column(session::Column::Id);
-    if !db.is_sqlite() {
-        lock = lock.lock_exclusive();
-    }
-    lock.into_tuple::<Uuid>().one(&txn).await?;
-    let recent = audit_event::Entity::find()
-        .select_only()
-        .column(audit_event::Column::Id)
-        .filter(audit_event::Column::UserId.eq(event.user_id))
-        .filter(audit_event::Column::SessionId.eq(session_id))
-        .filter(audit_event::Column::Kind.eq(event.kind.as_str()))
-        .filter(audit_event::Column::At.gt(now - VIEW_WINDOW))
-        .into_tuple::<i64>()
-        .one(&txn)
+    let kind = event.kind.as_str();
+    let cutoff = now - VIEW_WINDOW;
+    let last = session_view::Entity::find_by_id((session_id, kind.to_owned()))
+        .one(db.read())
         .await?;
-    if recent.is_some() {
+    if last.is_some_and(|view| view.at > cutoff) {
+        return Ok(false);
+    }
+    let txn = db.begin().await?;
+    let claimed = session_view::Entity::insert(session_view::ActiveModel {
+        session_id: Set(session_id),
+        kind: Set(kind.to_owned()),
+        at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::columns([session_view::Column::SessionId, session_view::Column::Kind])
+            .update_column(session_view::Column::At)
+            .action_and_where(
+                Expr::col((session_view::Entity, session_view::Column::At)).lte(cutoff),
+            )
+            .to_owned(),
+    )
+    .exec_without_returning(&txn)
+    .await?;
+    if claimed == 0 {
         return Ok(false);
     }
     record(&txn, now, meta, event).await?;

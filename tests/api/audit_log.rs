@@ -337,3 +337,59 @@ async fn concurrent_reads_on_two_instances_write_one_viewed_row_a_minute() {
     }
     assert_eq!(rows, [1, 2, 3], "viewed rows after each minute");
 }
+
+/// The rows of `session_views` (the minute markers of audited reads).
+async fn markers(app: &TestApp) -> usize {
+    use sea_orm::EntityTrait;
+    entity::session_view::Entity::find()
+        .all(app.state.db.read())
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn the_log_and_the_accounts_are_audited_apart_and_cleanup_drops_stale_minute_markers() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let users = "{ users(first: 1) { edges { node { id } } } }";
+    // One session reads the log, then the accounts, then both again: one
+    // row of each kind, whichever came first.
+    for _ in 0..2 {
+        assert!(log(&app, &admin, json!({ "first": 1 })).await["errors"].is_null());
+        assert!(app.gql(Some(&admin), users, json!({})).await["errors"].is_null());
+    }
+    let kinds = |rows: &[Value], kind: &str| rows.iter().filter(|n| n["kind"] == kind).count();
+    let seen = nodes(&log(&app, &admin, json!({ "first": 200 })).await);
+    assert_eq!(kinds(&seen, "AUDIT_LOG_VIEWED"), 1, "{seen:?}");
+    assert_eq!(kinds(&seen, "USERS_VIEWED"), 1, "{seen:?}");
+    assert_eq!(markers(&app).await, 2);
+
+    // Within the minute cleanup keeps them; past it they mean nothing.
+    let now = app.clock.now();
+    let early = warden::cleanup::run_once(
+        &app.state.db,
+        &app.config,
+        now + chrono::TimeDelta::seconds(30),
+    )
+    .await
+    .unwrap();
+    assert_eq!((early.ceremonies, markers(&app).await), (0, 2));
+    let late = warden::cleanup::run_once(
+        &app.state.db,
+        &app.config,
+        now + chrono::TimeDelta::seconds(61),
+    )
+    .await
+    .unwrap();
+    assert_eq!((late.ceremonies, markers(&app).await), (2, 0));
+
+    // With its marker gone, the session's next read (a minute on) is
+    // audited again, and only once.
+    app.clock.advance(std::time::Duration::from_secs(61));
+    for _ in 0..3 {
+        assert!(log(&app, &admin, json!({ "first": 1 })).await["errors"].is_null());
+    }
+    assert_eq!(views(&app).await.len(), 2);
+    assert_eq!(markers(&app).await, 1);
+}
