@@ -97,17 +97,27 @@ pub async fn list(
     if let Some(search) = parse_search(filter.search.as_deref())? {
         searching = true;
         let pattern = format!("{}%", escape_like(&search));
-        select = select.filter(
-            Condition::any()
-                .add(
-                    Expr::col(user::Column::Email)
-                        .like(LikeExpr::new(pattern.clone()).escape('\\')),
-                )
-                .add(
-                    Expr::expr(Func::lower(Expr::col(user::Column::Username)))
-                        .like(LikeExpr::new(pattern).escape('\\')),
-                ),
-        );
+        let lower_username = || Expr::expr(Func::lower(Expr::col(user::Column::Username)));
+        let mut email = Condition::all()
+            .add(Expr::col(user::Column::Email).like(LikeExpr::new(pattern.clone()).escape('\\')));
+        let mut username =
+            Condition::all().add(lower_username().like(LikeExpr::new(pattern).escape('\\')));
+        // SQLite's LIKE is case-insensitive and its indexes are binary, so
+        // it never walks an index for a LIKE: it read the whole table. The
+        // same prefix as a range of the binary order (UTF-8 bytes compare
+        // as code points) walks the email's unique index and the
+        // `lower(username)` index; the LIKE stays, for its exact meaning.
+        if state.db.is_sqlite() {
+            if let Some(next) = prefix_successor(&search) {
+                email = email
+                    .add(user::Column::Email.gte(search.clone()))
+                    .add(user::Column::Email.lt(next.clone()));
+                username = username
+                    .add(lower_username().gte(search.clone()))
+                    .add(lower_username().lt(next));
+            }
+        }
+        select = select.filter(Condition::any().add(email).add(username));
     }
     if let Some(role) = filter.role {
         select = select.filter(user::Column::Role.eq(role.as_str()));
@@ -286,6 +296,20 @@ async fn viewed(
     Ok(())
 }
 
+/// The least string above every string that starts with `prefix`: the
+/// prefix with its last character moved one code point on (none when that
+/// character is the last there is).
+fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    let last = chars.pop()?;
+    let next = match last {
+        '\u{D7FF}' => '\u{E000}',
+        c => char::from_u32(u32::from(c) + 1)?,
+    };
+    chars.push(next);
+    Some(chars.into_iter().collect())
+}
+
 /// A trimmed, lowercase search, or none when blank.
 fn parse_search(raw: Option<&str>) -> Result<Option<String>, AppError> {
     let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
@@ -328,6 +352,24 @@ mod tests {
             decode_cursor(&audit),
             Err(AppError::BadUserInput { field: "after", .. })
         ));
+    }
+
+    #[test]
+    fn a_prefix_range_holds_exactly_the_strings_with_the_prefix() {
+        assert_eq!(prefix_successor("kwame").as_deref(), Some("kwamf"));
+        assert_eq!(prefix_successor("a.b_").as_deref(), Some("a.b`"));
+        assert_eq!(prefix_successor("\u{D7FF}").as_deref(), Some("\u{E000}"));
+        assert_eq!(prefix_successor("x\u{10FFFF}"), None);
+        assert_eq!(prefix_successor(""), None);
+        // Byte order is code-point order: everything with the prefix sorts
+        // inside [prefix, successor), its neighbours outside.
+        let next = prefix_successor("jö").unwrap();
+        for inside in ["jö", "jö@x", "jö\u{10FFFF}\u{10FFFF}", "jöz"] {
+            assert!(inside >= "jö" && inside < next.as_str(), "{inside}");
+        }
+        for outside in ["jo", "jõ", "j÷", "k"] {
+            assert!(!(outside >= "jö" && outside < next.as_str()), "{outside}");
+        }
     }
 
     #[test]
