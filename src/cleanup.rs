@@ -124,54 +124,37 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
     let mut removed = Removed::default();
 
     let retention_cutoff = now - delta(config.revoked_retention);
+    // Sessions are walked once, in id order, [`BATCH`] at a time: each
+    // statement reads at most that many sessions and looks up each live
+    // one's tokens by index, so its cost does not grow with the tables.
+    // (Asking for "the first BATCH dead sessions" instead scanned the whole
+    // table per batch on Postgres, with every refresh token hashed, and on
+    // SQLite read the same live sessions again for every batch.)
+    let mut after: Option<Uuid> = None;
     loop {
-        let ids: Vec<Uuid> = session::Entity::find()
-            .select_only()
-            .column(session::Column::Id)
-            .filter(session::Column::RevokedAt.is_not_null())
-            .filter(session::Column::RevokedAt.lt(retention_cutoff))
-            .limit(BATCH)
-            .into_tuple()
-            .all(db.read())
-            .await?;
-        let (sessions, tokens) = delete_sessions(db, &ids).await?;
+        let walked = session_batch(db, after, now).await?;
+        let Some(&(last, ..)) = walked.last() else {
+            break;
+        };
+        after = Some(last);
+        let (mut revoked, mut dead) = (Vec::new(), Vec::new());
+        for &(id, revoked_at, expires_at, usable) in &walked {
+            match revoked_at {
+                Some(at) if at < retention_cutoff => revoked.push(id),
+                Some(_) => {}
+                // Live (unrevoked) sessions that can no longer be used: past
+                // their absolute end, or with no unused, unexpired token.
+                None if expires_at <= now || !usable => dead.push(id),
+                None => {}
+            }
+        }
+        let (sessions, tokens) = delete_sessions(db, &revoked).await?;
         removed.revoked_sessions += sessions;
         removed.refresh_tokens += tokens;
-        if (ids.len() as u64) < BATCH {
-            break;
-        }
-    }
-
-    loop {
-        // Live (unrevoked) sessions that can no longer be used: past their
-        // absolute end, or with no unused, unexpired refresh token.
-        let usable = Query::select()
-            .expr(Expr::val(1))
-            .from(refresh_token::Entity)
-            .and_where(
-                Expr::col((refresh_token::Entity, refresh_token::Column::SessionId))
-                    .equals((session::Entity, session::Column::Id)),
-            )
-            .and_where(Expr::col((refresh_token::Entity, refresh_token::Column::UsedAt)).is_null())
-            .and_where(Expr::col((refresh_token::Entity, refresh_token::Column::ExpiresAt)).gt(now))
-            .to_owned();
-        let ids: Vec<Uuid> = session::Entity::find()
-            .select_only()
-            .column(session::Column::Id)
-            .filter(session::Column::RevokedAt.is_null())
-            .filter(
-                sea_orm::Condition::any()
-                    .add(session::Column::ExpiresAt.lte(now))
-                    .add(Expr::exists(usable).not()),
-            )
-            .limit(BATCH)
-            .into_tuple()
-            .all(db.read())
-            .await?;
-        let (sessions, tokens) = delete_sessions(db, &ids).await?;
+        let (sessions, tokens) = delete_sessions(db, &dead).await?;
         removed.expired_sessions += sessions;
         removed.refresh_tokens += tokens;
-        if (ids.len() as u64) < BATCH {
+        if (walked.len() as u64) < BATCH {
             break;
         }
     }
@@ -397,6 +380,38 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
 }
 
 /// Deletes `ids` and their refresh tokens in one short transaction.
+/// One step of the walk over sessions: up to [`BATCH`] sessions after
+/// `after` in id order, each with when it was revoked, when it ends, and
+/// whether it still has an unused, unexpired refresh token.
+async fn session_batch(
+    db: &Db,
+    after: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<Vec<(Uuid, Option<DateTime<Utc>>, DateTime<Utc>, bool)>, DbErr> {
+    let usable = Query::select()
+        .expr(Expr::val(1))
+        .from(refresh_token::Entity)
+        .and_where(
+            Expr::col((refresh_token::Entity, refresh_token::Column::SessionId))
+                .equals((session::Entity, session::Column::Id)),
+        )
+        .and_where(Expr::col((refresh_token::Entity, refresh_token::Column::UsedAt)).is_null())
+        .and_where(Expr::col((refresh_token::Entity, refresh_token::Column::ExpiresAt)).gt(now))
+        .to_owned();
+    let mut select = session::Entity::find()
+        .select_only()
+        .column(session::Column::Id)
+        .column(session::Column::RevokedAt)
+        .column(session::Column::ExpiresAt)
+        .expr(Expr::exists(usable))
+        .order_by_asc(session::Column::Id)
+        .limit(BATCH);
+    if let Some(after) = after {
+        select = select.filter(session::Column::Id.gt(after));
+    }
+    select.into_tuple().all(db.read()).await
+}
+
 async fn delete_sessions(db: &Db, ids: &[Uuid]) -> Result<(u64, u64), DbErr> {
     if ids.is_empty() {
         return Ok((0, 0));
