@@ -25,24 +25,35 @@ Prints one JSON line: {"op", "backend", "engine", "statements": [{"name",
 The statements are Warden's own text, in the order the operation sends them
 (`src` says where in src/): sea-orm's, as Postgres logs them with
 log_min_duration_statement = 0 and as SQLite's sqlite3_prepare_v3 receives
-them (same text, `?` for `$n`, no FOR UPDATE). Two differ by backend: `me`'s
-session check (in place on a SQLite file, batched on Postgres) and the
+them (same text, `?` for `$n`, no FOR UPDATE). Three differ by backend:
+`me`'s session check (in place on a SQLite file, batched on Postgres), the
 refresh rotation (one read and four writes on SQLite; one statement on
-Postgres, read from src/services/rotation/postgres.rs).
+Postgres, read from src/services/rotation/postgres.rs), and the `users`
+search (on SQLite each LIKE also has the prefix as a binary range).
+auditLog and `users` end with record_view: a read of the session's minute
+marker (session_views), then the upsert that claims the minute and the
+audit row (Warden sends these two only when the marker is absent or a
+minute old).
 
 SQLite: EXPLAIN QUERY PLAN with the values bound as Warden binds them (UUIDs
 as 16-byte blobs, times as RFC 3339 text); a read is then run once for `ms`.
 The plan is that of Python's SQLite library (`engine`), not of the one built
 into Warden (LD_PRELOAD a libsqlite3.so.0 of Warden's version to get its
 planner: 3.51.3 chose the same plans as 3.40, but for cleanup details).
-Postgres: EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) with the values as
-literals (a custom plan; a pooled prepared statement may switch to a generic
-plan after five executions), each in BEGIN ... ROLLBACK, so writes change
-nothing; a write that cannot run (a duplicate key, a missing row it
-refers to) gets a plain EXPLAIN, and `ms` null. `full_scan`: SQLite `SCAN
-<table>` without an index, Postgres `Seq Scan` (harmless on an empty table).
-`cleanup` is the first batch of each loop of src/cleanup.rs run_once, its
-DELETEs with the ids its SELECTs found (a made-up one when none).
+Postgres: EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON) with the values
+as literals (a custom plan; a pooled prepared statement may switch to a
+generic plan after five executions), each in BEGIN ... ROLLBACK, so writes
+change nothing; a write that cannot run (a duplicate key, a missing row it
+refers to) gets a plain EXPLAIN, and `ms` null. A subplan built once into a
+hash table reads `hashed SubPlan n` (else it runs once per outer row).
+`full_scan`: SQLite `SCAN <table>` without an index, Postgres `Seq Scan`
+(harmless on an empty table).
+`cleanup` is src/cleanup.rs run_once: the first batch of its walk over
+sessions in id order and the next batch's statement (`id >` the first's
+last), the deletes of the revoked and of the dead sessions that batch
+found; then the first batch of each other loop, its DELETE with the ids its
+SELECT found (a made-up one when none), and the one DELETE of stale
+session_views markers.
 """
 import argparse, datetime as dt, hashlib, json, re, sqlite3, subprocess, sys, time, uuid
 from pathlib import Path
@@ -62,6 +73,7 @@ COLS = {  # every column of each entity, in sea-orm's order
                     "used_at",
     "mail_outbox": "id kind recipient message_id sealed created_at next_attempt_at attempts last_error sent_at "
                    "failed_at claim_owner claim_until",
+    "session_views": "session_id kind at",
 }
 U_ALIASED = ", ".join("u." + c for c in COLS["users"].split())  # entity::user_columns!()
 
@@ -186,13 +198,17 @@ class Db:
     def explain_pg(self, text):
         run = "BEGIN;\nSET LOCAL statement_timeout = '300s';\nSET LOCAL lock_timeout = '2s';\n{};\nROLLBACK;\n"
         try:
-            top = json.loads(self.psql(run.format("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + text)))[0]
+            top = json.loads(self.psql(run.format("EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON) " + text)))[0]
         except (RuntimeError, ValueError) as err:  # a write that cannot run here: its plan alone
             print(f"scale_plans: {err}; plain EXPLAIN instead", file=sys.stderr)
-            top = json.loads(self.psql(run.format("EXPLAIN (FORMAT JSON) " + text)))[0]
+            top = json.loads(self.psql(run.format("EXPLAIN (VERBOSE, FORMAT JSON) " + text)))[0]
+        # a subplan run once into a hash table (its expression says "hashed SubPlan n": VERBOSE shows it in an
+        # output column too), not once per outer row
+        hashed = set(re.findall(r"hashed (SubPlan \d+)", json.dumps(top)))
 
         def node(n):  # 'Node index-or-table (rows, filtered out) > child', siblings in brackets
-            what = (n["Subplan Name"] + ": " if "Subplan Name" in n else "") + \
+            name = n.get("Subplan Name")
+            what = (("hashed " if name in hashed else "") + name + ": " if name else "") + \
                 ("Parallel " if n.get("Parallel Aware") else "") + n["Node Type"]
             what += f" {n.get('Index Name') or n.get('Relation Name') or ''}".rstrip()
             extra = [f"rows {n['Actual Rows']}"] if "Actual Rows" in n else []
@@ -256,14 +272,28 @@ def sign_in(v):
 
 
 def viewed(v, kind, uid, sid):
-    """audit.rs record_view: one row per session and minute (the session held, a read, the row)."""
+    """audit.rs record_view: one audit row per session, kind and minute, decided by the session's marker in
+    session_views (a primary-key read on the read pool; when it is absent or a minute old, a transaction
+    claims the minute with an upsert, then writes the audit row)."""
     src = "services/audit.rs record_view"
-    return [S("view: session lock", src,
-              q("sessions", "SELECT @id FROM %T WHERE @id = {s} LIMIT {1}{FOR_UPDATE}"), s=sid),
-            S("view: one this minute?", src, q(
-                "audit_events", "SELECT @id FROM %T WHERE @user_id = {u} AND @session_id = {s} AND @kind = {k} "
-                "AND @at > {since} LIMIT {1}"), u=uid, s=sid, k=kind, since=ts(v["now"] - MINUTE)),
-            audit(v, kind, uid, sid, name="view: audit insert")]
+    claim = insert("session_views", sid, kind, v["now"])
+    return [S("view: this minute's marker", src,
+              q("session_views", "SELECT %C FROM %T WHERE @session_id = {s} AND @kind = {k} LIMIT {1}"),
+              s=sid, k=kind),
+            S("view: marker claim (once a minute)", src, claim[0] + ' ON CONFLICT ("session_id", "kind") DO UPDATE '
+              'SET "at" = "excluded"."at" WHERE "session_views"."at" <= {cut}', claim[1], cut=ts(v["now"] - MINUTE)),
+            audit(v, kind, uid, sid, name="view: audit insert (once a minute)")]
+
+
+def prefix_successor(prefix):
+    """admin/users.rs prefix_successor: the prefix with its last character one code point on (None past the
+    last one)."""
+    if not prefix:
+        return None
+    last = ord(prefix[-1])
+    if last == 0xD7FF:
+        return prefix[:-1] + "\uE000"
+    return prefix[:-1] + chr(last + 1) if last < 0x10FFFF else None
 
 
 def statements(db, op, v):
@@ -356,15 +386,21 @@ def statements(db, op, v):
                 "audit_events", f"SELECT %C FROM %T WHERE @user_id = {{heavy}}{deep} ORDER BY @id DESC LIMIT {{51}}"))
         ] + viewed(v, "AUDIT_LOG_VIEWED", v["heavy"], v["heavy_sid"])
     if op == "users_search":  # users(first: 50, filter: {search}) as an admin
-        pat = re.sub(r"([%_\\])", r"\\\1", v["search"].strip().lower()) + "%"
+        search = v["search"].strip().lower()
+        pat, nxt = re.sub(r"([%_\\])", r"\\\1", search) + "%", prefix_successor(search)
         like = '"email" LIKE {pat} ESCAPE {ESC} OR LOWER("username") LIKE {pat} ESCAPE {ESC}'
+        if not db.pg and nxt is not None:  # on SQLite the prefix also as a binary range, for the indexes
+            like = ('("email" LIKE {pat} ESCAPE {ESC} AND "users"."email" >= {lo} AND "users"."email" < {hi}) OR '
+                    '(LOWER("username") LIKE {pat} ESCAPE {ESC} AND LOWER("username") >= {lo} AND '
+                    'LOWER("username") < {hi})')
+        bound = dict(pat=pat, lo=search, hi=nxt)
         probe, src = f'SELECT "users"."id" FROM "users" WHERE {like} LIMIT {{5001}}', "services/admin/users.rs "
         out = auth(db, v["admin"], v["admin_sid"]) + [S("search probe (NARROW + 1 ids)", src + "narrow_search", probe,
-                                                        pat=pat)]
-        ids = sorted(r[0] for r in db.rows(probe, pat=pat))
+                                                        **bound)]
+        ids = sorted(r[0] for r in db.rows(probe, **bound))
         if len(ids) > 5000:  # more than NARROW matches: the primary key is walked
             out.append(S("search walk by id", src + "fetch",
-                         q("users", f"SELECT %C FROM %T WHERE {like} ORDER BY @id ASC LIMIT {{51}}"), pat=pat))
+                         q("users", f"SELECT %C FROM %T WHERE {like} ORDER BY @id ASC LIMIT {{51}}"), **bound))
         elif ids:  # else the first 51 ids, read by id
             out.append(S("search page by ids", src + "narrow_search",
                          q("users", "SELECT %C FROM %T WHERE @id IN ({ids}) ORDER BY @id ASC"), ids=ids[:51]))
@@ -382,22 +418,40 @@ def statements(db, op, v):
 
 
 def cleanup(db, v):
-    """src/cleanup.rs run_once with Warden's default retentions: each loop's SELECT, then its DELETEs."""
-    now, out = v["now"], []
-    for name, where in [("revoked sessions", "@revoked_at IS NOT NULL AND @revoked_at < {cut}"),
-                        ("expired or spent sessions", '@revoked_at IS NULL AND (@expires_at <= {now} OR (NOT EXISTS('
-                         'SELECT {1} FROM "refresh_tokens" WHERE "refresh_tokens"."session_id" = "sessions"."id" AND '
-                         '"refresh_tokens"."used_at" IS NULL AND "refresh_tokens"."expires_at" > {now})))')]:
-        sql = q("sessions", f"SELECT @id FROM %T WHERE {where} LIMIT {{1000}}")
-        ids = [r[0] for r in db.rows(sql, now=now, cut=ts(now - 30 * DAY))] or [new_id()]
-        out += [S(name, "cleanup.rs run_once", sql, cut=ts(now - 30 * DAY)),
-                S(f"{name}: lock ({len(ids)})", "cleanup.rs delete_sessions",
+    """src/cleanup.rs run_once with Warden's default retentions: the first batch of its walk over sessions (and
+    the statement of the next batch), the deletes of that batch, then each other loop's SELECT and DELETE."""
+    now, out, kept = v["now"], [], ts(v["now"] - 30 * DAY)  # WARDEN_REVOKED_RETENTION's default
+    walk = 'SELECT @id, @revoked_at, @expires_at FROM %T{where} ORDER BY @id ASC LIMIT {1000}'
+    first, later = (q("sessions", walk.replace("{where}", w)) for w in ("", " WHERE @id > {after}"))
+    walked = db.rows(first, now=now)
+    when = lambda x: None if x in (None, "") else dt.datetime.fromisoformat(x)
+    # The live, unexpired sessions of the batch: which still have a usable token (the second statement).
+    undecided = [sid for sid, revoked_at, expires_at in walked
+                 if when(revoked_at) is None and when(expires_at) > now]
+    usable_sql = q("refresh_tokens", "SELECT @session_id FROM %T WHERE @session_id IN ({ids}) "
+                   "AND @used_at IS NULL AND @expires_at > {now}")
+    usable = {r[0] for r in db.rows(usable_sql, now=now, ids=undecided)} if undecided else set()
+    revoked, dead = [], []
+    for sid, revoked_at, expires_at in walked:  # session_batch's caller: the same split
+        revoked_at = when(revoked_at)
+        if revoked_at is not None:
+            revoked += [sid] if revoked_at < kept else []
+        elif when(expires_at) <= now or sid not in usable:
+            dead.append(sid)
+    after = walked[-1][0] if walked else new_id()
+    out += [S(f"sessions walk ({len(walked)})", "cleanup.rs session_batch", first),
+            S("sessions walk: next batch", "cleanup.rs session_batch", later, after=after),
+            S(f"sessions walk: usable tokens ({len(undecided)})", "cleanup.rs session_batch", usable_sql,
+              ids=undecided or [new_id()])]
+    for name, ids in [("revoked sessions", revoked), ("expired or spent sessions", dead)]:
+        ids = ids or [new_id()]  # none: Warden sends nothing; one made up shows the plan
+        out += [S(f"{name}: lock ({len(ids)})", "cleanup.rs delete_sessions",
                   q("sessions", "SELECT @id FROM %T WHERE @id IN ({ids}){FOR_UPDATE}"), ids=ids),
                 S(f"{name}: their tokens", "cleanup.rs delete_sessions",
                   q("refresh_tokens", "DELETE FROM %T WHERE @session_id IN ({ids})"), ids=ids),
                 S(f"{name}: delete", "cleanup.rs delete_sessions",
                   q("sessions", "DELETE FROM %T WHERE @id IN ({ids})"), ids=ids)]
-    # table, key, what is due (the DELETE repeats it when `again`), the cutoff, ORDER BY
+    # table, key, what is due (the DELETE repeats it when `again`), the cutoff, ORDER BY; key None: one DELETE
     for table, key, due, again, cut, order in [
             ("audit_events", "id", "@at < {cut}", "", 90 * DAY, " ORDER BY @id ASC"),
             ("login_attempts", "email", "@window_started_at < {cut} AND (@locked_until IS NULL OR "
@@ -407,7 +461,12 @@ def cleanup(db, v):
             ("email_tokens", "id", "@used_at < {cut} OR @expires_at < {cut}", " AND ({due})", DAY, ""),
             ("mfa_tokens", "id", "@expires_at < {cut}", "", 60 * MINUTE, ""),
             ("webauthn_challenges", "id", "@expires_at < {cut}", "", 60 * MINUTE, ""),
+            ("session_views", None, "@at < {cut}", "", MINUTE, ""),  # the minute markers of audited reads
             ("api_keys", "id", "@revoked_at < {cut} OR @expires_at < {cut}", "", 30 * DAY, "")]:
+        if key is None:
+            out.append(S(f"{table}: delete", "cleanup.rs run_once", q(table, f"DELETE FROM %T WHERE {due}"),
+                         cut=ts(now - cut)))
+            continue
         sql = q(table, f"SELECT @{key} FROM %T WHERE {due}{order} LIMIT {{1000}}")
         ids = [int(r[0]) if table == "audit_events" else r[0] for r in db.rows(sql, now=now, cut=ts(now - cut))]
         if not ids:  # nothing due: Warden sends no DELETE; one that matches nothing shows its plan
