@@ -46,8 +46,8 @@ generic plan after five executions), each in BEGIN ... ROLLBACK, so writes
 change nothing; a write that cannot run (a duplicate key, a missing row it
 refers to) gets a plain EXPLAIN, and `ms` null. A subplan built once into a
 hash table reads `hashed SubPlan n` (else it runs once per outer row).
-`full_scan`: SQLite `SCAN <table>` without an index, Postgres `Seq Scan`
-(harmless on an empty table).
+`full_scan`: SQLite `SCAN <table>` without an index; Postgres `Seq Scan`
+that read 1,000 rows or more (an empty or tiny table is read that way).
 `cleanup` is src/cleanup.rs run_once: the first batch of its walk over
 sessions in id order and the next batch's statement (`id >` the first's
 last), the deletes of the revoked and of the dead sessions that batch
@@ -223,7 +223,19 @@ class Db:
             plan += f" [{ms:.2f} ms, {buffers} buffers]"
         for t in top.get("Triggers", []):  # foreign-key checks and cascades
             plan += f" [trigger {t.get('Constraint Name') or t['Trigger Name']}: {t['Time']:.2f} ms]"
-        return plan, "Seq Scan" in plan, ms
+        return plan, big_seq_scan(top["Plan"]), ms
+
+
+def big_seq_scan(n):
+    """A Seq Scan that read 1,000 rows or more (kept plus filtered out; per loop, times the loops), or one
+    planned without running (no row counts): a scan of a table that is empty, or of a few dozen rows,
+    is how Postgres reads a small table, not a missing index."""
+    if n["Node Type"] == "Seq Scan":
+        if "Actual Rows" not in n:
+            return True
+        if (n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n.get("Actual Loops", 1) >= 1000:
+            return True
+    return any(big_seq_scan(k) for k in n.get("Plans", []))
 
 
 def rotation_statement():
