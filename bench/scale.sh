@@ -91,9 +91,11 @@ scale_prepare() {
   if [ "$state" = seeded ]; then
     local target="$pre.db"
     [ "$backend" = postgres ] && target="$S_URL"
-    PG_ADMIN_URL="$PG_ADMIN_URL" BENCH_CACHE_DIR="$CACHE_DIR" fg timeout 7200 "$BENCH/seed/cache.sh" "$backend" "$SCALE_PLAN" "$SCALE_SEED" "$target" \
+    WARDEN_SEED_BIN="${SEED_BIN:-${WARDEN_SEED_BIN:-}}" PG_ADMIN_URL="$PG_ADMIN_URL" BENCH_CACHE_DIR="$CACHE_DIR" fg timeout 7200 "$BENCH/seed/cache.sh" "$backend" "$SCALE_PLAN" "$SCALE_SEED" "$target" \
       >"$pre.summary.json" 2>>"$WORK/scale-seed.log" || die "seeding failed (see target/bench/logs/scale-seed.log)"
-    S_NOTE="seeded (plan $SCALE_PLAN, seed $SCALE_SEED) in $(calc "round($EPOCHREALTIME - $t0)") s, $(tail -n 3 "$WORK/scale-seed.log" | grep -o 'cache hit' | head -n 1 || true)"
+    local how
+    how=$(grep -o 'cache hit\|cache miss' "$WORK/scale-seed.log" | tail -n 1 || true)
+    S_NOTE="plan $SCALE_PLAN, seed $SCALE_SEED: $([ "$how" = "cache hit" ] && echo "restored from the cache" || echo "seeded now") in $(calc "round($EPOCHREALTIME - $t0)") s"
     S_PASSWORD="$SEEDED_PASSWORD"
   else
     if [ "$backend" = postgres ]; then
