@@ -102,15 +102,6 @@ fn sqlite_busy(err: &DbErr) -> bool {
         .is_some_and(|code| matches!(code & 0xff, 5 | 6))
 }
 
-/// How much of the file each connection reads through a memory map
-/// (`PRAGMA mmap_size`), 1 GiB: pages come straight from the OS page
-/// cache instead of being copied into each connection's own cache, which
-/// holds 2 MB. On 200,000 seeded accounts the rows `me` reads for 64
-/// sessions no longer fit those 2 MB, and `me` ran at 0.62 of its speed on
-/// an empty file; the map is shared by every connection and only the pages
-/// read count toward memory. (Writes still go through SQLite's own I/O.)
-pub const MMAP_SIZE: i64 = 1 << 30;
-
 /// `timeout` bounds both the wait for a pooled connection and SQLite's
 /// wait for its write lock (`busy_timeout`).
 fn sqlite_options(url: &str, connections: u32, timeout: Duration) -> ConnectOptions {
@@ -128,7 +119,6 @@ fn sqlite_options(url: &str, connections: u32, timeout: Duration) -> ConnectOpti
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(timeout)
                 .foreign_keys(true)
-                .pragma("mmap_size", MMAP_SIZE.to_string())
         });
     options
 }
@@ -136,28 +126,6 @@ fn sqlite_options(url: &str, connections: u32, timeout: Duration) -> ConnectOpti
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn pool_connections_read_through_the_memory_map() {
-        use sea_orm::{ConnectionTrait, Database, Statement};
-        let Ok(dir) = tempfile::tempdir() else {
-            panic!("temp dir")
-        };
-        let file = dir.path().join("m.db");
-        let url = format!("sqlite://{}?mode=rwc", file.display());
-        let db = Database::connect(sqlite_options(&url, 2, Duration::from_secs(5)))
-            .await
-            .expect("pool");
-        let row = db
-            .query_one_raw(Statement::from_string(
-                db.get_database_backend(),
-                "PRAGMA mmap_size",
-            ))
-            .await
-            .expect("pragma")
-            .expect("a row");
-        assert_eq!(row.try_get_by_index::<i64>(0).ok(), Some(MMAP_SIZE));
-    }
 
     #[test]
     fn only_mode_rwc_lets_warden_create_the_file() {

@@ -134,8 +134,6 @@ fn connect(path: &Path) -> Result<Connection, InlineError> {
     )?;
     conn.busy_timeout(std::time::Duration::ZERO)?;
     conn.pragma_update(None, "query_only", true)?;
-    // As the pool's connections do (`db::sqlite::MMAP_SIZE`).
-    conn.pragma_update(None, "mmap_size", crate::db::sqlite::MMAP_SIZE)?;
     Ok(conn)
 }
 
@@ -225,22 +223,6 @@ mod tests {
 
     use super::*;
     use crate::clock::Clock;
-
-    #[test]
-    fn readers_read_through_the_memory_map_as_the_pool_does() {
-        let Ok(dir) = tempfile::tempdir() else {
-            panic!("temp dir")
-        };
-        let file = dir.path().join("r.db");
-        drop(Connection::open(&file).expect("file created"));
-        let reader = connect(&file).expect("reader opens");
-        assert_eq!(
-            reader
-                .pragma_query_value(None, "mmap_size", |r| r.get::<_, i64>(0))
-                .ok(),
-            Some(crate::db::sqlite::MMAP_SIZE)
-        );
-    }
 
     /// A migrated SQLite file with one user, written through sea-orm as
     /// Warden writes it, and a way to add sessions.
