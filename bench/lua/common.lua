@@ -127,6 +127,19 @@ function done(summary, latency, requests)
       latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
 end
 
+-- One POST /graphql of `body` per bearer of BENCH_TOKENS (access tokens or
+-- API keys, one per line), into `prebuilt`, taken round-robin (me.lua,
+-- users.lua, gql.lua).
+function prebuild_for_each_bearer(body)
+   for _, token in ipairs(read_lines(os.getenv("BENCH_TOKENS"))) do
+      table.insert(prebuilt, wrk.format("POST", "/graphql", {
+         ["Content-Type"] = "application/json",
+         ["Authorization"] = "Bearer " .. token,
+      }, body))
+   end
+   round_robin_start()
+end
+
 -- Round-robin over prebuilt requests (me.lua, login.lua): init() fills
 -- `prebuilt` with wrk.format() strings and calls round_robin_start();
 -- threads start at different offsets of the list.

@@ -8,11 +8,5 @@ function init(args)
    local f = assert(io.open(os.getenv("BENCH_BODY"), "r"))
    local body = f:read("*a"):gsub("%s+$", "")
    f:close()
-   for _, token in ipairs(read_lines(os.getenv("BENCH_TOKENS"))) do
-      table.insert(prebuilt, wrk.format("POST", "/graphql", {
-         ["Content-Type"] = "application/json",
-         ["Authorization"] = "Bearer " .. token,
-      }, body))
-   end
-   round_robin_start()
+   prebuild_for_each_bearer(body)
 end

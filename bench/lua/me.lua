@@ -4,11 +4,5 @@ dofile(os.getenv("BENCH_LUA_DIR") .. "/common.lua")
 
 function init(args)
    local body = '{"query":"{ me { id email role } }"}'
-   for _, token in ipairs(read_lines(os.getenv("BENCH_TOKENS"))) do
-      table.insert(prebuilt, wrk.format("POST", "/graphql", {
-         ["Content-Type"] = "application/json",
-         ["Authorization"] = "Bearer " .. token,
-      }, body))
-   end
-   round_robin_start()
+   prebuild_for_each_bearer(body)
 end

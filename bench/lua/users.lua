@@ -13,11 +13,5 @@ function init(args)
    local body = '{"query":"query($s: String!, $n: Int!) { users(first: $n, filter: {search: $s}) '
       .. '{ edges { cursor node { id email username role } } pageInfo { hasNextPage endCursor } } }",'
       .. '"variables":{"s":"' .. search .. '","n":' .. first .. '}}'
-   for _, token in ipairs(read_lines(os.getenv("BENCH_TOKENS"))) do
-      table.insert(prebuilt, wrk.format("POST", "/graphql", {
-         ["Content-Type"] = "application/json",
-         ["Authorization"] = "Bearer " .. token,
-      }, body))
-   end
-   round_robin_start()
+   prebuild_for_each_bearer(body)
 end
