@@ -378,7 +378,6 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
     Ok(removed)
 }
 
-/// Deletes `ids` and their refresh tokens in one short transaction.
 /// One step of the walk over sessions: up to [`BATCH`] sessions after
 /// `after` in id order, each with when it was revoked, when it ends, and
 /// whether it still has an unused, unexpired refresh token.
@@ -432,6 +431,7 @@ async fn session_batch(
         .collect())
 }
 
+/// Deletes `ids` and their refresh tokens in one short transaction.
 async fn delete_sessions(db: &Db, ids: &[Uuid]) -> Result<(u64, u64), DbErr> {
     if ids.is_empty() {
         return Ok((0, 0));
