@@ -151,3 +151,82 @@ async fn the_cleanup_command_runs_one_pass_and_prints_its_counts() {
         "{stdout}"
     );
 }
+
+/// Cleanup walks sessions 1,000 at a time by id: over several batches,
+/// with the dead, the live and the long-revoked interleaved, it removes
+/// exactly the dead and the revoked, batch boundaries included.
+#[tokio::test]
+async fn the_walk_over_sessions_finds_the_dead_across_batch_boundaries() {
+    use sea_orm::ActiveValue::Set;
+    let app = spawn_app_with(|c| c.revoked_retention = Duration::from_secs(3600)).await;
+    let owner = app.register(&email()).await;
+    let user_id: uuid::Uuid = s(&owner["user"], "id").parse().unwrap();
+    let now = app.clock.now();
+    let (n, mut sessions, mut tokens) = (2_500u128, Vec::new(), Vec::new());
+    for i in 0..n {
+        // Ids in walk order; kinds cycle: live, spent, past its end, revoked long ago.
+        let id = uuid::Uuid::from_u128(i + 1);
+        let kind = i % 4;
+        sessions.push(session::ActiveModel {
+            id: Set(id),
+            user_id: Set(user_id),
+            created_at: Set(now - TimeDelta::days(2)),
+            last_used_at: Set(now - TimeDelta::days(1)),
+            expires_at: Set(if kind == 2 {
+                now - TimeDelta::hours(1)
+            } else {
+                now + TimeDelta::days(20)
+            }),
+            revoked_at: Set((kind == 3).then(|| now - TimeDelta::hours(2))),
+            revoked_reason: Set((kind == 3).then(|| "logout".to_owned())),
+            ip: Set(None),
+            user_agent: Set(None),
+            method: Set("PASSWORD".to_owned()),
+            amr: Set("pwd".to_owned()),
+        });
+        tokens.push(refresh_token::ActiveModel {
+            id: Set(uuid::Uuid::from_u128((1 << 64) + i)),
+            session_id: Set(id),
+            token_hash: Set(format!("{i:064x}")),
+            parent_id: Set(None),
+            issued_at: Set(now - TimeDelta::days(1)),
+            expires_at: Set(now + TimeDelta::days(6)),
+            used_at: Set((kind == 1).then(|| now - TimeDelta::hours(3))),
+        });
+    }
+    for chunk in sessions.chunks(250) {
+        session::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(app.state.db.write())
+            .await
+            .unwrap();
+    }
+    for chunk in tokens.chunks(250) {
+        refresh_token::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(app.state.db.write())
+            .await
+            .unwrap();
+    }
+
+    let removed = run_once(&app.state.db, &app.config, now).await.unwrap();
+    assert_eq!(
+        (
+            removed.expired_sessions,
+            removed.revoked_sessions,
+            removed.refresh_tokens
+        ),
+        (1_250, 625, 1_875),
+        "{removed:?}"
+    );
+    let left: Vec<u128> = session::Entity::find()
+        .all(app.state.db.read())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.user_id == user_id && s.id.as_u128() <= n)
+        .map(|s| s.id.as_u128() - 1)
+        .collect();
+    assert_eq!(left.len(), 625);
+    assert!(left.iter().all(|i| i % 4 == 0), "only the live ones stay");
+    // The owner's own session, from registering, is live and stays too.
+    assert_eq!(count::<session::Entity>(&app).await, 626);
+}
