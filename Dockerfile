@@ -12,6 +12,8 @@ WORKDIR /src
 #    Every target the manifest names (tests, benches, examples) gets an empty
 #    stub too, so cargo can read the manifest.
 COPY Cargo.toml Cargo.lock ./
+# The build settings (SQLite without STAT4; see the file).
+COPY .cargo .cargo
 COPY entity/Cargo.toml entity/Cargo.toml
 COPY migration/Cargo.toml migration/Cargo.toml
 RUN mkdir -p src entity/src migration/src tests/api bench \

@@ -127,6 +127,36 @@ fn sqlite_options(url: &str, connections: u32, timeout: Duration) -> ConnectOpti
 mod tests {
     use super::*;
 
+    /// The SQLite Warden links (one `libsqlite3-sys` serves sqlx and the
+    /// in-place session check) is built without STAT4, by
+    /// `.cargo/config.toml`: with it, once a file is ANALYZEd, every
+    /// statement is compiled again whenever a bound value changes (`me` at
+    /// 0.6 of its speed on a seeded file; see that file).
+    #[test]
+    fn the_linked_sqlite_has_no_stat4_so_analyze_keeps_no_samples() {
+        let conn = rusqlite::Connection::open_in_memory().expect("open");
+        let stat4_built: i64 = conn
+            .query_row(
+                "SELECT sqlite_compileoption_used('ENABLE_STAT4')",
+                [],
+                |row| row.get(0),
+            )
+            .expect("compile option");
+        assert_eq!(stat4_built, 0, "SQLITE_ENABLE_STAT4 is compiled in");
+        conn.execute_batch(
+            "CREATE TABLE t (k INTEGER); CREATE INDEX t_k ON t (k);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+             INSERT INTO t SELECT i % 7 FROM n;
+             ANALYZE;",
+        )
+        .expect("analyze");
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE name LIKE 'sqlite_stat%' ORDER BY name")
+            .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
+            .expect("stat tables");
+        assert_eq!(tables, ["sqlite_stat1"]);
+    }
+
     #[test]
     fn only_mode_rwc_lets_warden_create_the_file() {
         assert!(may_create("sqlite:///var/lib/warden.db?mode=rwc"));
