@@ -465,10 +465,10 @@ def cleanup(db, v):
                   q("sessions", "DELETE FROM %T WHERE @id IN ({ids})"), ids=ids)]
     # table, key, what is due (the DELETE repeats it when `again`), the cutoff, ORDER BY; key None: one DELETE
     for table, key, due, again, cut, order in [
-            ("audit_events", "id", "@at < {cut}", "", 90 * DAY, " ORDER BY @id ASC"),
+            ("audit_events", "id", "@at < {cut}", "", 90 * DAY, " ORDER BY @at ASC"),
             ("login_attempts", "email", "@window_started_at < {cut} AND (@locked_until IS NULL OR "
              "@locked_until < {now})", " AND {due}", 15 * MINUTE, ""),
-            ("trusted_devices", "id", "@expires_at <= {now} OR @revoked_at IS NOT NULL", "", 0 * DAY, ""),
+            ("trusted_devices", "id", "@expires_at <= {now} OR @revoked_at <= {now}", "", 0 * DAY, ""),
             ("mail_outbox", "id", "@sent_at < {cut} OR @failed_at < {cut}", " AND ({due})", 7 * DAY, ""),
             ("email_tokens", "id", "@used_at < {cut} OR @expires_at < {cut}", " AND ({due})", DAY, ""),
             ("mfa_tokens", "id", "@expires_at < {cut}", "", 60 * MINUTE, ""),

@@ -22,7 +22,10 @@
 //! pass never holds locks that a login or a refresh would wait on for long.
 //! On Postgres a pass holds an advisory lock, so with several instances only
 //! one cleans at a time. [`run_once`] is the single pass that tests and
-//! `warden cleanup` call; [`run_every`] is the loop the server runs.
+//! `warden cleanup` call; [`run_every`] is the loop the server runs, whose
+//! passes are paced ([`Pace::Shared`]): after each batch they rest as long
+//! as the batch took, so that requests keep their latency while a year of
+//! expired sessions goes.
 
 use std::time::Duration;
 
@@ -52,6 +55,60 @@ pub const API_KEY_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(30);
 
 /// Advisory lock key held during a pass on Postgres ("cleanup").
 const CLEANUP_LOCK: i64 = 0x636c_6561_6e75;
+
+/// The longest rest between two batches of a paced pass.
+const MAX_REST: Duration = Duration::from_secs(2);
+
+/// How a pass shares the machine and the store with requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pace {
+    /// Each batch right after the last: `warden cleanup`, run by hand, and
+    /// the tests.
+    Flat,
+    /// The server's own passes: sessions are deleted
+    /// [`SHARED_DELETE_CHUNK`] at a time, and after each chunk (and each
+    /// batch of the other tables) the pass rests as long as the work took
+    /// (at most [`MAX_REST`]), so it uses at most half of the time and
+    /// leaves the write lock free the other half.
+    ///
+    /// Measured on a seeded SQLite file (200,000 accounts, 238,000 expired
+    /// sessions with 787,000 tokens), `me` at 9,000 req/s on the pass's
+    /// core: 1.6-1.8 ms p99 before the pass; back to back, 1,000 sessions a
+    /// transaction, 17-26 ms for the 2 minutes of the pass; paced, 10-16 ms
+    /// for its 4.5 minutes. (Each deleted token rewrites a random page of
+    /// the token-hash index, so the work per session cannot shrink much; the
+    /// rest is the sharing of one core at the same priority.)
+    Shared,
+}
+
+/// Sessions deleted per transaction by a paced pass.
+const SHARED_DELETE_CHUNK: usize = 100;
+
+impl Pace {
+    /// How many sessions one transaction deletes.
+    pub fn delete_chunk(self) -> usize {
+        match self {
+            Pace::Flat => BATCH as usize,
+            Pace::Shared => SHARED_DELETE_CHUNK,
+        }
+    }
+
+    /// The rest after a batch that took `work`.
+    pub fn rest_after(self, work: Duration) -> Duration {
+        match self {
+            Pace::Flat => Duration::ZERO,
+            Pace::Shared => work.min(MAX_REST),
+        }
+    }
+
+    /// Rests after a batch that started at `started`.
+    async fn rest(self, started: tokio::time::Instant) {
+        let rest = self.rest_after(started.elapsed());
+        if !rest.is_zero() {
+            tokio::time::sleep(rest).await;
+        }
+    }
+}
 
 /// What one pass removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -94,8 +151,18 @@ impl std::fmt::Display for Removed {
     }
 }
 
-/// One cleanup pass as of `now`.
+/// One cleanup pass as of `now`, each batch right after the last.
 pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Removed, DbErr> {
+    run_paced(db, config, now, Pace::Flat).await
+}
+
+/// One cleanup pass as of `now`, its batches paced by `pace`.
+pub async fn run_paced(
+    db: &Db,
+    config: &Config,
+    now: DateTime<Utc>,
+    pace: Pace,
+) -> Result<Removed, DbErr> {
     // On Postgres, hold a transaction-scoped advisory lock for the whole pass
     // on its own connection; the batches run on others.
     let guard = if db.is_sqlite() {
@@ -131,6 +198,7 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
     // SQLite read the same live sessions again for every batch.)
     let mut after: Option<Uuid> = None;
     loop {
+        let started = tokio::time::Instant::now();
         let walked = session_batch(db, after, now).await?;
         let Some(&(last, ..)) = walked.last() else {
             break;
@@ -147,12 +215,24 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
                 None => {}
             }
         }
-        let (sessions, tokens) = delete_sessions(db, &revoked).await?;
-        removed.revoked_sessions += sessions;
-        removed.refresh_tokens += tokens;
-        let (sessions, tokens) = delete_sessions(db, &dead).await?;
-        removed.expired_sessions += sessions;
-        removed.refresh_tokens += tokens;
+        // Deleted a chunk at a time (a whole batch when not paced), each
+        // chunk its own transaction followed by its rest.
+        let chunk = pace.delete_chunk();
+        let revoked = revoked.chunks(chunk).map(|ids| (ids, true));
+        let dead = dead.chunks(chunk).map(|ids| (ids, false));
+        let mut started = started;
+        for (ids, was_revoked) in revoked.chain(dead) {
+            let (sessions, tokens) = delete_sessions(db, ids).await?;
+            if was_revoked {
+                removed.revoked_sessions += sessions;
+            } else {
+                removed.expired_sessions += sessions;
+            }
+            removed.refresh_tokens += tokens;
+            pace.rest(started).await;
+            started = tokio::time::Instant::now();
+        }
+        pace.rest(started).await;
         if (walked.len() as u64) < BATCH {
             break;
         }
@@ -160,11 +240,16 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
 
     let audit_cutoff = now - delta(config.audit_retention);
     loop {
+        let started = tokio::time::Instant::now();
         let ids: Vec<i64> = audit_event::Entity::find()
             .select_only()
             .column(audit_event::Column::Id)
             .filter(audit_event::Column::At.lt(audit_cutoff))
-            .order_by_asc(audit_event::Column::Id)
+            // Oldest first by time, not by id: SQLite walked the ids (the
+            // table itself) and read every row when none was due yet; by
+            // time, both backends read `idx_audit_events_at` over the due
+            // rows only.
+            .order_by_asc(audit_event::Column::At)
             .limit(BATCH)
             .into_tuple()
             .all(db.read())
@@ -176,6 +261,7 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
                 .await?
                 .rows_affected;
         }
+        pace.rest(started).await;
         if (ids.len() as u64) < BATCH {
             break;
         }
@@ -183,6 +269,7 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
 
     let window_cutoff = now - delta(config.lockout_window);
     loop {
+        let started = tokio::time::Instant::now();
         let emails: Vec<String> = login_attempt::Entity::find()
             .select_only()
             .column(login_attempt::Column::Email)
@@ -210,12 +297,14 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
                 .await?
                 .rows_affected;
         }
+        pace.rest(started).await;
         if (emails.len() as u64) < BATCH {
             break;
         }
     }
 
     loop {
+        let started = tokio::time::Instant::now();
         // A revoked device is never trusted again, and the device list shows
         // only live ones: nothing needs it once revoked.
         let ids: Vec<Uuid> = trusted_device::Entity::find()
@@ -224,7 +313,10 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
             .filter(
                 sea_orm::Condition::any()
                     .add(trusted_device::Column::ExpiresAt.lte(now))
-                    .add(trusted_device::Column::RevokedAt.is_not_null()),
+                    // "Revoked by now" rather than IS NOT NULL: the same rows
+                    // (a revocation is stamped with the time it happened), and
+                    // a range SQLite can answer from the partial index.
+                    .add(trusted_device::Column::RevokedAt.lte(now)),
             )
             .limit(BATCH)
             .into_tuple()
@@ -237,6 +329,7 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
                 .await?
                 .rows_affected;
         }
+        pace.rest(started).await;
         if (ids.len() as u64) < BATCH {
             break;
         }
@@ -244,6 +337,7 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
 
     let mail_cutoff = now - MAIL_RETENTION;
     loop {
+        let started = tokio::time::Instant::now();
         let done = sea_orm::Condition::any()
             .add(mail_outbox::Column::SentAt.lt(mail_cutoff))
             .add(mail_outbox::Column::FailedAt.lt(mail_cutoff));
@@ -263,6 +357,7 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
                 .await?
                 .rows_affected;
         }
+        pace.rest(started).await;
         if (ids.len() as u64) < BATCH {
             break;
         }
@@ -270,6 +365,7 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
 
     let token_cutoff = now - EMAIL_TOKEN_RETENTION;
     loop {
+        let started = tokio::time::Instant::now();
         let dead = sea_orm::Condition::any()
             .add(email_token::Column::UsedAt.lt(token_cutoff))
             .add(email_token::Column::ExpiresAt.lt(token_cutoff));
@@ -289,6 +385,7 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
                 .await?
                 .rows_affected;
         }
+        pace.rest(started).await;
         if (ids.len() as u64) < BATCH {
             break;
         }
@@ -298,6 +395,7 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
     // expiry nothing can use them.
     let ceremony_cutoff = now - chrono::TimeDelta::hours(1);
     loop {
+        let started = tokio::time::Instant::now();
         let ids: Vec<Uuid> = mfa_token::Entity::find()
             .select_only()
             .column(mfa_token::Column::Id)
@@ -313,11 +411,13 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
                 .await?
                 .rows_affected;
         }
+        pace.rest(started).await;
         if (ids.len() as u64) < BATCH {
             break;
         }
     }
     loop {
+        let started = tokio::time::Instant::now();
         let ids: Vec<Uuid> = webauthn_challenge::Entity::find()
             .select_only()
             .column(webauthn_challenge::Column::Id)
@@ -333,6 +433,7 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
                 .await?
                 .rows_affected;
         }
+        pace.rest(started).await;
         if (ids.len() as u64) < BATCH {
             break;
         }
@@ -348,6 +449,7 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
         .rows_affected;
     let key_cutoff = now - API_KEY_RETENTION;
     loop {
+        let started = tokio::time::Instant::now();
         let ids: Vec<Uuid> = api_key::Entity::find()
             .select_only()
             .column(api_key::Column::Id)
@@ -367,6 +469,7 @@ pub async fn run_once(db: &Db, config: &Config, now: DateTime<Utc>) -> Result<Re
                 .await?
                 .rows_affected;
         }
+        pace.rest(started).await;
         if (ids.len() as u64) < BATCH {
             break;
         }
@@ -506,9 +609,27 @@ pub async fn run_every(state: AppState) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        match run_once(&state.db, &state.config, state.clock.now()).await {
+        match run_paced(&state.db, &state.config, state.clock.now(), Pace::Shared).await {
             Ok(removed) => report(&state.metrics, &removed),
             Err(err) => tracing::warn!(error = %err, "cleanup pass failed; retrying next interval"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_pass_rests_as_long_as_each_batch_took_up_to_the_cap_and_a_flat_one_never() {
+        let work = Duration::from_millis(340);
+        assert_eq!(Pace::Shared.rest_after(work), work);
+        assert_eq!(Pace::Shared.rest_after(Duration::from_secs(30)), MAX_REST);
+        assert_eq!(Pace::Shared.rest_after(Duration::ZERO), Duration::ZERO);
+        assert_eq!(Pace::Flat.rest_after(work), Duration::ZERO);
+        assert_eq!(
+            Pace::Flat.rest_after(Duration::from_secs(30)),
+            Duration::ZERO
+        );
     }
 }

@@ -23,6 +23,7 @@ mod m20261203_000002_admin;
 mod m20261203_000003_api_keys;
 mod m20261203_000004_session_views;
 mod m20261203_000005_outbox_waiting;
+mod m20261203_000006_cleanup_indexes;
 
 /// The list of every migration, in the order they apply.
 pub struct Migrator;
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000003_api_keys::Migration),
             Box::new(m20261203_000004_session_views::Migration),
             Box::new(m20261203_000005_outbox_waiting::Migration),
+            Box::new(m20261203_000006_cleanup_indexes::Migration),
         ]
     }
 }

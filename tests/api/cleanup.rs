@@ -230,3 +230,58 @@ async fn the_walk_over_sessions_finds_the_dead_across_batch_boundaries() {
     // The owner's own session, from registering, is live and stays too.
     assert_eq!(count::<session::Entity>(&app).await, 626);
 }
+
+/// Trusted devices go once their token expired or they were revoked, and
+/// only those: cleanup asks for them by range, on the indexes of
+/// `m20261203_000006`.
+#[tokio::test]
+async fn trusted_devices_go_once_expired_or_revoked_and_the_trusted_stay() {
+    use entity::trusted_device;
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let app = spawn_app_with(|_| {}).await;
+    let owner = app.register(&email()).await;
+    let user_id: uuid::Uuid = s(&owner["user"], "id").parse().unwrap();
+    let now = app.clock.now();
+    // (expires, revoked): trusted; expired a minute ago; revoked an hour ago
+    // and still unexpired; revoked and expired; expiring in a minute.
+    let kinds = [
+        (TimeDelta::days(20), None),
+        (-TimeDelta::minutes(1), None),
+        (TimeDelta::days(20), Some(-TimeDelta::hours(1))),
+        (-TimeDelta::days(1), Some(-TimeDelta::days(2))),
+        (TimeDelta::minutes(1), None),
+    ];
+    for (i, (expires, revoked)) in kinds.iter().enumerate() {
+        trusted_device::ActiveModel {
+            id: Set(uuid::Uuid::from_u128(i as u128 + 1)),
+            user_id: Set(user_id),
+            token_hash: Set(format!("{i:064x}")),
+            created_at: Set(now - TimeDelta::days(3)),
+            last_used_at: Set(now - TimeDelta::days(2)),
+            expires_at: Set(now + *expires),
+            revoked_at: Set(revoked.map(|r| now + r)),
+            ip: Set(None),
+            user_agent: Set(None),
+        }
+        .insert(app.state.db.write())
+        .await
+        .unwrap();
+    }
+    let removed = run_once(&app.state.db, &app.config, now).await.unwrap();
+    assert_eq!(removed.trusted_devices, 3, "{removed:?}");
+    let mut left: Vec<u128> = trusted_device::Entity::find()
+        .all(app.state.db.read())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id.as_u128())
+        .filter(|id| *id <= 5) // not the device registering trusted
+        .collect();
+    left.sort_unstable();
+    assert_eq!(left, [1, 5]);
+    // Two minutes on, the one that was about to expire has gone too.
+    let later = run_once(&app.state.db, &app.config, now + TimeDelta::minutes(2))
+        .await
+        .unwrap();
+    assert_eq!(later.trusted_devices, 1);
+}
