@@ -56,9 +56,17 @@ run(async ([appUrl, apiUrl, email, password, optionsJson]) => {
         blocked.push({ op: 'set', name: (c.cookie && c.cookie.name) || c.cookieLine.split('=')[0], reasons: c.blockedReasons });
       }
     });
+    // A cookie whose only "reasons" are that it belongs to another host or
+    // path was never meant for that request (Chromium sometimes lists the
+    // API's cookies on a request to the app's own origin, such as its
+    // favicon): that is not a refusal, and is left out.
+    const elsewhere = new Set(['NotOnPath', 'DomainMismatch']);
     cdp.on('Network.requestWillBeSentExtraInfo', (e) => {
       for (const c of e.associatedCookies || []) {
-        if (c.blockedReasons.length) blocked.push({ op: 'send', name: c.cookie.name, reasons: c.blockedReasons });
+        const reasons = c.blockedReasons || [];
+        if (reasons.length && !reasons.every((r) => elsewhere.has(r))) {
+          blocked.push({ op: 'send', name: c.cookie.name, reasons });
+        }
       }
     });
     await cdp.send('Network.enable');
