@@ -6,7 +6,7 @@ use chrono::TimeDelta;
 use entity::{audit_event, login_attempt, refresh_token, session};
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::json;
-use warden::cleanup::{run_once, Removed};
+use warden::cleanup::{run_once, run_paced, Pace, Removed};
 
 use crate::helpers::{code, email, on_postgres, s, spawn_app_with, TestApp};
 
@@ -157,6 +157,17 @@ async fn the_cleanup_command_runs_one_pass_and_prints_its_counts() {
 /// exactly the dead and the revoked, batch boundaries included.
 #[tokio::test]
 async fn the_walk_over_sessions_finds_the_dead_across_batch_boundaries() {
+    walk_removes_exactly_the_dead(Pace::Flat).await;
+}
+
+/// The server's paced pass deletes in chunks of 100 with rests between
+/// them: the same sessions go, chunk boundaries included.
+#[tokio::test]
+async fn the_paced_walk_removes_the_same_sessions_in_chunks() {
+    walk_removes_exactly_the_dead(Pace::Shared).await;
+}
+
+async fn walk_removes_exactly_the_dead(pace: Pace) {
     use sea_orm::ActiveValue::Set;
     let app = spawn_app_with(|c| c.revoked_retention = Duration::from_secs(3600)).await;
     let owner = app.register(&email()).await;
@@ -207,7 +218,9 @@ async fn the_walk_over_sessions_finds_the_dead_across_batch_boundaries() {
             .unwrap();
     }
 
-    let removed = run_once(&app.state.db, &app.config, now).await.unwrap();
+    let removed = run_paced(&app.state.db, &app.config, now, pace)
+        .await
+        .unwrap();
     assert_eq!(
         (
             removed.expired_sessions,
