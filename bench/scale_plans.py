@@ -463,18 +463,18 @@ def cleanup(db, v):
                   q("refresh_tokens", "DELETE FROM %T WHERE @session_id IN ({ids})"), ids=ids),
                 S(f"{name}: delete", "cleanup.rs delete_sessions",
                   q("sessions", "DELETE FROM %T WHERE @id IN ({ids})"), ids=ids)]
-    # table, key, what is due (the DELETE repeats it when `again`), the cutoff, ORDER BY; key None: one DELETE
+    # table, key, what is due (every DELETE repeats it: `again`), the cutoff, ORDER BY; key None: one DELETE
     for table, key, due, again, cut, order in [
-            ("audit_events", "id", "@at < {cut}", "", 90 * DAY, " ORDER BY @at ASC"),
+            ("audit_events", "id", "@at < {cut}", " AND {due}", 90 * DAY, " ORDER BY @at ASC"),
             ("login_attempts", "email", "@window_started_at < {cut} AND (@locked_until IS NULL OR "
              "@locked_until < {now})", " AND {due}", 15 * MINUTE, ""),
-            ("trusted_devices", "id", "@expires_at <= {now} OR @revoked_at <= {now}", "", 0 * DAY, ""),
+            ("trusted_devices", "id", "@expires_at <= {now} OR @revoked_at <= {now}", " AND ({due})", 0 * DAY, ""),
             ("mail_outbox", "id", "@sent_at < {cut} OR @failed_at < {cut}", " AND ({due})", 7 * DAY, ""),
             ("email_tokens", "id", "@used_at < {cut} OR @expires_at < {cut}", " AND ({due})", DAY, ""),
-            ("mfa_tokens", "id", "@expires_at < {cut}", "", 60 * MINUTE, ""),
-            ("webauthn_challenges", "id", "@expires_at < {cut}", "", 60 * MINUTE, ""),
+            ("mfa_tokens", "id", "@expires_at < {cut}", " AND {due}", 60 * MINUTE, ""),
+            ("webauthn_challenges", "id", "@expires_at < {cut}", " AND {due}", 60 * MINUTE, ""),
             ("session_views", None, "@at < {cut}", "", MINUTE, ""),  # the minute markers of audited reads
-            ("api_keys", "id", "@revoked_at < {cut} OR @expires_at < {cut}", "", 30 * DAY, "")]:
+            ("api_keys", "id", "@revoked_at < {cut} OR @expires_at < {cut}", " AND ({due})", 30 * DAY, "")]:
         if key is None:
             out.append(S(f"{table}: delete", "cleanup.rs run_once", q(table, f"DELETE FROM %T WHERE {due}"),
                          cut=ts(now - cut)))

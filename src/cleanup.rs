@@ -35,7 +35,8 @@ use entity::{
     session, session_view, trusted_device, webauthn_challenge,
 };
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TryGetableMany,
 };
 use uuid::Uuid;
 
@@ -239,205 +240,94 @@ pub async fn run_paced(
     }
 
     let audit_cutoff = now - delta(config.audit_retention);
-    loop {
-        let started = tokio::time::Instant::now();
-        let ids: Vec<i64> = audit_event::Entity::find()
-            .select_only()
-            .column(audit_event::Column::Id)
-            .filter(audit_event::Column::At.lt(audit_cutoff))
-            // Oldest first by time, not by id: SQLite walked the ids (the
-            // table itself) and read every row when none was due yet; by
-            // time, both backends read `idx_audit_events_at` over the due
-            // rows only.
-            .order_by_asc(audit_event::Column::At)
-            .limit(BATCH)
-            .into_tuple()
-            .all(db.read())
-            .await?;
-        if !ids.is_empty() {
-            removed.audit_events += audit_event::Entity::delete_many()
-                .filter(audit_event::Column::Id.is_in(ids.clone()))
-                .exec(db.write())
-                .await?
-                .rows_affected;
-        }
-        pace.rest(started).await;
-        if (ids.len() as u64) < BATCH {
-            break;
-        }
-    }
+    // Oldest first by time, not by id: SQLite walked the ids (the table
+    // itself) and read every row when none was due yet; by time, both
+    // backends read `idx_audit_events_at` over the due rows only.
+    removed.audit_events += purge::<audit_event::Entity, i64>(
+        db,
+        pace,
+        audit_event::Column::Id,
+        Condition::all().add(audit_event::Column::At.lt(audit_cutoff)),
+        Some(audit_event::Column::At),
+    )
+    .await?;
 
+    // Re-checked in each DELETE (as every due question is): a login may have
+    // touched the row since.
     let window_cutoff = now - delta(config.lockout_window);
-    loop {
-        let started = tokio::time::Instant::now();
-        let emails: Vec<String> = login_attempt::Entity::find()
-            .select_only()
-            .column(login_attempt::Column::Email)
-            .filter(login_attempt::Column::WindowStartedAt.lt(window_cutoff))
-            .filter(
-                sea_orm::Condition::any()
+    removed.login_attempts += purge::<login_attempt::Entity, String>(
+        db,
+        pace,
+        login_attempt::Column::Email,
+        Condition::all()
+            .add(login_attempt::Column::WindowStartedAt.lt(window_cutoff))
+            .add(
+                Condition::any()
                     .add(login_attempt::Column::LockedUntil.is_null())
                     .add(login_attempt::Column::LockedUntil.lt(now)),
-            )
-            .limit(BATCH)
-            .into_tuple()
-            .all(db.read())
-            .await?;
-        if !emails.is_empty() {
-            // Re-checked in the DELETE: a login may have touched the row since.
-            removed.login_attempts += login_attempt::Entity::delete_many()
-                .filter(login_attempt::Column::Email.is_in(emails.clone()))
-                .filter(login_attempt::Column::WindowStartedAt.lt(window_cutoff))
-                .filter(
-                    sea_orm::Condition::any()
-                        .add(login_attempt::Column::LockedUntil.is_null())
-                        .add(login_attempt::Column::LockedUntil.lt(now)),
-                )
-                .exec(db.write())
-                .await?
-                .rows_affected;
-        }
-        pace.rest(started).await;
-        if (emails.len() as u64) < BATCH {
-            break;
-        }
-    }
+            ),
+        None,
+    )
+    .await?;
 
-    loop {
-        let started = tokio::time::Instant::now();
-        // A revoked device is never trusted again, and the device list shows
-        // only live ones: nothing needs it once revoked.
-        let ids: Vec<Uuid> = trusted_device::Entity::find()
-            .select_only()
-            .column(trusted_device::Column::Id)
-            .filter(
-                sea_orm::Condition::any()
-                    .add(trusted_device::Column::ExpiresAt.lte(now))
-                    // "Revoked by now" rather than IS NOT NULL: the same rows
-                    // (a revocation is stamped with the time it happened), and
-                    // a range SQLite can answer from the partial index.
-                    .add(trusted_device::Column::RevokedAt.lte(now)),
-            )
-            .limit(BATCH)
-            .into_tuple()
-            .all(db.read())
-            .await?;
-        if !ids.is_empty() {
-            removed.trusted_devices += trusted_device::Entity::delete_many()
-                .filter(trusted_device::Column::Id.is_in(ids.clone()))
-                .exec(db.write())
-                .await?
-                .rows_affected;
-        }
-        pace.rest(started).await;
-        if (ids.len() as u64) < BATCH {
-            break;
-        }
-    }
+    // A revoked device is never trusted again, and the device list shows
+    // only live ones: nothing needs it once revoked. "Revoked by now" rather
+    // than IS NOT NULL: the same rows (a revocation is stamped with the time
+    // it happened), and a range SQLite can answer from the partial index.
+    removed.trusted_devices += purge::<trusted_device::Entity, Uuid>(
+        db,
+        pace,
+        trusted_device::Column::Id,
+        Condition::any()
+            .add(trusted_device::Column::ExpiresAt.lte(now))
+            .add(trusted_device::Column::RevokedAt.lte(now)),
+        None,
+    )
+    .await?;
 
     let mail_cutoff = now - MAIL_RETENTION;
-    loop {
-        let started = tokio::time::Instant::now();
-        let done = sea_orm::Condition::any()
+    removed.mail_outbox += purge::<mail_outbox::Entity, Uuid>(
+        db,
+        pace,
+        mail_outbox::Column::Id,
+        Condition::any()
             .add(mail_outbox::Column::SentAt.lt(mail_cutoff))
-            .add(mail_outbox::Column::FailedAt.lt(mail_cutoff));
-        let ids: Vec<Uuid> = mail_outbox::Entity::find()
-            .select_only()
-            .column(mail_outbox::Column::Id)
-            .filter(done.clone())
-            .limit(BATCH)
-            .into_tuple()
-            .all(db.read())
-            .await?;
-        if !ids.is_empty() {
-            removed.mail_outbox += mail_outbox::Entity::delete_many()
-                .filter(mail_outbox::Column::Id.is_in(ids.clone()))
-                .filter(done)
-                .exec(db.write())
-                .await?
-                .rows_affected;
-        }
-        pace.rest(started).await;
-        if (ids.len() as u64) < BATCH {
-            break;
-        }
-    }
+            .add(mail_outbox::Column::FailedAt.lt(mail_cutoff)),
+        None,
+    )
+    .await?;
 
     let token_cutoff = now - EMAIL_TOKEN_RETENTION;
-    loop {
-        let started = tokio::time::Instant::now();
-        let dead = sea_orm::Condition::any()
+    removed.email_tokens += purge::<email_token::Entity, Uuid>(
+        db,
+        pace,
+        email_token::Column::Id,
+        Condition::any()
             .add(email_token::Column::UsedAt.lt(token_cutoff))
-            .add(email_token::Column::ExpiresAt.lt(token_cutoff));
-        let ids: Vec<Uuid> = email_token::Entity::find()
-            .select_only()
-            .column(email_token::Column::Id)
-            .filter(dead.clone())
-            .limit(BATCH)
-            .into_tuple()
-            .all(db.read())
-            .await?;
-        if !ids.is_empty() {
-            removed.email_tokens += email_token::Entity::delete_many()
-                .filter(email_token::Column::Id.is_in(ids.clone()))
-                .filter(dead)
-                .exec(db.write())
-                .await?
-                .rows_affected;
-        }
-        pace.rest(started).await;
-        if (ids.len() as u64) < BATCH {
-            break;
-        }
-    }
+            .add(email_token::Column::ExpiresAt.lt(token_cutoff)),
+        None,
+    )
+    .await?;
 
     // `mfaToken`s and passkey ceremonies live minutes: an hour past their
     // expiry nothing can use them.
     let ceremony_cutoff = now - chrono::TimeDelta::hours(1);
-    loop {
-        let started = tokio::time::Instant::now();
-        let ids: Vec<Uuid> = mfa_token::Entity::find()
-            .select_only()
-            .column(mfa_token::Column::Id)
-            .filter(mfa_token::Column::ExpiresAt.lt(ceremony_cutoff))
-            .limit(BATCH)
-            .into_tuple()
-            .all(db.read())
-            .await?;
-        if !ids.is_empty() {
-            removed.ceremonies += mfa_token::Entity::delete_many()
-                .filter(mfa_token::Column::Id.is_in(ids.clone()))
-                .exec(db.write())
-                .await?
-                .rows_affected;
-        }
-        pace.rest(started).await;
-        if (ids.len() as u64) < BATCH {
-            break;
-        }
-    }
-    loop {
-        let started = tokio::time::Instant::now();
-        let ids: Vec<Uuid> = webauthn_challenge::Entity::find()
-            .select_only()
-            .column(webauthn_challenge::Column::Id)
-            .filter(webauthn_challenge::Column::ExpiresAt.lt(ceremony_cutoff))
-            .limit(BATCH)
-            .into_tuple()
-            .all(db.read())
-            .await?;
-        if !ids.is_empty() {
-            removed.ceremonies += webauthn_challenge::Entity::delete_many()
-                .filter(webauthn_challenge::Column::Id.is_in(ids.clone()))
-                .exec(db.write())
-                .await?
-                .rows_affected;
-        }
-        pace.rest(started).await;
-        if (ids.len() as u64) < BATCH {
-            break;
-        }
-    }
+    removed.ceremonies += purge::<mfa_token::Entity, Uuid>(
+        db,
+        pace,
+        mfa_token::Column::Id,
+        Condition::all().add(mfa_token::Column::ExpiresAt.lt(ceremony_cutoff)),
+        None,
+    )
+    .await?;
+    removed.ceremonies += purge::<webauthn_challenge::Entity, Uuid>(
+        db,
+        pace,
+        webauthn_challenge::Column::Id,
+        Condition::all().add(webauthn_challenge::Column::ExpiresAt.lt(ceremony_cutoff)),
+        None,
+    )
+    .await?;
     // The minute markers of audited reads (`services::audit::record_view`):
     // past their minute they mean nothing. One statement: there is at most
     // one row per session that read the log or the accounts since the last
@@ -448,37 +338,64 @@ pub async fn run_paced(
         .await?
         .rows_affected;
     let key_cutoff = now - API_KEY_RETENTION;
-    loop {
-        let started = tokio::time::Instant::now();
-        let ids: Vec<Uuid> = api_key::Entity::find()
-            .select_only()
-            .column(api_key::Column::Id)
-            .filter(
-                sea_orm::Condition::any()
-                    .add(api_key::Column::RevokedAt.lt(key_cutoff))
-                    .add(api_key::Column::ExpiresAt.lt(key_cutoff)),
-            )
-            .limit(BATCH)
-            .into_tuple()
-            .all(db.read())
-            .await?;
-        if !ids.is_empty() {
-            removed.api_keys += api_key::Entity::delete_many()
-                .filter(api_key::Column::Id.is_in(ids.clone()))
-                .exec(db.write())
-                .await?
-                .rows_affected;
-        }
-        pace.rest(started).await;
-        if (ids.len() as u64) < BATCH {
-            break;
-        }
-    }
+    removed.api_keys += purge::<api_key::Entity, Uuid>(
+        db,
+        pace,
+        api_key::Column::Id,
+        Condition::any()
+            .add(api_key::Column::RevokedAt.lt(key_cutoff))
+            .add(api_key::Column::ExpiresAt.lt(key_cutoff)),
+        None,
+    )
+    .await?;
 
     if let Some(guard) = guard {
         guard.commit().await?;
     }
     Ok(removed)
+}
+
+/// Deletes the rows of `E` that `due` selects, [`BATCH`] at a time by
+/// `key` (oldest first by `order`, if given). Each DELETE names the ids its
+/// SELECT found and re-checks `due` (a row may have changed since), and each
+/// batch is followed by its rest. Returns how many rows went.
+async fn purge<E, K>(
+    db: &Db,
+    pace: Pace,
+    key: E::Column,
+    due: Condition,
+    order: Option<E::Column>,
+) -> Result<u64, DbErr>
+where
+    E: EntityTrait,
+    K: TryGetableMany + Into<sea_orm::Value>,
+{
+    let mut removed = 0;
+    loop {
+        let started = tokio::time::Instant::now();
+        let mut select = E::find()
+            .select_only()
+            .column(key)
+            .filter(due.clone())
+            .limit(BATCH);
+        if let Some(order) = order {
+            select = select.order_by_asc(order);
+        }
+        let ids: Vec<K> = select.into_tuple().all(db.read()).await?;
+        let found = ids.len() as u64;
+        if found > 0 {
+            removed += E::delete_many()
+                .filter(key.is_in(ids))
+                .filter(due.clone())
+                .exec(db.write())
+                .await?
+                .rows_affected;
+        }
+        pace.rest(started).await;
+        if found < BATCH {
+            return Ok(removed);
+        }
+    }
 }
 
 /// One step of the walk over sessions: up to [`BATCH`] sessions after
