@@ -139,7 +139,7 @@ async fn concurrent_passes_do_not_double_process_or_deadlock_with_a_refresh_stor
 #[tokio::test]
 async fn the_cleanup_command_runs_one_pass_and_prints_its_counts() {
     let app = spawn_app_with(|_| {}).await;
-    let out = crate::cli::warden(&app.database_url(), &["cleanup"], "", &[]);
+    let out = crate::cli::warden(&app.database_url(), &["cleanup"], "", &[]).await;
     assert!(
         out.status.success(),
         "{}",

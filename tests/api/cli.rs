@@ -11,12 +11,53 @@ use crate::helpers::{code, email, s, spawn_app, spawn_app_with};
 
 /// Runs the real binary with `args`, `stdin` on standard input and the test
 /// database; no other `WARDEN_*` settings leak in.
-pub fn warden(
+///
+/// Awaited, never blocked on: a test's servers run as tasks on the test's
+/// own single-threaded runtime. Had the test thread blocked on the child,
+/// a server task caught between its `BEGIN IMMEDIATE` and its `COMMIT` (a
+/// mail sender recording a delivery, say) would have kept SQLite's write
+/// lock until the command gave up: seen as a command waiting out its whole
+/// 30 s busy timeout and then failing with "database is locked".
+pub async fn warden(
     database_url: &str,
     args: &[&str],
     stdin: &str,
     extra_env: &[(&str, &str)],
 ) -> Output {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::from(command(database_url, args, extra_env))
+        .spawn()
+        .expect("warden binary runs");
+    let mut input = child.stdin.take().expect("stdin");
+    input
+        .write_all(stdin.as_bytes())
+        .await
+        .expect("stdin written");
+    drop(input);
+    child.wait_with_output().await.expect("warden exits")
+}
+
+/// [`warden`] for a test with no server of its own running (nothing on its
+/// thread to starve).
+pub fn warden_blocking(
+    database_url: &str,
+    args: &[&str],
+    stdin: &str,
+    extra_env: &[(&str, &str)],
+) -> Output {
+    let mut child = command(database_url, args, extra_env)
+        .spawn()
+        .expect("warden binary runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("stdin written");
+    child.wait_with_output().expect("warden exits")
+}
+
+fn command(database_url: &str, args: &[&str], extra_env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
     for (key, _) in std::env::vars() {
         if key.starts_with("WARDEN_") {
@@ -34,14 +75,7 @@ pub fn warden(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("warden binary runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("stdin written");
-    child.wait_with_output().expect("warden exits")
+    cmd
 }
 
 /// A database URL in a fresh temporary directory, removed with the guard.
@@ -72,7 +106,8 @@ async fn admin_create_applies_the_password_policy() {
         &["admin", "create", &email()],
         "short\n",
         &[],
-    );
+    )
+    .await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8 bytes"));
 }
@@ -85,7 +120,7 @@ async fn promote_and_demote_change_the_role_and_are_audited() {
     let who = email();
     let registered = app.register(&who).await;
     let access = s(&registered, "accessToken").to_owned();
-    let out = warden(&app.database_url(), &["admin", "promote", &who], "", &[]);
+    let out = warden(&app.database_url(), &["admin", "promote", &who], "", &[]).await;
     assert!(
         out.status.success(),
         "{}",
@@ -96,7 +131,7 @@ async fn promote_and_demote_change_the_role_and_are_audited() {
         .gql(Some(&access), "{ me { role } }", serde_json::json!({}))
         .await;
     assert_eq!(me["data"]["me"]["role"], "ADMIN");
-    let out = warden(&app.database_url(), &["admin", "demote", &who], "", &[]);
+    let out = warden(&app.database_url(), &["admin", "demote", &who], "", &[]).await;
     assert!(out.status.success());
     let me = app
         .gql(Some(&access), "{ me { role } }", serde_json::json!({}))
@@ -117,7 +152,8 @@ async fn promote_and_demote_change_the_role_and_are_audited() {
         &["admin", "promote", &email()],
         "",
         &[],
-    );
+    )
+    .await;
     assert!(!unknown.status.success());
 }
 
@@ -163,7 +199,7 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("WARDEN_DATABASE_URL", "sqlite::memory:"),
     ];
     for (key, value) in cases {
-        let out = warden(&url, &["migrate"], "", &[(key, value)]);
+        let out = warden_blocking(&url, &["migrate"], "", &[(key, value)]);
         assert!(!out.status.success(), "{key}={value} must stop start-up");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
@@ -178,7 +214,7 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
 /// whole configuration, then exits) and fails the test with its stderr if
 /// the command line was refused.
 fn accepted(url: &str, args: &[&str], env: &[(&str, &str)]) {
-    let out = warden(url, args, "", env);
+    let out = warden_blocking(url, args, "", env);
     assert!(
         out.status.success(),
         "`warden {}` with {env:?}: {}",
@@ -243,7 +279,7 @@ fn enum_values_ignore_case_and_a_bad_one_lists_the_valid_ones() {
         ("WARDEN_INTROSPECTION", "maybe", "true or false"),
     ];
     for (key, value, valid) in cases {
-        let out = warden(&url, &["migrate"], "", &[(key, value)]);
+        let out = warden_blocking(&url, &["migrate"], "", &[(key, value)]);
         assert_eq!(out.status.code(), Some(2), "{key}={value}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
@@ -272,7 +308,7 @@ const WITHOUT_DEFAULT: &[&str] = &[
 
 #[test]
 fn help_shows_every_settings_variable_and_default() {
-    let out = warden("sqlite://unused.db", &["--help"], "", &[]);
+    let out = warden_blocking("sqlite://unused.db", &["--help"], "", &[]);
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
     // One block per option: from its `--flag` line to the next one.
@@ -312,7 +348,7 @@ fn migrate_creates_the_schema_and_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
     for _ in 0..2 {
-        let out = warden(&url, &["migrate"], "", &[]);
+        let out = warden_blocking(&url, &["migrate"], "", &[]);
         assert!(
             out.status.success(),
             "{}",
@@ -328,7 +364,7 @@ fn export_schema_check_fails_on_a_stale_file() {
     let stale = dir.path().join("schema.graphql");
     std::fs::write(&stale, "type Query { stale: Int }\n").unwrap();
     let path = stale.display().to_string();
-    let out = warden(
+    let out = warden_blocking(
         &url,
         &["export-schema", "--check", "--path", &path],
         "",
@@ -336,9 +372,9 @@ fn export_schema_check_fails_on_a_stale_file() {
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("export-schema"));
-    let printed = warden(&url, &["export-schema"], "", &[]);
+    let printed = warden_blocking(&url, &["export-schema"], "", &[]);
     std::fs::write(&stale, &printed.stdout).unwrap();
-    let out = warden(
+    let out = warden_blocking(
         &url,
         &["export-schema", "--check", "--path", &path],
         "",
@@ -350,7 +386,7 @@ fn export_schema_check_fails_on_a_stale_file() {
 #[tokio::test]
 async fn keys_list_shows_each_key_and_its_state_but_no_key_material() {
     let app = spawn_app().await;
-    let out = warden(&app.database_url(), &["keys", "rotate"], "", &[]);
+    let out = warden(&app.database_url(), &["keys", "rotate"], "", &[]).await;
     assert!(
         out.status.success(),
         "{}",
@@ -358,7 +394,7 @@ async fn keys_list_shows_each_key_and_its_state_but_no_key_material() {
     );
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("signs from"), "{said}");
-    let out = warden(&app.database_url(), &["keys", "list"], "", &[]);
+    let out = warden(&app.database_url(), &["keys", "list"], "", &[]).await;
     assert!(
         out.status.success(),
         "{}",
@@ -393,7 +429,8 @@ async fn keys_rotate_refuses_while_a_jwt_secret_signs() {
         &["keys", "rotate"],
         "",
         &[("WARDEN_JWT_SECRET", SECRET)],
-    );
+    )
+    .await;
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -406,7 +443,7 @@ async fn keys_rotate_refuses_while_a_jwt_secret_signs() {
 async fn keys_rotate_refuses_without_the_servers_algorithm() {
     let app =
         spawn_app_with(|c| c.jwt_algorithm = warden::auth::signing::JwtAlgorithm::EdDsa).await;
-    let out = warden(&app.database_url(), &["keys", "rotate"], "", &[]);
+    let out = warden(&app.database_url(), &["keys", "rotate"], "", &[]).await;
     assert!(!out.status.success(), "an HS256 key would never sign here");
     assert!(String::from_utf8_lossy(&out.stderr).contains("WARDEN_JWT_ALGORITHM"));
     let keys = entity::signing_key::Entity::find()

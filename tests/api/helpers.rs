@@ -393,26 +393,13 @@ impl TestApp {
     /// returns an access token of theirs.
     pub async fn admin_token(&self) -> String {
         let who = email();
-        // On a SQLite file the server is writing, the CLI has been seen to
-        // get SQLITE_BUSY at once (not after its 30 s busy timeout) on a
-        // heavily loaded machine: tried again, at most three times, and
-        // left as a known issue in the README's CLI notes.
-        let mut out = None;
-        for _ in 0..3 {
-            let tried = crate::cli::warden(
-                &self.database_url(),
-                &["admin", "create", &who],
-                &format!("{PASSWORD}\n"),
-                &[],
-            );
-            let busy = String::from_utf8_lossy(&tried.stderr).contains("database is locked");
-            out = Some(tried);
-            if !busy {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
-        let out = out.expect("tried");
+        let out = crate::cli::warden(
+            &self.database_url(),
+            &["admin", "create", &who],
+            &format!("{PASSWORD}\n"),
+            &[],
+        )
+        .await;
         assert!(
             out.status.success(),
             "{}",

@@ -103,7 +103,8 @@ async fn after_rotate_now_old_tokens_still_verify_and_new_ones_carry_the_new_kid
         &["keys", "rotate", "--now"],
         "",
         &[("WARDEN_JWT_ALGORITHM", "EdDSA")],
-    );
+    )
+    .await;
     assert!(
         out.status.success(),
         "{}",
@@ -296,10 +297,10 @@ async fn a_jwt_secret_keeps_verifying_after_the_switch_to_eddsa_only_for_a_token
 }
 
 /// Runs `warden keys …` against `app`'s database and asserts it succeeded.
-fn keys_cli(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> String {
+async fn keys_cli(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> String {
     let mut all = vec!["keys"];
     all.extend_from_slice(args);
-    let out = warden(&app.database_url(), &all, "", env);
+    let out = warden(&app.database_url(), &all, "", env).await;
     assert!(
         out.status.success(),
         "warden {all:?}: {}",
@@ -332,7 +333,7 @@ async fn a_rotated_key_is_published_on_every_instance_before_it_signs_anything()
     let old_kid = kid(s(&app.register(&who).await, "accessToken"));
 
     let rotating = app.clock.now();
-    keys_cli(&app, &["rotate"], &[("WARDEN_JWT_ALGORITHM", "EdDSA")]);
+    keys_cli(&app, &["rotate"], &[("WARDEN_JWT_ALGORITHM", "EdDSA")]).await;
     let rotated = app.clock.now();
     // Every instance publishes the new key within a second (a busy test
     // machine gets five).
@@ -406,7 +407,8 @@ async fn rotate_now_signs_with_the_new_key_at_once() {
         &app,
         &["rotate", "--now"],
         &[("WARDEN_JWT_ALGORITHM", "EdDSA")],
-    );
+    )
+    .await;
     let took = within(Duration::from_secs(5), || async {
         let login = app.login(&who, PASSWORD).await;
         kid(s(&login["data"]["login"], "accessToken")) != old_kid
@@ -430,12 +432,14 @@ async fn a_revoked_key_stops_verifying_on_every_instance_within_a_second() {
         &app,
         &["rotate", "--now"],
         &[("WARDEN_JWT_ALGORITHM", "EdDSA")],
-    );
+    )
+    .await;
     keys_cli(
         &app,
         &["revoke", &leaked],
         &[("WARDEN_JWT_ALGORITHM", "EdDSA")],
-    );
+    )
+    .await;
     let took = within(Duration::from_secs(5), || async {
         reason(&app.me(Some(&forged)).await) == Some("INVALID")
             && reason(&sibling.me(Some(&forged)).await) == Some("INVALID")
@@ -480,7 +484,8 @@ async fn a_replaced_jwt_secret_can_be_revoked_and_is_then_refused_at_start_up() 
         &app,
         &["revoke", &kid(&old_token)],
         &[("WARDEN_JWT_SECRET", SECOND)],
-    );
+    )
+    .await;
     assert!(said.contains("revoked"), "{said}");
     let login = app.login(&who, PASSWORD).await;
     assert!(app
@@ -510,7 +515,7 @@ async fn revoking_the_key_that_signs_rotates_first_so_logins_keep_working() {
     let token = s(&app.register(&who).await, "accessToken").to_owned();
     let signing = kid(&token);
 
-    let said = keys_cli(&app, &["revoke", &signing], &[]);
+    let said = keys_cli(&app, &["revoke", &signing], &[]).await;
     assert!(said.contains(&signing), "{said}");
     let took = within(Duration::from_secs(5), || async {
         reason(&app.me(Some(&token)).await) == Some("INVALID")
@@ -532,7 +537,7 @@ async fn revoke_refuses_an_unknown_kid_and_the_configured_jwt_secret() {
     const SECRET: &str = "k3P9sVx2qLm8TzR4wYb7NcJ1hFd6GeA5uQo0iXs";
     let app = spawn_app_with(|c| c.jwt_secret = Some(SECRET.to_owned().into())).await;
     let token = s(&app.register(&email()).await, "accessToken").to_owned();
-    let out = warden(&app.database_url(), &["keys", "revoke", "hs-nope"], "", &[]);
+    let out = warden(&app.database_url(), &["keys", "revoke", "hs-nope"], "", &[]).await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("hs-nope"));
     let out = warden(
@@ -540,7 +545,8 @@ async fn revoke_refuses_an_unknown_kid_and_the_configured_jwt_secret() {
         &["keys", "revoke", &kid(&token)],
         "",
         &[("WARDEN_JWT_SECRET", SECRET)],
-    );
+    )
+    .await;
     assert!(
         !out.status.success(),
         "the configured secret cannot be revoked while it signs"
@@ -573,7 +579,7 @@ async fn a_cli_command_run_with_other_settings_retires_no_key() {
     let who = email();
     app.register(&who).await;
     // `warden admin …` run without the servers' WARDEN_JWT_ALGORITHM.
-    let out = warden(&app.database_url(), &["admin", "promote", &who], "", &[]);
+    let out = warden(&app.database_url(), &["admin", "promote", &who], "", &[]).await;
     assert!(
         out.status.success(),
         "{}",

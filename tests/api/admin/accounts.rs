@@ -172,7 +172,8 @@ async fn the_last_active_admin_cannot_be_demoted_disabled_or_deleted() {
         &["admin", "demote", &my_email],
         "",
         &[],
-    );
+    )
+    .await;
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("last active administrator"),
@@ -234,7 +235,7 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
             .unwrap()
             .unwrap()
             .email;
-        let out = warden(&app.database_url(), &["admin", "promote", &email], "", &[]);
+        let out = warden(&app.database_url(), &["admin", "promote", &email], "", &[]).await;
         assert!(out.status.success());
     }
 }
