@@ -67,6 +67,8 @@ pub struct Db {
     sqlite: bool,
     /// The SQLite file, when the store is one (not in memory).
     sqlite_file: Option<PathBuf>,
+    /// On SQLite, the URL and busy timeout, for [`Db::background`].
+    sqlite_url: Option<(String, Duration)>,
 }
 
 impl Db {
@@ -93,6 +95,7 @@ impl Db {
                 write,
                 sqlite: true,
                 sqlite_file: sqlite_file(&url),
+                sqlite_url: Some((url, timeout)),
             })
         } else {
             let mut options = ConnectOptions::new(url);
@@ -122,6 +125,7 @@ impl Db {
                 write: pool,
                 sqlite: false,
                 sqlite_file: None,
+                sqlite_url: None,
             })
         }
     }
@@ -144,6 +148,25 @@ impl Db {
     /// The database file on SQLite; `None` on Postgres or in memory.
     pub fn sqlite_file(&self) -> Option<&Path> {
         self.sqlite_file.as_deref()
+    }
+
+    /// The store for background work (the cleanup pass). On SQLite, one
+    /// connection of its own, reads and writes alike, whose thread runs at the
+    /// lowest CPU priority so that requests preempt it (see
+    /// `sqlite::connect_background`); on Postgres, where the work runs in
+    /// the database's processes, the same pool.
+    pub async fn background(&self) -> Result<Self, DbErr> {
+        let Some((url, timeout)) = &self.sqlite_url else {
+            return Ok(self.clone());
+        };
+        let conn = sqlite::connect_background(url, *timeout).await?;
+        Ok(Self {
+            read: conn.clone(),
+            write: conn,
+            sqlite: true,
+            sqlite_file: self.sqlite_file.clone(),
+            sqlite_url: self.sqlite_url.clone(),
+        })
     }
 
     /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite).

@@ -10,9 +10,14 @@ use std::{
 };
 
 use sea_orm::{
-    sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
-    ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr,
+    sqlx::{
+        self,
+        sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+        ConnectOptions as _, Executor as _,
+    },
+    ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr, SqlxSqliteConnector,
 };
+use thread_priority::{set_current_thread_priority, ThreadPriority};
 
 /// Opens a SQLite pool, trying again for up to `timeout` while the file is
 /// busy. Two instances starting together on a new file both switch it to
@@ -31,6 +36,79 @@ pub(super) async fn connect_sqlite(
             }
             result => return result,
         }
+    }
+}
+
+/// The name of the SQLite worker thread of the background connection.
+pub(super) const BACKGROUND_THREAD: &str = "warden-bg";
+
+/// One connection for background work (the cleanup pass) whose SQLite
+/// thread runs at the lowest CPU priority (nice 19).
+///
+/// sqlx runs each SQLite connection on a thread of its own, and a statement
+/// spends its CPU there. A pass's deletes, at normal priority on the core
+/// that serves requests, held `me`'s p99 over 10 ms however they were
+/// paced; with that thread at nice 19 the executor preempts it. sqlx gives
+/// no handle on the thread itself, so the connection lowers it from the
+/// inside: a progress handler (called on that thread while a statement
+/// runs) does it the first time it is called, and a first statement long
+/// enough to call it runs before the connection is handed out.
+///
+/// The price is priority inversion: while this connection holds the write
+/// lock on a saturated machine, a request's write waits longer for it. The
+/// cleanup keeps its write transactions small for that reason.
+pub(super) async fn connect_background(
+    url: &str,
+    timeout: Duration,
+) -> Result<DatabaseConnection, DbErr> {
+    let conn_err = |err: sqlx::Error| DbErr::Conn(RuntimeErr::SqlxError(std::sync::Arc::new(err)));
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(conn_err)?
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(timeout)
+        .foreign_keys(true)
+        .thread_name(|n| format!("{BACKGROUND_THREAD}-{n}"))
+        .disable_statement_logging();
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .acquire_timeout(timeout)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .test_before_acquire(false)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.lock_handle()
+                    .await?
+                    .set_progress_handler(100, lower_priority_once());
+                // Some thousands of VM steps: the handler runs during it.
+                conn.execute(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500) \
+                     SELECT count(*) FROM n",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(conn_err)?;
+    Ok(SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
+}
+
+/// A progress handler that sets its thread to the lowest priority the first
+/// time it runs, and never interrupts a statement.
+fn lower_priority_once() -> impl FnMut() -> bool + Send + 'static {
+    let mut lowered = false;
+    move || {
+        if !lowered {
+            lowered = true;
+            if let Err(err) = set_current_thread_priority(ThreadPriority::Min) {
+                tracing::warn!(error = %err, "could not lower the priority of the background SQLite thread");
+            }
+        }
+        true
     }
 }
 
@@ -155,6 +233,45 @@ mod tests {
             .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
             .expect("stat tables");
         assert_eq!(tables, ["sqlite_stat1"]);
+    }
+
+    /// The background connection's SQLite thread (named, so it can be found
+    /// among the process's threads) is at nice 19 by the time the connection
+    /// is handed out, and it still reads and writes the file.
+    #[tokio::test]
+    async fn the_background_connection_runs_on_a_lowest_priority_thread() {
+        use sea_orm::ConnectionTrait;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("bg.db").display());
+        let conn = connect_background(&url, Duration::from_secs(5))
+            .await
+            .expect("connects");
+        conn.execute_unprepared("CREATE TABLE t (k INTEGER); INSERT INTO t VALUES (7)")
+            .await
+            .expect("writes");
+        let mut niceness = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").expect("/proc") {
+            let path = task.expect("task").path();
+            let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            if !comm.starts_with(BACKGROUND_THREAD) {
+                continue;
+            }
+            let stat = std::fs::read_to_string(path.join("stat")).expect("stat");
+            // Field 19 of /proc/<tid>/stat is the niceness.
+            let after_name = stat.rsplit(") ").next().expect("stat has a name");
+            niceness.push(after_name.split(' ').nth(16).expect("nice").to_owned());
+        }
+        assert!(!niceness.is_empty(), "no {BACKGROUND_THREAD} thread found");
+        assert!(niceness.iter().all(|n| n == "19"), "{niceness:?}");
+        let row = conn
+            .query_one_raw(sea_orm::Statement::from_string(
+                conn.get_database_backend(),
+                "SELECT k FROM t",
+            ))
+            .await
+            .expect("reads")
+            .expect("a row");
+        assert_eq!(row.try_get::<i32>("", "k").expect("k"), 7);
     }
 
     #[test]
