@@ -256,7 +256,10 @@ mod tests {
             if !comm.starts_with(BACKGROUND_THREAD) {
                 continue;
             }
-            let stat = std::fs::read_to_string(path.join("stat")).expect("stat");
+            // A thread of another test may have ended since it was listed.
+            let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
+                continue;
+            };
             // Field 19 of /proc/<tid>/stat is the niceness.
             let after_name = stat.rsplit(") ").next().expect("stat has a name");
             niceness.push(after_name.split(' ').nth(16).expect("nice").to_owned());
