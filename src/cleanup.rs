@@ -173,7 +173,10 @@ pub async fn run_paced(
     pace: Pace,
 ) -> Result<Removed, DbErr> {
     // On Postgres, hold a transaction-scoped advisory lock for the whole pass
-    // on its own connection; the batches run on others.
+    // on its own connection; the batches run on others. That transaction
+    // (READ COMMITTED, one SELECT) keeps no snapshot and has no transaction
+    // id while it waits, so it holds back no VACUUM however long the pass
+    // (`tests/api/cleanup.rs` watches it in `pg_stat_activity`).
     let guard = if db.is_sqlite() {
         None
     } else {

@@ -169,6 +169,19 @@ impl Db {
         })
     }
 
+    /// Calls `observe` with every statement this handle sends from now on,
+    /// in transactions too, with its values. For checks of what Warden asks
+    /// the database (the cleanup's query plans); the server sets none.
+    pub fn observe_statements(
+        &mut self,
+        observe: impl Fn(&sea_orm::Statement) + Send + Sync + Clone + 'static,
+    ) {
+        for conn in [&mut self.read, &mut self.write] {
+            let observe = observe.clone();
+            conn.set_metric_callback(move |info| observe(info.statement));
+        }
+    }
+
     /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite).
     pub async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
         if self.sqlite {
