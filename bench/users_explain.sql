@@ -1,71 +1,66 @@
 -- bench/users_explain.sql: EXPLAIN (ANALYZE, BUFFERS) of the statements
 -- Warden sends for one `users(first: 50, filter: {search})` (see
--- src/services/admin/users.rs), for W14. bench/run passes:
+-- src/services/admin/users.rs `probe`), for W14. bench/run passes:
 --   pat        the LIKE pattern: the lowercase prefix, LIKE-escaped, then '%'
 --   narrow     NARROW of users.rs (5000)
---   probe_out, page_out   where the plans of the two statements go (JSON)
---   custom_out, generic_out   the probe's custom and generic plans (JSON)
--- The text is Warden's own (as Postgres logs it with
--- log_min_duration_statement = 0), but for the page read by id, whose ids
--- Warden binds as $1..$51 and which is given here as literals. The
--- statements are prepared as sqlx prepares them (once per connection,
--- then reused) and executed six times before the EXPLAIN, so the plan shown
--- is the one a warm connection runs: Postgres may switch a prepared
--- statement to a generic plan after its fifth execution, and a generic
--- plan cannot turn `LIKE $1` into an index range.
+--   email_out, username_out   the plans of the two counts (JSON)
+--   ids_email_out, ids_username_out   the plans of the two id lists (JSON;
+--              empty when the search walks)
+--   page_out   the plan of the page: the walk by id, or the read by ids
+-- Warden runs a search in one transaction with plan_cache_mode =
+-- force_custom_plan, so every statement is planned for its values, as the
+-- literal statements here are; the counts and the id lists run with
+-- sequential and bitmap scans off, as there. The text is Warden's own but
+-- for the values, bound there as $1.. (the page's ids too).
 \set ON_ERROR_STOP on
-PREPARE probe(text, text, int8) AS
-  SELECT "users"."id" FROM "users"
-  WHERE "email" LIKE $1 ESCAPE E'\\' OR LOWER("username") LIKE $2 ESCAPE E'\\'
-  LIMIT $3;
-PREPARE walk(text, text, int8) AS
+SELECT :narrow + 1 AS probe_limit \gset
+BEGIN;
+SET LOCAL plan_cache_mode = force_custom_plan;
+SET LOCAL enable_seqscan = off;
+SET LOCAL enable_bitmapscan = off;
+\o :email_out
+EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
+  SELECT COUNT(*) AS "n" FROM (SELECT 1 FROM "users" WHERE "users"."email" LIKE :'pat' ESCAPE E'\\'
+  LIMIT :probe_limit) AS "m";
+\o :username_out
+EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
+  SELECT COUNT(*) AS "n" FROM (SELECT 1 FROM "users" WHERE LOWER("users"."username") LIKE :'pat' ESCAPE E'\\'
+  LIMIT :probe_limit) AS "m";
+\o
+-- Which way Warden goes: either prefix with more than NARROW matches walks
+-- the primary key; else each index gives its first 51 ids, and the first 51
+-- of both (sorted, once each) are read by id.
+SELECT (SELECT count(*) FROM (SELECT 1 FROM users WHERE email LIKE :'pat' ESCAPE E'\\' LIMIT :probe_limit) e) > :narrow
+    OR (SELECT count(*) FROM (SELECT 1 FROM users WHERE lower(username) LIKE :'pat' ESCAPE E'\\' LIMIT :probe_limit) u) > :narrow
+    AS walks \gset
+\if :walks
+SET LOCAL enable_seqscan = on;
+SET LOCAL enable_bitmapscan = on;
+\o :page_out
+EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
   SELECT "users"."id", "users"."email", "users"."username", "users"."password_hash", "users"."role",
          "users"."created_at", "users"."last_login_at", "users"."email_verified_at",
          "users"."mfa_enabled_at", "users"."disabled_at", "users"."disabled_reason"
   FROM "users"
-  WHERE "email" LIKE $1 ESCAPE E'\\' OR LOWER("username") LIKE $2 ESCAPE E'\\'
-  ORDER BY "users"."id" ASC LIMIT $3;
-SELECT :narrow + 1 AS probe_limit \gset
-\o /dev/null
-EXECUTE probe(:'pat', :'pat', :probe_limit);
-EXECUTE probe(:'pat', :'pat', :probe_limit);
-EXECUTE probe(:'pat', :'pat', :probe_limit);
-EXECUTE probe(:'pat', :'pat', :probe_limit);
-EXECUTE probe(:'pat', :'pat', :probe_limit);
-EXECUTE probe(:'pat', :'pat', :probe_limit);
-\o :probe_out
-EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE probe(:'pat', :'pat', :probe_limit);
--- Both plans of the probe, whichever the warm connection chose: a pool
--- connection that ran other searches before may hold the other one.
-SET plan_cache_mode = force_custom_plan;
-\o :custom_out
-EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE probe(:'pat', :'pat', :probe_limit);
-SET plan_cache_mode = force_generic_plan;
-\o :generic_out
-EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE probe(:'pat', :'pat', :probe_limit);
-RESET plan_cache_mode;
-\o
--- Which way Warden goes: more than NARROW matches walk the primary key;
--- else the first 51 ids, sorted, are read by id.
-SELECT count(*) > :narrow AS walks,
-       coalesce(string_agg(quote_literal(id::text), ', ' ORDER BY id) FILTER (WHERE n <= 51), 'NULL') AS ids
-FROM (
-  SELECT id, row_number() OVER (ORDER BY id) AS n
-  FROM (SELECT "users"."id" FROM "users"
-        WHERE "users"."email" LIKE :'pat' ESCAPE '\' OR LOWER("users"."username") LIKE :'pat' ESCAPE '\'
-        LIMIT :probe_limit) m
-) t \gset
-\if :walks
-\o /dev/null
-EXECUTE walk(:'pat', :'pat', 51);
-EXECUTE walk(:'pat', :'pat', 51);
-EXECUTE walk(:'pat', :'pat', 51);
-EXECUTE walk(:'pat', :'pat', 51);
-EXECUTE walk(:'pat', :'pat', 51);
-EXECUTE walk(:'pat', :'pat', 51);
-\o :page_out
-EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE walk(:'pat', :'pat', 51);
+  WHERE "users"."email" LIKE :'pat' ESCAPE E'\\' OR LOWER("users"."username") LIKE :'pat' ESCAPE E'\\'
+  ORDER BY "users"."id" ASC LIMIT 51;
 \else
+\o :ids_email_out
+EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
+  SELECT "users"."id" FROM "users" WHERE "users"."email" LIKE :'pat' ESCAPE E'\\' ORDER BY "users"."id" ASC LIMIT 51;
+\o :ids_username_out
+EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
+  SELECT "users"."id" FROM "users" WHERE LOWER("users"."username") LIKE :'pat' ESCAPE E'\\' ORDER BY "users"."id" ASC LIMIT 51;
+\o
+SELECT coalesce(string_agg(quote_literal(id::text), ', ' ORDER BY id), 'NULL') AS ids FROM (
+  SELECT id FROM (
+    (SELECT id FROM users WHERE email LIKE :'pat' ESCAPE E'\\' ORDER BY id LIMIT 51)
+    UNION
+    (SELECT id FROM users WHERE lower(username) LIKE :'pat' ESCAPE E'\\' ORDER BY id LIMIT 51)
+  ) both_ ORDER BY id LIMIT 51
+) t \gset
+SET LOCAL enable_seqscan = on;
+SET LOCAL enable_bitmapscan = on;
 \o :page_out
 EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
   SELECT "users"."id", "users"."email", "users"."username", "users"."password_hash", "users"."role",
@@ -74,3 +69,4 @@ EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
   FROM "users" WHERE "users"."id" IN (:ids) ORDER BY "users"."id" ASC;
 \endif
 \o
+ROLLBACK;

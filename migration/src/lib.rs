@@ -25,6 +25,7 @@ mod m20261203_000004_session_views;
 mod m20261203_000005_outbox_waiting;
 mod m20261203_000006_cleanup_indexes;
 mod m20261204_000001_session_views_at;
+mod m20261204_000002_user_search_covering;
 
 /// The list of every migration, in the order they apply.
 pub struct Migrator;
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000005_outbox_waiting::Migration),
             Box::new(m20261203_000006_cleanup_indexes::Migration),
             Box::new(m20261204_000001_session_views_at::Migration),
+            Box::new(m20261204_000002_user_search_covering::Migration),
         ]
     }
 }

@@ -193,3 +193,108 @@ async fn users_pages_through_hundreds_of_accounts_in_stable_order_and_filters() 
         assert_eq!(code(&body), Some("BAD_USER_INPUT"), "{body}");
     }
 }
+
+/// A search is answered three ways (`services::admin::users::probe`): a
+/// prefix with more than 5,000 matches in either index walks the accounts
+/// by id; a rarer one takes the page's ids from the two indexes; a rarer one
+/// with other filters reads its matches. Each gives every match once, in id
+/// order, page after page, including accounts that match by both their
+/// email and their username.
+#[tokio::test]
+async fn search_pages_are_exact_whether_the_prefix_is_common_or_rare() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let seeded = seed(&app, 10_000).await;
+    // Twins match one search by both their email and their username.
+    let now = app.clock.now();
+    let twins: Vec<user::ActiveModel> = (0..40)
+        .map(|i| user::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            email: Set(format!("twin-{i:02}@example.com")),
+            username: Set(Some(format!("TWIN-{i:02}"))),
+            password_hash: Set(
+                "$2b$04$abcdefghijklmnopqrstuu5mPcDPQEFQn6bmoTn9CNJsVZ7lcbCGy".into(),
+            ),
+            role: Set("USER".into()),
+            created_at: Set(now),
+            last_login_at: Set(None),
+            email_verified_at: Set(None),
+            mfa_enabled_at: Set(None),
+            disabled_at: Set((i % 4 == 0).then_some(now)),
+            disabled_reason: Set(None),
+        })
+        .collect();
+    let twin_ids: Vec<String> = twins.iter().map(|t| t.id.as_ref().to_string()).collect();
+    user::Entity::insert_many(twins)
+        .exec_without_returning(app.state.db.write())
+        .await
+        .unwrap();
+    let in_order = |nodes: &[Value]| {
+        let listed = ids(nodes);
+        let mut sorted = listed.clone();
+        sorted.sort_by_key(|id| Uuid::parse_str(id).unwrap());
+        sorted.dedup();
+        assert_eq!(listed, sorted, "once each, by id");
+        listed
+    };
+    let seeded_where = |keep: &dyn Fn(usize) -> bool| -> Vec<String> {
+        let mut ids: Vec<Uuid> = (0..seeded.len())
+            .filter(|i| keep(*i))
+            .map(|i| seeded[i])
+            .collect();
+        ids.sort();
+        ids.iter().map(Uuid::to_string).collect()
+    };
+
+    // Common: 10,000 emails and 10,000 usernames start with "seed".
+    let common = all_pages(&app, &admin, 200, json!({ "search": "seed" })).await;
+    assert_eq!(in_order(&common), seeded_where(&|_| true));
+    // Rare, by email only (seed-0xx: 100) and by username only (Seed_01xx: 100),
+    // 30 a page so that the cursor is used.
+    let by_email = all_pages(&app, &admin, 30, json!({ "search": "seed-00" })).await;
+    assert_eq!(in_order(&by_email), seeded_where(&|i| i < 100));
+    let by_username = all_pages(&app, &admin, 30, json!({ "search": "SEED_01" })).await;
+    assert_eq!(
+        in_order(&by_username),
+        seeded_where(&|i| (100..200).contains(&i))
+    );
+    // Rare, matching by both: each twin once.
+    let both = all_pages(&app, &admin, 7, json!({ "search": "twin" })).await;
+    let mut expected = twin_ids.clone();
+    expected.sort_by_key(|id| Uuid::parse_str(id).unwrap());
+    assert_eq!(in_order(&both), expected);
+    // Rare with another filter: the rows are read and filtered.
+    let disabled = all_pages(
+        &app,
+        &admin,
+        3,
+        json!({ "search": "twin", "disabled": true }),
+    )
+    .await;
+    assert_eq!(in_order(&disabled).len(), 10, "i % 4 == 0 of 40");
+    assert!(disabled.iter().all(|n| n["disabled"] == true));
+    let rare_filtered = all_pages(
+        &app,
+        &admin,
+        50,
+        json!({ "search": "seed-00", "disabled": true }),
+    )
+    .await;
+    assert_eq!(
+        in_order(&rare_filtered),
+        seeded_where(&|i| i < 100 && i % 7 == 0)
+    );
+    // Common with another filter: the walk filters as it goes.
+    let common_filtered = all_pages(
+        &app,
+        &admin,
+        200,
+        json!({ "search": "seed", "mfaEnabled": true }),
+    )
+    .await;
+    assert_eq!(in_order(&common_filtered), seeded_where(&|i| i % 5 == 0));
+    // No match at all.
+    assert!(all_pages(&app, &admin, 10, json!({ "search": "nobody" }))
+        .await
+        .is_empty());
+}
