@@ -459,6 +459,37 @@ def cmd_criterion(a):
         print("null")
 
 
+# ---------------------------------------------------------------------- hostile
+def hostile_documents():
+    """W15's attack: one document of each family that
+    tests/api/graphql_cost/load.rs sends (nested spreads, wide fragments,
+    too many fields or tokens, a thousand fragments or variables, a cycle,
+    unknown fields, repeated introspection). Each is refused, or answered
+    with errors, by the gate before it runs."""
+    def fields(n, field):
+        return " ".join(field(i) for i in range(n))
+    nested = "query { ...G10 }\n" + "".join(
+        f"fragment G{k} on Query {{ {f'...G{k - 1} ' * 5}}}\n" for k in range(1, 11)
+    ) + "fragment G0 on Query { __typename }\n"
+    return [
+        nested,
+        f"{{ {'...W ' * 40} }} fragment W on Query {{ {'__typename ' * 400} }}",
+        f"{{ {'__typename ' * 3500} }}",
+        f"{{ {'t ' * 6500} }}",
+        "{ __typename } " + fields(1000, lambda i: f"fragment U{i} on Query {{ __typename }}"),
+        f"query({fields(1000, lambda i: f'$v{i}: Int')}) {{ __typename }}",
+        "query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }",
+        f"{{ {fields(30, lambda i: f'nope{i}')} }}",
+        f"{{ {fields(20, lambda i: f's{i}: __schema {{ types {{ name fields {{ name args {{ name }} }} }} }}')} }}",
+    ]
+
+
+def cmd_hostile(a):
+    with open(a.out, "w") as f:
+        for doc in hostile_documents():
+            f.write(json.dumps({"query": doc}) + "\n")
+
+
 # ---------------------------------------------------------------------- wrkjson
 def cmd_wrkjson(a):
     with open(a.file) as f:
@@ -950,6 +981,10 @@ def main():
     s = sub.add_parser("wrkjson")
     s.add_argument("file")
     s.set_defaults(fn=cmd_wrkjson)
+
+    s = sub.add_parser("hostile")
+    s.add_argument("--out", required=True, help="one JSON body per line")
+    s.set_defaults(fn=cmd_hostile)
 
     s = sub.add_parser("median")
     s.add_argument("files", nargs="+")
