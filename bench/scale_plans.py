@@ -177,10 +177,12 @@ class Db:
         return r[0] if r else default
 
     def explain(self, sql, p):
-        """(one-line plan, full scan?, ms) of one statement."""
+        """(one-line plan, full scan?, ms) of one statement. p["_pg_settings"]: SET LOCAL lines
+        Warden's transaction has when it sends the statement (Postgres only)."""
+        settings = p.get("_pg_settings", "")
         text, bound = self.render(sql, p)
         if self.pg:
-            return self.explain_pg(text)
+            return self.explain_pg(text, settings)
         tree = self.con.execute("EXPLAIN QUERY PLAN " + text, bound).fetchall()  # (id, parent, _, detail)
         ms = None
         if text.startswith("SELECT"):
@@ -192,11 +194,12 @@ class Db:
             kids = [node(r[0], r[3]) for r in tree if r[1] == i]
             return detail + (" > " + kids[0] if len(kids) == 1 else " > [" + ", ".join(kids) + "]" if kids else "")
 
-        scan = any(re.fullmatch(r"SCAN (TABLE )?\w+( AS \w+)?", r[3]) and r[3] != "SCAN sub_query" for r in tree)
+        scan = any(re.fullmatch(r"SCAN (TABLE )?\w+( AS \w+)?", r[3]) and r[3] not in ("SCAN sub_query", "SCAN m") for r in tree)
         return ", ".join(node(r[0], r[3]) for r in tree if r[1] == 0) or "(no read: INSERT ... VALUES)", scan, ms
 
-    def explain_pg(self, text):
-        run = "BEGIN;\nSET LOCAL statement_timeout = '300s';\nSET LOCAL lock_timeout = '2s';\n{};\nROLLBACK;\n"
+    def explain_pg(self, text, settings=""):
+        run = "BEGIN;\nSET LOCAL statement_timeout = '300s';\nSET LOCAL lock_timeout = '2s';\n" + \
+            settings.replace("{", "{{").replace("}", "}}") + "{};\nROLLBACK;\n"
         try:
             top = json.loads(self.psql(run.format("EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON) " + text)))[0]
         except (RuntimeError, ValueError) as err:  # a write that cannot run here: its plan alone
@@ -406,16 +409,35 @@ def statements(db, op, v):
                     '(LOWER("username") LIKE {pat} ESCAPE {ESC} AND LOWER("username") >= {lo} AND '
                     'LOWER("username") < {hi})')
         bound = dict(pat=pat, lo=search, hi=nxt)
-        probe, src = f'SELECT "users"."id" FROM "users" WHERE {like} LIMIT {{5001}}', "services/admin/users.rs "
-        out = auth(db, v["admin"], v["admin_sid"]) + [S("search probe (NARROW + 1 ids)", src + "narrow_search", probe,
-                                                        **bound)]
-        ids = sorted(r[0] for r in db.rows(probe, **bound))
-        if len(ids) > 5000:  # more than NARROW matches: the primary key is walked
+        src = "services/admin/users.rs "
+        # The search transaction (Postgres): custom plans, and no sequential or bitmap scan while the
+        # indexes are asked (`probe`); the page is read with both back on.
+        custom = "SET LOCAL plan_cache_mode = force_custom_plan;\n"
+        asking = dict(bound, _pg_settings=custom + "SET LOCAL enable_seqscan = off;\nSET LOCAL enable_bitmapscan = off;\n")
+        email, username = like[1:-1].split(") OR (", 1) if like.startswith("(") else like.split(" OR ", 1)
+        out = auth(db, v["admin"], v["admin_sid"])
+        walks = False
+        for side, cond in (("email", email), ("username", username)):
+            count = f'SELECT COUNT(*) AS "n" FROM (SELECT 1 FROM "users" WHERE {cond} LIMIT {{5001}}) AS "m"'
+            out.append(S(f"search: count {side} matches (up to NARROW + 1)", src + "ask_indexes", count, **asking))
+            if int(db.one(count, **bound)[0]) > 5000:  # more than NARROW: the primary key is walked
+                walks = True
+                break
+        if walks:
             out.append(S("search walk by id", src + "fetch",
-                         q("users", f"SELECT %C FROM %T WHERE {like} ORDER BY @id ASC LIMIT {{51}}"), **bound))
-        elif ids:  # else the first 51 ids, read by id
-            out.append(S("search page by ids", src + "narrow_search",
-                         q("users", "SELECT %C FROM %T WHERE @id IN ({ids}) ORDER BY @id ASC"), ids=ids[:51]))
+                         q("users", f"SELECT %C FROM %T WHERE {like} ORDER BY @id ASC LIMIT {{51}}"),
+                         **dict(bound, _pg_settings=custom)))
+        else:  # each index gives its first 51 ids; the first 51 of both are read by id
+            ids = set()
+            for side, cond in (("email", email), ("username", username)):
+                first = f'SELECT "users"."id" FROM "users" WHERE {cond} ORDER BY "users"."id" ASC LIMIT {{51}}'
+                out.append(S(f"search: first ids by {side}", src + "ask_indexes", first, **asking))
+                ids.update(r[0] for r in db.rows(first, **bound))
+            ids = sorted(ids)[:51]
+            if ids:
+                out.append(S("search page by ids", src + "by_ids",
+                             q("users", "SELECT %C FROM %T WHERE @id IN ({ids}) ORDER BY @id ASC"), ids=ids,
+                             _pg_settings=custom))
         return out + viewed(v, "USERS_VIEWED", v["admin"], v["admin_sid"])
     if op == "api_key_me":
         src = "services/api_keys/authenticate.rs "
