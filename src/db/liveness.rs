@@ -10,6 +10,8 @@
 //!
 //! On a SQLite file the check is answered in place instead, without the
 //! hand-off (see `inline`); the batched query is then only the fallback.
+//! The API key a request presents is read in place the same way
+//! ([`SessionChecks::api_key_in_place`]), falling back to one query.
 //!
 //! Nothing is cached and nothing waits for company: a check that arrives
 //! when the dispatcher is idle runs at once, alone. Checks only share a query
@@ -27,7 +29,7 @@
 
 use std::{collections::HashMap, fmt, sync::Arc};
 
-use entity::{session, user};
+use entity::{api_key, session, user};
 use sea_orm::{
     ColumnTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryResult, QuerySelect,
 };
@@ -123,6 +125,28 @@ impl SessionChecks {
         answer
             .await
             .map_err(|_| AppError::internal("a session check was dropped unanswered"))?
+    }
+}
+
+impl SessionChecks {
+    /// The API key whose secret hashes to `hash`, with its owner, read in
+    /// place on a SQLite file (the same connections and reasons as the
+    /// session check: an API key is looked up on every request that
+    /// presents one). `None` when it cannot be read in place (Postgres, a
+    /// database in memory, the in-place reads switched off, or a failed
+    /// read): the caller asks the pool. `Some(None)`: no key has that hash.
+    pub fn api_key_in_place(
+        &self,
+        hash: &str,
+    ) -> Option<Option<(api_key::Model, Option<user::Model>)>> {
+        match self.inline.as_ref()?.key(hash) {
+            Ok(found) => Some(found),
+            Err(InlineError::Off) => None,
+            Err(err) => {
+                tracing::debug!(error = %err, "an in-place API key read failed; asking the pool");
+                None
+            }
+        }
     }
 }
 

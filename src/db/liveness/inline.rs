@@ -33,7 +33,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use entity::user;
+use entity::{api_key, user};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 use uuid::Uuid;
 
@@ -45,6 +45,15 @@ const OWNER_OF_SESSION: &str = concat!(
     ", s.expires_at \
      FROM sessions s JOIN users u ON u.id = s.user_id \
      WHERE s.id = ?1 AND s.user_id = ?2 AND s.revoked_at IS NULL"
+);
+
+/// An API key by the hash of its secret, with its owner (none if the owner
+/// is gone). Whether the key is live is decided by the caller.
+const KEY_AND_OWNER: &str = concat!(
+    "SELECT k.id, k.user_id, k.name, k.prefix, k.secret_hash, k.scopes, k.created_at, \
+     k.last_used_at, k.expires_at, k.revoked_at, ",
+    entity::user_columns!(),
+    " FROM api_keys k LEFT JOIN users u ON u.id = k.user_id WHERE k.secret_hash = ?1"
 );
 
 /// Connections kept between checks; more are opened when more threads check
@@ -85,6 +94,7 @@ impl InlineChecks {
     pub fn open(path: &Path) -> Result<Self, InlineError> {
         let first = connect(path)?;
         first.prepare_cached(OWNER_OF_SESSION)?;
+        first.prepare_cached(KEY_AND_OWNER)?;
         Ok(Self {
             path: path.to_owned(),
             idle: Mutex::new(vec![first]),
@@ -100,6 +110,30 @@ impl InlineChecks {
         user: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Option<user::Model>, InlineError> {
+        self.read(|conn| lookup(conn, session, user, now))
+    }
+
+    /// The API key whose secret hashes to `hash`, with its owner (`None`
+    /// if the owner is gone); `None` if no key has that hash.
+    pub fn key(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(api_key::Model, Option<user::Model>)>, InlineError> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(KEY_AND_OWNER)?;
+            let row = statement
+                .query_row([hash], |row| Ok(decode_key(row)))
+                .optional()?;
+            row.transpose()
+        })
+    }
+
+    /// Runs `read` on a kept connection (or a new one), and switches the
+    /// in-place reads off at the first value that does not decode.
+    fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, InlineError>,
+    ) -> Result<T, InlineError> {
         if self.off.load(Ordering::Relaxed) {
             return Err(InlineError::Off);
         }
@@ -108,7 +142,7 @@ impl InlineChecks {
             Some(conn) => conn,
             None => connect(&self.path)?,
         };
-        let answer = lookup(&conn, session, user, now);
+        let answer = read(&conn);
         if let Ok(mut idle) = self.idle.lock() {
             if idle.len() < KEPT_CONNECTIONS {
                 idle.push(conn);
@@ -118,8 +152,8 @@ impl InlineChecks {
             if !self.off.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     value = what,
-                    "a session check read a value it cannot decode; \
-                     session checks go through the pool from now on"
+                    "an in-place read (session check or API key) read a value it cannot decode; \
+                     those reads go through the pool from now on"
                 );
             }
         }
@@ -162,56 +196,89 @@ fn lookup(
 /// A row of [`OWNER_OF_SESSION`], decoded as sqlx stores these types:
 /// UUIDs as 16-byte blobs, times as RFC 3339 text.
 fn decode(row: &Row<'_>) -> Result<(user::Model, DateTime<Utc>), InlineError> {
-    let text = |i: usize, what: &'static str| -> Result<String, InlineError> {
-        row.get::<_, String>(i)
-            .map_err(|_| InlineError::Decode(what))
+    let owner = decode_user(row, 0)?;
+    let expires_at = time(&text(row, 11, "expiry")?, "expiry")?;
+    Ok((owner, expires_at))
+}
+
+/// A row of [`KEY_AND_OWNER`]: the key's ten columns, then its owner's (all
+/// NULL when the owner is gone).
+fn decode_key(row: &Row<'_>) -> Result<(api_key::Model, Option<user::Model>), InlineError> {
+    let key = api_key::Model {
+        id: uuid(row, 0, "key id")?,
+        user_id: uuid(row, 1, "key owner")?,
+        name: text(row, 2, "key name")?,
+        prefix: text(row, 3, "key prefix")?,
+        secret_hash: text(row, 4, "key hash")?,
+        scopes: text(row, 5, "key scopes")?,
+        created_at: time(&text(row, 6, "key created")?, "key created")?,
+        last_used_at: optional_time(row, 7, "key last used")?,
+        expires_at: optional_time(row, 8, "key expiry")?,
+        revoked_at: optional_time(row, 9, "key revoked")?,
     };
-    let optional_text = |i: usize, what: &'static str| -> Result<Option<String>, InlineError> {
-        row.get::<_, Option<String>>(i)
-            .map_err(|_| InlineError::Decode(what))
+    let owner = match row
+        .get_ref(10)
+        .map_err(|_| InlineError::Decode("user id"))?
+    {
+        rusqlite::types::ValueRef::Null => None,
+        _ => Some(decode_user(row, 10)?),
     };
-    let time = |value: &str, what: &'static str| -> Result<DateTime<Utc>, InlineError> {
-        DateTime::parse_from_rfc3339(value)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| InlineError::Decode(what))
-    };
-    let id = row
-        .get_ref(0)
+    Ok((key, owner))
+}
+
+/// The columns of `entity::user_columns!()`, from column `at` on.
+fn decode_user(row: &Row<'_>, at: usize) -> Result<user::Model, InlineError> {
+    Ok(user::Model {
+        id: uuid(row, at, "user id")?,
+        email: text(row, at + 1, "email")?,
+        username: optional_text(row, at + 2, "username")?,
+        password_hash: text(row, at + 3, "password hash")?,
+        role: text(row, at + 4, "role")?,
+        created_at: time(&text(row, at + 5, "created at")?, "created at")?,
+        last_login_at: optional_time(row, at + 6, "last login")?,
+        email_verified_at: optional_time(row, at + 7, "email verified")?,
+        mfa_enabled_at: optional_time(row, at + 8, "mfa enabled")?,
+        disabled_at: optional_time(row, at + 9, "disabled at")?,
+        disabled_reason: optional_text(row, at + 10, "disabled reason")?,
+    })
+}
+
+fn uuid(row: &Row<'_>, i: usize, what: &'static str) -> Result<Uuid, InlineError> {
+    row.get_ref(i)
         .ok()
         .and_then(|v| v.as_blob().ok())
         .and_then(|b| Uuid::from_slice(b).ok())
-        .ok_or(InlineError::Decode("user id"))?;
-    let last_login_at = match optional_text(6, "last login")? {
-        Some(value) => Some(time(&value, "last login")?),
-        None => None,
-    };
-    let email_verified_at = match optional_text(7, "email verified")? {
-        Some(value) => Some(time(&value, "email verified")?),
-        None => None,
-    };
-    let mfa_enabled_at = match optional_text(8, "mfa enabled")? {
-        Some(value) => Some(time(&value, "mfa enabled")?),
-        None => None,
-    };
-    let disabled_at = match optional_text(9, "disabled at")? {
-        Some(value) => Some(time(&value, "disabled at")?),
-        None => None,
-    };
-    let owner = user::Model {
-        id,
-        email: text(1, "email")?,
-        username: optional_text(2, "username")?,
-        password_hash: text(3, "password hash")?,
-        role: text(4, "role")?,
-        created_at: time(&text(5, "created at")?, "created at")?,
-        last_login_at,
-        email_verified_at,
-        mfa_enabled_at,
-        disabled_at,
-        disabled_reason: optional_text(10, "disabled reason")?,
-    };
-    let expires_at = time(&text(11, "expiry")?, "expiry")?;
-    Ok((owner, expires_at))
+        .ok_or(InlineError::Decode(what))
+}
+
+fn text(row: &Row<'_>, i: usize, what: &'static str) -> Result<String, InlineError> {
+    row.get::<_, String>(i)
+        .map_err(|_| InlineError::Decode(what))
+}
+
+fn optional_text(
+    row: &Row<'_>,
+    i: usize,
+    what: &'static str,
+) -> Result<Option<String>, InlineError> {
+    row.get::<_, Option<String>>(i)
+        .map_err(|_| InlineError::Decode(what))
+}
+
+fn time(value: &str, what: &'static str) -> Result<DateTime<Utc>, InlineError> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| InlineError::Decode(what))
+}
+
+fn optional_time(
+    row: &Row<'_>,
+    i: usize,
+    what: &'static str,
+) -> Result<Option<DateTime<Utc>>, InlineError> {
+    optional_text(row, i, what)?
+        .map(|value| time(&value, what))
+        .transpose()
 }
 
 #[cfg(test)]
@@ -219,7 +286,9 @@ mod tests {
     use chrono::TimeDelta;
     use entity::session;
     use migration::{Migrator, MigratorTrait};
-    use sea_orm::{ActiveModelTrait, Database, EntityTrait, IntoActiveModel};
+    use sea_orm::{
+        ActiveModelTrait, ColumnTrait, Database, EntityTrait, IntoActiveModel, QueryFilter,
+    };
 
     use super::*;
     use crate::clock::Clock;
@@ -306,6 +375,55 @@ mod tests {
             .expect("read back");
         assert_eq!(owner, stored);
         assert_eq!(owner, Some(store.user.clone()));
+    }
+
+    /// An API key with every optional time set, and one with none, read in
+    /// place exactly as sea-orm reads it with its owner; an unknown hash
+    /// finds nothing.
+    #[tokio::test]
+    async fn an_api_key_and_its_owner_read_in_place_exactly_as_sea_orm_reads_them() {
+        let store = Store::new().await;
+        let now = Clock::system().now();
+        let keys = [
+            (
+                "a".repeat(64),
+                Some(now - TimeDelta::microseconds(3_141_592)),
+                Some(now + TimeDelta::days(30)),
+                Some(now - TimeDelta::seconds(5)),
+            ),
+            ("b".repeat(64), None, None, None),
+        ];
+        for (i, (hash, last_used_at, expires_at, revoked_at)) in keys.iter().enumerate() {
+            api_key::Model {
+                id: Uuid::now_v7(),
+                user_id: store.user.id,
+                name: format!("script {i}"),
+                prefix: format!("wdn_{i}"),
+                secret_hash: hash.clone(),
+                scopes: "USER ADMIN".into(),
+                created_at: now - TimeDelta::days(1),
+                last_used_at: *last_used_at,
+                expires_at: *expires_at,
+                revoked_at: *revoked_at,
+            }
+            .into_active_model()
+            .insert(&store.db)
+            .await
+            .expect("key");
+        }
+        let checks = InlineChecks::open(&store.path).expect("open");
+        for (hash, ..) in &keys {
+            let in_place = checks.key(hash).expect("in place");
+            let stored = api_key::Entity::find()
+                .filter(api_key::Column::SecretHash.eq(hash.as_str()))
+                .find_also_related(user::Entity)
+                .one(&store.db)
+                .await
+                .expect("read back");
+            assert!(in_place.is_some());
+            assert_eq!(in_place, stored);
+        }
+        assert_eq!(checks.key(&"c".repeat(64)).expect("in place"), None);
     }
 
     #[tokio::test]

@@ -93,11 +93,18 @@ pub(super) async fn live(
     presented: &PresentedKey,
     now: DateTime<Utc>,
 ) -> Result<Option<(api_key::Model, user::Model)>, AppError> {
-    let found = api_key::Entity::find()
-        .filter(api_key::Column::SecretHash.eq(presented.hash()))
-        .find_also_related(user::Entity)
-        .one(state.db.read())
-        .await?;
+    // On a SQLite file, read in place like the session check; else (or if
+    // that read fails) one query through the pool.
+    let found = match state.session_checks.api_key_in_place(presented.hash()) {
+        Some(found) => found,
+        None => {
+            api_key::Entity::find()
+                .filter(api_key::Column::SecretHash.eq(presented.hash()))
+                .find_also_related(user::Entity)
+                .one(state.db.read())
+                .await?
+        }
+    };
     let Some((key, user)) = found else {
         return Err(AppError::Unauthenticated(UnauthReason::Invalid));
     };
