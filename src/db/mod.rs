@@ -170,8 +170,10 @@ impl Db {
     }
 
     /// Calls `observe` with every statement this handle sends from now on,
-    /// in transactions too, with its values. For checks of what Warden asks
-    /// the database (the cleanup's query plans); the server sets none.
+    /// in transactions too, with its values; not those sent with
+    /// `execute_unprepared` (sea-orm reports none of those). For checks of
+    /// what Warden asks the database (the cleanup's query plans); the server
+    /// sets none.
     pub fn observe_statements(
         &mut self,
         observe: impl Fn(&sea_orm::Statement) + Send + Sync + Clone + 'static,

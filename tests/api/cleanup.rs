@@ -276,7 +276,8 @@ async fn walk_removes_exactly_the_dead(pace: Pace) {
 
 /// Postgres: until `done`, whether the transaction that holds the cleanup's
 /// advisory lock has a snapshot (`backend_xmin`) and a transaction id, each
-/// time it is seen.
+/// time it is seen waiting between statements (while its one statement
+/// runs it has a snapshot, as every statement does).
 async fn lock_holder_while(app: &TestApp, done: &std::cell::Cell<bool>) -> Vec<(bool, bool)> {
     use sea_orm::{ConnectionTrait, Statement};
     // The key of `cleanup::CLEANUP_LOCK` as pg_locks shows a bigint: its
@@ -287,7 +288,8 @@ async fn lock_holder_while(app: &TestApp, done: &std::cell::Cell<bool>) -> Vec<(
          FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
          WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
          AND l.classid = {} AND l.objid = {} \
-         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         AND a.state = 'idle in transaction'",
         key >> 32,
         key & 0xffff_ffff
     );

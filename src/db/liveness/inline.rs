@@ -65,10 +65,10 @@ const KEPT_CONNECTIONS: usize = 8;
 pub enum InlineError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("undecodable {0} in a session check")]
+    #[error("undecodable {0} in an in-place read")]
     Decode(&'static str),
     /// Switched off after a value did not decode.
-    #[error("in-place session checks are switched off")]
+    #[error("in-place reads of this kind are switched off")]
     Off,
 }
 
@@ -76,8 +76,10 @@ pub enum InlineError {
 pub struct InlineChecks {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
-    /// Set by the first value that does not decode.
-    off: AtomicBool,
+    /// Set by the first value of a session check that does not decode.
+    sessions_off: AtomicBool,
+    /// The same for the API key reads.
+    keys_off: AtomicBool,
 }
 
 impl std::fmt::Debug for InlineChecks {
@@ -98,7 +100,8 @@ impl InlineChecks {
         Ok(Self {
             path: path.to_owned(),
             idle: Mutex::new(vec![first]),
-            off: AtomicBool::new(false),
+            sessions_off: AtomicBool::new(false),
+            keys_off: AtomicBool::new(false),
         })
     }
 
@@ -110,7 +113,7 @@ impl InlineChecks {
         user: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Option<user::Model>, InlineError> {
-        self.read(|conn| lookup(conn, session, user, now))
+        self.read(&self.sessions_off, |conn| lookup(conn, session, user, now))
     }
 
     /// The API key whose secret hashes to `hash`, with its owner (`None`
@@ -119,7 +122,7 @@ impl InlineChecks {
         &self,
         hash: &str,
     ) -> Result<Option<(api_key::Model, Option<user::Model>)>, InlineError> {
-        self.read(|conn| {
+        self.read(&self.keys_off, |conn| {
             let mut statement = conn.prepare_cached(KEY_AND_OWNER)?;
             let row = statement
                 .query_row([hash], |row| Ok(decode_key(row)))
@@ -128,13 +131,15 @@ impl InlineChecks {
         })
     }
 
-    /// Runs `read` on a kept connection (or a new one), and switches the
-    /// in-place reads off at the first value that does not decode.
+    /// Runs `read` on a kept connection (or a new one), and switches its
+    /// kind of in-place read off (`off`) at the first value that does not
+    /// decode.
     fn read<T>(
         &self,
+        off: &AtomicBool,
         read: impl FnOnce(&Connection) -> Result<T, InlineError>,
     ) -> Result<T, InlineError> {
-        if self.off.load(Ordering::Relaxed) {
+        if off.load(Ordering::Relaxed) {
             return Err(InlineError::Off);
         }
         let kept = self.idle.lock().ok().and_then(|mut idle| idle.pop());
@@ -149,11 +154,11 @@ impl InlineChecks {
             }
         }
         if let Err(InlineError::Decode(what)) = &answer {
-            if !self.off.swap(true, Ordering::Relaxed) {
+            if !off.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     value = what,
-                    "an in-place read (session check or API key) read a value it cannot decode; \
-                     those reads go through the pool from now on"
+                    "an in-place read (a session check or an API key) read a value it cannot \
+                     decode; reads of that kind go through the pool from now on"
                 );
             }
         }

@@ -11,8 +11,8 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use entity::{passkey, session, totp_factor, user};
 use sea_orm::{
     sea_query::{Expr, ExprTrait, Func, LikeExpr},
-    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    AccessMode, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, IsolationLevel,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -146,20 +146,36 @@ pub async fn list(
         None => select,
     };
     let read = state.db.read();
-    let postgres = read.get_database_backend() == DbBackend::Postgres;
-    let mut rows = if search.is_some() && postgres {
-        // A prefix search must be planned for its prefix each time: after
-        // five runs Postgres may switch a prepared statement to a generic
-        // plan, which cannot use the prefix indexes (`LIKE $1`) and reads
-        // the whole table (250-490 ms over 1M accounts in bench W14).
-        let txn = read.begin().await?;
-        txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
-            .await?;
-        let rows = fetch(&txn, select, search, limit).await?;
-        txn.commit().await?;
-        rows
-    } else {
-        fetch(read, select, search, limit).await?
+    let mut rows = match search {
+        None => fetch(read, select, None, limit).await?,
+        // A search is several statements (the indexes are asked, then the
+        // page is read): one read-only transaction, so that they all see the
+        // same accounts. (A page read by the ids the indexes gave would
+        // otherwise come back short when an account went in between, and
+        // end the paging early.)
+        Some(search) => {
+            let txn = if state.db.is_sqlite() {
+                read.begin().await?
+            } else {
+                let txn = read
+                    .begin_with_config(
+                        Some(IsolationLevel::RepeatableRead),
+                        Some(AccessMode::ReadOnly),
+                    )
+                    .await?;
+                // A prefix search must be planned for its prefix each time:
+                // after five runs Postgres may switch a prepared statement
+                // to a generic plan, which cannot use the prefix indexes
+                // (`LIKE $1`) and reads the whole table (250-490 ms over 1M
+                // accounts in bench W14).
+                txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
+                    .await?;
+                txn
+            };
+            let rows = fetch(&txn, select, Some(search), limit).await?;
+            txn.commit().await?;
+            rows
+        }
     };
     let has_next_page = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
@@ -247,12 +263,15 @@ async fn probe(conn: &impl ConnectionTrait, search: Search, take: u64) -> Result
         )
         .await?;
     }
-    let probe = ask_indexes(conn, search, take).await;
+    // On an error the transaction is over: that error is the answer.
+    let probe = ask_indexes(conn, search, take).await?;
     if postgres {
-        conn.execute_unprepared("SET LOCAL enable_seqscan = on; SET LOCAL enable_bitmapscan = on")
-            .await?;
+        conn.execute_unprepared(
+            "SET LOCAL enable_seqscan TO DEFAULT; SET LOCAL enable_bitmapscan TO DEFAULT",
+        )
+        .await?;
     }
-    probe
+    Ok(probe)
 }
 
 /// [`probe`]'s statements.

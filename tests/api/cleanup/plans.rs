@@ -207,9 +207,10 @@ async fn statements_of_a_pass(
 
 /// SQLite: `EXPLAIN QUERY PLAN`'s lines for `statement`, and what is wrong
 /// with them: a table read whole (`SCAN t` without an index, or an index
-/// walked without a `LIMIT` to end it) or a sort of what was read.
+/// walked in order other than to its `LIMIT` with nothing to filter out) or
+/// a sort of what was read.
 fn sqlite_faults(sql: &str, plan: &[String]) -> Vec<String> {
-    let limited = sql.contains(" LIMIT ");
+    let limited = sql.contains(" LIMIT ") && !sql.contains(" WHERE ");
     plan.iter()
         .filter(|line| {
             line.contains("TEMP B-TREE")
@@ -227,8 +228,10 @@ fn postgres_faults(node: &Value, under_limit: bool, faults: &mut Vec<String>) {
     let kind = node["Node Type"].as_str().unwrap_or_default();
     let relation = node["Relation Name"].as_str();
     if let Some(table) = relation {
+        // An index walked without a condition only in order to a `LIMIT`,
+        // with nothing filtered out on the way.
         let indexed = matches!(kind, "Index Scan" | "Index Only Scan")
-            && (node.get("Index Cond").is_some() || under_limit);
+            && (node.get("Index Cond").is_some() || (under_limit && node.get("Filter").is_none()));
         let bitmap = kind == "Bitmap Heap Scan";
         if !indexed && !bitmap && !matches!(kind, "ModifyTable") {
             faults.push(format!("{kind} on {table}"));
