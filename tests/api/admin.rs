@@ -3,6 +3,7 @@
 
 mod accounts;
 mod own_data;
+mod search_plans;
 mod users;
 
 use serde_json::{json, Value};

@@ -235,7 +235,8 @@ enum Probe {
     /// [`NARROW`] accounts: a page is found quickly by walking the primary
     /// key in order, and reading every match would not be.
     Common,
-    /// Few match, and nothing else filters: the page's ids, at most `take`.
+    /// Few match, and nothing else filters: the page's ids (the first
+    /// `take` after the cursor).
     Ids(Vec<Uuid>),
     /// Few match, but other filters need the rows: [`narrow_search`].
     Filtered,
@@ -245,11 +246,11 @@ enum Probe {
 ///
 /// Each prefix is counted up to `NARROW + 1` entries of its own index:
 /// about a millisecond for a common prefix over 1M accounts on Postgres.
-/// When both are rare and nothing else filters, each index also gives its
-/// first `take` ids after the cursor (both carry the id, and the
-/// username's the username, see the migration `m20261204_000002`), and
-/// the page is read by id: 2 ms for 2,155 matches, where reading the
-/// matching rows took 8 ms. (Asking for `NARROW + 1` matching ids of the
+/// When both are rare and nothing else filters, each index also gives the
+/// ids of its matches (both carry the id, and the username's the username,
+/// see the migration `m20261204_000002`); the first `take` after the cursor
+/// are the page, read by id. For 2,155 matches over 1M accounts that took
+/// about 2 ms where reading the matching rows took 8 ms. (Asking for `NARROW + 1` matching ids of the
 /// table instead read it: Postgres, which expects the matches of a common
 /// prefix to be everywhere, scanned it to the 5,001st, 16-40 ms.) On
 /// Postgres, sequential and bitmap scans are off while the indexes are
@@ -280,7 +281,7 @@ async fn ask_indexes(
     search: Search,
     take: u64,
 ) -> Result<Probe, AppError> {
-    use sea_orm::sea_query::{Alias, Order, Query};
+    use sea_orm::sea_query::{Alias, Query};
     let backend = conn.get_database_backend();
     for condition in &search.by {
         let matches = Query::select()
@@ -304,20 +305,24 @@ async fn ask_indexes(
     if search.filtered {
         return Ok(Probe::Filtered);
     }
+    // Every match of each prefix (at most NARROW each, as just counted),
+    // in no order and without the cursor: a statement with `ORDER BY id`
+    // or `id > $cursor` can be planned as a walk of the primary key that
+    // filters, which for a rare prefix reads most of the table (Postgres
+    // chose it on a small table). The page is cut here.
     let mut ids = Vec::new();
     for condition in search.by {
-        let mut first = Query::select()
+        let matches = Query::select()
             .column((user::Entity, user::Column::Id))
             .from(user::Entity)
             .cond_where(condition)
-            .order_by((user::Entity, user::Column::Id), Order::Asc)
-            .limit(take)
+            .limit(NARROW + 1)
             .to_owned();
-        if let Some(after) = search.after {
-            first.and_where(Expr::col((user::Entity, user::Column::Id)).gt(after));
-        }
-        for row in conn.query_all_raw(backend.build(&first)).await? {
-            ids.push(row.try_get::<Uuid>("", "id")?);
+        for row in conn.query_all_raw(backend.build(&matches)).await? {
+            let id = row.try_get::<Uuid>("", "id")?;
+            if search.after.is_none_or(|after| id > after) {
+                ids.push(id);
+            }
         }
     }
     ids.sort_unstable();

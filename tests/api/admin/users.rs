@@ -16,7 +16,7 @@ const PAGE: &str = "query($first: Int, $after: String, $f: UserFilter) { users(f
 /// Inserts `n` accounts straight into the database (no bcrypt): every
 /// third verified, every fifth with a second factor, every seventh
 /// disabled; usernames `Seed_<i>`, emails `seed-<i>@example.com`.
-async fn seed(app: &TestApp, n: usize) -> Vec<Uuid> {
+pub(super) async fn seed(app: &TestApp, n: usize) -> Vec<Uuid> {
     let now = app.clock.now();
     let rows: Vec<user::ActiveModel> = (0..n)
         .map(|i| user::ActiveModel {
