@@ -427,11 +427,11 @@ def statements(db, op, v):
             out.append(S("search walk by id", src + "fetch",
                          q("users", f"SELECT %C FROM %T WHERE {like} ORDER BY @id ASC LIMIT {{51}}"),
                          **dict(bound, _pg_settings=custom)))
-        else:  # each index gives its first 51 ids; the first 51 of both are read by id
+        else:  # each index gives all its matches' ids, unordered; the first 51 of both are read by id
             ids = set()
             for side, cond in (("email", email), ("username", username)):
-                first = f'SELECT "users"."id" FROM "users" WHERE {cond} ORDER BY "users"."id" ASC LIMIT {{51}}'
-                out.append(S(f"search: first ids by {side}", src + "ask_indexes", first, **asking))
+                first = f'SELECT "users"."id" FROM "users" WHERE {cond} LIMIT {{5001}}'
+                out.append(S(f"search: ids by {side}", src + "ask_indexes", first, **asking))
                 ids.update(r[0] for r in db.rows(first, **bound))
             ids = sorted(ids)[:51]
             if ids:

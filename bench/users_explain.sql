@@ -28,8 +28,9 @@ EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
   LIMIT :probe_limit) AS "m";
 \o
 -- Which way Warden goes: either prefix with more than NARROW matches walks
--- the primary key; else each index gives its first 51 ids, and the first 51
--- of both (sorted, once each) are read by id.
+-- the primary key; else each index gives the ids of all its matches
+-- (unordered), and the first 51 of both (sorted here, once each) are read
+-- by id.
 SELECT (SELECT count(*) FROM (SELECT 1 FROM users WHERE email LIKE :'pat' ESCAPE E'\\' LIMIT :probe_limit) e) > :narrow
     OR (SELECT count(*) FROM (SELECT 1 FROM users WHERE lower(username) LIKE :'pat' ESCAPE E'\\' LIMIT :probe_limit) u) > :narrow
     AS walks \gset
@@ -47,10 +48,10 @@ EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
 \else
 \o :ids_email_out
 EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
-  SELECT "users"."id" FROM "users" WHERE "users"."email" LIKE :'pat' ESCAPE E'\\' ORDER BY "users"."id" ASC LIMIT 51;
+  SELECT "users"."id" FROM "users" WHERE "users"."email" LIKE :'pat' ESCAPE E'\\' LIMIT :probe_limit;
 \o :ids_username_out
 EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
-  SELECT "users"."id" FROM "users" WHERE LOWER("users"."username") LIKE :'pat' ESCAPE E'\\' ORDER BY "users"."id" ASC LIMIT 51;
+  SELECT "users"."id" FROM "users" WHERE LOWER("users"."username") LIKE :'pat' ESCAPE E'\\' LIMIT :probe_limit;
 \o
 SELECT coalesce(string_agg(quote_literal(id::text), ', ' ORDER BY id), 'NULL') AS ids FROM (
   SELECT id FROM (
