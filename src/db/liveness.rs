@@ -126,9 +126,7 @@ impl SessionChecks {
             .await
             .map_err(|_| AppError::internal("a session check was dropped unanswered"))?
     }
-}
 
-impl SessionChecks {
     /// The API key whose secret hashes to `hash`, with its owner, read in
     /// place on a SQLite file (the same connections and reasons as the
     /// session check: an API key is looked up on every request that

@@ -250,12 +250,12 @@ enum Probe {
 /// ids of its matches (both carry the id, and the username's the username,
 /// see the migration `m20261204_000002`); the first `take` after the cursor
 /// are the page, read by id. For 2,155 matches over 1M accounts that took
-/// about 2 ms where reading the matching rows took 8 ms. (Asking for `NARROW + 1` matching ids of the
-/// table instead read it: Postgres, which expects the matches of a common
-/// prefix to be everywhere, scanned it to the 5,001st, 16-40 ms.) On
-/// Postgres, sequential and bitmap scans are off while the indexes are
-/// asked, so that the planner takes the index walks that stop at their
-/// limits whatever it guesses the counts to be.
+/// about 2 ms where reading the matching rows took 8 ms. (Asking for
+/// `NARROW + 1` matching ids of the table instead read it: Postgres, which
+/// expects the matches of a common prefix to be everywhere, scanned it to
+/// the 5,001st, 16-40 ms.) On Postgres, sequential and bitmap scans are off
+/// while the indexes are asked, so that the planner takes the index walks
+/// that stop at their limits whatever it guesses the counts to be.
 async fn probe(conn: &impl ConnectionTrait, search: Search, take: u64) -> Result<Probe, AppError> {
     let postgres = conn.get_database_backend() == DbBackend::Postgres;
     if postgres {
