@@ -41,6 +41,7 @@ mod over_http;
 mod passkeys;
 mod persisted;
 mod personal_data;
+mod query_plans;
 mod rate_limits;
 mod redis_limiter;
 mod refresh;

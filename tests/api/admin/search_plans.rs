@@ -4,13 +4,8 @@
 //! count or an id list that reads the table costs a table fetch per entry,
 //! 21 ms for 5,001 usernames over 1M accounts on Postgres.
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, Mutex},
-};
-
 use entity::user;
-use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, EntityTrait, Statement, TransactionTrait};
 use serde_json::Value;
 use uuid::Uuid;
 use warden::{
@@ -23,6 +18,7 @@ use warden::{
 
 use super::users::seed;
 use crate::helpers::{on_postgres, spawn_app};
+use crate::query_plans::{self, Plan};
 
 /// The scans of a Postgres plan: (node type, index or table).
 fn pg_scans(node: &Value, out: &mut Vec<(String, String)>) {
@@ -58,17 +54,8 @@ async fn a_search_asks_the_indexes_without_reading_the_table() {
         },
     );
     let meta = RequestMeta::local("search-plans");
-    let seen = Arc::new(Mutex::new(BTreeMap::<String, Statement>::new()));
     let mut state = app.state.clone();
-    state.db.observe_statements({
-        let seen = seen.clone();
-        move |statement: &Statement| {
-            seen.lock()
-                .unwrap()
-                .entry(statement.sql.clone())
-                .or_insert_with(|| statement.clone());
-        }
-    });
+    let seen = query_plans::record(&mut state.db);
     let admin = require_admin(&state, &meta, &caller, "users")
         .await
         .unwrap();
@@ -101,7 +88,6 @@ async fn a_search_asks_the_indexes_without_reading_the_table() {
         "two counts and two id lists: {statements:#?}"
     );
 
-    let backend = app.state.db.read().get_database_backend();
     let txn = app.state.db.read().begin().await.unwrap();
     if on_postgres() {
         // As the search asks (see `services::admin::users::probe`), with the
@@ -121,44 +107,27 @@ async fn a_search_asks_the_indexes_without_reading_the_table() {
     let mut report = String::new();
     let mut faults = 0;
     for statement in asks {
-        let values = statement.values.clone().map(|v| v.0).unwrap_or_default();
-        let (plan, index_only) = if backend == DatabaseBackend::Postgres {
-            let explain = Statement::from_sql_and_values(
-                backend,
-                format!("EXPLAIN (FORMAT JSON) {}", statement.sql),
-                values,
-            );
-            let row = txn.query_one_raw(explain).await.unwrap().unwrap();
-            let plan: Value = row.try_get("", "QUERY PLAN").unwrap();
-            let mut scans = Vec::new();
-            pg_scans(&plan[0]["Plan"], &mut scans);
-            // Any index, read alone (a database with the C collation may
-            // count emails on the unique index as well).
-            let index_only =
-                !scans.is_empty() && scans.iter().all(|(kind, _)| kind == "Index Only Scan");
-            (format!("{scans:?}"), index_only)
-        } else {
-            let explain = Statement::from_sql_and_values(
-                backend,
-                format!("EXPLAIN QUERY PLAN {}", statement.sql),
-                values,
-            );
-            let lines: Vec<String> = txn
-                .query_all_raw(explain)
-                .await
-                .unwrap()
-                .iter()
-                .map(|row| row.try_get::<String>("", "detail").unwrap())
-                .collect();
-            let reads: Vec<&String> = lines
-                .iter()
-                .filter(|l| l.starts_with("SEARCH ") || l.starts_with("SCAN users"))
-                .collect();
-            let index_only = !reads.is_empty()
-                && reads
+        let (plan, index_only) = match query_plans::explain(&txn, statement).await {
+            Plan::Postgres(plan) => {
+                let mut scans = Vec::new();
+                pg_scans(&plan, &mut scans);
+                // Any index, read alone (a database with the C collation may
+                // count emails on the unique index as well).
+                let index_only =
+                    !scans.is_empty() && scans.iter().all(|(kind, _)| kind == "Index Only Scan");
+                (format!("{scans:?}"), index_only)
+            }
+            Plan::Sqlite(lines) => {
+                let reads: Vec<&String> = lines
                     .iter()
-                    .all(|l| l.starts_with("SEARCH users USING COVERING INDEX"));
-            (lines.join(" | "), index_only)
+                    .filter(|l| l.starts_with("SEARCH ") || l.starts_with("SCAN users"))
+                    .collect();
+                let index_only = !reads.is_empty()
+                    && reads
+                        .iter()
+                        .all(|l| l.starts_with("SEARCH users USING COVERING INDEX"));
+                (lines.join(" | "), index_only)
+            }
         };
         faults += usize::from(!index_only);
         report.push_str(&format!("\n{}\n    {plan}\n", statement.sql));

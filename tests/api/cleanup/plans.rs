@@ -5,26 +5,20 @@
 //! bench's scale rows measure the same plans at a million rows; this is
 //! the check that fails in `cargo test` when an index goes missing.)
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::BTreeMap, time::Duration};
 
 use chrono::TimeDelta;
 use entity::{
     api_key, email_token, mail_outbox, mfa_token, refresh_token, session, session_view,
     trusted_device, webauthn_challenge,
 };
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseBackend, Statement,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, Statement, TransactionTrait};
 use serde_json::Value;
 use uuid::Uuid;
 use warden::cleanup::{run_paced, Pace};
 
 use crate::helpers::{email, on_postgres, s, spawn_app_with, TestApp};
+use crate::query_plans::{self, Plan};
 
 /// One row due for cleanup in every table a pass cleans (and a live session,
 /// so that the walk asks for usable tokens), as of `when`.
@@ -171,17 +165,8 @@ async fn statements_of_a_pass(
     app: &TestApp,
     when: chrono::DateTime<chrono::Utc>,
 ) -> BTreeMap<String, Statement> {
-    let seen = Arc::new(Mutex::new(BTreeMap::new()));
     let mut db = app.state.db.background().await.unwrap();
-    db.observe_statements({
-        let seen = seen.clone();
-        move |statement: &Statement| {
-            seen.lock()
-                .unwrap()
-                .entry(statement.sql.clone())
-                .or_insert_with(|| statement.clone());
-        }
-    });
+    let seen = query_plans::record(&mut db);
     let removed = run_paced(&db, &app.config, when, Pace::Shared)
         .await
         .unwrap();
@@ -260,7 +245,6 @@ async fn every_statement_of_a_cleanup_pass_reaches_its_rows_through_an_index() {
     seed_one_of_each(&app, user_id, when).await;
     let statements = statements_of_a_pass(&app, when).await;
 
-    let backend = app.state.db.read().get_database_backend();
     let txn = app.state.db.read().begin().await.unwrap();
     if on_postgres() {
         // A usable index is then always chosen, and an order always read
@@ -278,33 +262,16 @@ async fn every_statement_of_a_cleanup_pass_reaches_its_rows_through_an_index() {
         if !(words.starts_with("SELECT") || words.starts_with("DELETE")) {
             continue;
         }
-        let values = statement.values.clone().map(|v| v.0).unwrap_or_default();
-        let (plan, faults) = if backend == DatabaseBackend::Postgres {
-            let explain = Statement::from_sql_and_values(
-                backend,
-                format!("EXPLAIN (FORMAT JSON) {sql}"),
-                values,
-            );
-            let row = txn.query_one_raw(explain).await.unwrap().unwrap();
-            let plan: Value = row.try_get("", "QUERY PLAN").unwrap();
-            let mut faults = Vec::new();
-            postgres_faults(&plan[0]["Plan"], false, &mut faults);
-            (plan[0]["Plan"].to_string(), faults)
-        } else {
-            let explain = Statement::from_sql_and_values(
-                backend,
-                format!("EXPLAIN QUERY PLAN {sql}"),
-                values,
-            );
-            let lines: Vec<String> = txn
-                .query_all_raw(explain)
-                .await
-                .unwrap()
-                .iter()
-                .map(|row| row.try_get::<String>("", "detail").unwrap())
-                .collect();
-            let faults = sqlite_faults(sql, &lines);
-            (lines.join(" | "), faults)
+        let (plan, faults) = match query_plans::explain(&txn, statement).await {
+            Plan::Postgres(plan) => {
+                let mut faults = Vec::new();
+                postgres_faults(&plan, false, &mut faults);
+                (plan.to_string(), faults)
+            }
+            Plan::Sqlite(lines) => {
+                let faults = sqlite_faults(sql, &lines);
+                (lines.join(" | "), faults)
+            }
         };
         faulty += usize::from(!faults.is_empty());
         report.push_str(&format!(
