@@ -181,7 +181,10 @@ scale_measure() {
   note "S ($backend, $state): me"
   wrk_measure "scale-$backend-$state-me" me.lua "$SCALE_CONNS" "$URL" BENCH_TOKENS="$pre.tokens" >"$pre.r-me.json"
   note "S ($backend, $state): refresh"
-  AFTER_RUN='[ -s "$WORK/scale.pool.next" ] && mv "$WORK/scale.pool.next" "'"$pre.pool"'"'
+  # Each run can drop a chain per connection (a request in flight when wrk
+  # stops loses its successor): the pool is topped up after every run, as
+  # W3's is, or the last runs send "pool-empty" tokens.
+  AFTER_RUN='if [ -s "$WORK/scale.pool.next" ]; then mv "$WORK/scale.pool.next" "'"$pre.pool"'"; fi; top_up_pool "'"$pre.pool"'" $((3 * SCALE_WCONNS)) "$PORT"'
   wrk_measure "scale-$backend-$state-refresh" refresh.lua "$SCALE_WCONNS" "$URL" BENCH_TOKENS="$pre.pool" BENCH_TOKENS_OUT="$WORK/scale.pool.next" >"$pre.r-refresh.json"
   AFTER_RUN=""
   note "S ($backend, $state): login at cost 4"
@@ -293,10 +296,16 @@ scale_backend() {
 }
 
 set_layout "$FIRST_LAYOUT"
-scale_backend sqlite
-ensure_pg
-if [ -n "$PG_ADMIN_URL" ] && command -v psql >/dev/null && command -v pg_restore >/dev/null; then
-  scale_backend postgres
-else
-  row --id S-postgres --layout "$LAYOUT" --result skipped --note "no Postgres: set WARDEN_BENCH_PG_URL or install postgresql"
+# BENCH_SCALE_BACKENDS: "sqlite postgres" (the default), or one of them.
+SCALE_BACKENDS="${BENCH_SCALE_BACKENDS:-sqlite postgres}"
+if [[ " $SCALE_BACKENDS " == *" sqlite "* ]]; then
+  scale_backend sqlite
+fi
+if [[ " $SCALE_BACKENDS " == *" postgres "* ]]; then
+  ensure_pg
+  if [ -n "$PG_ADMIN_URL" ] && command -v psql >/dev/null && command -v pg_restore >/dev/null; then
+    scale_backend postgres
+  else
+    row --id S-postgres --layout "$LAYOUT" --result skipped --note "no Postgres: set WARDEN_BENCH_PG_URL or install postgresql"
+  fi
 fi
