@@ -26,6 +26,7 @@ mod m20261203_000005_outbox_waiting;
 mod m20261203_000006_cleanup_indexes;
 mod m20261204_000001_session_views_at;
 mod m20261204_000002_user_search_covering;
+mod m20261204_000003_user_filter_indexes;
 
 /// The list of every migration, in the order they apply.
 pub struct Migrator;
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000006_cleanup_indexes::Migration),
             Box::new(m20261204_000001_session_views_at::Migration),
             Box::new(m20261204_000002_user_search_covering::Migration),
+            Box::new(m20261204_000003_user_filter_indexes::Migration),
         ]
     }
 }
