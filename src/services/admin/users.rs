@@ -128,7 +128,14 @@ pub async fn list(
         });
     }
     if let Some(role) = filter.role {
-        select = select.filter(user::Column::Role.eq(role.as_str()));
+        // The role is written into the statement, not bound: with `role = $1`
+        // Postgres switches a prepared statement to a generic plan after five
+        // runs, and a generic plan cannot tell the few administrators from
+        // the many users, so it walked the primary key to the end (139-191 ms
+        // over 1M accounts for three administrators, against 0.06 ms through
+        // `idx_users_role_id`). A role is one of two fixed names.
+        select =
+            select.filter(Expr::col(user::Column::Role).eq(Expr::Constant(role.as_str().into())));
     }
     select = match filter.disabled {
         Some(true) => select.filter(user::Column::DisabledAt.is_not_null()),
