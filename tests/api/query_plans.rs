@@ -68,3 +68,43 @@ pub async fn explain(conn: &impl ConnectionTrait, statement: &Statement) -> Plan
         )
     }
 }
+
+/// The plan Postgres uses for `statement` once it plans a prepared
+/// statement generically (from its sixth run on, when the generic plan
+/// looks no dearer): prepared under a name of its own and explained with
+/// `plan_cache_mode = force_generic_plan`, so the values play no part.
+/// `conn` should be a transaction (the setting is `SET LOCAL`).
+pub async fn explain_generic(conn: &impl ConnectionTrait, statement: &Statement) -> Value {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    assert_eq!(conn.get_database_backend(), DatabaseBackend::Postgres);
+    let name = format!("plan_test_{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    conn.execute_unprepared(&format!("PREPARE {name} AS {}", statement.sql))
+        .await
+        .unwrap();
+    conn.execute_unprepared("SET LOCAL plan_cache_mode = force_generic_plan")
+        .await
+        .unwrap();
+    let values = statement.values.as_ref().map_or(0, |v| v.0.len());
+    let args = if values == 0 {
+        String::new()
+    } else {
+        format!("({})", vec!["NULL"; values].join(", "))
+    };
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            DatabaseBackend::Postgres,
+            format!("EXPLAIN (FORMAT JSON) EXECUTE {name}{args}"),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    conn.execute_unprepared(&format!("DEALLOCATE {name}"))
+        .await
+        .unwrap();
+    conn.execute_unprepared("SET LOCAL plan_cache_mode = auto")
+        .await
+        .unwrap();
+    let plan: Value = row.try_get("", "QUERY PLAN").unwrap();
+    plan[0]["Plan"].clone()
+}
