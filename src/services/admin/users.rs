@@ -251,13 +251,13 @@ enum Probe {
 
 /// Asks the two prefix indexes about `search`, reading them alone.
 ///
-/// Each prefix is looked up in its own index, up to `NARROW + 1` entries:
+/// Each prefix is counted up to `NARROW + 1` entries of its own index:
 /// about a millisecond for a common prefix over 1M accounts on Postgres.
-/// Without other filters the index gives the ids of its matches (both
-/// carry the id, and the username's the username, see the migration
-/// `m20261204_000002`); when both are rare, the first `take` after the
-/// cursor are the page, read by id. For 2,155 matches over 1M accounts that
-/// took about 2 ms where reading the matching rows took 8 ms. (Asking for
+/// When both are rare and nothing else filters, the indexes also give the
+/// ids of their matches (both carry the id, and the username's the
+/// username, see the migration `m20261204_000002`); the first `take` after
+/// the cursor are the page, read by id. For 2,155 matches over 1M accounts
+/// that took about 2 ms where reading the matching rows took 8 ms. (Asking for
 /// `NARROW + 1` matching ids of the table instead read it: Postgres, which
 /// expects the matches of a common prefix to be everywhere, scanned it to
 /// the 5,001st, 16-40 ms.) On Postgres, sequential and bitmap scans are off
@@ -284,15 +284,15 @@ async fn probe(conn: &impl ConnectionTrait, search: Search, take: u64) -> Result
 
 /// [`probe`]'s statements.
 ///
-/// On Postgres without other filters, each index is asked once for the ids
-/// of up to `NARROW + 1` matches: that list is the count and, when both are
-/// rare, the page's candidates, sorted and cut here. On SQLite, and with
-/// other filters, each index is counted first. SQLite then sorts and cuts
-/// the page itself: sqlx hands each row from SQLite's thread to the
-/// executor on its own, and for the 2,850 matches of a middling prefix over
-/// 1M accounts those hand-offs took most of the search (`perf`: 40 % of
-/// the core in context switches). With other filters [`narrow_search`]
-/// reads the filtered ids.
+/// Each index is counted first, up to `NARROW + 1` (one row back): a
+/// common prefix ends there. (Asking Postgres for the ids at once, the list
+/// being the count, took the common prefix of bench W14 from 4.3 to 8.5 ms
+/// p99: 5,001 ids to send.) When both are rare, SQLite sorts and cuts the
+/// page itself: sqlx hands each row from SQLite's thread to the executor on
+/// its own, and for the 2,850 matches of a middling prefix over 1M accounts
+/// those hand-offs took most of the search (`perf`: 40 % of the core in
+/// context switches). Postgres sends every match's id, sorted and cut here.
+/// With other filters [`narrow_search`] reads the filtered ids.
 async fn ask_indexes(
     conn: &impl ConnectionTrait,
     search: Search,
@@ -301,29 +301,29 @@ async fn ask_indexes(
     use sea_orm::sea_query::{Alias, Query, UnionType};
     let backend = conn.get_database_backend();
     let postgres = backend == DbBackend::Postgres;
-    if search.filtered || !postgres {
-        for condition in &search.by {
-            let matches = Query::select()
-                .expr(Expr::val(1))
-                .from(user::Entity)
-                .cond_where(condition.clone())
-                .limit(NARROW + 1)
-                .to_owned();
-            let count = Query::select()
-                .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
-                .from_subquery(matches, Alias::new("m"))
-                .to_owned();
-            let n: i64 = match conn.query_one_raw(backend.build(&count)).await? {
-                Some(row) => row.try_get("", "n")?,
-                None => 0,
-            };
-            if u64::try_from(n).unwrap_or(0) > NARROW {
-                return Ok(Probe::Common);
-            }
+    for condition in &search.by {
+        let matches = Query::select()
+            .expr(Expr::val(1))
+            .from(user::Entity)
+            .cond_where(condition.clone())
+            .limit(NARROW + 1)
+            .to_owned();
+        let count = Query::select()
+            .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+            .from_subquery(matches, Alias::new("m"))
+            .to_owned();
+        let n: i64 = match conn.query_one_raw(backend.build(&count)).await? {
+            Some(row) => row.try_get("", "n")?,
+            None => 0,
+        };
+        if u64::try_from(n).unwrap_or(0) > NARROW {
+            return Ok(Probe::Common);
         }
-        if search.filtered {
-            return Ok(Probe::Filtered);
-        }
+    }
+    if search.filtered {
+        return Ok(Probe::Filtered);
+    }
+    if !postgres {
         // SQLite: both rare. The union of the two indexes' matches (each
         // walk index-only, at most NARROW entries as just counted), after
         // the cursor, in id order, the first `take`.
@@ -353,8 +353,8 @@ async fn ask_indexes(
         }
         return Ok(Probe::Ids(ids));
     }
-    // Postgres: every match of each prefix (up to NARROW + 1), in no order
-    // and without the cursor: a statement with `ORDER BY id` or
+    // Postgres: every match of each prefix (at most NARROW, as just
+    // counted), in no order and without the cursor: a statement with `ORDER BY id` or
     // `id > $cursor` can be planned as a walk of the primary key that
     // filters, which for a rare prefix reads most of the table (Postgres
     // chose it on a small table). The page is cut here.
