@@ -184,7 +184,10 @@ scale_measure() {
   # Each run can drop a chain per connection (a request in flight when wrk
   # stops loses its successor): the pool is topped up after every run, as
   # W3's is, or the last runs send "pool-empty" tokens.
-  AFTER_RUN='if [ -s "$WORK/scale.pool.next" ]; then mv "$WORK/scale.pool.next" "'"$pre.pool"'"; fi; top_up_pool "'"$pre.pool"'" $((3 * SCALE_WCONNS)) "$PORT"'
+  # An empty or missing successor file (every chain dropped, or wrk killed
+  # before done()) leaves no usable token: the pool starts again from the
+  # top-up, never from tokens already rotated.
+  AFTER_RUN='if [ -e "$WORK/scale.pool.next" ]; then mv -f "$WORK/scale.pool.next" "'"$pre.pool"'"; else : >"'"$pre.pool"'"; fi; top_up_pool "'"$pre.pool"'" $((3 * SCALE_WCONNS)) "$PORT"'
   wrk_measure "scale-$backend-$state-refresh" refresh.lua "$SCALE_WCONNS" "$URL" BENCH_TOKENS="$pre.pool" BENCH_TOKENS_OUT="$WORK/scale.pool.next" >"$pre.r-refresh.json"
   AFTER_RUN=""
   note "S ($backend, $state): login at cost 4"
@@ -298,6 +301,9 @@ scale_backend() {
 set_layout "$FIRST_LAYOUT"
 # BENCH_SCALE_BACKENDS: "sqlite postgres" (the default), or one of them.
 SCALE_BACKENDS="${BENCH_SCALE_BACKENDS:-sqlite postgres}"
+for b in $SCALE_BACKENDS; do
+  case "$b" in sqlite | postgres) ;; *) die "BENCH_SCALE_BACKENDS: '$b' is neither sqlite nor postgres" ;; esac
+done
 if [[ " $SCALE_BACKENDS " == *" sqlite "* ]]; then
   scale_backend sqlite
 fi

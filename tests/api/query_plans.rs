@@ -73,12 +73,24 @@ pub async fn explain(conn: &impl ConnectionTrait, statement: &Statement) -> Plan
 /// statement generically (from its sixth run on, when the generic plan
 /// looks no dearer): prepared under a name of its own and explained with
 /// `plan_cache_mode = force_generic_plan`, so the values play no part.
-/// `conn` should be a transaction (the setting is `SET LOCAL`).
+/// `conn` should be a transaction (the setting is `SET LOCAL`, and put back
+/// as it was). Every parameter must have a type Postgres can infer from
+/// where it stands (not a bare `SELECT $1`).
 pub async fn explain_generic(conn: &impl ConnectionTrait, statement: &Statement) -> Value {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     assert_eq!(conn.get_database_backend(), DatabaseBackend::Postgres);
     let name = format!("plan_test_{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    let before: String = conn
+        .query_one_raw(Statement::from_string(
+            DatabaseBackend::Postgres,
+            "SELECT current_setting('plan_cache_mode') AS mode",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "mode")
+        .unwrap();
     conn.execute_unprepared(&format!("PREPARE {name} AS {}", statement.sql))
         .await
         .unwrap();
@@ -102,7 +114,7 @@ pub async fn explain_generic(conn: &impl ConnectionTrait, statement: &Statement)
     conn.execute_unprepared(&format!("DEALLOCATE {name}"))
         .await
         .unwrap();
-    conn.execute_unprepared("SET LOCAL plan_cache_mode = auto")
+    conn.execute_unprepared(&format!("SET LOCAL plan_cache_mode = {before}"))
         .await
         .unwrap();
     let plan: Value = row.try_get("", "QUERY PLAN").unwrap();

@@ -11,13 +11,13 @@ use uuid::Uuid;
 use warden::{
     meta::RequestMeta,
     services::{
-        admin::{list, require_admin, UserFilter},
+        admin::{list, require_admin, Admin, UserFilter},
         auth_user::{AuthUser, KeyGrant},
     },
 };
 
 use super::users::seed;
-use crate::helpers::{on_postgres, spawn_app};
+use crate::helpers::{on_postgres, spawn_app, TestApp};
 use crate::query_plans::{self, Plan};
 
 /// The scans of a Postgres plan: (node type, index or table).
@@ -35,12 +35,10 @@ fn pg_scans(node: &Value, out: &mut Vec<(String, String)>) {
     }
 }
 
-#[tokio::test]
-async fn a_search_asks_the_indexes_without_reading_the_table() {
-    let app = spawn_app().await;
-    seed(&app, 300).await;
-    // An administrator, acting with an ADMIN key (so no session is needed).
-    let mut admin_user = user::Entity::find()
+/// The account `id` as an administrator acting with an ADMIN key (so no
+/// session is needed), as `list` takes one.
+async fn key_admin(app: &TestApp, id: Uuid, meta: &RequestMeta) -> Admin {
+    let mut admin_user = user::Entity::find_by_id(id)
         .one(app.state.db.read())
         .await
         .unwrap()
@@ -53,18 +51,25 @@ async fn a_search_asks_the_indexes_without_reading_the_table() {
             scopes: vec![warden::domain::ApiKeyScope::Admin],
         },
     );
+    require_admin(&app.state, meta, &caller, "users")
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_search_asks_the_indexes_without_reading_the_table() {
+    let app = spawn_app().await;
+    let ids = seed(&app, 300).await;
     let meta = RequestMeta::local("search-plans");
+    let admin = key_admin(&app, ids[0], &meta).await;
     let mut state = app.state.clone();
     let seen = query_plans::record(&mut state.db);
-    let admin = require_admin(&state, &meta, &caller, "users")
-        .await
-        .unwrap();
-    // A rare prefix by email, a rare one by username: each asks both
-    // indexes (on Postgres for their ids; on SQLite for counts, then for the
-    // page's ids, sorted by SQLite), then reads the page by id. With another
-    // filter (every seeded account is a USER) the indexes are asked for
-    // counts, then the filtered ids are read (`narrow_search`, not an
-    // index-only read).
+    // A rare prefix by email, a rare one by username: each counts both
+    // indexes, then asks them for ids (Postgres: every match's; SQLite: the
+    // page's, sorted by SQLite, the first page and the next by cursor),
+    // then reads the page by id. With another filter (every seeded account
+    // is a USER) the counts are followed by the filtered ids
+    // (`narrow_search`, not an index-only read).
     for (search, role) in [
         ("seed-00", None),
         ("seed_01", None),
@@ -80,6 +85,11 @@ async fn a_search_asks_the_indexes_without_reading_the_table() {
             .unwrap();
         assert_eq!(page.users.len(), 50, "{search}");
         assert!(page.has_next_page, "{search}");
+        let after = page.users.last().map(|(cursor, _)| cursor.clone());
+        let next = list(&state, &meta, &admin, Some(50), after.as_deref(), &filter)
+            .await
+            .unwrap();
+        assert!(!next.users.is_empty(), "{search}");
     }
     let statements = seen.lock().unwrap().clone();
     let asks: Vec<&Statement> = statements
@@ -94,15 +104,11 @@ async fn a_search_asks_the_indexes_without_reading_the_table() {
         .map(|(_, statement)| statement)
         .collect();
     let expected = if on_postgres() {
-        "two id lists, and two counts for the filtered search"
+        "two counts and two id lists"
     } else {
-        "two counts, and the page's ids from both indexes"
+        "two counts, and the page's ids from both indexes without and with a cursor"
     };
-    assert_eq!(
-        asks.len(),
-        if on_postgres() { 4 } else { 3 },
-        "{expected}: {statements:#?}"
-    );
+    assert_eq!(asks.len(), 4, "{expected}: {statements:#?}");
 
     let txn = app.state.db.read().begin().await.unwrap();
     if on_postgres() {
@@ -231,24 +237,9 @@ async fn a_rare_filter_reads_its_accounts_through_an_index() {
             .await
             .unwrap();
     }
-    let mut admin_user = user::Entity::find_by_id(rare[0])
-        .one(app.state.db.read())
-        .await
-        .unwrap()
-        .unwrap();
-    admin_user.role = "ADMIN".into();
-    let caller = AuthUser::by_key(
-        admin_user,
-        KeyGrant {
-            key_id: Uuid::now_v7(),
-            scopes: vec![warden::domain::ApiKeyScope::Admin],
-        },
-    );
     let meta = RequestMeta::local("filter-plans");
+    let admin = key_admin(&app, rare[0], &meta).await;
     let mut state = app.state.clone();
-    let admin = require_admin(&state, &meta, &caller, "users")
-        .await
-        .unwrap();
     let admins = || UserFilter {
         role: Some(warden::domain::Role::Admin),
         ..UserFilter::default()
