@@ -354,8 +354,8 @@ async fn ask_indexes(
         return Ok(Probe::Ids(ids));
     }
     // Postgres: every match of each prefix (at most NARROW, as just
-    // counted), in no order and without the cursor: a statement with `ORDER BY id` or
-    // `id > $cursor` can be planned as a walk of the primary key that
+    // counted in the same snapshot), in no order and without the cursor: a
+    // statement with `ORDER BY id` or `id > $cursor` can be planned as a walk of the primary key that
     // filters, which for a rare prefix reads most of the table (Postgres
     // chose it on a small table). The page is cut here.
     let mut ids = Vec::new();
@@ -366,11 +366,7 @@ async fn ask_indexes(
             .cond_where(condition)
             .limit(NARROW + 1)
             .to_owned();
-        let rows = conn.query_all_raw(backend.build(&matches)).await?;
-        if rows.len() as u64 > NARROW {
-            return Ok(Probe::Common);
-        }
-        for row in rows {
+        for row in conn.query_all_raw(backend.build(&matches)).await? {
             let id = row.try_get::<Uuid>("", "id")?;
             if search.after.is_none_or(|after| id > after) {
                 ids.push(id);

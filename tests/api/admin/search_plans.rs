@@ -56,6 +56,17 @@ async fn key_admin(app: &TestApp, id: Uuid, meta: &RequestMeta) -> Admin {
         .unwrap()
 }
 
+/// Postgres's statistics and visibility map for `users`, as autovacuum
+/// keeps them.
+async fn vacuum_analyse_users(app: &TestApp) {
+    app.state
+        .db
+        .write()
+        .execute_unprepared("VACUUM (ANALYZE) users")
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_search_asks_the_indexes_without_reading_the_table() {
     let app = spawn_app().await;
@@ -114,12 +125,7 @@ async fn a_search_asks_the_indexes_without_reading_the_table() {
     if on_postgres() {
         // As the search asks (see `services::admin::users::probe`), with the
         // table's visibility map up to date, as autovacuum keeps it.
-        app.state
-            .db
-            .write()
-            .execute_unprepared("VACUUM (ANALYZE) users")
-            .await
-            .unwrap();
+        vacuum_analyse_users(&app).await;
         for setting in ["enable_seqscan", "enable_bitmapscan"] {
             txn.execute_unprepared(&format!("SET LOCAL {setting} = off"))
                 .await
@@ -162,24 +168,14 @@ async fn a_search_asks_the_indexes_without_reading_the_table() {
 /// A plan's reads, flat: SQLite's `detail` lines, or every scan node of a
 /// Postgres plan as "node on index-or-table".
 fn reads(plan: &Plan) -> Vec<String> {
-    fn walk(node: &Value, out: &mut Vec<String>) {
-        let kind = node["Node Type"].as_str().unwrap_or_default();
-        if kind.contains("Scan") {
-            let on = node["Index Name"]
-                .as_str()
-                .or(node["Relation Name"].as_str())
-                .unwrap_or_default();
-            out.push(format!("{kind} on {on}"));
-        }
-        for child in node["Plans"].as_array().into_iter().flatten() {
-            walk(child, out);
-        }
-    }
     match plan {
         Plan::Postgres(plan) => {
-            let mut out = Vec::new();
-            walk(plan, &mut out);
-            out
+            let mut scans = Vec::new();
+            pg_scans(plan, &mut scans);
+            scans
+                .into_iter()
+                .map(|(kind, on)| format!("{kind} on {on}"))
+                .collect()
         }
         Plan::Sqlite(lines) => lines.clone(),
     }
@@ -279,12 +275,7 @@ async fn a_rare_filter_reads_its_accounts_through_an_index() {
     ];
     // Postgres's statistics as autovacuum keeps them.
     if on_postgres() {
-        app.state
-            .db
-            .write()
-            .execute_unprepared("VACUUM (ANALYZE) users")
-            .await
-            .unwrap();
+        vacuum_analyse_users(&app).await;
     }
     // Each filter's statements, paged five at a time to the end.
     let mut pages = Vec::new();
