@@ -81,17 +81,26 @@ pub fn measure(
     variables: &Variables,
     limits: &Limits,
 ) -> Result<Cost, Refusal> {
+    measure_counting(document, variables, limits).0
+}
+
+/// [`measure`], and how many selections the walk visited: each selection
+/// as written at most once, however often its fragment is spread. The
+/// unit tests hold the walk to that count, which is what makes its cost
+/// the length of the text rather than of the expanded document.
+fn measure_counting(
+    document: &ExecutableDocument,
+    variables: &Variables,
+    limits: &Limits,
+) -> (Result<Cost, Refusal>, usize) {
     let definitions = document
         .operations
         .iter()
         .count()
         .saturating_add(document.fragments.len());
     if definitions > limits.max_definitions {
-        return Err(Refusal::new(
-            Limit::Definitions,
-            definitions,
-            limits.max_definitions,
-        ));
+        let refusal = Refusal::new(Limit::Definitions, definitions, limits.max_definitions);
+        return (Err(refusal), 0);
     }
     let mut walk = Walk {
         document,
@@ -102,61 +111,71 @@ pub fn measure(
         variable_definitions: 0,
         arguments: 0,
         directives: 0,
+        visited: 0,
     };
-    let mut cost = Cost::default();
-    for (_, operation) in document.operations.iter() {
-        let tally = walk.operation(&operation.node)?;
-        cost.size = cost.size.saturating_add(tally.size);
-        cost.aliases = cost.aliases.max(tally.aliases);
-        cost.audit_logs = cost.audit_logs.max(tally.audit_logs);
-        cost.introspection = cost.introspection.max(tally.introspection);
-        cost.depth = cost.depth.max(tally.height);
-        cost.field_depth = cost.field_depth.max(tally.ordinary_height);
-        cost.introspection_depth = cost.introspection_depth.max(tally.introspection_height);
-        cost.introspection_size = cost
-            .introspection_size
-            .saturating_add(tally.introspection_size);
-    }
-    for name in document.fragments.keys() {
-        let tally = walk.fragment(name, 0)?;
-        cost.size = cost.size.saturating_add(tally.size);
-        cost.depth = cost.depth.max(tally.height);
-    }
-    let checks = [
-        (
-            Limit::Variables,
-            walk.variable_definitions,
-            limits.max_variables,
-        ),
-        (Limit::Arguments, walk.arguments, limits.max_arguments),
-        (Limit::Directives, walk.directives, limits.max_directives),
-        (Limit::Size, cost.size, limits.max_size),
-        (Limit::Depth, cost.depth, limits.max_depth),
-        (Limit::Aliases, cost.aliases, limits.max_aliases),
-        (Limit::AuditLog, cost.audit_logs, limits.max_audit_logs),
-        (
-            Limit::Introspection,
-            cost.introspection,
-            limits.max_introspection,
-        ),
-        (Limit::FieldDepth, cost.field_depth, limits.max_field_depth),
-        (
-            Limit::IntrospectionDepth,
-            cost.introspection_depth,
-            limits.max_introspection_depth,
-        ),
-        (
-            Limit::IntrospectionSize,
-            cost.introspection_size,
-            limits.max_introspection_size,
-        ),
-    ];
-    for (limit, found, max) in checks {
-        if found > max {
-            return Err(Refusal::new(limit, found, max));
+    let cost = walk.document_cost();
+    (cost, walk.visited)
+}
+
+impl Walk<'_> {
+    /// The whole document's cost, checked against the limits.
+    fn document_cost(&mut self) -> Result<Cost, Refusal> {
+        let (document, limits) = (self.document, self.limits);
+        let mut cost = Cost::default();
+        for (_, operation) in document.operations.iter() {
+            let tally = self.operation(&operation.node)?;
+            cost.size = cost.size.saturating_add(tally.size);
+            cost.aliases = cost.aliases.max(tally.aliases);
+            cost.audit_logs = cost.audit_logs.max(tally.audit_logs);
+            cost.introspection = cost.introspection.max(tally.introspection);
+            cost.depth = cost.depth.max(tally.height);
+            cost.field_depth = cost.field_depth.max(tally.ordinary_height);
+            cost.introspection_depth = cost.introspection_depth.max(tally.introspection_height);
+            cost.introspection_size = cost
+                .introspection_size
+                .saturating_add(tally.introspection_size);
         }
+        for name in document.fragments.keys() {
+            let tally = self.fragment(name, 0)?;
+            cost.size = cost.size.saturating_add(tally.size);
+            cost.depth = cost.depth.max(tally.height);
+        }
+        let checks = [
+            (
+                Limit::Variables,
+                self.variable_definitions,
+                limits.max_variables,
+            ),
+            (Limit::Arguments, self.arguments, limits.max_arguments),
+            (Limit::Directives, self.directives, limits.max_directives),
+            (Limit::Size, cost.size, limits.max_size),
+            (Limit::Depth, cost.depth, limits.max_depth),
+            (Limit::Aliases, cost.aliases, limits.max_aliases),
+            (Limit::AuditLog, cost.audit_logs, limits.max_audit_logs),
+            (
+                Limit::Introspection,
+                cost.introspection,
+                limits.max_introspection,
+            ),
+            (Limit::FieldDepth, cost.field_depth, limits.max_field_depth),
+            (
+                Limit::IntrospectionDepth,
+                cost.introspection_depth,
+                limits.max_introspection_depth,
+            ),
+            (
+                Limit::IntrospectionSize,
+                cost.introspection_size,
+                limits.max_introspection_size,
+            ),
+        ];
+        for (limit, found, max) in checks {
+            if found > max {
+                return Err(Refusal::new(limit, found, max));
+            }
+        }
+        Ok(cost)
     }
-    Ok(cost)
 }
 
 /// Checks `complexity`, as async-graphql's validation counted it for the
@@ -209,6 +228,8 @@ struct Walk<'a> {
     variable_definitions: usize,
     arguments: usize,
     directives: usize,
+    /// Selections visited so far (see [`measure_counting`]).
+    visited: usize,
 }
 
 impl<'a> Walk<'a> {
@@ -267,6 +288,7 @@ impl<'a> Walk<'a> {
             ..Tally::default()
         };
         for item in &set.items {
+            self.visited = self.visited.saturating_add(1);
             let mut child = Tally {
                 size: 1,
                 ..Tally::default()

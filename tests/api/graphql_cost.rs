@@ -10,8 +10,13 @@ use crate::helpers::{email, spawn_app, TestApp};
 /// graphql-js's full introspection query, every option on.
 const INTROSPECTION: &str = include_str!("introspection.graphql");
 
-/// The most CPU one hostile document may cost the server (the bound).
-const CPU_PER_DOCUMENT: Duration = Duration::from_millis(50);
+/// A hang detector, not a speed target: no document may hold the server's
+/// thread this long. Before the cost gate, the ten-deep nest of spreads
+/// below held a core for 20 s. What a refusal costs is printed here and
+/// measured by the benchmark (`bench/run --only W15`); that the gate's
+/// walk visits each written selection once, however often its fragment is
+/// spread, is a unit test of `graphql::cost` that counts the visits.
+const HANG_CPU: Duration = Duration::from_secs(1);
 
 /// Taken by the two tests that load the machine (the `me` p99 under attack
 /// and the random documents), so that neither measures the other.
@@ -78,7 +83,7 @@ async fn send(app: &TestApp, query: &str) -> Answer {
 }
 
 #[tokio::test]
-async fn a_ten_deep_nest_of_fragment_spreads_is_refused_in_milliseconds() {
+async fn a_ten_deep_nest_of_fragment_spreads_is_refused_before_it_is_expanded() {
     let app = spawn_app().await;
     let doc = nested_spreads(10, 5);
     assert!(doc.len() < 700, "{} bytes", doc.len());
@@ -95,7 +100,8 @@ async fn a_ten_deep_nest_of_fragment_spreads_is_refused_in_milliseconds() {
     assert_refused(&answer, "SIZE");
 }
 
-/// Asserts a 400 with no data, one error naming `limit`, within the CPU bound.
+/// Asserts a 400 with no data and one error naming `limit`, well within
+/// the hang detector.
 fn assert_refused(answer: &Answer, limit: &str) {
     let body = &answer.body;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{body}");
@@ -103,11 +109,7 @@ fn assert_refused(answer: &Answer, limit: &str) {
     let ext = &body["errors"][0]["extensions"];
     assert_eq!(ext["code"], "GRAPHQL_VALIDATION_FAILED", "{body}");
     assert_eq!(ext["limit"], limit, "{body}");
-    assert!(
-        answer.cpu < CPU_PER_DOCUMENT,
-        "{limit}: {:?} of CPU",
-        answer.cpu
-    );
+    assert!(answer.cpu < HANG_CPU, "{limit}: {:?} of CPU", answer.cpu);
 }
 
 /// `n` selections made by `field`, space-separated.
@@ -116,7 +118,7 @@ fn fields(n: usize, field: impl Fn(usize) -> String) -> String {
 }
 
 #[tokio::test]
-async fn wide_fragments_spread_many_times_are_refused_in_milliseconds() {
+async fn wide_fragments_spread_many_times_are_refused_before_they_are_expanded() {
     let app = spawn_app().await;
     // 400 fields, spread 40 times: 16,000 fields in 5 KB.
     let wide = format!(
@@ -145,7 +147,7 @@ async fn typename_and_introspection_fields_count_toward_the_size_bound() {
     );
     let answer = send(&app, &introspection).await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
-    assert!(answer.cpu < CPU_PER_DOCUMENT, "{:?}", answer.cpu);
+    assert!(answer.cpu < HANG_CPU, "{:?}", answer.cpu);
     // Each `__schema` walks the whole schema: twenty of them cost 68 ms.
     let schemas = format!(
         "{{ {} }}",

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use super::{fields, nested_spreads, send, CPU_PER_DOCUMENT, HEAVY};
+use super::{fields, nested_spreads, send, HANG_CPU, HEAVY};
 use crate::helpers::{email, spawn_app};
 
 /// The hostile documents of `graphql_cost`, one of each family.
@@ -200,7 +200,7 @@ fn random_document(rng: &mut impl rand::Rng, definitions: usize, target: usize) 
 }
 
 #[tokio::test]
-async fn random_documents_up_to_the_body_limit_are_answered_or_refused_in_under_50_ms_of_cpu() {
+async fn random_documents_up_to_the_body_limit_are_answered_or_refused_none_hanging() {
     use rand::{Rng, SeedableRng};
     let _turn = HEAVY.lock().await;
     let app = spawn_app().await;
@@ -223,7 +223,7 @@ async fn random_documents_up_to_the_body_limit_are_answered_or_refused_in_under_
         }
         assert!(errors <= 21, "document {n}: {errors} errors");
         assert!(
-            answer.cpu < CPU_PER_DOCUMENT,
+            answer.cpu < HANG_CPU,
             "document {n} ({} bytes) took {:?}: {}",
             doc.len(),
             answer.cpu,
