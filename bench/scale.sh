@@ -290,7 +290,7 @@ scale_backend() {
     note "$S_NOTE"
     scale_measure "$backend" "$state"
     stop_pid "$S_PID"
-    [ "$state" = seeded ] && scale_cleanup "$backend"
+    if [ "$state" = seeded ] && [ "${BENCH_SCALE_CLEANUP:-1}" != 0 ]; then scale_cleanup "$backend"; fi
     echo "$S_NOTE" >"$WORK/scale-$backend-$state.note"
   done
   scale_rows "$backend"
@@ -301,6 +301,7 @@ scale_backend() {
 set_layout "$FIRST_LAYOUT"
 # BENCH_SCALE_BACKENDS: "sqlite postgres" (the default), or one of them.
 SCALE_BACKENDS="${BENCH_SCALE_BACKENDS:-sqlite postgres}"
+case "${BENCH_SCALE_CLEANUP:-1}" in 0 | 1) ;; *) die "BENCH_SCALE_CLEANUP: '$BENCH_SCALE_CLEANUP' is neither 0 nor 1" ;; esac
 for b in $SCALE_BACKENDS; do
   case "$b" in sqlite | postgres) ;; *) die "BENCH_SCALE_BACKENDS: '$b' is neither sqlite nor postgres" ;; esac
 done
