@@ -999,7 +999,7 @@ def main():
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--rate", type=float, required=True)
     s.add_argument("--secs", type=float, required=True)
-    s.add_argument("--script-from", required=True, help="src/auth/redis_limiter.rs")
+    s.add_argument("--script-from", required=True, help="src/auth/limiter/gcra.rs")
     s.set_defaults(fn=cmd_redisrtt)
 
     s = sub.add_parser("fill")
