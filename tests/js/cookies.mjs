@@ -56,15 +56,17 @@ run(async ([appUrl, apiUrl, email, password, optionsJson]) => {
         blocked.push({ op: 'set', name: (c.cookie && c.cookie.name) || c.cookieLine.split('=')[0], reasons: c.blockedReasons });
       }
     });
-    // A cookie whose only "reasons" are that it belongs to another host or
-    // path was never meant for that request (Chromium sometimes lists the
-    // API's cookies on a request to the app's own origin, such as its
-    // favicon): that is not a refusal, and is left out.
-    const elsewhere = new Set(['NotOnPath', 'DomainMismatch']);
+    // A cookie of another host, or one whose only reason is another path,
+    // was never meant for that request (Chromium sometimes lists the API's
+    // cookies on a request to the app's own origin, such as its favicon,
+    // and then adds `SecureOnly` too when that origin is plain HTTP): that
+    // is not a refusal, and is left out.
+    const elsewhere = (reasons) =>
+      reasons.includes('DomainMismatch') || reasons.every((r) => r === 'NotOnPath');
     cdp.on('Network.requestWillBeSentExtraInfo', (e) => {
       for (const c of e.associatedCookies || []) {
         const reasons = c.blockedReasons || [];
-        if (reasons.length && !reasons.every((r) => elsewhere.has(r))) {
+        if (reasons.length && !elsewhere(reasons)) {
           blocked.push({ op: 'send', name: c.cookie.name, reasons });
         }
       }
