@@ -355,9 +355,10 @@ async fn ask_indexes(
     }
     // Postgres: every match of each prefix (at most NARROW, as just
     // counted in the same snapshot), in no order and without the cursor: a
-    // statement with `ORDER BY id` or `id > $cursor` can be planned as a walk of the primary key that
-    // filters, which for a rare prefix reads most of the table (Postgres
-    // chose it on a small table). The page is cut here.
+    // statement with `ORDER BY id` or `id > $cursor` can be planned as a
+    // walk of the primary key that filters, which for a rare prefix reads
+    // most of the table (Postgres chose it on a small table). The page is
+    // cut here.
     let mut ids = Vec::new();
     for condition in search.by {
         let matches = Query::select()
